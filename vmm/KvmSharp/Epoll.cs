@@ -1,0 +1,54 @@
+using System.Runtime.InteropServices;
+using KvmSharp.Interop;
+
+namespace KvmSharp;
+
+/// <summary>Owns an epoll instance. Registrations carry a caller-chosen 64-bit token returned with each event.</summary>
+public sealed unsafe class Epoll : IDisposable
+{
+    private readonly FileDescriptor _fd;
+
+    public Epoll()
+    {
+        int fd = Libc.epoll_create1(Libc.EPOLL_CLOEXEC);
+        KvmException.Check(fd, "epoll_create1");
+        _fd = new FileDescriptor(fd);
+    }
+
+    public void Add(SafeHandle target, uint events, ulong token) => Control(Libc.EPOLL_CTL_ADD, target, events, token);
+
+    public void Remove(SafeHandle target) => Control(Libc.EPOLL_CTL_DEL, target, 0, 0);
+
+    private void Control(int op, SafeHandle target, uint events, ulong token)
+    {
+        bool added = false;
+        try
+        {
+            target.DangerousAddRef(ref added);
+            var ev = new epoll_event { events = events, data = token };
+            KvmException.Check(Libc.epoll_ctl(_fd, op, (int)target.DangerousGetHandle(), &ev), "epoll_ctl");
+        }
+        finally
+        {
+            if (added) target.DangerousRelease();
+        }
+    }
+
+    /// <summary>Waits up to <paramref name="timeoutMs"/> (-1 = forever); EINTR counts as zero events.</summary>
+    public int Wait(Span<epoll_event> events, int timeoutMs)
+    {
+        fixed (epoll_event* p = events)
+        {
+            int n = Libc.epoll_wait(_fd, p, events.Length, timeoutMs);
+            if (n < 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno == Libc.EINTR) return 0;
+                throw new KvmException("epoll_wait", errno);
+            }
+            return n;
+        }
+    }
+
+    public void Dispose() => _fd.Dispose();
+}

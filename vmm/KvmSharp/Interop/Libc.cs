@@ -1,0 +1,121 @@
+using System.Runtime.InteropServices;
+
+namespace KvmSharp.Interop;
+
+/// <summary>Raw libc imports. No logic: callers check the result with <see cref="Errno"/> helpers.</summary>
+public static unsafe partial class Libc
+{
+    private const string Lib = "libc.so.6";
+
+    public const int O_RDWR = 2;
+    public const int O_CLOEXEC = 0x80000;
+    public const int O_NONBLOCK = 0x800;
+
+    public const int EINTR = 4;
+    public const int EAGAIN = 11;
+    public const int ENOMEM = 12;
+    public const int EFAULT = 14;
+    public const int EEXIST = 17;
+    public const int EINVAL = 22;
+    public const int ENOSPC = 28;
+    public const int ENOENT = 2;
+    public const int EPERM = 1;
+    public const int EACCES = 13;
+    public const int ENOENT_ = 2;
+
+    public const int PROT_NONE = 0, PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
+    public const int MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
+    public const int MADV_DONTNEED = 4, MADV_HUGEPAGE = 14, MADV_NOHUGEPAGE = 15;
+    public static readonly nint MAP_FAILED = -1;
+
+    public const int EFD_CLOEXEC = 0x80000, EFD_NONBLOCK = 0x800;
+    public const int EPOLL_CLOEXEC = 0x80000;
+    public const int EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3;
+    public const uint EPOLLIN = 0x1, EPOLLOUT = 0x4, EPOLLERR = 0x8, EPOLLHUP = 0x10;
+
+    public const long SYS_userfaultfd = 323;
+    public const long SYS_gettid = 186;
+    public const long SYS_tgkill = 234;
+
+    [LibraryImport(Lib, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int open(string path, int flags);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int close(int fd);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int ioctl(SafeHandle fd, nuint request, void* arg);
+
+    [LibraryImport(Lib, EntryPoint = "ioctl", SetLastError = true)]
+    public static partial int ioctl_int(SafeHandle fd, nuint request, nint arg);
+
+    [LibraryImport(Lib, EntryPoint = "ioctl", SetLastError = true)]
+    public static partial int ioctl_fd(int fd, nuint request, nint arg);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint mmap(nint addr, nuint length, int prot, int flags, int fd, long offset);
+
+    [LibraryImport(Lib, EntryPoint = "mmap", SetLastError = true)]
+    public static partial nint mmap_handle(nint addr, nuint length, int prot, int flags, SafeHandle fd, long offset);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int munmap(nint addr, nuint length);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int madvise(nint addr, nuint length, int advice);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int mprotect(nint addr, nuint length, int prot);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint read(SafeHandle fd, void* buf, nuint count);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint write(SafeHandle fd, void* buf, nuint count);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int eventfd(uint initval, int flags);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int epoll_create1(int flags);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int epoll_ctl(SafeHandle epfd, int op, int fd, epoll_event* ev);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int epoll_wait(SafeHandle epfd, epoll_event* events, int maxevents, int timeout);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial long syscall(long number, long a1, long a2, long a3);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int getpid();
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int sigaction(int signum, sigaction_t* act, sigaction_t* oldact);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int pthread_sigmask(int how, ulong* set, ulong* oldset);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int fstat(SafeHandle fd, byte* statbuf);
+}
+
+/// <summary>struct epoll_event is packed on x86-64: 4-byte events then 8-byte data, 12 bytes in all.</summary>
+[StructLayout(LayoutKind.Sequential, Pack = 4)]
+public struct epoll_event
+{
+    public uint events;
+    public ulong data;
+}
+
+/// <summary>glibc's struct sigaction on x86-64 (152 bytes): handler, 1024-bit mask, flags, restorer.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct sigaction_t
+{
+    public nint sa_handler;
+    public fixed ulong sa_mask[16];
+    public int sa_flags;
+    public int padding;
+    public nint sa_restorer;
+}

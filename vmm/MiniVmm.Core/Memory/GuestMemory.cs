@@ -1,0 +1,83 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using KvmSharp;
+
+namespace MiniVmm.Core.Memory;
+
+/// <summary>
+/// Guest RAM: the only way into it. Every access is checked (overflow-safe) against the regions and copies bytes in or
+/// out; nobody outside this layer and KvmSharp holds a pointer into guest memory.
+/// </summary>
+public sealed class GuestMemory : IDisposable
+{
+    public const ulong PageSize = 4096;
+    private readonly GuestMemoryRegion[] _regions;
+
+    private GuestMemory(GuestMemoryRegion[] regions) => _regions = regions;
+
+    public IReadOnlyList<GuestMemoryRegion> Regions => _regions;
+
+    /// <summary>Total RAM in bytes.</summary>
+    public ulong Size => _regions.Aggregate(0UL, (s, r) => s + r.Size);
+
+    /// <summary>RAM at guest physical 0..size, anonymous zero-filled memory. <paramref name="hugePages"/> asks for THP.</summary>
+    public static GuestMemory CreateAnonymous(ulong size, bool hugePages = false)
+    {
+        if (size == 0 || size % PageSize != 0)
+            throw new ArgumentOutOfRangeException(nameof(size), $"guest memory size {size} must be a non-zero multiple of {PageSize}");
+        return new GuestMemory([new GuestMemoryRegion(0, 0, MemoryMapping.Anonymous(size, hugePages))]);
+    }
+
+    /// <summary>True when [gpa, gpa+length) lies entirely inside one region (length 0 included).</summary>
+    public bool Contains(ulong gpa, ulong length) => TryFind(gpa, length, out _, out _);
+
+    public void Read(ulong gpa, Span<byte> destination) => Resolve(gpa, destination.Length).CopyTo(destination);
+
+    public void Write(ulong gpa, ReadOnlySpan<byte> source) => source.CopyTo(Resolve(gpa, source.Length));
+
+    public T Read<T>(ulong gpa) where T : unmanaged => MemoryMarshal.Read<T>(Resolve(gpa, Unsafe.SizeOf<T>()));
+
+    public void Write<T>(ulong gpa, T value) where T : unmanaged => MemoryMarshal.Write(Resolve(gpa, Unsafe.SizeOf<T>()), in value);
+
+    /// <summary>Fills [gpa, gpa+length) with zero bytes.</summary>
+    public void Clear(ulong gpa, ulong length)
+    {
+        while (length > 0)
+        {
+            int chunk = (int)Math.Min(length, 1UL << 30);
+            Resolve(gpa, chunk).Clear();
+            gpa += (ulong)chunk;
+            length -= (ulong)chunk;
+        }
+    }
+
+    /// <summary>The region and offset holding <paramref name="gpa"/>, or false.</summary>
+    public bool TryFind(ulong gpa, ulong length, out GuestMemoryRegion region, out ulong offset)
+    {
+        foreach (var r in _regions)
+        {
+            ulong end = gpa + length;
+            if (gpa >= r.GuestAddress && end >= gpa && end <= r.EndAddress)
+            {
+                region = r;
+                offset = gpa - r.GuestAddress;
+                return true;
+            }
+        }
+        region = null!;
+        offset = 0;
+        return false;
+    }
+
+    private Span<byte> Resolve(ulong gpa, int length)
+    {
+        if (!TryFind(gpa, (ulong)length, out var region, out ulong offset))
+            throw new GuestMemoryException($"guest physical range 0x{gpa:x}+0x{length:x} is outside guest RAM ({Size} bytes)");
+        return region.GetSpan(offset, length);
+    }
+
+    public void Dispose()
+    {
+        foreach (var r in _regions) r.Dispose();
+    }
+}

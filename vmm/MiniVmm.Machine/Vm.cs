@@ -1,0 +1,282 @@
+using KvmSharp;
+using KvmSharp.Interop;
+using Microsoft.Extensions.Logging;
+using MiniVmm.Core.Boot;
+using MiniVmm.Core.Bus;
+using MiniVmm.Core.Memory;
+using MiniVmm.Core.Runtime;
+using MiniVmm.Devices;
+using MiniVmm.Devices.Legacy;
+using MiniVmm.Machine.Devices;
+using MiniVmm.Machine.Vcpus;
+
+namespace MiniVmm.Machine;
+
+/// <summary>
+/// The composition root of one virtual machine. It owns every kernel object of the VM (KVM system and VM fds, guest
+/// RAM, vCPUs and their threads, the main loop) and disposes them in reverse order. <see cref="Run"/> drives the main
+/// loop on the calling thread until the guest exits, a fatal exit happens or a stop is requested.
+/// </summary>
+public sealed partial class Vm : IDisposable
+{
+    private readonly ILogger _log;
+    private readonly List<IDisposable> _owned = new();
+    private readonly VcpuThread[] _vcpuThreads;
+    private readonly Vcpu[] _vcpus;
+    private VmExitStatus? _exitStatus;
+    private int _stopping;
+
+    public VmConfig Config { get; }
+    public KvmSystem Kvm { get; }
+    public VirtualMachine KvmVm { get; }
+    public GuestMemory Memory { get; }
+    public Bus Pio { get; }
+    public Bus Mmio { get; }
+    public MainLoop Loop { get; }
+    public Serial8250 Serial { get; }
+    public SerializedDevice SerialGate { get; }
+    public ControlPort Control { get; }
+    public int TscKhz { get; }
+    public string EffectiveCommandLine { get; }
+    public IReadOnlyList<VcpuThread> VcpuThreads => _vcpuThreads;
+    internal IReadOnlyList<Vcpu> Vcpus => _vcpus;
+    internal kvm_cpuid_entry2[] SupportedCpuid { get; }
+
+    /// <summary>Raised (on a vCPU thread) when the guest writes 1 to the control port.</summary>
+    public event Action? GuestSnapshotRequested;
+
+    private Vm(VmConfig config, ILoggerFactory loggers, KvmSystem kvm, VirtualMachine kvmVm, GuestMemory memory)
+    {
+        Config = config;
+        _log = loggers.CreateLogger("MiniVmm.Vm");
+        Kvm = kvm;
+        KvmVm = kvmVm;
+        Memory = memory;
+        Pio = new Bus(BusKind.Pio, "pio");
+        Mmio = new Bus(BusKind.Mmio, "mmio");
+        Loop = new MainLoop(loggers.CreateLogger("MiniVmm.MainLoop"));
+        _owned.Add(Loop);
+
+        IByteSink sink = CreateSerialSink(config.Serial);
+        var serialIrq = new KvmInterruptLine(kvmVm, Serial8250.Com1Irq);
+        Serial = new Serial8250(sink, serialIrq, rxDrained: () => Loop.Post(ResumeStdinIfPaused));
+        SerialGate = new SerializedDevice(Serial);
+        Pio.Register(Serial8250.Com1Port, Serial8250.RegisterWindowSize, SerialGate, "serial-com1");
+        Pio.Register(DebugExitPort.DefaultPort, DebugExitPort.RegisterWindowSize,
+            new SerializedDevice(new DebugExitPort(v => RequestStop(new VmExitStatus(VmStopReason.GuestExit, v)))), "debug-exit");
+        Pio.Register(I8042.DefaultPort, I8042.RegisterWindowSize,
+            new SerializedDevice(new I8042(() => RequestStop(new VmExitStatus(VmStopReason.Reset, Detail: "guest requested a reset through the i8042")))), "i8042");
+        Control = new ControlPort(() => GuestSnapshotRequested?.Invoke());
+        Pio.Register(ControlPort.DefaultPort, ControlPort.RegisterWindowSize, new SerializedDevice(Control), "control");
+        Pio.Freeze();
+        Mmio.Freeze();
+
+        SupportedCpuid = kvm.GetSupportedCpuid();
+        _vcpus = new Vcpu[config.Vcpus];
+        _vcpuThreads = new VcpuThread[config.Vcpus];
+        var dispatcher = new VmExitDispatcher(Pio, Mmio, memory, RequestStop, () => Volatile.Read(ref _stopping) != 0,
+            loggers.CreateLogger("MiniVmm.Exits"));
+        var vcpuLog = loggers.CreateLogger("MiniVmm.Vcpu");
+        for (int i = 0; i < config.Vcpus; i++)
+        {
+            var vcpu = kvmVm.CreateVcpu(i);
+            _vcpus[i] = vcpu;
+            vcpu.SetCpuid(CpuidTable.ForVcpu(SupportedCpuid, i, config.Vcpus));
+            var thread = new VcpuThread(vcpu, dispatcher, vcpuLog);
+            thread.Exited += OnVcpuExited;
+            _vcpuThreads[i] = thread;
+        }
+        TscKhz = SafeTscKhz(_vcpus[0]);
+        EffectiveCommandLine = config.AppendTscKhz && !config.CommandLine.Contains("tsc_khz=", StringComparison.Ordinal)
+            ? (config.CommandLine + " tsc_khz=" + TscKhz).Trim()
+            : config.CommandLine;
+    }
+
+    /// <summary>
+    /// Builds a VM from <paramref name="config"/> and loads its kernel. Configuration and image problems throw
+    /// <see cref="VmConfigException"/>; missing KVM features throw <see cref="KvmException"/> with a hint.
+    /// </summary>
+    public static Vm Create(VmConfig config, ILoggerFactory loggers)
+    {
+        config.Validate();
+        byte[] kernel = ReadKernel(config.KernelPath);
+        PvhElfImage image;
+        try { image = PvhElfImage.Parse(kernel); }
+        catch (BootImageException e) { throw new VmConfigException($"{config.KernelPath}: {e.Message}", e); }
+
+        var vm = CreateEmpty(config, loggers);
+        try
+        {
+            vm.LoadPvh(image);
+            return vm;
+        }
+        catch
+        {
+            vm.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A VM with RAM, devices and vCPUs but nothing loaded (restore fills it from a snapshot).</summary>
+    internal static Vm CreateEmpty(VmConfig config, ILoggerFactory loggers)
+    {
+        config.Validate();
+        var kvm = KvmSystem.Open();
+        VirtualMachine? kvmVm = null;
+        GuestMemory? memory = null;
+        try
+        {
+            kvm.RequireCapabilities(
+                (KvmSharp.Interop.Kvm.KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"),
+                (KvmSharp.Interop.Kvm.KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"),
+                (KvmSharp.Interop.Kvm.KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"),
+                (KvmSharp.Interop.Kvm.KVM_CAP_PIT2, "KVM_CAP_PIT2"),
+                (KvmSharp.Interop.Kvm.KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"));
+            int maxVcpus = kvm.CheckExtension(KvmSharp.Interop.Kvm.KVM_CAP_MAX_VCPUS);
+            if (maxVcpus > 0 && config.Vcpus > maxVcpus)
+                throw new VmConfigException($"KVM supports at most {maxVcpus} vCPUs; {config.Vcpus} requested");
+            kvmVm = kvm.CreateVm();
+            if (kvm.CheckExtension(KvmSharp.Interop.Kvm.KVM_CAP_SET_TSS_ADDR) > 0)
+                kvmVm.SetTssAddress(0xfffb_d000); // VMX needs a real-mode TSS somewhere outside RAM
+            kvmVm.CreateIrqChip();
+            kvmVm.CreatePit2();
+            memory = GuestMemory.CreateAnonymous(config.MemoryBytes, config.HugePages);
+            foreach (var region in memory.Regions)
+                kvmVm.SetUserMemoryRegion((uint)region.Index, region.GuestAddress, region.Size, region.DangerousGetHostAddress());
+            return new Vm(config, loggers, kvm, kvmVm, memory);
+        }
+        catch
+        {
+            memory?.Dispose();
+            kvmVm?.Dispose();
+            kvm.Dispose();
+            throw;
+        }
+    }
+
+    private static byte[] ReadKernel(string path)
+    {
+        try
+        {
+            var info = new FileInfo(path);
+            if (!info.Exists) throw new VmConfigException($"kernel '{path}' does not exist");
+            if (info.Length > 256L << 20) throw new VmConfigException($"kernel '{path}' is {info.Length} bytes; more than 256 MiB is not a kernel");
+            return File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new VmConfigException($"cannot read kernel '{path}': {e.Message}", e);
+        }
+    }
+
+    private void LoadPvh(PvhElfImage image)
+    {
+        PvhBootInfo boot;
+        try
+        {
+            boot = PvhLoader.Load(Memory, image, EffectiveCommandLine, [MemoryMapEntry.Ram(0, Config.MemoryBytes)]);
+        }
+        catch (BootImageException e)
+        {
+            throw new VmConfigException($"{Config.KernelPath}: {e.Message}", e);
+        }
+        PvhEntryState.Apply(_vcpus[0], boot.Entry, boot.StartInfoGpa, 0);
+        for (int i = 1; i < _vcpus.Length; i++)
+        {
+            if (boot.ApEntry is uint apEntry)
+            {
+                // MiniVmm's AP protocol: each AP starts like the BSP, at the entry the image declares, ESI = index.
+                PvhEntryState.Apply(_vcpus[i], apEntry, boot.StartInfoGpa, i);
+                _vcpus[i].SetMpState(KvmSharp.Interop.Kvm.KVM_MP_STATE_RUNNABLE);
+            }
+            // Otherwise the AP waits for INIT/SIPI from the guest, as on real hardware.
+        }
+        _log.LogInformation("loaded PVH image: entry 0x{Entry:x}, {Vcpus} vCPU(s), {Mem} MiB, cmdline \"{Cmdline}\"",
+            boot.Entry, _vcpus.Length, Config.MemoryBytes >> 20, EffectiveCommandLine);
+    }
+
+    private static int SafeTscKhz(Vcpu vcpu)
+    {
+        try { return vcpu.GetTscKhz(); }
+        catch (KvmException) { return 0; }
+    }
+
+    private IByteSink CreateSerialSink(SerialTarget target)
+    {
+        switch (target)
+        {
+            case SerialTarget.Stdio:
+                var stdout = new StreamByteSink(Console.OpenStandardOutput(), ownsStream: true);
+                _owned.Add(stdout);
+                return stdout;
+            case SerialTarget.File f:
+                try
+                {
+                    var file = new StreamByteSink(new FileStream(f.Path, FileMode.Create, FileAccess.Write, FileShare.Read), ownsStream: true);
+                    _owned.Add(file);
+                    return file;
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    throw new VmConfigException($"cannot open serial output file '{f.Path}': {e.Message}", e);
+                }
+            case SerialTarget.Callback c:
+                return new CallbackByteSink(c.Write);
+            default:
+                return NullByteSink.Instance;
+        }
+    }
+
+    /// <summary>Requests a stop; the first request's status wins. Safe from any thread. True for the first request.</summary>
+    public bool RequestStop(VmExitStatus status)
+    {
+        if (Interlocked.CompareExchange(ref _stopping, 1, 0) != 0) return false;
+        _exitStatus = status;
+        Loop.Stop();
+        return true;
+    }
+
+    public bool IsStopping => Volatile.Read(ref _stopping) != 0;
+
+    private void OnVcpuExited(VcpuThread thread)
+    {
+        if (thread.Fault is { } fault)
+            RequestStop(new VmExitStatus(VmStopReason.InternalError, Detail: $"vcpu{thread.Index}: {fault.Message}"));
+    }
+
+    /// <summary>Starts the vCPUs and runs the main loop on the calling thread until the VM stops.</summary>
+    public VmExitStatus Run()
+    {
+        StartStdinInput();
+        foreach (var t in _vcpuThreads) t.Start();
+        Loop.Run();
+        if (Loop.Failure is { } failure)
+            RequestStop(new VmExitStatus(VmStopReason.InternalError, Detail: failure.Message));
+        foreach (var t in _vcpuThreads) t.Stop(TimeSpan.FromSeconds(5));
+        return _exitStatus ?? new VmExitStatus(VmStopReason.InternalError, Detail: "main loop ended without a stop request");
+    }
+
+    /// <summary>Pauses every vCPU (each out of KVM_RUN). Throws when one does not pause in time.</summary>
+    public void PauseVcpus(TimeSpan timeout)
+    {
+        foreach (var t in _vcpuThreads)
+            if (!t.Pause(timeout) && t.State != VcpuRunState.Stopped)
+                throw new TimeoutException($"vcpu{t.Index} did not pause within {timeout.TotalMilliseconds} ms");
+    }
+
+    public void ResumeVcpus()
+    {
+        foreach (var t in _vcpuThreads) t.Resume();
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _vcpuThreads) t?.Dispose();
+        StopStdinInput();
+        foreach (var v in _vcpus) v?.Dispose();
+        for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
+        Memory.Dispose();
+        KvmVm.Dispose();
+        Kvm.Dispose();
+    }
+}

@@ -1,0 +1,42 @@
+namespace MiniVmm.Machine;
+
+/// <summary>Where the guest's serial output goes.</summary>
+public abstract record SerialTarget
+{
+    public sealed record Stdio : SerialTarget;
+    public sealed record File(string Path) : SerialTarget;
+    /// <summary>In-process sink (tests, embedding).</summary>
+    public sealed record Callback(Action<ReadOnlyMemory<byte>> Write) : SerialTarget;
+    public sealed record None : SerialTarget;
+}
+
+/// <summary>Everything needed to build a VM. Validated by <see cref="Validate"/> before any kernel object is created.</summary>
+public sealed record VmConfig
+{
+    public const ulong MinMemory = 2UL << 20;
+    /// <summary>One RAM region below the 32-bit MMIO hole; more needs a split memory map (not yet).</summary>
+    public const ulong MaxMemory = 3UL << 30;
+    public const int MaxVcpus = 16;
+
+    public required string KernelPath { get; init; }
+    public string CommandLine { get; init; } = "";
+    public ulong MemoryBytes { get; init; } = 512UL << 20;
+    public int Vcpus { get; init; } = 1;
+    public bool HugePages { get; init; }
+    public SerialTarget Serial { get; init; } = new SerialTarget.Stdio();
+    /// <summary>Append ` tsc_khz=N` (the rate KVM reports) unless the command line has one: paced guests need it.</summary>
+    public bool AppendTscKhz { get; init; } = true;
+
+    /// <summary>Throws <see cref="VmConfigException"/> naming the first bad setting.</summary>
+    public void Validate()
+    {
+        if (MemoryBytes < MinMemory) throw new VmConfigException($"memory {MemoryBytes} bytes is too small: at least {MinMemory >> 20} MiB is needed");
+        if (MemoryBytes > MaxMemory) throw new VmConfigException($"memory {MemoryBytes >> 20} MiB is above the supported {MaxMemory >> 20} MiB");
+        if (MemoryBytes % 4096 != 0) throw new VmConfigException($"memory {MemoryBytes} bytes is not a multiple of 4 KiB");
+        if (Vcpus < 1 || Vcpus > MaxVcpus) throw new VmConfigException($"vCPU count {Vcpus} is outside 1..{MaxVcpus}");
+        if (string.IsNullOrEmpty(KernelPath)) throw new VmConfigException("no kernel given");
+    }
+}
+
+/// <summary>A configuration or input problem the user can fix (bad size, missing kernel, malformed image).</summary>
+public sealed class VmConfigException(string message, Exception? inner = null) : Exception(message, inner);

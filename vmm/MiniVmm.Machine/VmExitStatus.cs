@@ -1,0 +1,43 @@
+namespace MiniVmm.Machine;
+
+public enum VmStopReason
+{
+    /// <summary>The guest wrote its status to the debug-exit port.</summary>
+    GuestExit,
+    /// <summary>Triple fault (KVM_EXIT_SHUTDOWN) or a system-event shutdown without a status.</summary>
+    TripleFault,
+    /// <summary>KVM could not emulate or enter the guest (internal error, failed entry).</summary>
+    EmulationFailure,
+    /// <summary>The guest asked for a reset (i8042 0xFE, system-event reset). MiniVmm stops rather than reboots.</summary>
+    Reset,
+    /// <summary>SIGINT/SIGTERM or an API stop.</summary>
+    HostRequest,
+    /// <summary>A VMM failure (a bug or a kernel call that failed).</summary>
+    InternalError,
+}
+
+/// <summary>Why the VM stopped and the process exit code that reports it.</summary>
+public sealed record VmExitStatus(VmStopReason Reason, uint GuestStatus = 0, string? Detail = null)
+{
+    // Distinct codes for VMM-level outcomes, above what test guests use for their own statuses.
+    public const int ExitTripleFault = 122;
+    public const int ExitEmulationFailure = 123;
+    public const int ExitReset = 124;
+    public const int ExitInternalError = 125;
+    public const int ExitHostRequest = 130;
+
+    /// <summary>The guest's debug-exit value itself (0 = success), truncated to 8 bits by the OS.</summary>
+    public int ProcessExitCode => Reason switch
+    {
+        VmStopReason.GuestExit => (int)(GuestStatus & 0xFF),
+        VmStopReason.TripleFault => ExitTripleFault,
+        VmStopReason.EmulationFailure => ExitEmulationFailure,
+        VmStopReason.Reset => ExitReset,
+        VmStopReason.HostRequest => ExitHostRequest,
+        _ => ExitInternalError,
+    };
+
+    public override string ToString() => Reason == VmStopReason.GuestExit
+        ? $"guest exited with status {GuestStatus}"
+        : $"{Reason}{(Detail is null ? "" : ": " + Detail)}";
+}
