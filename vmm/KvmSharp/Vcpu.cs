@@ -155,15 +155,21 @@ public sealed unsafe partial class Vcpu : IDisposable
 
     public void SetMsrs(ReadOnlySpan<kvm_msr_entry> msrs)
     {
+        int written = SetMsrsPartial(msrs);
+        if (written != msrs.Length)
+            throw new KvmException("KVM_SET_MSRS", Libc.EINVAL, $"KVM accepted {written} of {msrs.Length} MSRs; MSR 0x{msrs[written].index:x} was refused");
+    }
+
+    /// <summary>KVM_SET_MSRS: KVM stops at the first MSR it refuses; returns how many it set.</summary>
+    public int SetMsrsPartial(ReadOnlySpan<kvm_msr_entry> msrs)
+    {
         int size = sizeof(kvm_msrs) + msrs.Length * sizeof(kvm_msr_entry);
         byte* buf = (byte*)NativeMemory.AllocZeroed((nuint)size);
         try
         {
             ((kvm_msrs*)buf)->nmsrs = (uint)msrs.Length;
             msrs.CopyTo(new Span<kvm_msr_entry>(buf + sizeof(kvm_msrs), msrs.Length));
-            int written = Check(Libc.ioctl(_fd, Kvm.KVM_SET_MSRS, buf), "KVM_SET_MSRS");
-            if (written != msrs.Length)
-                throw new KvmException("KVM_SET_MSRS", Libc.EINVAL, $"KVM accepted {written} of {msrs.Length} MSRs; MSR 0x{msrs[written].index:x} was refused");
+            return Check(Libc.ioctl(_fd, Kvm.KVM_SET_MSRS, buf), "KVM_SET_MSRS");
         }
         finally { NativeMemory.Free(buf); }
     }

@@ -18,8 +18,10 @@ internal static class RunCommand
         var serial = new Option<string>("--serial") { Description = "serial console: stdio | file:PATH | none", DefaultValueFactory = _ => "stdio" };
         var hugePages = new Option<bool>("--huge-pages") { Description = "back guest RAM with transparent huge pages" };
         var logLevel = CommonOptions.LogLevel();
+        var snap = new SnapshotCliOptions();
 
         var command = new Command("run", "Boot a guest and run it until it exits") { kernel, cmdline, mem, cpus, serial, hugePages, logLevel };
+        foreach (var o in snap.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
             if (!CommonOptions.TryGetLevel(parse.GetValue(logLevel)!, out var level)) return ExitCodes.BadInput;
@@ -36,8 +38,9 @@ internal static class RunCommand
                 HugePages = parse.GetValue(hugePages),
                 Serial = serialTarget,
             };
+            if (!TryGetSnapshotPlan(parse, snap, out var plan, out string? snapError)) return CommonOptions.Fail(snapError!);
             using var loggers = Logging.Create(level);
-            return Execute(config, loggers);
+            return Execute(config, plan, loggers);
         });
         return command;
     }
@@ -54,7 +57,37 @@ internal static class RunCommand
         return target is not null;
     }
 
-    private static int Execute(VmConfig config, ILoggerFactory loggers)
+    internal static bool TryGetSnapshotPlan(ParseResult parse, SnapshotCliOptions snap, out SnapshotPlan? plan, out string? error)
+    {
+        plan = null;
+        error = null;
+        string? to = parse.GetValue(snap.To);
+        string? after = parse.GetValue(snap.After);
+        if (!SnapshotCliOptions.TryParseMode(parse.GetValue(snap.Mode)!, out var mode))
+        { error = $"--snapshot-mode: '{parse.GetValue(snap.Mode)}' is not write-tracking, stop-copy or dirty-log"; return false; }
+        TimeSpan? delay = null;
+        if (after is not null)
+        {
+            if (!SnapshotCliOptions.TryParseDuration(after, out var d)) { error = $"--snapshot-after: '{after}' is not a duration (e.g. 500ms, 2s)"; return false; }
+            delay = d;
+        }
+        double rate = parse.GetValue(snap.RateLimit);
+        if (rate < 0 || double.IsNaN(rate)) { error = "--snapshot-rate-limit must be 0 or more MiB/s"; return false; }
+        var options = new SnapshotOptions
+        {
+            Mode = mode,
+            RateLimitBytesPerSecond = (long)(rate * (1 << 20)),
+            FaultAroundPages = parse.GetValue(snap.FaultAround),
+        };
+        try { options.Validate(); }
+        catch (ArgumentException e) { error = "--snapshot-fault-around: " + e.Message; return false; }
+        bool exitAfter = parse.GetValue(snap.ExitAfter);
+        if (to is null && (delay is not null || exitAfter)) { error = "--snapshot-after and --exit-after-snapshot need --snapshot-to"; return false; }
+        plan = to is null ? null : new SnapshotPlan(to, options, delay, exitAfter);
+        return true;
+    }
+
+    private static int Execute(VmConfig config, SnapshotPlan? plan, ILoggerFactory loggers)
     {
         var log = loggers.CreateLogger("minivmm");
         Vm vm;
@@ -64,10 +97,11 @@ internal static class RunCommand
         using (vm)
         using (PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop))
         using (PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop))
+        using (SnapshotTriggers.Attach(vm, plan, loggers))
         {
             var status = vm.Run();
-            if (status.Reason != VmStopReason.GuestExit) log.LogWarning("VM stopped: {Status}", status);
-            else log.LogInformation("VM stopped: {Status}", status);
+            if (status.Reason is VmStopReason.GuestExit or VmStopReason.AfterSnapshot) log.LogInformation("VM stopped: {Status}", status);
+            else log.LogWarning("VM stopped: {Status}", status);
             return status.ProcessExitCode;
         }
 

@@ -19,6 +19,9 @@ namespace MiniVmm.Machine;
 /// </summary>
 public sealed partial class Vm : IDisposable
 {
+    /// <summary>Device states recorded in a snapshot, applied when the devices are created.</summary>
+    internal sealed record RestoredDevices(Serial8250State? Serial, DebugExitPortState? DebugExit, ControlPortState? Control);
+
     private readonly ILogger _log;
     private readonly List<IDisposable> _owned = new();
     private readonly VcpuThread[] _vcpuThreads;
@@ -36,6 +39,10 @@ public sealed partial class Vm : IDisposable
     public Serial8250 Serial { get; }
     public SerializedDevice SerialGate { get; }
     public ControlPort Control { get; }
+    public DebugExitPort DebugExit { get; }
+    /// <summary>Locks of the devices, taken while their state is saved (vCPUs are paused then, but the main loop is not).</summary>
+    internal SerializedDevice DebugExitGate { get; }
+    internal SerializedDevice ControlGate { get; }
     public int TscKhz { get; }
     public string EffectiveCommandLine { get; }
     public IReadOnlyList<VcpuThread> VcpuThreads => _vcpuThreads;
@@ -45,7 +52,7 @@ public sealed partial class Vm : IDisposable
     /// <summary>Raised (on a vCPU thread) when the guest writes 1 to the control port.</summary>
     public event Action? GuestSnapshotRequested;
 
-    private Vm(VmConfig config, ILoggerFactory loggers, KvmSystem kvm, VirtualMachine kvmVm, GuestMemory memory)
+    private Vm(VmConfig config, ILoggerFactory loggers, KvmSystem kvm, VirtualMachine kvmVm, GuestMemory memory, RestoredDevices? restored)
     {
         Config = config;
         _log = loggers.CreateLogger("MiniVmm.Vm");
@@ -59,15 +66,22 @@ public sealed partial class Vm : IDisposable
 
         IByteSink sink = CreateSerialSink(config.Serial);
         var serialIrq = new KvmInterruptLine(kvmVm, Serial8250.Com1Irq);
-        Serial = new Serial8250(sink, serialIrq, rxDrained: () => Loop.Post(ResumeStdinIfPaused));
+        Action rxDrained = () => Loop.Post(ResumeStdinIfPaused);
+        Serial = restored?.Serial is { } serialState
+            ? Serial8250.Restore(serialState, sink, serialIrq, rxDrained)
+            : new Serial8250(sink, serialIrq, rxDrained);
         SerialGate = new SerializedDevice(Serial);
         Pio.Register(Serial8250.Com1Port, Serial8250.RegisterWindowSize, SerialGate, "serial-com1");
-        Pio.Register(DebugExitPort.DefaultPort, DebugExitPort.RegisterWindowSize,
-            new SerializedDevice(new DebugExitPort(v => RequestStop(new VmExitStatus(VmStopReason.GuestExit, v)))), "debug-exit");
+        Action<uint> onExit = v => RequestStop(new VmExitStatus(VmStopReason.GuestExit, v));
+        DebugExit = restored?.DebugExit is { } exitState ? DebugExitPort.Restore(exitState, onExit) : new DebugExitPort(onExit);
+        DebugExitGate = new SerializedDevice(DebugExit);
+        Pio.Register(DebugExitPort.DefaultPort, DebugExitPort.RegisterWindowSize, DebugExitGate, "debug-exit");
         Pio.Register(I8042.DefaultPort, I8042.RegisterWindowSize,
             new SerializedDevice(new I8042(() => RequestStop(new VmExitStatus(VmStopReason.Reset, Detail: "guest requested a reset through the i8042")))), "i8042");
-        Control = new ControlPort(() => GuestSnapshotRequested?.Invoke());
-        Pio.Register(ControlPort.DefaultPort, ControlPort.RegisterWindowSize, new SerializedDevice(Control), "control");
+        Action onSnapshot = () => GuestSnapshotRequested?.Invoke();
+        Control = restored?.Control is { } controlState ? ControlPort.Restore(controlState, onSnapshot) : new ControlPort(onSnapshot);
+        ControlGate = new SerializedDevice(Control);
+        Pio.Register(ControlPort.DefaultPort, ControlPort.RegisterWindowSize, ControlGate, "control");
         Pio.Freeze();
         Mmio.Freeze();
 
@@ -118,7 +132,7 @@ public sealed partial class Vm : IDisposable
     }
 
     /// <summary>A VM with RAM, devices and vCPUs but nothing loaded (restore fills it from a snapshot).</summary>
-    internal static Vm CreateEmpty(VmConfig config, ILoggerFactory loggers)
+    internal static Vm CreateEmpty(VmConfig config, ILoggerFactory loggers, RestoredDevices? restored = null)
     {
         config.Validate();
         var kvm = KvmSystem.Open();
@@ -143,7 +157,7 @@ public sealed partial class Vm : IDisposable
             memory = GuestMemory.CreateAnonymous(config.MemoryBytes, config.HugePages);
             foreach (var region in memory.Regions)
                 kvmVm.SetUserMemoryRegion((uint)region.Index, region.GuestAddress, region.Size, region.DangerousGetHostAddress());
-            return new Vm(config, loggers, kvm, kvmVm, memory);
+            return new Vm(config, loggers, kvm, kvmVm, memory, restored);
         }
         catch
         {
@@ -237,6 +251,14 @@ public sealed partial class Vm : IDisposable
     }
 
     public bool IsStopping => Volatile.Read(ref _stopping) != 0;
+
+    /// <summary>Turns KVM dirty-page logging on or off by re-registering every memory slot with or without the flag.</summary>
+    internal void SetDirtyLogging(bool enabled)
+    {
+        foreach (var region in Memory.Regions)
+            KvmVm.SetUserMemoryRegion((uint)region.Index, region.GuestAddress, region.Size, region.DangerousGetHostAddress(),
+                enabled ? KvmSharp.Interop.Kvm.KVM_MEM_LOG_DIRTY_PAGES : 0);
+    }
 
     private void OnVcpuExited(VcpuThread thread)
     {

@@ -14,6 +14,8 @@ public enum VmStopReason
     HostRequest,
     /// <summary>A VMM failure (a bug or a kernel call that failed).</summary>
     InternalError,
+    /// <summary>--exit-after-snapshot: the snapshot ended (GuestStatus 0 = it succeeded).</summary>
+    AfterSnapshot,
 }
 
 /// <summary>Why the VM stopped and the process exit code that reports it.</summary>
@@ -25,6 +27,7 @@ public sealed record VmExitStatus(VmStopReason Reason, uint GuestStatus = 0, str
     public const int ExitReset = 124;
     public const int ExitInternalError = 125;
     public const int ExitHostRequest = 130;
+    public const int ExitSnapshotFailed = 126;
 
     /// <summary>The guest's debug-exit value itself (0 = success), truncated to 8 bits by the OS.</summary>
     public int ProcessExitCode => Reason switch
@@ -34,6 +37,7 @@ public sealed record VmExitStatus(VmStopReason Reason, uint GuestStatus = 0, str
         VmStopReason.EmulationFailure => ExitEmulationFailure,
         VmStopReason.Reset => ExitReset,
         VmStopReason.HostRequest => ExitHostRequest,
+        VmStopReason.AfterSnapshot => GuestStatus == 0 ? 0 : ExitSnapshotFailed,
         _ => ExitInternalError,
     };
 

@@ -1,4 +1,3 @@
-using System.Collections.Immutable;
 using MiniVmm.Core.Bus;
 
 namespace MiniVmm.Devices.Legacy;
@@ -31,7 +30,7 @@ namespace MiniVmm.Devices.Legacy;
 /// | saved state                 | snapshot file | Restore rejects reserved bits and a FIFO over 64 bytes      |
 /// </code>
 /// </remarks>
-public sealed class Serial8250 : IBusDevice
+public sealed partial class Serial8250 : IBusDevice
 {
     /// <summary>I/O port base of COM1.</summary>
     public const ushort Com1Port = 0x3F8;
@@ -44,64 +43,6 @@ public sealed class Serial8250 : IBusDevice
 
     /// <summary>Capacity of the RX FIFO (16550A hardware has 16; 64 keeps pasted input flowing with no timers).</summary>
     public const int RxFifoCapacity = 64;
-
-    // Register offsets.
-    private const int RegData = 0;       // RBR (read) / THR (write); DLL when DLAB
-    private const int RegIer = 1;        // IER; DLM when DLAB
-    private const int RegIirFcr = 2;     // IIR (read) / FCR (write)
-    private const int RegLcr = 3;
-    private const int RegMcr = 4;
-    private const int RegLsr = 5;
-    private const int RegMsr = 6;
-    private const int RegScr = 7;
-
-    // IER bits.
-    internal const byte IerReceivedData = 0x01;
-    internal const byte IerThrEmpty = 0x02;
-    internal const byte IerLineStatus = 0x04;
-    internal const byte IerModemStatus = 0x08;
-    internal const byte IerMask = 0x0F;
-
-    // IIR values (bit 0 set = nothing pending) and the FIFO-enabled bits.
-    internal const byte IirNone = 0x01;
-    internal const byte IirModemStatus = 0x00;
-    internal const byte IirThrEmpty = 0x02;
-    internal const byte IirReceivedData = 0x04;
-    internal const byte IirLineStatus = 0x06;
-    internal const byte IirFifoEnabled = 0xC0;
-
-    // FCR bits.
-    internal const byte FcrEnable = 0x01;
-    internal const byte FcrClearRx = 0x02;
-    internal const byte FcrClearTx = 0x04;
-    internal const byte FcrPersistentMask = 0xC9; // enable, DMA mode, trigger level
-
-    internal const byte LcrDlab = 0x80;
-
-    // MCR bits.
-    internal const byte McrDtr = 0x01;
-    internal const byte McrRts = 0x02;
-    internal const byte McrOut1 = 0x04;
-    internal const byte McrOut2 = 0x08;
-    internal const byte McrLoop = 0x10;
-    internal const byte McrMask = 0x1F;
-
-    // LSR bits.
-    internal const byte LsrDataReady = 0x01;
-    internal const byte LsrOverrun = 0x02;
-    internal const byte LsrThrEmpty = 0x20;
-    internal const byte LsrTransmitterEmpty = 0x40;
-
-    // MSR bits.
-    internal const byte MsrDeltaCts = 0x01;
-    internal const byte MsrDeltaDsr = 0x02;
-    internal const byte MsrTrailingRi = 0x04;
-    internal const byte MsrDeltaDcd = 0x08;
-    internal const byte MsrDeltaMask = 0x0F;
-    internal const byte MsrCts = 0x10;
-    internal const byte MsrDsr = 0x20;
-    internal const byte MsrRi = 0x40;
-    internal const byte MsrDcd = 0x80;
 
     /// <summary>Reset values (8N1 at 9600 baud, like vm-superio).</summary>
     private const byte DefaultLcr = 0x03;
@@ -416,68 +357,5 @@ public sealed class Serial8250 : IBusDevice
         if ((before & MsrRi) != 0 && (after & MsrRi) == 0) delta |= MsrTrailingRi;
         if ((changed & MsrDcd) != 0) delta |= MsrDeltaDcd;
         return delta;
-    }
-
-    /// <summary>Captures the guest-visible state. Call while the vCPUs are paused for a consistent snapshot.</summary>
-    public Serial8250State Save()
-    {
-        lock (_lock)
-        {
-            var fifo = new byte[_rxCount];
-            for (int i = 0; i < _rxCount; i++)
-                fifo[i] = _rx[(_rxHead + i) % RxFifoCapacity];
-            return new Serial8250State(_ier, _fcr, _lcr, _mcr, _scr, _dll, _dlm, _thrEmptyPending, _overrun,
-                _msrDelta, ImmutableArray.Create(fifo));
-        }
-    }
-
-    /// <summary>Rebuilds a device from <paramref name="state"/> (validated as strictly as guest input) and drives the
-    /// interrupt line to the level that state implies.</summary>
-    /// <exception cref="DeviceStateException">The state is impossible for this device.</exception>
-    public static Serial8250 Restore(Serial8250State state, IByteSink sink, IInterruptLine interrupt,
-        Action? rxDrained = null)
-    {
-        ArgumentNullException.ThrowIfNull(state);
-        Validate(state);
-        var serial = new Serial8250(sink, interrupt, rxDrained)
-        {
-            _ier = state.InterruptEnable,
-            _fcr = state.FifoControl,
-            _lcr = state.LineControl,
-            _mcr = state.ModemControl,
-            _scr = state.Scratch,
-            _dll = state.DivisorLow,
-            _dlm = state.DivisorHigh,
-            _thrEmptyPending = state.ThrEmptyInterruptPending,
-            _overrun = state.OverrunError,
-            _msrDelta = state.ModemStatusDelta,
-        };
-        state.RxFifo.CopyTo(serial._rx);
-        serial._rxCount = state.RxFifo.Length;
-        lock (serial._lock)
-        {
-            serial._lineAsserted = serial.ComputeIir() != IirNone;
-            serial._interrupt.SetLevel(serial._lineAsserted);
-        }
-        return serial;
-    }
-
-    private static void Validate(Serial8250State state)
-    {
-        const string Device = nameof(Serial8250);
-        if ((state.InterruptEnable & ~IerMask) != 0)
-            throw new DeviceStateException(Device, $"IER 0x{state.InterruptEnable:x2} has reserved bits set");
-        if ((state.ModemControl & ~McrMask) != 0)
-            throw new DeviceStateException(Device, $"MCR 0x{state.ModemControl:x2} has reserved bits set");
-        if ((state.FifoControl & ~FcrPersistentMask) != 0 ||
-            ((state.FifoControl & FcrEnable) == 0 && state.FifoControl != 0))
-            throw new DeviceStateException(Device, $"FCR 0x{state.FifoControl:x2} is not a valid FIFO setting");
-        if ((state.ModemStatusDelta & ~MsrDeltaMask) != 0)
-            throw new DeviceStateException(Device, $"MSR delta 0x{state.ModemStatusDelta:x2} has status bits set");
-        if (state.RxFifo.IsDefault)
-            throw new DeviceStateException(Device, "RX FIFO is missing");
-        if (state.RxFifo.Length > RxFifoCapacity)
-            throw new DeviceStateException(Device,
-                $"RX FIFO holds {state.RxFifo.Length} bytes; the capacity is {RxFifoCapacity}");
     }
 }

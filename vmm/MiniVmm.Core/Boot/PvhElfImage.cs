@@ -276,8 +276,9 @@ public sealed class PvhElfImage
                 ulong nameSize = U32(notes, pos);
                 ulong descSize = U32(notes, pos + 4);
                 uint type = U32(notes, pos + 8);
+                // As binutils' ELF_NOTE_DESC_OFFSET / ELF_NOTE_NEXT_OFFSET: offsets are aligned from the note's start.
                 ulong nameStart = 12;
-                ulong descStart = nameStart + AlignUp(nameSize, align);
+                ulong descStart = AlignUp(nameStart + nameSize, align);
                 ulong descEnd = descStart + descSize; // u32 sizes: no overflow in u64
                 if (descEnd > (ulong)remaining)
                     return $"truncated ELF note at file offset 0x{fileOffset + (ulong)pos:x} " +
@@ -305,7 +306,7 @@ public sealed class PvhElfImage
                     ApEntry = value;
                 }
 
-                ulong next = descStart + AlignUp(descSize, align);
+                ulong next = AlignUp(descEnd, align);
                 // The padding after the last note may be missing; anything else continues at the aligned offset.
                 pos = next >= (ulong)remaining ? notes.Length : pos + (int)next;
             }

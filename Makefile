@@ -1,0 +1,48 @@
+# MiniVmm build, test and demo entry points. See README.md.
+DOTNET   ?= dotnet
+CONFIG   ?= Release
+OUT      ?= out
+GUESTS   ?= $(OUT)/guests
+MINIVMM  := $(DOTNET) vmm/MiniVmm.Cli/bin/$(CONFIG)/net10.0/minivmm.dll
+
+.PHONY: all build test test-unit test-integration guests demo publish bench bench-boot bench-snapshot clean
+
+all: build
+
+build:
+	$(DOTNET) build MiniVmm.sln -c $(CONFIG) -nologo -v q
+
+# The test command CI runs. Prints one "N passed, N failed, N skipped" line at the end.
+test: build
+	bash tests/run-tests.sh $(CONFIG)
+
+test-unit: build
+	bash tests/run-tests.sh $(CONFIG) --filter "FullyQualifiedName!~Integration"
+
+test-integration: build
+	bash tests/run-tests.sh $(CONFIG) --filter "FullyQualifiedName~Integration"
+
+guests: build
+	$(MINIVMM) firmware --out $(GUESTS)
+
+# Boots the hello guest, then snapshots a running writer guest, verifies the image and restores it.
+demo: guests
+	bash experiments/demo.sh "$(MINIVMM)" "$(GUESTS)" "$(OUT)"
+
+# NativeAOT single binary at out/minivmm.
+publish:
+	$(DOTNET) publish vmm/MiniVmm.Cli -c Release -r linux-x64 -p:PublishAot=true -o $(OUT)/publish -nologo
+	cp $(OUT)/publish/minivmm $(OUT)/minivmm
+	@echo "published $(OUT)/minivmm"
+
+bench-boot: publish guests
+	bash experiments/bench-boot.sh $(OUT)/minivmm $(GUESTS)
+
+bench-snapshot: publish guests
+	bash experiments/bench-snapshot.sh $(OUT)/minivmm $(GUESTS)
+
+bench: bench-boot bench-snapshot
+
+clean:
+	$(DOTNET) clean MiniVmm.sln -nologo -v q
+	rm -rf $(OUT)

@@ -1,0 +1,28 @@
+using MiniVmm.Firmware.Guests;
+using MiniVmm.Firmware.Guests.Writer;
+
+namespace MiniVmm.Firmware;
+
+/// <summary>The test guests as PVH ELF images (deterministic bytes: same code, same file).</summary>
+public static class GuestImages
+{
+    public const string HelloFileName = "hello.elf";
+    public const string WriterFileName = "writer.elf";
+
+    /// <summary>Prints <see cref="GuestAbi.HelloLine"/> and exits with status 0.</summary>
+    public static byte[] Hello() => HelloGuest.Build();
+
+    /// <summary>The self-checking memory writer (parameters on the boot command line; see firmware/README.md).</summary>
+    public static byte[] Writer() => WriterGuest.Build();
+
+    /// <summary>Writes hello.elf and writer.elf into <paramref name="dir"/> (created if missing); returns their paths.</summary>
+    public static IReadOnlyList<string> WriteAll(string dir)
+    {
+        Directory.CreateDirectory(dir);
+        var hello = Path.Combine(dir, HelloFileName);
+        var writer = Path.Combine(dir, WriterFileName);
+        File.WriteAllBytes(hello, Hello());
+        File.WriteAllBytes(writer, Writer());
+        return [hello, writer];
+    }
+}

@@ -1,0 +1,125 @@
+using System.Diagnostics;
+using System.Numerics;
+using Microsoft.Extensions.Logging;
+using MiniVmm.Core.Memory;
+using MiniVmm.Snapshot.Format;
+
+namespace MiniVmm.Snapshot.Engines;
+
+/// <summary>
+/// Classic pre-copy with KVM's dirty log: copy all RAM while the guest runs, then re-send what it dirtied, iterating
+/// until the dirty set is small (or a cap is hit), then pause and copy the rest. The comparison point for write
+/// tracking: under write load its output grows (stream form) and it may not converge.
+/// MiniVmm's current devices never write guest RAM, so KVM's log is complete; a DMA device must add its own bitmap.
+/// </summary>
+public sealed class DirtyLogPrecopyEngine : ISnapshotEngine
+{
+    public string Name => "dirty-log";
+
+    public SnapshotJob Start(ISnapshotSource source, ISnapshotSink sink, SnapshotOptions options, ILogger log)
+    {
+        options.Validate();
+        var memory = source.Memory;
+        var saver = new PageSaver(memory, sink, PageSaver.CreateStates(memory));
+        var job = new SnapshotJob(Name, memory.Regions.Sum(r => r.PageCount))
+        {
+            PagesDone = () => saver.States.Sum(s => s.SavedCount),
+            BytesWritten = () => sink.BytesWritten,
+        };
+        try { source.SetDirtyLogging(true); }
+        catch (Exception e) { throw new SnapshotException("cannot enable KVM dirty logging: " + e.Message, e); }
+        var worker = new Thread(() => Run(source, sink, options, log, memory, saver, job)) { Name = "snap-dirtylog", IsBackground = true };
+        worker.Start();
+        return job;
+    }
+
+    private static void Run(ISnapshotSource source, ISnapshotSink sink, SnapshotOptions options, ILogger log,
+        GuestMemory memory, PageSaver saver, SnapshotJob job)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var bitmaps = memory.Regions.Select(r => new ulong[(r.PageCount + 63) / 64]).ToArray();
+        Exception? error = null;
+        IReadOnlyList<StateSection>? sections = null;
+        int iterations = 0;
+        bool converged = false;
+        TimeSpan downtime = TimeSpan.Zero;
+        long writeDone = 0;
+        var cancel = job.CancellationToken;
+        try
+        {
+            // Iteration 0: everything. The log was cleared when logging started, so it now collects writes made during it.
+            for (int ri = 0; ri < memory.Regions.Count && !cancel.IsCancellationRequested; ri++)
+                for (long first = 0; first < memory.Regions[ri].PageCount && !cancel.IsCancellationRequested; first += options.ScanChunkPages)
+                    saver.WriteRun(ri, first, Math.Min(options.ScanChunkPages, memory.Regions[ri].PageCount - first));
+            iterations = 1;
+            while (!cancel.IsCancellationRequested)
+            {
+                long dirty = FetchDirty(source, bitmaps);
+                log.LogInformation("dirty-log iteration {Iteration}: {Dirty} pages dirty", iterations, dirty);
+                if (dirty <= options.DirtyLogStopPages) { converged = true; SendDirty(saver, bitmaps, cancel); break; }
+                if (iterations >= options.DirtyLogMaxIterations) { SendDirty(saver, bitmaps, cancel); break; }
+                SendDirty(saver, bitmaps, cancel);
+                iterations++;
+            }
+            if (!cancel.IsCancellationRequested)
+            {
+                long pauseAt = Stopwatch.GetTimestamp();
+                source.Pause();
+                try
+                {
+                    FetchDirty(source, bitmaps);
+                    SendDirty(saver, bitmaps, cancel);
+                    sections = source.CaptureState();
+                    iterations++;
+                }
+                finally
+                {
+                    writeDone = Stopwatch.GetTimestamp();
+                    using var resumed = new ManualResetEventSlim();
+                    long resumedAt = 0;
+                    source.ScheduleResume(() => { resumedAt = Stopwatch.GetTimestamp(); resumed.Set(); });
+                    resumed.Wait(TimeSpan.FromSeconds(10));
+                    downtime = Stopwatch.GetElapsedTime(pauseAt, resumedAt == 0 ? Stopwatch.GetTimestamp() : resumedAt);
+                }
+            }
+        }
+        catch (Exception e) { error = e; }
+        finally
+        {
+            try { source.SetDirtyLogging(false); } catch (Exception e) { log.LogWarning(e, "could not disable dirty logging"); }
+        }
+        CopyRunCompletion.Finish(job, sink, sections, error, start, writeDone, downtime, iterations, converged, log);
+    }
+
+    private static long FetchDirty(ISnapshotSource source, ulong[][] bitmaps)
+    {
+        long dirty = 0;
+        for (int ri = 0; ri < bitmaps.Length; ri++)
+        {
+            source.GetAndClearDirtyLog(ri, bitmaps[ri]);
+            foreach (ulong word in bitmaps[ri]) dirty += BitOperations.PopCount(word);
+        }
+        return dirty;
+    }
+
+    private static void SendDirty(PageSaver saver, ulong[][] bitmaps, CancellationToken cancel)
+    {
+        for (int ri = 0; ri < bitmaps.Length; ri++)
+        {
+            var bits = bitmaps[ri];
+            for (int w = 0; w < bits.Length && !cancel.IsCancellationRequested; w++)
+            {
+                ulong word = bits[w];
+                while (word != 0)
+                {
+                    int bit = BitOperations.TrailingZeroCount(word);
+                    // Send runs of consecutive dirty pages together.
+                    int run = BitOperations.TrailingZeroCount(~(word >> bit));
+                    if (run == 0) run = 64 - bit;
+                    saver.WriteRun(ri, (long)w * 64 + bit, run);
+                    word &= run + bit >= 64 ? 0 : ~0UL << (bit + run);
+                }
+            }
+        }
+    }
+}

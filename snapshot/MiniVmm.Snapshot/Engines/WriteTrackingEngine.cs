@@ -1,0 +1,295 @@
+using System.Diagnostics;
+using KvmSharp;
+using KvmSharp.Interop;
+using Microsoft.Extensions.Logging;
+using MiniVmm.Core.Memory;
+using MiniVmm.Snapshot.Format;
+
+namespace MiniVmm.Snapshot.Engines;
+
+/// <summary>
+/// The live snapshot of DESIGN §4: freeze RAM with userfaultfd write protection, restart the vCPUs at once, then save
+/// every page exactly once — pages the guest writes first (fault handler, arrival order, fault-around blocks), the rest
+/// by a linear scan. A page is un-protected only after its content has been handed to the destination.
+/// </summary>
+public sealed class WriteTrackingEngine : ISnapshotEngine
+{
+    public const ulong RequiredFeatures =
+        Uffd.UFFD_FEATURE_PAGEFAULT_FLAG_WP | Uffd.UFFD_FEATURE_WP_UNPOPULATED | Uffd.UFFD_FEATURE_THREAD_ID;
+
+    public string Name => "write-tracking";
+
+    public SnapshotJob Start(ISnapshotSource source, ISnapshotSink sink, SnapshotOptions options, ILogger log)
+    {
+        options.Validate();
+        var run = new WriteTrackingRun(source, sink, options, log);
+        run.Start();
+        return run.Job;
+    }
+
+    internal static string DescribeFeatures(ulong bits)
+    {
+        var names = new List<string>();
+        if ((bits & Uffd.UFFD_FEATURE_PAGEFAULT_FLAG_WP) != 0) names.Add("PAGEFAULT_FLAG_WP (write protection)");
+        if ((bits & Uffd.UFFD_FEATURE_WP_UNPOPULATED) != 0) names.Add("WP_UNPOPULATED (Linux 6.4+: protection of never-touched pages)");
+        if ((bits & Uffd.UFFD_FEATURE_THREAD_ID) != 0) names.Add("THREAD_ID");
+        return names.Count > 0 ? string.Join(", ", names) : $"0x{bits:x}";
+    }
+}
+
+/// <summary>One write-tracking snapshot: owns its userfaultfd and its two threads.</summary>
+internal sealed class WriteTrackingRun
+{
+    private readonly ISnapshotSource _source;
+    private readonly ISnapshotSink _sink;
+    private readonly SnapshotOptions _options;
+    private readonly ILogger _log;
+    private readonly GuestMemory _memory;
+    private readonly PageSaver _saver;
+    private readonly LatencyRecorder _stalls = new();
+    private readonly EventFd _scanDone = new();
+    private readonly long _start = Stopwatch.GetTimestamp();
+    private UserfaultFd? _uffd;
+    private IReadOnlyList<StateSection> _sections = [];
+    private long _faults;
+    private long _resumedAt;
+    private Exception? _error;
+
+    public WriteTrackingRun(ISnapshotSource source, ISnapshotSink sink, SnapshotOptions options, ILogger log)
+    {
+        _source = source;
+        _sink = sink;
+        _options = options;
+        _log = log;
+        _memory = source.Memory;
+        _saver = new PageSaver(_memory, sink, PageSaver.CreateStates(_memory));
+        Job = new SnapshotJob("write-tracking", _memory.Regions.Sum(r => r.PageCount))
+        {
+            PagesDone = () => _saver.States.Sum(s => s.SavedCount),
+            FaultsServed = () => Interlocked.Read(ref _faults),
+            BytesWritten = () => _sink.BytesWritten,
+        };
+    }
+
+    public SnapshotJob Job { get; }
+
+    public void Start()
+    {
+        Prepare();
+        try
+        {
+            Freeze();
+        }
+        catch
+        {
+            ReleaseProtection();
+            _scanDone.Dispose();
+            throw;
+        }
+        var fault = new Thread(FaultLoop) { Name = "snap-faults", IsBackground = true };
+        var scan = new Thread(ScanLoop) { Name = "snap-scan", IsBackground = true };
+        fault.Start();
+        scan.Start(fault);
+    }
+
+    private void Prepare()
+    {
+        try
+        {
+            _uffd = UserfaultFd.Create(WriteTrackingEngine.RequiredFeatures, WriteTrackingEngine.DescribeFeatures);
+            foreach (var r in _memory.Regions)
+            {
+                ulong ioctls = _uffd.Register(r.DangerousGetHostAddress(), r.Size, Uffd.UFFDIO_REGISTER_MODE_WP);
+                if ((ioctls & (1UL << Uffd._UFFDIO_WRITEPROTECT)) == 0)
+                    throw new SnapshotException("guest RAM cannot be write-protected through userfaultfd (UFFDIO_WRITEPROTECT unsupported for this memory)");
+            }
+        }
+        catch (KvmException e)
+        {
+            _uffd?.Dispose();
+            _uffd = null;
+            throw new SnapshotException("cannot prepare the write-tracking snapshot: " + e.Message, e);
+        }
+    }
+
+    /// <summary>The only guest downtime: pause, capture state, protect all RAM, and queue the start bottom-half.</summary>
+    private void Freeze()
+    {
+        _source.Pause();
+        try
+        {
+            _sections = _source.CaptureState();
+            if (!_options.UnsafeSkipWriteProtection)
+                foreach (var r in _memory.Regions)
+                    _uffd!.WriteProtect(r.DangerousGetHostAddress(), r.Size, protect: true);
+        }
+        catch
+        {
+            _source.Resume();
+            throw;
+        }
+        _source.ScheduleResume(() => Volatile.Write(ref _resumedAt, Stopwatch.GetTimestamp()));
+    }
+
+    /// <summary>Serves write faults in arrival order until the scan has finished and the queue is empty.</summary>
+    private void FaultLoop()
+    {
+        var messages = new uffd_msg[64];
+        Span<epoll_event> events = stackalloc epoll_event[2];
+        try
+        {
+            using var epoll = new Epoll();
+            epoll.Add(_uffd!.Handle, Libc.EPOLLIN, 1);
+            epoll.Add(_scanDone.Handle, Libc.EPOLLIN, 2);
+            var cancel = Job.CancellationToken;
+            bool scanFinished = false;
+            while (true)
+            {
+                int n;
+                while ((n = _uffd.ReadMessages(messages)) > 0)
+                {
+                    long readAt = Stopwatch.GetTimestamp();
+                    for (int i = 0; i < n; i++)
+                        if (messages[i].@event == Uffd.UFFD_EVENT_PAGEFAULT) Serve(messages[i].pagefault_address, readAt);
+                }
+                if (scanFinished || cancel.IsCancellationRequested) break;
+                int ready = epoll.Wait(events, 100);
+                for (int i = 0; i < ready; i++)
+                    if (events[i].data == 2) scanFinished = true;
+            }
+        }
+        catch (Exception e)
+        {
+            Fail(e);
+        }
+    }
+
+    private void Serve(ulong hostAddress, long readAt)
+    {
+        for (int ri = 0; ri < _memory.Regions.Count; ri++)
+        {
+            var r = _memory.Regions[ri];
+            ulong start = (ulong)r.DangerousGetHostAddress();
+            if (hostAddress < start || hostAddress >= start + r.Size) continue;
+            long page = (long)((hostAddress - start) / GuestMemory.PageSize);
+            long block = _options.FaultAroundPages;
+            long first = page & ~(block - 1);
+            long count = Math.Min(block, r.PageCount - first);
+            _saver.SaveRange(ri, first, count);
+            _saver.States[ri].WaitUntilSaved(first, count, Job.CancellationToken);
+            _uffd!.WriteProtect((nint)(start + (ulong)first * GuestMemory.PageSize), (ulong)count * GuestMemory.PageSize, protect: false);
+            Interlocked.Increment(ref _faults);
+            _stalls.Record(Stopwatch.GetTimestamp() - readAt);
+            return;
+        }
+    }
+
+    private void ScanLoop(object? faultThread)
+    {
+        var cancel = Job.CancellationToken;
+        long bytesScanned = 0;
+        try
+        {
+            for (int ri = 0; ri < _memory.Regions.Count && !cancel.IsCancellationRequested; ri++)
+            {
+                var r = _memory.Regions[ri];
+                var states = _saver.States[ri];
+                for (long first = 0; first < r.PageCount && !cancel.IsCancellationRequested; first += _options.ScanChunkPages)
+                {
+                    long count = Math.Min(_options.ScanChunkPages, r.PageCount - first);
+                    _saver.SaveRange(ri, first, count);
+                    states.WaitUntilSaved(first, count, cancel);
+                    if (!_options.UnsafeSkipWriteProtection)
+                        _uffd!.WriteProtect((nint)((ulong)r.DangerousGetHostAddress() + (ulong)first * GuestMemory.PageSize),
+                            (ulong)count * GuestMemory.PageSize, protect: false);
+                    bytesScanned += count * (long)GuestMemory.PageSize;
+                    Throttle(bytesScanned, cancel);
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            Fail(e);
+        }
+        _scanDone.Signal();
+        ((Thread)faultThread!).Join();
+        Finish();
+    }
+
+    /// <summary>Keeps the scan under the configured bandwidth; faults are served regardless.</summary>
+    private void Throttle(long bytesScanned, CancellationToken cancel)
+    {
+        long limit = _options.RateLimitBytesPerSecond;
+        if (limit <= 0) return;
+        double due = (double)bytesScanned / limit;
+        double elapsed = Stopwatch.GetElapsedTime(_start).TotalSeconds;
+        if (due > elapsed) cancel.WaitHandle.WaitOne(TimeSpan.FromSeconds(due - elapsed));
+    }
+
+    private void Fail(Exception e)
+    {
+        Interlocked.CompareExchange(ref _error, e, null);
+        Job.Cancel();
+    }
+
+    private void Finish()
+    {
+        long writeDone = Stopwatch.GetTimestamp();
+        bool cancelled = Job.CancellationToken.IsCancellationRequested && _error is null;
+        var error = _error;
+        if (error is null && !cancelled && _saver.States.Any(s => s.SavedCount != s.PageCount))
+            error = new SnapshotException("internal error: not every page was saved");
+        ReleaseProtection();
+        if (error is null && !cancelled)
+        {
+            try { _sink.Complete(_sections); }
+            catch (Exception e) { error = e; }
+        }
+        if (error is not null || cancelled)
+        {
+            try { _sink.Abort(); } catch (Exception e) { _log.LogWarning(e, "could not remove the partial snapshot"); }
+        }
+        _scanDone.Dispose();
+        long resumedAt = Volatile.Read(ref _resumedAt);
+        Job.Finish(new SnapshotResult
+        {
+            Engine = "write-tracking",
+            Succeeded = error is null && !cancelled,
+            Cancelled = cancelled,
+            Error = error is null ? (cancelled ? "cancelled" : null) : Describe(error),
+            PagesSaved = _sink.PagesWritten,
+            ZeroPages = _sink.ZeroPages,
+            BytesWritten = _sink.BytesWritten,
+            FaultsServed = Interlocked.Read(ref _faults),
+            Downtime = resumedAt == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(_start, resumedAt),
+            WriteTime = Stopwatch.GetElapsedTime(_start, writeDone),
+            TotalTime = Stopwatch.GetElapsedTime(_start),
+            FsyncTime = _sink.FsyncTime,
+            FaultStallP50 = _stalls.Percentile(50),
+            FaultStallP99 = _stalls.Percentile(99),
+            FaultStallMax = _stalls.Max,
+        });
+    }
+
+    internal static string Describe(Exception e) => e switch
+    {
+        IOException io when io.HResult == 28 || io.Message.Contains("space", StringComparison.OrdinalIgnoreCase)
+            => "the destination is full: " + io.Message,
+        _ => e.Message,
+    };
+
+    /// <summary>Un-protects all RAM (waking any blocked writer) and unregisters; used on success, cancel and failure.</summary>
+    private void ReleaseProtection()
+    {
+        if (_uffd is null) return;
+        foreach (var r in _memory.Regions)
+        {
+            try { _uffd.WriteProtect(r.DangerousGetHostAddress(), r.Size, protect: false); }
+            catch (KvmException e) { _log.LogError(e, "could not un-protect guest RAM"); }
+            try { _uffd.Unregister(r.DangerousGetHostAddress(), r.Size); }
+            catch (KvmException e) { _log.LogError(e, "could not unregister guest RAM from userfaultfd"); }
+        }
+        _uffd.Dispose();
+        _uffd = null;
+    }
+}

@@ -1,0 +1,40 @@
+namespace MiniVmm.Snapshot.Format;
+
+/// <summary>
+/// Destination of one snapshot: the seekable file form (<see cref="SnapshotFileSink"/>) or the stream form
+/// (<see cref="SnapshotStreamSink"/>). <see cref="WritePages"/> may be called from several threads at once for distinct
+/// pages; <see cref="Complete"/> and <see cref="Abort"/> are called once, after the writers stopped.
+/// </summary>
+public interface ISnapshotSink : IDisposable
+{
+    bool IsSeekable { get; }
+
+    /// <summary>
+    /// Stores <c>pages.Length / 4096</c> consecutive pages of region <paramref name="region"/> starting at
+    /// <paramref name="firstPage"/>. <paramref name="pages"/> may be a span over live guest memory: it is copied once and
+    /// never kept. All-zero pages are detected and not stored. A page written again replaces the earlier content (a page
+    /// that became zero is removed again). Thread-safe for distinct pages.
+    /// </summary>
+    void WritePages(int region, long firstPage, ReadOnlySpan<byte> pages);
+
+    /// <summary>Non-zero pages stored (a page written twice counts twice).</summary>
+    long PagesWritten { get; }
+
+    /// <summary>Zero pages seen and skipped.</summary>
+    long ZeroPages { get; }
+
+    /// <summary>Bytes written to the destination so far.</summary>
+    long BytesWritten { get; }
+
+    /// <summary>
+    /// Writes the state sections and the trailer, flushes, fsyncs (files, unless disabled) and renames
+    /// PATH.partial to PATH. On failure the partial output is removed and the exception propagates.
+    /// </summary>
+    void Complete(IReadOnlyList<StateSection> sections);
+
+    /// <summary>Cancels: deletes the partial file or closes the stream without an end record. Never throws; no-op after Complete.</summary>
+    void Abort();
+
+    /// <summary>Time spent in fsync (file and directory) during <see cref="Complete"/>; zero for streams.</summary>
+    TimeSpan FsyncTime { get; }
+}

@@ -1,0 +1,44 @@
+namespace MiniVmm.Snapshot.Format;
+
+/// <summary>Constants and limits of the snapshot format (file and stream form). See the README's "Snapshot file" table.</summary>
+public static class SnapshotFormat
+{
+    public const int PageSize = 4096;
+    public const int PageShift = 12;
+
+    /// <summary>Readers accept only this major version, and minor versions up to <see cref="MinorVersion"/>.</summary>
+    public const ushort MajorVersion = 1;
+    public const ushort MinorVersion = 0;
+
+    /// <summary>Bytes reserved for the header at the start of the file (the header itself is usually far smaller).</summary>
+    public const int HeaderAreaSize = 64 * 1024;
+
+    /// <summary>Each region's page area starts at a multiple of this (2 MiB: huge-page friendly for mmap restore).</summary>
+    public const long RegionAlignment = 2 * 1024 * 1024;
+
+    /// <summary>Cap on the encoded state (all sections together).</summary>
+    public const int MaxStateBytes = 64 * 1024 * 1024;
+
+    public const int MaxRegions = 64;
+    public const long MaxGuestMemoryBytes = 1L << 40;
+    public const int MaxEngineBytes = 256;
+    public const int MaxHostCpuModelBytes = 1024;
+    public const int MaxVmConfigBytes = 48 * 1024;
+    public const int MaxSectionIdBytes = 256;
+    public const int MaxSections = 65536;
+
+    /// <summary>A file being written is named PATH + this until it is complete and renamed into place.</summary>
+    public const string PartialSuffix = ".partial";
+
+    public static string CurrentVersion => $"{MajorVersion}.{MinorVersion}";
+
+    internal static ReadOnlySpan<byte> FileMagic => "MINIVMMS"u8;
+    internal static ReadOnlySpan<byte> StreamMagic => "MVSTREAM"u8;
+    internal static ReadOnlySpan<byte> TrailerMagic => "MVTRAILR"u8;
+    internal static ReadOnlySpan<byte> EndMagic => "MVSNDONE"u8;
+
+    /// <summary>Completion marker at the very end of the file: <see cref="EndMagic"/> + u64 file length.</summary>
+    internal const int EndMarkerSize = 16;
+
+    internal static long AlignUp(long value, long alignment) => (value + alignment - 1) & ~(alignment - 1);
+}

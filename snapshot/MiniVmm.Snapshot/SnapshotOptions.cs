@@ -1,0 +1,43 @@
+namespace MiniVmm.Snapshot;
+
+public enum SnapshotMode
+{
+    /// <summary>UFFD write protection: downtime of a state capture, every page saved exactly once (default).</summary>
+    WriteTracking,
+    /// <summary>Pause, copy everything, resume: the reference for correctness.</summary>
+    StopAndCopy,
+    /// <summary>KVM dirty log, iterate until the remaining set is small, then stop and copy (like classic migration).</summary>
+    DirtyLog,
+}
+
+public sealed record SnapshotOptions
+{
+    public SnapshotMode Mode { get; init; } = SnapshotMode.WriteTracking;
+
+    /// <summary>Scan bandwidth cap in bytes/s (0 = unlimited). Fault service is never limited.</summary>
+    public long RateLimitBytesPerSecond { get; init; }
+
+    /// <summary>Pages saved and un-protected together around a write fault (a power of two, 1..512).</summary>
+    public int FaultAroundPages { get; init; } = 16;
+
+    /// <summary>Pages the scanner saves and un-protects per step (a power of two, 16..512).</summary>
+    public int ScanChunkPages { get; init; } = 256;
+
+    /// <summary>DirtyLog: stop iterating when fewer pages than this are dirty.</summary>
+    public int DirtyLogStopPages { get; init; } = 256;
+
+    /// <summary>DirtyLog: give up converging after this many iterations and stop-and-copy the rest.</summary>
+    public int DirtyLogMaxIterations { get; init; } = 30;
+
+    /// <summary>TEST ONLY: skip write protection, so the image is not point-in-time. The negative control of the tests.</summary>
+    public bool UnsafeSkipWriteProtection { get; init; }
+
+    public void Validate()
+    {
+        if (FaultAroundPages < 1 || FaultAroundPages > 512 || (FaultAroundPages & (FaultAroundPages - 1)) != 0)
+            throw new ArgumentException($"fault-around block of {FaultAroundPages} pages is not a power of two in 1..512");
+        if (ScanChunkPages < 16 || ScanChunkPages > 512 || (ScanChunkPages & (ScanChunkPages - 1)) != 0)
+            throw new ArgumentException($"scan chunk of {ScanChunkPages} pages is not a power of two in 16..512");
+        if (RateLimitBytesPerSecond < 0) throw new ArgumentException("rate limit must not be negative");
+    }
+}

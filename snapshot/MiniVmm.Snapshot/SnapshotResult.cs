@@ -1,0 +1,35 @@
+namespace MiniVmm.Snapshot;
+
+/// <summary>What a finished (or failed) snapshot reports: the summary line and the benchmark numbers.</summary>
+public sealed record SnapshotResult
+{
+    public required string Engine { get; init; }
+    public bool Succeeded { get; init; }
+    public string? Error { get; init; }
+    public bool Cancelled { get; init; }
+    public long PagesSaved { get; init; }
+    public long ZeroPages { get; init; }
+    public long BytesWritten { get; init; }
+    public long FaultsServed { get; init; }
+    public TimeSpan Downtime { get; init; }
+    /// <summary>From the start of the snapshot to the last byte handed to the destination (before fsync).</summary>
+    public TimeSpan WriteTime { get; init; }
+    /// <summary>From the start to the completed, synced and renamed image.</summary>
+    public TimeSpan TotalTime { get; init; }
+    public TimeSpan FsyncTime { get; init; }
+    public TimeSpan FaultStallP50 { get; init; }
+    public TimeSpan FaultStallP99 { get; init; }
+    public TimeSpan FaultStallMax { get; init; }
+    public int Iterations { get; init; }
+    public bool Converged { get; init; } = true;
+
+    public string Summary() => Succeeded
+        ? $"snapshot ({Engine}): {PagesSaved} pages saved, {BytesWritten} bytes, {ZeroPages} zero pages skipped, " +
+          $"{FaultsServed} faults served, downtime {Ms(Downtime)}, total {Ms(TotalTime)} (write {Ms(WriteTime)}, fsync {Ms(FsyncTime)}), " +
+          $"fault stall p50 {Us(FaultStallP50)} p99 {Us(FaultStallP99)}" +
+          (Iterations > 0 ? $", {Iterations} iterations{(Converged ? "" : " (did not converge)")}" : "")
+        : $"snapshot ({Engine}) {(Cancelled ? "cancelled" : "failed")}: {Error}";
+
+    private static string Ms(TimeSpan t) => $"{t.TotalMilliseconds:F2} ms";
+    private static string Us(TimeSpan t) => $"{t.TotalMicroseconds:F0} us";
+}

@@ -1,0 +1,74 @@
+using KvmSharp.Interop;
+using MiniVmm.Tests.Shared;
+
+namespace KvmSharp.Tests;
+
+/// <summary>Real calls into /dev/kvm and userfaultfd.</summary>
+public sealed class KvmSystemTests
+{
+    [KvmFact]
+    public void Opens_kvm_and_reports_the_capabilities_MiniVmm_needs()
+    {
+        using var kvm = KvmSystem.Open();
+        kvm.CheckExtension(Kvm.KVM_CAP_IRQCHIP).Should().BePositive();
+        kvm.CheckExtension(Kvm.KVM_CAP_IMMEDIATE_EXIT).Should().BePositive();
+        kvm.VcpuMmapSize.Should().BeGreaterThanOrEqualTo(4096);
+        kvm.GetSupportedCpuid().Should().Contain(e => e.function == 0);
+        kvm.GetMsrIndexList().Should().NotBeEmpty();
+    }
+
+    [KvmFact]
+    public void Missing_capability_is_named_in_the_error()
+    {
+        using var kvm = KvmSystem.Open();
+        var act = () => kvm.RequireCapabilities((100000, "KVM_CAP_FROM_THE_FUTURE"));
+        act.Should().Throw<KvmException>().WithMessage("*KVM_CAP_FROM_THE_FUTURE*");
+    }
+
+    [Fact]
+    public void Missing_device_gives_a_clear_error_with_errno()
+    {
+        var act = () => KvmSystem.Open("/dev/does-not-exist-kvm");
+        act.Should().Throw<KvmException>().Where(e => e.Errno == Libc.ENOENT && e.Message.Contains("KVM is not available"));
+    }
+
+    [KvmFact]
+    public void Vcpu_registers_round_trip()
+    {
+        using var kvm = KvmSystem.Open();
+        using var vm = kvm.CreateVm();
+        vm.CreateIrqChip();
+        using var vcpu = vm.CreateVcpu(0);
+        var regs = vcpu.GetRegs();
+        regs.rip = 0x1234;
+        regs.rax = 0xdeadbeef;
+        vcpu.SetRegs(regs);
+        vcpu.GetRegs().rip.Should().Be(0x1234);
+        vcpu.GetRegs().rax.Should().Be(0xdeadbeef);
+        vcpu.GetTscKhz().Should().BePositive();
+    }
+
+    [KvmFact]
+    public void Userfaultfd_offers_write_protection_of_unpopulated_memory()
+    {
+        using var uffd = UserfaultFd.Create(Uffd.UFFD_FEATURE_PAGEFAULT_FLAG_WP | Uffd.UFFD_FEATURE_WP_UNPOPULATED | Uffd.UFFD_FEATURE_THREAD_ID);
+        (uffd.Features & Uffd.UFFD_FEATURE_WP_UNPOPULATED).Should().NotBe(0);
+        using var mem = MemoryMapping.Anonymous(1 << 20);
+        ulong ioctls = uffd.Register(mem.DangerousGetAddress(), mem.Length, Uffd.UFFDIO_REGISTER_MODE_WP);
+        (ioctls & (1UL << Uffd._UFFDIO_WRITEPROTECT)).Should().NotBe(0);
+        uffd.WriteProtect(mem.DangerousGetAddress(), mem.Length, protect: true);
+        uffd.WriteProtect(mem.DangerousGetAddress(), mem.Length, protect: false);
+        uffd.Unregister(mem.DangerousGetAddress(), mem.Length);
+    }
+
+    [Fact]
+    public void Mapping_spans_are_bounds_checked()
+    {
+        using var mem = MemoryMapping.Anonymous(8192);
+        mem.GetSpan(4096, 4096).Length.Should().Be(4096);
+        Action act = () => mem.GetSpan(4097, 4096);
+        act.Should().Throw<ArgumentOutOfRangeException>();
+        Action overflow = () => mem.GetSpan(ulong.MaxValue - 1, 16);
+        overflow.Should().Throw<ArgumentOutOfRangeException>();
+    }
+}

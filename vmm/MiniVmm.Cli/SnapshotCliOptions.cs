@@ -1,0 +1,44 @@
+using System.CommandLine;
+using System.Globalization;
+using MiniVmm.Snapshot;
+
+namespace MiniVmm.Cli;
+
+/// <summary>The `--snapshot-*` options of `minivmm run` and their parsing.</summary>
+internal sealed class SnapshotCliOptions
+{
+    public Option<string?> To { get; } = new("--snapshot-to") { Description = "take a live snapshot into FILE, or stream it to exec:CMD (run by /bin/sh)" };
+    public Option<string?> After { get; } = new("--snapshot-after") { Description = "when to snapshot: a duration such as 500ms, 2s, 1m (default: only on SIGUSR1 or a guest request)" };
+    public Option<string> Mode { get; } = new("--snapshot-mode") { Description = "write-tracking | stop-copy | dirty-log", DefaultValueFactory = _ => "write-tracking" };
+    public Option<double> RateLimit { get; } = new("--snapshot-rate-limit") { Description = "cap the background scan at this many MiB/s (0 = unlimited)" };
+    public Option<int> FaultAround { get; } = new("--snapshot-fault-around") { Description = "pages saved per write fault (power of two, 1..512)", DefaultValueFactory = _ => 16 };
+    public Option<bool> ExitAfter { get; } = new("--exit-after-snapshot") { Description = "stop the VM once the snapshot is complete (exit 0 on success)" };
+
+    public IEnumerable<Option> All => [To, After, Mode, RateLimit, FaultAround, ExitAfter];
+
+    public static bool TryParseMode(string text, out SnapshotMode mode)
+    {
+        mode = text switch
+        {
+            "write-tracking" or "wt" => SnapshotMode.WriteTracking,
+            "stop-copy" or "stop-and-copy" => SnapshotMode.StopAndCopy,
+            "dirty-log" or "precopy" => SnapshotMode.DirtyLog,
+            _ => (SnapshotMode)(-1),
+        };
+        return (int)mode >= 0;
+    }
+
+    /// <summary>Parses "250ms", "2s", "1.5s", "1m", or a plain number of seconds.</summary>
+    public static bool TryParseDuration(string text, out TimeSpan duration)
+    {
+        duration = default;
+        string s = text.Trim();
+        double scale = 1;
+        if (s.EndsWith("ms", StringComparison.Ordinal)) { scale = 0.001; s = s[..^2]; }
+        else if (s.EndsWith('s')) s = s[..^1];
+        else if (s.EndsWith('m')) { scale = 60; s = s[..^1]; }
+        if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || v < 0 || double.IsInfinity(v)) return false;
+        duration = TimeSpan.FromSeconds(v * scale);
+        return true;
+    }
+}

@@ -1,0 +1,68 @@
+using System.CommandLine;
+using MiniVmm.Snapshot.Format;
+
+namespace MiniVmm.Cli;
+
+/// <summary>`minivmm snapshot inspect|verify|convert`: offline work on snapshot files.</summary>
+internal static class SnapshotCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("snapshot", "Inspect, verify or convert snapshot files");
+        command.Subcommands.Add(Inspect());
+        command.Subcommands.Add(Verify());
+        command.Subcommands.Add(Convert());
+        return command;
+    }
+
+    private static Command Inspect()
+    {
+        var file = new Argument<string>("FILE");
+        var c = new Command("inspect", "Show a snapshot's header, layout and state sections") { file };
+        c.SetAction(parse => Guard(parse.GetValue(file)!, () =>
+        {
+            using var snapshot = SnapshotFile.Open(parse.GetValue(file)!);
+            Console.WriteLine(snapshot.Describe());
+            return ExitCodes.Ok;
+        }));
+        return c;
+    }
+
+    private static Command Verify()
+    {
+        var file = new Argument<string>("FILE");
+        var c = new Command("verify", "Check every checksum and that the snapshot is complete") { file };
+        c.SetAction(parse => Guard(parse.GetValue(file)!, () =>
+        {
+            using var snapshot = SnapshotFile.Open(parse.GetValue(file)!);
+            var result = snapshot.Verify();
+            Console.WriteLine($"{parse.GetValue(file)}: OK ({result})");
+            return ExitCodes.Ok;
+        }));
+        return c;
+    }
+
+    private static Command Convert()
+    {
+        var stream = new Argument<string>("STREAM") { Description = "stream-form snapshot (what exec: received)" };
+        var file = new Argument<string>("FILE") { Description = "file-form snapshot to write" };
+        var c = new Command("convert", "Turn a stream-form snapshot into a snapshot file") { stream, file };
+        c.SetAction(parse => Guard(parse.GetValue(stream)!, () =>
+        {
+            SnapshotConverter.Convert(parse.GetValue(stream)!, parse.GetValue(file)!);
+            Console.WriteLine($"wrote {parse.GetValue(file)}");
+            return ExitCodes.Ok;
+        }));
+        return c;
+    }
+
+    private static int Guard(string path, Func<int> action)
+    {
+        try { return action(); }
+        catch (Exception e) when (e is SnapshotFormatException or IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"minivmm: {path}: {e.Message}");
+            return ExitCodes.BadInput;
+        }
+    }
+}

@@ -1,0 +1,57 @@
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using MiniVmm.Machine;
+using MiniVmm.Machine.Snapshots;
+using MiniVmm.Snapshot;
+
+namespace MiniVmm.Cli;
+
+internal sealed record SnapshotPlan(string Destination, SnapshotOptions Options, TimeSpan? Delay, bool ExitAfter);
+
+/// <summary>
+/// Wires the ways a snapshot starts (--snapshot-after timer, SIGUSR1, a guest request on the control port) and is
+/// cancelled (SIGUSR2) to a <see cref="SnapshotController"/>, and prints the one-line summary when it ends.
+/// </summary>
+internal sealed class SnapshotTriggers : IDisposable
+{
+    private const int SIGUSR1 = 10, SIGUSR2 = 12;
+    private readonly List<IDisposable> _registrations = new();
+
+    private SnapshotTriggers() { }
+
+    public static IDisposable Attach(Vm vm, SnapshotPlan? plan, ILoggerFactory loggers)
+    {
+        var triggers = new SnapshotTriggers();
+        var log = loggers.CreateLogger("minivmm");
+        if (plan is null)
+        {
+            vm.GuestSnapshotRequested += () => log.LogWarning("the guest requested a snapshot, but no --snapshot-to was given");
+            return triggers;
+        }
+        var controller = new SnapshotController(vm, loggers);
+        void Start()
+        {
+            if (!controller.TryStart(plan.Destination, plan.Options, out string? error))
+            {
+                Console.Error.WriteLine($"minivmm: snapshot not started: {error}");
+                if (plan.ExitAfter && controller.CurrentJob is null)
+                    vm.RequestStop(new VmExitStatus(VmStopReason.AfterSnapshot, 1, error));
+            }
+        }
+        controller.Completed += result =>
+        {
+            Console.Error.WriteLine("minivmm: " + result.Summary());
+            if (plan.ExitAfter) vm.RequestStop(new VmExitStatus(VmStopReason.AfterSnapshot, result.Succeeded ? 0u : 1u, result.Error));
+        };
+        vm.GuestSnapshotRequested += () => vm.Loop.Post(Start);
+        if (plan.Delay is { } delay) vm.Loop.Schedule(delay, Start);
+        triggers._registrations.Add(PosixSignalRegistration.Create((PosixSignal)SIGUSR1, ctx => { ctx.Cancel = true; vm.Loop.Post(Start); }));
+        triggers._registrations.Add(PosixSignalRegistration.Create((PosixSignal)SIGUSR2, ctx => { ctx.Cancel = true; vm.Loop.Post(() => controller.Cancel()); }));
+        return triggers;
+    }
+
+    public void Dispose()
+    {
+        foreach (var r in _registrations) r.Dispose();
+    }
+}

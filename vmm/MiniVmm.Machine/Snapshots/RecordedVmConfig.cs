@@ -1,0 +1,45 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace MiniVmm.Machine.Snapshots;
+
+/// <summary>The VM configuration as recorded in a snapshot header: what restore needs to rebuild the same machine.</summary>
+public sealed record RecordedVmConfig
+{
+    public int FormatVersion { get; init; } = 1;
+    public ulong MemoryBytes { get; init; }
+    public int Vcpus { get; init; }
+    public string KernelPath { get; init; } = "";
+    public string CommandLine { get; init; } = "";
+    public int TscKhz { get; init; }
+    public bool HugePages { get; init; }
+    public string[] Devices { get; init; } = [];
+
+    public string ToJson() => JsonSerializer.Serialize(this, RecordedVmConfigJson.Default.RecordedVmConfig);
+
+    public static RecordedVmConfig FromJson(string json)
+    {
+        RecordedVmConfig? config;
+        try { config = JsonSerializer.Deserialize(json, RecordedVmConfigJson.Default.RecordedVmConfig); }
+        catch (JsonException e) { throw new StateRestoreException("the snapshot's VM configuration is malformed: " + e.Message, e); }
+        if (config is null) throw new StateRestoreException("the snapshot has no VM configuration");
+        if (config.FormatVersion != 1) throw new StateRestoreException($"VM configuration version {config.FormatVersion} is not supported");
+        return config;
+    }
+
+    /// <summary>The host CPU model string recorded in headers and compared on restore.</summary>
+    public static string HostCpuModel()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/cpuinfo"))
+                if (line.StartsWith("model name", StringComparison.Ordinal)) return line[(line.IndexOf(':') + 1)..].Trim();
+        }
+        catch (IOException) { }
+        return "unknown";
+    }
+}
+
+[JsonSerializable(typeof(RecordedVmConfig))]
+[JsonSourceGenerationOptions(WriteIndented = false)]
+internal sealed partial class RecordedVmConfigJson : JsonSerializerContext;
