@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using KvmSharp;
 using Microsoft.Extensions.Logging;
 using MiniVmm.Machine;
+using MiniVmm.Snapshot;
 
 namespace MiniVmm.Cli;
 

@@ -49,6 +49,12 @@ public sealed partial class Vm : IDisposable
     internal IReadOnlyList<Vcpu> Vcpus => _vcpus;
     internal kvm_cpuid_entry2[] SupportedCpuid { get; }
 
+    /// <summary>
+    /// Raised on the main-loop thread after the loop has ended and before the vCPUs stop: work that the loop would have
+    /// finished (a snapshot in progress) completes here, while guest RAM still exists.
+    /// </summary>
+    public event Action? ShuttingDown;
+
     /// <summary>Raised (on a vCPU thread) when the guest writes 1 to the control port.</summary>
     public event Action? GuestSnapshotRequested;
 
@@ -272,6 +278,8 @@ public sealed partial class Vm : IDisposable
         StartStdinInput();
         foreach (var t in _vcpuThreads) t.Start();
         Loop.Run();
+        try { ShuttingDown?.Invoke(); }
+        catch (Exception e) { _log.LogError(e, "shutdown hook failed"); }
         if (Loop.Failure is { } failure)
             RequestStop(new VmExitStatus(VmStopReason.InternalError, Detail: failure.Message));
         foreach (var t in _vcpuThreads) t.Stop(TimeSpan.FromSeconds(5));

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using MiniVmm.Machine.State;
 
 namespace MiniVmm.Machine.Snapshots;
 

@@ -26,6 +26,25 @@ public sealed class SnapshotController
         _vm = vm;
         _log = loggers.CreateLogger("MiniVmm.Snapshot");
         _source = new VmSnapshotSource(vm, _log);
+        vm.ShuttingDown += FinishBeforeShutdown;
+    }
+
+    /// <summary>Largest wait for a running snapshot when the VM stops under it (the vCPUs are still there).</summary>
+    public static readonly TimeSpan ShutdownWait = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// The VM is stopping (the guest exited, or a signal) while a snapshot runs: let it finish — guest RAM is still
+    /// mapped and no vCPU can be left blocked — then report it, since the main loop will not run its completion.
+    /// </summary>
+    private void FinishBeforeShutdown()
+    {
+        if (_job is not { } job) return;
+        if (!job.Completion.Wait(ShutdownWait))
+        {
+            job.Cancel();
+            job.Completion.Wait(ShutdownWait);
+        }
+        if (job.Completion.IsCompletedSuccessfully && _job == job) OnFinished(job.Completion.Result);
     }
 
     /// <summary>Raised on the main loop when a snapshot ends (successfully or not).</summary>
@@ -75,7 +94,7 @@ public sealed class SnapshotController
 
     private void OnFinished(SnapshotResult result)
     {
-        var destination = _destination!;
+        if (_destination is not { } destination) return; // already reported (shutdown raced the posted completion)
         string? processError = destination.FinishProcess(result.Succeeded);
         destination.Dispose();
         if (processError is not null && result.Succeeded)

@@ -1,0 +1,181 @@
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using Microsoft.Win32.SafeHandles;
+
+namespace MiniVmm.Snapshot.Format;
+
+/// <summary>
+/// Reader for the file form. <see cref="Open"/> validates everything but the page contents (header, version, layout,
+/// completion marker, file length, trailer and state checksums); <see cref="ReadPage"/> checks a page's checksum when it
+/// is read and <see cref="Verify"/> checks every page. Reads are thread-safe (pread).
+/// </summary>
+public sealed partial class SnapshotFile : IDisposable
+{
+    private readonly SafeFileHandle _handle;
+    private readonly SnapshotHeader _header;
+    private readonly ulong[][] _bitmaps;
+    private readonly ulong[][] _checksums;
+    private readonly long[] _present;
+    private readonly (long Offset, long Length, string What)[] _padding;
+    private readonly string _what;
+
+    private SnapshotFile(string path, SafeFileHandle handle, SnapshotHeader header, ulong[][] bitmaps, ulong[][] checksums,
+        long[] present, IReadOnlyList<StateSection> sections, (long, long, string)[] padding)
+    {
+        Path = path;
+        _what = $"snapshot '{path}'";
+        _handle = handle;
+        _header = header;
+        _bitmaps = bitmaps;
+        _checksums = checksums;
+        _present = present;
+        Sections = sections;
+        _padding = padding;
+    }
+
+    public string Path { get; }
+    public SnapshotHeaderInfo Info => _header.Info;
+    public IReadOnlyList<StateSection> Sections { get; }
+    public string FormatVersion => _header.Version;
+    public DateTimeOffset CreatedAt => DateTimeOffset.FromUnixTimeMilliseconds(
+        Math.Clamp(_header.CreatedUnixMs, DateTimeOffset.MinValue.ToUnixTimeMilliseconds(), DateTimeOffset.MaxValue.ToUnixTimeMilliseconds()));
+    public long FileLength => _header.FileLength;
+    public long StateLength => _header.StateLength;
+    public long TrailerLength => _header.TrailerLength;
+
+    /// <summary>Opens and validates a snapshot file. Any problem with its content is a <see cref="SnapshotFormatException"/>; I/O errors (missing file, permissions) are not.</summary>
+    public static SnapshotFile Open(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        try
+        {
+            return Load(path, handle);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    private static SnapshotFile Load(string path, SafeFileHandle handle)
+    {
+        string what = $"snapshot '{path}'";
+        long length = RandomAccess.GetLength(handle);
+        var head = new byte[(int)Math.Min(length, SnapshotFormat.HeaderAreaSize)];
+        ReadExactly(handle, head, 0, what, "header");
+        int headerLength = SnapshotHeader.ReadPrefix(head, expectStream: false, what);
+        if (headerLength > head.Length)
+            throw new SnapshotFormatException(
+                $"{what} is truncated: its header needs {headerLength} bytes but the file has only {length}");
+        var header = SnapshotHeader.Decode(head.AsSpan(0, headerLength), expectStream: false, what);
+        if (!header.IsComplete)
+            throw new SnapshotFormatException(path.EndsWith(SnapshotFormat.PartialSuffix, StringComparison.Ordinal)
+                ? $"{what} is an unfinished snapshot: the save did not complete (or is still running)"
+                : $"{what} is incomplete: the save that wrote it did not finish");
+        if (length < header.FileLength)
+            throw new SnapshotFormatException($"{what} is truncated: the file has {length} bytes but its header says {header.FileLength}");
+        if (length > header.FileLength)
+            throw new SnapshotFormatException(
+                $"{what} is corrupt: {length - header.FileLength} unexpected bytes after the end of the snapshot");
+        var padding = ValidateLayout(header, headerLength, what);
+
+        Span<byte> marker = stackalloc byte[SnapshotFormat.EndMarkerSize];
+        ReadExactly(handle, marker, header.FileLength - SnapshotFormat.EndMarkerSize, what, "completion marker");
+        if (!marker[..8].SequenceEqual(SnapshotFormat.EndMagic)
+            || BinaryPrimitives.ReadInt64LittleEndian(marker[8..]) != header.FileLength)
+            throw new SnapshotFormatException($"{what} is corrupt or incomplete: the completion marker at its end is missing");
+
+        var regions = header.Info.Regions;
+        var keeper = new TrailerKeeper(regions.Count);
+        var trailerReader = SequentialReader.ForFileRange(handle, header.TrailerOffset, header.TrailerLength, what);
+        ulong stateHash = TrailerCodec.Read(trailerReader, regions, keeper, what);
+
+        var state = new byte[header.StateLength];
+        ReadExactly(handle, state, header.StateOffset, what, "state section");
+        if (XxHash3.HashToUInt64(state) != stateHash)
+            throw new SnapshotFormatException($"{what} is corrupt: the state section does not match its checksum");
+        var sections = StateCodec.Decode(state, what);
+
+        // Small padding is checked now; the large gaps between regions are left to Verify.
+        if (head.AsSpan(headerLength).IndexOfAnyExcept((byte)0) is var nz and >= 0)
+            throw new SnapshotFormatException($"{what} is corrupt: non-zero byte at offset {headerLength + nz} after the header");
+        long stateEnd = header.StateOffset + header.StateLength;
+        if (header.TrailerOffset - stateEnd is > 0 and < SnapshotFormat.HeaderAreaSize)
+        {
+            var gap = new byte[header.TrailerOffset - stateEnd];
+            ReadExactly(handle, gap, stateEnd, what, "padding");
+            if (gap.AsSpan().IndexOfAnyExcept((byte)0) is var g and >= 0)
+                throw new SnapshotFormatException($"{what} is corrupt: non-zero byte at offset {stateEnd + g} after the state section");
+        }
+        return new SnapshotFile(path, handle, header, keeper.Bitmaps, keeper.Sums, keeper.Present, sections, padding);
+    }
+
+    /// <summary>Checks that regions, state and trailer lie in order inside the file without overlapping; returns the gaps.</summary>
+    private static (long, long, string)[] ValidateLayout(SnapshotHeader h, int headerLength, string what)
+    {
+        var padding = new List<(long, long, string)>();
+        long fileLength = h.FileLength;
+        long cursor = SnapshotFormat.HeaderAreaSize;
+        long paddingStart = headerLength;
+        string after = "the header";
+        var regions = h.Info.Regions;
+        for (int i = 0; i < regions.Count; i++)
+        {
+            long offset = h.RegionOffsets[i], size = (long)regions[i].Size;
+            if (offset % SnapshotFormat.PageSize != 0 || offset < cursor || offset > fileLength || size > fileLength - offset)
+                throw new SnapshotFormatException(
+                    $"{what} is corrupt: region {i}'s page area (offset {offset}, {size} bytes) is misplaced or outside the file");
+            padding.Add((paddingStart, offset - paddingStart, $"padding after {after}"));
+            cursor = paddingStart = offset + size;
+            after = $"region {i}";
+        }
+        if (h.StateOffset < cursor || h.StateOffset > fileLength || h.StateLength > fileLength - h.StateOffset)
+            throw new SnapshotFormatException($"{what} is corrupt: the state section (offset {h.StateOffset}) is misplaced or outside the file");
+        if (h.StateLength < 8 || h.StateLength > SnapshotFormat.MaxStateBytes)
+            throw new SnapshotFormatException($"{what} is corrupt: state section length {h.StateLength} is out of range");
+        padding.Add((paddingStart, h.StateOffset - paddingStart, $"padding after {after}"));
+        long stateEnd = h.StateOffset + h.StateLength;
+        long expectedTrailer = SnapshotLayout.TrailerLength(regions);
+        if (h.TrailerLength != expectedTrailer)
+            throw new SnapshotFormatException(
+                $"{what} is corrupt: trailer length {h.TrailerLength} does not match its regions ({expectedTrailer} expected)");
+        if (h.TrailerOffset < stateEnd || h.TrailerOffset > fileLength || h.TrailerLength > fileLength - h.TrailerOffset
+            || h.TrailerOffset + h.TrailerLength + SnapshotFormat.EndMarkerSize != fileLength)
+            throw new SnapshotFormatException($"{what} is corrupt: the trailer (offset {h.TrailerOffset}) is misplaced");
+        padding.Add((stateEnd, h.TrailerOffset - stateEnd, "padding after the state section"));
+        return padding.Where(p => p.Item2 > 0).ToArray();
+    }
+
+    private static void ReadExactly(SafeFileHandle handle, Span<byte> buffer, long offset, string what, string part)
+    {
+        int total = 0;
+        while (total < buffer.Length)
+        {
+            int n = RandomAccess.Read(handle, buffer[total..], offset + total);
+            if (n <= 0)
+                throw new SnapshotFormatException(
+                    $"{what} is truncated: {part} at offset {offset} needs {buffer.Length} bytes but only {total} could be read");
+            total += n;
+        }
+    }
+
+    private sealed class TrailerKeeper(int regions) : ITrailerVisitor
+    {
+        public readonly ulong[][] Bitmaps = new ulong[regions][];
+        public readonly ulong[][] Sums = new ulong[regions][];
+        public readonly long[] Present = new long[regions];
+
+        // The page count was checked against the trailer length, and the trailer length against the file's length.
+        public void Region(int region, long pageCount, ulong[] bitmap, long presentCount)
+        {
+            Bitmaps[region] = bitmap;
+            Present[region] = presentCount;
+            Sums[region] = new ulong[pageCount];
+        }
+
+        public void Checksums(int region, long firstPage, ReadOnlySpan<ulong> checksums) =>
+            checksums.CopyTo(Sums[region].AsSpan((int)firstPage));
+    }
+}

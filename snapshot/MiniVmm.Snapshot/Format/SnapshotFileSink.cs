@@ -1,0 +1,230 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.IO.Hashing;
+using Microsoft.Win32.SafeHandles;
+
+namespace MiniVmm.Snapshot.Format;
+
+/// <summary>Creates the file form of a snapshot (seekable; pages written with pwrite in any order).</summary>
+public static class SnapshotFileSink
+{
+    /// <summary>
+    /// Starts writing <paramref name="path"/>: the data goes to <c>PATH.partial</c> (replaced if it exists), which
+    /// <see cref="ISnapshotSink.Complete"/> renames to <paramref name="path"/> (replacing an older snapshot atomically).
+    /// <paramref name="createdAt"/> (default: now) is recorded in the header; fixing it makes the output reproducible.
+    /// </summary>
+    public static ISnapshotSink Create(string path, SnapshotHeaderInfo info, bool fsync = true, DateTimeOffset? createdAt = null) =>
+        SnapshotFileWriter.Create(path, info, fsync, (createdAt ?? DateTimeOffset.UtcNow).ToUnixTimeMilliseconds());
+}
+
+/// <summary>
+/// Writes the file form. The file is sized to the end of the memory area up front, so pages never written are holes.
+/// The header at offset 0 first says "incomplete"; <see cref="Complete"/> writes state, trailer, the final header and
+/// the completion marker (last), fsyncs, and renames PATH.partial to PATH.
+/// </summary>
+internal sealed class SnapshotFileWriter : ISnapshotSink
+{
+    private const int StateOpen = 0, StateCompleted = 1, StateAborted = 2;
+
+    private readonly string _path;
+    private readonly string _partialPath;
+    private readonly SnapshotHeaderInfo _info;
+    private readonly long[] _offsets;
+    private readonly long _memoryEnd;
+    private readonly long _createdUnixMs;
+    private readonly bool _fsync;
+    private readonly SafeFileHandle _handle;
+    private readonly object _gate = new();
+    private volatile int _state;
+    private long _pagesWritten, _zeroPages, _bytesWritten;
+
+    private SnapshotFileWriter(string path, SnapshotHeaderInfo info, long[] offsets, long memoryEnd, long createdUnixMs,
+        bool fsync, SafeFileHandle handle)
+    {
+        _path = path;
+        _partialPath = path + SnapshotFormat.PartialSuffix;
+        _info = info;
+        _offsets = offsets;
+        _memoryEnd = memoryEnd;
+        _createdUnixMs = createdUnixMs;
+        _fsync = fsync;
+        _handle = handle;
+        Tables = info.Regions.Select(r => new PageTable(r.PageCount)).ToArray();
+    }
+
+    internal PageTable[] Tables { get; }
+    internal IReadOnlyList<SnapshotRegion> Regions => _info.Regions;
+
+    public static SnapshotFileWriter Create(string path, SnapshotHeaderInfo info, bool fsync, long createdUnixMs)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        SnapshotHeader.ValidateInfo(info);
+        info = info with { Regions = info.Regions.ToArray() };
+        var offsets = SnapshotLayout.RegionOffsets(info.Regions, out long memoryEnd);
+        var header = Header(info, offsets, createdUnixMs, 0, 0, 0, 0, 0, memoryEnd).Encode();
+        string partial = path + SnapshotFormat.PartialSuffix;
+        var handle = File.OpenHandle(partial, FileMode.Create, FileAccess.ReadWrite, FileShare.Read);
+        try
+        {
+            RandomAccess.SetLength(handle, memoryEnd);
+            RandomAccess.Write(handle, header, 0);
+        }
+        catch
+        {
+            handle.Dispose();
+            TryDelete(partial);
+            throw;
+        }
+        var writer = new SnapshotFileWriter(path, info, offsets, memoryEnd, createdUnixMs, fsync, handle);
+        writer._bytesWritten = header.Length;
+        return writer;
+    }
+
+    private static SnapshotHeader Header(SnapshotHeaderInfo info, long[] offsets, long created, uint flags, long stateOffset,
+        long stateLength, long trailerOffset, long trailerLength, long fileLength) =>
+        new(false, SnapshotFormat.MajorVersion, SnapshotFormat.MinorVersion, flags, created, info, offsets,
+            stateOffset, stateLength, trailerOffset, trailerLength, fileLength);
+
+    public bool IsSeekable => true;
+    public long PagesWritten => Interlocked.Read(ref _pagesWritten);
+    public long ZeroPages => Interlocked.Read(ref _zeroPages);
+    public long BytesWritten => Interlocked.Read(ref _bytesWritten);
+    public TimeSpan FsyncTime { get; private set; }
+
+    public void WritePages(int region, long firstPage, ReadOnlySpan<byte> pages)
+    {
+        ThrowIfNotOpen();
+        long count = PageBatch.CheckArguments(_info.Regions, region, firstPage, pages.Length);
+        var table = Tables[region];
+        long areaOffset = _offsets[region];
+        var batch = PageBatch.ForCurrentThread();
+        try
+        {
+            for (long done = 0; done < count;)
+            {
+                int n = (int)Math.Min(PageBatch.MaxPages, count - done);
+                batch.Load(firstPage + done, pages.Slice((int)done * SnapshotFormat.PageSize, n * SnapshotFormat.PageSize));
+                for (int i = 0; i < n;)
+                {
+                    int end = batch.RunEnd(i);
+                    long page = batch.FirstPage + i;
+                    if (!batch.IsZero(i))
+                    {
+                        RandomAccess.Write(_handle, batch.Pages(i, end - i), areaOffset + page * SnapshotFormat.PageSize);
+                        for (int k = i; k < end; k++) table.MarkPresent(batch.FirstPage + k, batch.Checksum(k));
+                        Interlocked.Add(ref _pagesWritten, end - i);
+                        Interlocked.Add(ref _bytesWritten, (long)(end - i) * SnapshotFormat.PageSize);
+                    }
+                    else
+                    {
+                        for (int k = i; k < end; k++)
+                        {
+                            long p = batch.FirstPage + k;
+                            if (!table.IsPresent(p)) continue;
+                            // Stored earlier, zero now: the last write wins, so clear it.
+                            RandomAccess.Write(_handle, PageBatch.ZeroPage, areaOffset + p * SnapshotFormat.PageSize);
+                            table.MarkAbsent(p);
+                            Interlocked.Add(ref _bytesWritten, SnapshotFormat.PageSize);
+                        }
+                        Interlocked.Add(ref _zeroPages, end - i);
+                    }
+                    i = end;
+                }
+                done += n;
+            }
+        }
+        catch (ObjectDisposedException) when (_state == StateAborted)
+        {
+            throw new OperationCanceledException("the snapshot was aborted");
+        }
+    }
+
+    public void Complete(IReadOnlyList<StateSection> sections)
+    {
+        lock (_gate)
+        {
+            ThrowIfNotOpen();
+            try
+            {
+                var state = StateCodec.Encode(sections);
+                ulong stateHash = XxHash3.HashToUInt64(state);
+                long stateOffset = _memoryEnd;
+                Write(state, stateOffset);
+                long trailerOffset = SnapshotFormat.AlignUp(stateOffset + state.Length, SnapshotFormat.PageSize);
+                long position = trailerOffset;
+                TrailerCodec.Write(_info.Regions, Tables, stateHash, chunk =>
+                {
+                    Write(chunk, position);
+                    position += chunk.Length;
+                });
+                long trailerLength = position - trailerOffset;
+                Debug.Assert(trailerLength == SnapshotLayout.TrailerLength(_info.Regions));
+                long fileLength = position + SnapshotFormat.EndMarkerSize;
+                Write(Header(_info, _offsets, _createdUnixMs, SnapshotHeader.FlagComplete, stateOffset, state.Length,
+                    trailerOffset, trailerLength, fileLength).Encode(), 0);
+                Span<byte> marker = stackalloc byte[SnapshotFormat.EndMarkerSize];
+                SnapshotFormat.EndMagic.CopyTo(marker);
+                BinaryPrimitives.WriteInt64LittleEndian(marker[8..], fileLength);
+                Write(marker, position); // the completion marker goes last
+
+                var fsyncClock = Stopwatch.StartNew();
+                if (_fsync) RandomAccess.FlushToDisk(_handle);
+                var fileFsync = fsyncClock.Elapsed;
+                _handle.Dispose();
+                File.Move(_partialPath, _path, overwrite: true);
+                if (_fsync)
+                {
+                    fsyncClock.Restart();
+                    DirectorySync.Flush(Path.GetDirectoryName(Path.GetFullPath(_path)) ?? "/");
+                    FsyncTime = fileFsync + fsyncClock.Elapsed;
+                }
+                _state = StateCompleted;
+            }
+            catch
+            {
+                AbortCore();
+                throw;
+            }
+        }
+    }
+
+    private void Write(ReadOnlySpan<byte> data, long offset)
+    {
+        RandomAccess.Write(_handle, data, offset);
+        Interlocked.Add(ref _bytesWritten, data.Length);
+    }
+
+    public void Abort()
+    {
+        lock (_gate)
+        {
+            if (_state == StateOpen) AbortCore();
+        }
+    }
+
+    private void AbortCore()
+    {
+        _state = StateAborted;
+        _handle.Dispose();
+        TryDelete(_partialPath);
+    }
+
+    private static void TryDelete(string path)
+    {
+        try { File.Delete(path); }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+    }
+
+    private void ThrowIfNotOpen()
+    {
+        int s = _state;
+        if (s == StateAborted) throw new OperationCanceledException("the snapshot was aborted");
+        if (s == StateCompleted) throw new InvalidOperationException("the snapshot is already complete");
+    }
+
+    public void Dispose()
+    {
+        if (_state == StateOpen) Abort();
+    }
+}

@@ -1,0 +1,33 @@
+namespace MiniVmm.Snapshot.Format;
+
+/// <summary>Where the writer puts things. Readers do not recompute it: they validate what the header says.</summary>
+internal static class SnapshotLayout
+{
+    /// <summary>Region page areas, each aligned to <see cref="SnapshotFormat.RegionAlignment"/>, after the header area.</summary>
+    public static long[] RegionOffsets(IReadOnlyList<SnapshotRegion> regions, out long memoryEnd)
+    {
+        var offsets = new long[regions.Count];
+        long next = SnapshotFormat.AlignUp(SnapshotFormat.HeaderAreaSize, SnapshotFormat.RegionAlignment);
+        memoryEnd = SnapshotFormat.HeaderAreaSize;
+        for (int i = 0; i < regions.Count; i++)
+        {
+            offsets[i] = next;
+            memoryEnd = next + (long)regions[i].Size;
+            next = SnapshotFormat.AlignUp(memoryEnd, SnapshotFormat.RegionAlignment);
+        }
+        return offsets;
+    }
+
+    public static long BitmapWords(long pageCount) => (pageCount + 63) >> 6;
+
+    public const int TrailerFixedSize = 8 + 4 + 4 + 8;
+    public const int TrailerRegionFixedSize = 16;
+
+    /// <summary>Trailer bytes (without the completion marker) for these regions.</summary>
+    public static long TrailerLength(IReadOnlyList<SnapshotRegion> regions)
+    {
+        long length = TrailerFixedSize + 8;
+        foreach (var r in regions) length += TrailerRegionFixedSize + BitmapWords(r.PageCount) * 8 + r.PageCount * 8;
+        return length;
+    }
+}

@@ -1,0 +1,182 @@
+using System.IO.Hashing;
+
+namespace MiniVmm.Snapshot.Format;
+
+/// <summary>Creates the stream form of a snapshot, for destinations that cannot seek (a pipe to <c>exec:CMD</c>).</summary>
+public static class SnapshotStreamSink
+{
+    /// <summary>
+    /// Writes the stream header at once. The sink disposes <paramref name="destination"/> when it completes or aborts,
+    /// unless <paramref name="leaveOpen"/>. <paramref name="createdAt"/> defaults to now.
+    /// </summary>
+    public static ISnapshotSink Create(Stream destination, SnapshotHeaderInfo info, bool leaveOpen = false, DateTimeOffset? createdAt = null) =>
+        new SnapshotStreamWriter(destination, info, leaveOpen, (createdAt ?? DateTimeOffset.UtcNow).ToUnixTimeMilliseconds());
+}
+
+/// <summary>
+/// Writes records in save order: stream header, page records (a later record for a page supersedes earlier ones),
+/// the state, the trailer (bitmap and checksums as finally written), an end record. Writers copy and hash their pages
+/// outside the lock; only the ordered appends to the destination are serialized.
+/// </summary>
+internal sealed class SnapshotStreamWriter : ISnapshotSink
+{
+    private const int StateOpen = 0, StateCompleted = 1, StateAborted = 2;
+
+    private readonly Stream _destination;
+    private readonly BufferedStream _out;
+    private readonly bool _leaveOpen;
+    private readonly SnapshotHeaderInfo _info;
+    private readonly PageTable[] _tables;
+    private readonly object _gate = new();
+    private readonly byte[] _record = new byte[StreamRecord.Size];
+    private volatile int _state;
+    private long _pagesWritten, _zeroPages, _bytesWritten;
+
+    public SnapshotStreamWriter(Stream destination, SnapshotHeaderInfo info, bool leaveOpen, long createdUnixMs)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        if (!destination.CanWrite) throw new ArgumentException("the destination stream is not writable", nameof(destination));
+        SnapshotHeader.ValidateInfo(info);
+        _info = info with { Regions = info.Regions.ToArray() };
+        _tables = _info.Regions.Select(r => new PageTable(r.PageCount)).ToArray();
+        _destination = destination;
+        _leaveOpen = leaveOpen;
+        _out = new BufferedStream(destination, 256 * 1024);
+        var header = new SnapshotHeader(true, SnapshotFormat.MajorVersion, SnapshotFormat.MinorVersion, 0, createdUnixMs, _info,
+            new long[_info.Regions.Count], 0, 0, 0, 0, 0).Encode();
+        Append(header);
+    }
+
+    public bool IsSeekable => false;
+    public long PagesWritten => Interlocked.Read(ref _pagesWritten);
+    public long ZeroPages => Interlocked.Read(ref _zeroPages);
+    public long BytesWritten => Interlocked.Read(ref _bytesWritten);
+    public TimeSpan FsyncTime => TimeSpan.Zero;
+
+    public void WritePages(int region, long firstPage, ReadOnlySpan<byte> pages)
+    {
+        ThrowIfNotOpen();
+        long count = PageBatch.CheckArguments(_info.Regions, region, firstPage, pages.Length);
+        var table = _tables[region];
+        var batch = PageBatch.ForCurrentThread();
+        for (long done = 0; done < count;)
+        {
+            int n = (int)Math.Min(PageBatch.MaxPages, count - done);
+            batch.Load(firstPage + done, pages.Slice((int)done * SnapshotFormat.PageSize, n * SnapshotFormat.PageSize));
+            lock (_gate)
+            {
+                ThrowIfNotOpen();
+                try
+                {
+                    AppendBatch(region, batch, table);
+                }
+                catch
+                {
+                    // A half-written record can't be taken back: the stream is unusable from here on.
+                    AbortCore();
+                    throw;
+                }
+            }
+            done += n;
+        }
+    }
+
+    private void AppendBatch(int region, PageBatch batch, PageTable table)
+    {
+        int n = batch.Count;
+        for (int i = 0; i < n;)
+        {
+            int end = batch.RunEnd(i);
+            if (!batch.IsZero(i))
+            {
+                AppendRecord(new StreamRecord(StreamRecordType.Pages, (uint)region, (ulong)(batch.FirstPage + i), (uint)(end - i)));
+                Append(batch.Pages(i, end - i));
+                for (int k = i; k < end; k++) table.MarkPresent(batch.FirstPage + k, batch.Checksum(k));
+                Interlocked.Add(ref _pagesWritten, end - i);
+            }
+            else
+            {
+                // Pages stored earlier that are zero now get a zero record: the last write wins.
+                for (int k = i; k < end; k++)
+                {
+                    if (!table.IsPresent(batch.FirstPage + k)) continue;
+                    int runEnd = k + 1;
+                    while (runEnd < end && table.IsPresent(batch.FirstPage + runEnd)) runEnd++;
+                    AppendRecord(new StreamRecord(StreamRecordType.ZeroPages, (uint)region, (ulong)(batch.FirstPage + k), (uint)(runEnd - k)));
+                    for (int z = k; z < runEnd; z++) table.MarkAbsent(batch.FirstPage + z);
+                    k = runEnd;
+                }
+                Interlocked.Add(ref _zeroPages, end - i);
+            }
+            i = end;
+        }
+    }
+
+    public void Complete(IReadOnlyList<StateSection> sections)
+    {
+        lock (_gate)
+        {
+            ThrowIfNotOpen();
+            try
+            {
+                var state = StateCodec.Encode(sections);
+                ulong stateHash = XxHash3.HashToUInt64(state);
+                AppendRecord(new StreamRecord(StreamRecordType.State, 0, (ulong)state.Length, 0));
+                Append(state);
+                AppendRecord(new StreamRecord(StreamRecordType.Trailer, 0, (ulong)SnapshotLayout.TrailerLength(_info.Regions), 0));
+                TrailerCodec.Write(_info.Regions, _tables, stateHash, Append);
+                AppendRecord(new StreamRecord(StreamRecordType.End, 0, (ulong)BytesWritten, 0));
+                _out.Flush();
+                _state = StateCompleted;
+                if (!_leaveOpen) _destination.Dispose();
+            }
+            catch
+            {
+                AbortCore();
+                throw;
+            }
+        }
+    }
+
+    private void AppendRecord(StreamRecord record)
+    {
+        record.Encode(_record);
+        Append(_record);
+    }
+
+    private void Append(ReadOnlySpan<byte> data)
+    {
+        _out.Write(data);
+        Interlocked.Add(ref _bytesWritten, data.Length);
+    }
+
+    public void Abort()
+    {
+        lock (_gate)
+        {
+            if (_state == StateOpen) AbortCore();
+        }
+    }
+
+    private void AbortCore()
+    {
+        _state = StateAborted;
+        // Buffered records are dropped: without an end record the stream can never be converted.
+        if (_leaveOpen) return;
+        try { _destination.Dispose(); }
+        catch (IOException) { }
+        catch (ObjectDisposedException) { }
+    }
+
+    private void ThrowIfNotOpen()
+    {
+        int s = _state;
+        if (s == StateAborted) throw new OperationCanceledException("the snapshot was aborted");
+        if (s == StateCompleted) throw new InvalidOperationException("the snapshot is already complete");
+    }
+
+    public void Dispose()
+    {
+        if (_state == StateOpen) Abort();
+    }
+}

@@ -1,0 +1,102 @@
+using MiniVmm.Machine;
+using MiniVmm.Tests.Shared;
+
+namespace MiniVmm.Integration.Tests;
+
+/// <summary>Misbehaving guests and bad input: clear outcomes, never a crash.</summary>
+public sealed class FailureTests
+{
+    [KvmFact]
+    public void Triple_fault_stops_the_vm_with_a_distinct_status()
+    {
+        var (run, _) = GuestRun.Boot(GuestFiles.Write("triple.elf", TinyGuests.TripleFault()));
+        using (run)
+        {
+            var status = run.Start().WaitForExit();
+            status.Reason.Should().Be(VmStopReason.TripleFault);
+            status.ProcessExitCode.Should().Be(VmExitStatus.ExitTripleFault);
+        }
+    }
+
+    [KvmFact]
+    public void Unmapped_ports_read_as_ones_and_unmapped_mmio_as_zeros_and_the_guest_runs_on()
+    {
+        var (run, _) = GuestRun.Boot(GuestFiles.Write("unmapped.elf", TinyGuests.UnmappedAccesses()));
+        using (run)
+        {
+            var status = run.Start().WaitForExit();
+            status.Reason.Should().Be(VmStopReason.GuestExit);
+            status.GuestStatus.Should().Be(0xFF, "PIO reads all ones in the low byte and MMIO reads zero above it");
+        }
+    }
+
+    [KvmFact]
+    public void Instruction_the_emulator_cannot_run_stops_the_vm_with_a_disassembly()
+    {
+        var (run, _) = GuestRun.Boot(GuestFiles.Write("fninit.elf", TinyGuests.UnsupportedInstruction()));
+        using (run)
+        {
+            var status = run.Start().WaitForExit();
+            status.Reason.Should().BeOneOf(VmStopReason.EmulationFailure, VmStopReason.TripleFault);
+            if (status.Reason == VmStopReason.EmulationFailure)
+                status.ProcessExitCode.Should().Be(VmExitStatus.ExitEmulationFailure);
+        }
+    }
+
+    [KvmFact]
+    public void I8042_reset_stops_the_vm_as_a_reset()
+    {
+        var (run, _) = GuestRun.Boot(GuestFiles.Write("reset.elf", TinyGuests.I8042Reset()));
+        using (run)
+        {
+            run.Start().WaitForExit().Reason.Should().Be(VmStopReason.Reset);
+        }
+    }
+
+    [KvmFact]
+    public void Missing_kernel_is_a_configuration_error()
+    {
+        var act = () => Vm.Create(new VmConfig { KernelPath = "/nonexistent/kernel.elf" }, GuestRun.Loggers);
+        act.Should().Throw<VmConfigException>().WithMessage("*does not exist*");
+    }
+
+    [KvmFact]
+    public void Non_elf_kernel_is_a_configuration_error()
+    {
+        string path = GuestFiles.Write("not-elf.bin", "this is not an ELF file at all"u8.ToArray());
+        var act = () => Vm.Create(new VmConfig { KernelPath = path }, GuestRun.Loggers);
+        act.Should().Throw<VmConfigException>().WithMessage("*ELF*");
+    }
+
+    [Fact]
+    public void Memory_too_small_is_rejected_before_touching_kvm()
+    {
+        var act = () => new VmConfig { KernelPath = "x", MemoryBytes = 1 << 20 }.Validate();
+        act.Should().Throw<VmConfigException>().WithMessage("*too small*");
+    }
+
+    [KvmFact]
+    public void Command_line_over_the_limit_is_a_configuration_error()
+    {
+        var act = () => Vm.Create(new VmConfig { KernelPath = GuestFiles.Hello, CommandLine = new string('x', 5000) }, GuestRun.Loggers);
+        act.Should().Throw<VmConfigException>().WithMessage("*command line*");
+    }
+
+    [KvmFact]
+    public void Creating_and_disposing_vms_releases_every_fd_and_thread()
+    {
+        // Warm up once (runtime threads, lazily opened files), then count.
+        RunHello();
+        int fds = Directory.GetFiles("/proc/self/fd").Length;
+        int threads = System.Diagnostics.Process.GetCurrentProcess().Threads.Count;
+        for (int i = 0; i < 10; i++) RunHello();
+        Directory.GetFiles("/proc/self/fd").Length.Should().BeLessThanOrEqualTo(fds + 2);
+        System.Diagnostics.Process.GetCurrentProcess().Threads.Count.Should().BeLessThanOrEqualTo(threads + 4);
+
+        static void RunHello()
+        {
+            var (run, _) = GuestRun.Boot(GuestFiles.Hello);
+            using (run) run.Start().WaitForExit().GuestStatus.Should().Be(0);
+        }
+    }
+}

@@ -1,0 +1,37 @@
+using System.Text;
+using MiniVmm.Machine;
+using MiniVmm.Machine.Snapshots;
+using MiniVmm.Snapshot;
+
+namespace MiniVmm.Integration.Tests;
+
+/// <summary>Takes snapshots of a <see cref="GuestRun"/> the way the CLI does (on the main loop) and restores them.</summary>
+public static class SnapshotHarness
+{
+    public static SnapshotResult Take(GuestRun run, string destination, SnapshotOptions options, Action<SnapshotController>? whileRunning = null)
+    {
+        var controller = new SnapshotController(run.Vm, GuestRun.Loggers);
+        var done = new TaskCompletionSource<SnapshotResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        controller.Completed += r => done.TrySetResult(r);
+        var started = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        run.Vm.Loop.Post(() => started.SetResult(controller.TryStart(destination, options, out string? error) ? null : error ?? "failed"));
+        if (!started.Task.Wait(TimeSpan.FromSeconds(30))) throw new TimeoutException("snapshot did not start");
+        if (started.Task.Result is { } startError)
+            return new SnapshotResult { Engine = options.Mode.ToString(), Succeeded = false, Error = startError };
+        whileRunning?.Invoke(controller);
+        if (!done.Task.Wait(TimeSpan.FromSeconds(120))) throw new TimeoutException("snapshot did not finish");
+        return done.Task.Result;
+    }
+
+    public static (GuestRun Run, Func<string> Serial) Restore(string path, bool start = true)
+    {
+        var serial = new StringBuilder();
+        var vm = VmRestore.Restore(path, new RestoreOptions
+        {
+            Serial = new SerialTarget.Callback(b => { lock (serial) serial.Append(Encoding.ASCII.GetString(b.Span)); }),
+        }, GuestRun.Loggers);
+        var run = new GuestRun(vm);
+        if (start) run.Start();
+        return (run, () => { lock (serial) return serial.ToString(); });
+    }
+}
