@@ -20,12 +20,14 @@ public sealed record SnapshotResult
     public TimeSpan FaultStallP50 { get; init; }
     public TimeSpan FaultStallP99 { get; init; }
     public TimeSpan FaultStallMax { get; init; }
+    /// <summary>Where the downtime went (pause, state capture, write protection), for tuning.</summary>
+    public string? DowntimeBreakdown { get; init; }
     public int Iterations { get; init; }
     public bool Converged { get; init; } = true;
 
     public string Summary() => Succeeded
         ? $"snapshot ({Engine}): {PagesSaved} pages saved, {BytesWritten} bytes, {ZeroPages} zero pages skipped, " +
-          $"{FaultsServed} faults served, downtime {Ms(Downtime)}, total {Ms(TotalTime)} (write {Ms(WriteTime)}, fsync {Ms(FsyncTime)}), " +
+          $"{FaultsServed} faults served, downtime {Ms(Downtime)}{(DowntimeBreakdown is null ? "" : $" ({DowntimeBreakdown})")}, total {Ms(TotalTime)} (write {Ms(WriteTime)}, fsync {Ms(FsyncTime)}), " +
           $"fault stall p50 {Us(FaultStallP50)} p99 {Us(FaultStallP99)}" +
           (Iterations > 0 ? $", {Iterations} iterations{(Converged ? "" : " (did not converge)")}" : "")
         : $"snapshot ({Engine}) {(Cancelled ? "cancelled" : "failed")}: {Error}";

@@ -38,8 +38,8 @@ public static class TinyGuests
         a.mov(dx, 0x1234);
         a.mov(al, 0x55);
         a.@out(dx, al);                          // unmapped port write: ignored
-        a.mov(dword_ptr(0xd000_0000), 0x1234_5678); // no RAM, no device: unmapped MMIO write
-        a.mov(ecx, dword_ptr(0xd000_0000));      // unmapped MMIO read: zeros
+        a.mov(__dword_ptr[0xd000_0000], 0x1234_5678); // no RAM, no device: unmapped MMIO write
+        a.mov(ecx, __dword_ptr[0xd000_0000]);      // unmapped MMIO read: zeros
         a.shl(ecx, 8);
         a.mov(dx, 0x5555);
         a.xor(eax, eax);
@@ -48,8 +48,16 @@ public static class TinyGuests
         ExitWithEax(a);
     });
 
-    /// <summary>x87 FNINIT at CPL0: this machine's KVM instruction emulator cannot run it.</summary>
-    public static byte[] UnsupportedInstruction() => Build(a => a.fninit());
+    /// <summary>
+    /// x87 FLD1 at CPL0: KVM's instruction emulator (which runs all CPL0 code on kvm_pvm) has no x87 loads. On hardware
+    /// virtualization it simply runs, and the guest exits with 0x42.
+    /// </summary>
+    public static byte[] UnsupportedInstruction() => Build(a =>
+    {
+        a.fld1();
+        a.mov(eax, 0x42);
+        ExitWithEax(a);
+    });
 
     /// <summary>Pulses reset through the i8042 command port.</summary>
     public static byte[] I8042Reset() => Build(a =>

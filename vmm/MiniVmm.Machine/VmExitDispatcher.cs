@@ -74,7 +74,10 @@ internal sealed class VmExitDispatcher(
     private VcpuAction Fatal(Vcpu vcpu, VmStopReason reason, string what)
     {
         string report = VcpuCrashReport.Describe(vcpu, memory, what);
-        if (requestStop(new VmExitStatus(reason, Detail: report.Split('\n')[0])))
+        // The status carries the headline and the instruction; the full register dump goes to the log.
+        var lines = report.Split('\n');
+        string instruction = lines.FirstOrDefault(l => l.TrimStart().StartsWith("instruction:", StringComparison.Ordinal))?.Trim() ?? "";
+        if (requestStop(new VmExitStatus(reason, Detail: (lines[0] + "; " + instruction).TrimEnd(' ', ';'))))
             log.LogError("{Report}", report);
         return VcpuAction.Stop;
     }

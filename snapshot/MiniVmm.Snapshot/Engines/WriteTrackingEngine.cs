@@ -53,6 +53,8 @@ internal sealed class WriteTrackingRun
     private IReadOnlyList<StateSection> _sections = [];
     private long _faults;
     private long _resumedAt;
+    private string? _freezeBreakdown;
+    private long _freezeStart;
     private Exception? _error;
 
     public WriteTrackingRun(ISnapshotSource source, ISnapshotSink sink, SnapshotOptions options, ILogger log)
@@ -115,13 +117,20 @@ internal sealed class WriteTrackingRun
     /// <summary>The only guest downtime: pause, capture state, protect all RAM, and queue the start bottom-half.</summary>
     private void Freeze()
     {
+        _freezeStart = Stopwatch.GetTimestamp();
         _source.Pause();
+        long paused = Stopwatch.GetTimestamp();
         try
         {
             _sections = _source.CaptureState();
+            long captured = Stopwatch.GetTimestamp();
             if (!_options.UnsafeSkipWriteProtection)
                 foreach (var r in _memory.Regions)
                     _uffd!.WriteProtect(r.DangerousGetHostAddress(), r.Size, protect: true);
+            long protectedAt = Stopwatch.GetTimestamp();
+            _freezeBreakdown = $"pause {Stopwatch.GetElapsedTime(_freezeStart, paused).TotalMilliseconds:F2} ms, " +
+                $"capture {Stopwatch.GetElapsedTime(paused, captured).TotalMilliseconds:F2} ms, " +
+                $"protect {Stopwatch.GetElapsedTime(captured, protectedAt).TotalMilliseconds:F2} ms";
         }
         catch
         {
@@ -261,13 +270,14 @@ internal sealed class WriteTrackingRun
             ZeroPages = _sink.ZeroPages,
             BytesWritten = _sink.BytesWritten,
             FaultsServed = Interlocked.Read(ref _faults),
-            Downtime = resumedAt == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(_start, resumedAt),
+            Downtime = resumedAt == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(_freezeStart, resumedAt),
             WriteTime = Stopwatch.GetElapsedTime(_start, writeDone),
             TotalTime = Stopwatch.GetElapsedTime(_start),
             FsyncTime = _sink.FsyncTime,
             FaultStallP50 = _stalls.Percentile(50),
             FaultStallP99 = _stalls.Percentile(99),
             FaultStallMax = _stalls.Max,
+            DowntimeBreakdown = _freezeBreakdown,
         });
     }
 

@@ -58,9 +58,7 @@ public sealed partial class SnapshotFile
         long pages = _header.Info.Regions[region].PageCount;
         if (firstPage < 0 || firstPage > pages || count > pages - firstPage)
             throw new ArgumentOutOfRangeException(nameof(firstPage), firstPage, $"pages {firstPage}..{firstPage + count} are outside region {region} ({pages} pages)");
-        bool any = false;
-        for (long p = firstPage; p < firstPage + count && !any; p++) any = IsPresentUnchecked(region, p);
-        if (!any)
+        if (!AnyPresent(region, firstPage, count))
         {
             destination.Clear();
             return;
@@ -77,6 +75,13 @@ public sealed partial class SnapshotFile
         }
     }
 
+    private bool AnyPresent(int region, long firstPage, long count)
+    {
+        for (long p = firstPage; p < firstPage + count; p++)
+            if (IsPresentUnchecked(region, p)) return true;
+        return false;
+    }
+
     private string ChecksumMismatch(int region, long page) =>
         $"{_what} is corrupt: page {page} of region {region} (guest address 0x{GuestAddress(region, page):x}) does not match its checksum";
 
@@ -91,7 +96,7 @@ public sealed partial class SnapshotFile
     {
         var regions = _header.Info.Regions;
         long total = regions.Sum(r => (long)r.Size) + _padding.Sum(p => p.Length);
-        long done = 0, present = 0, absent = 0, errorCount = 0;
+        long done = 0, present = 0, absent = 0, errorCount = 0, bytesRead = 0;
         double reported = -1;
         var errors = new List<string>();
         var buffer = new byte[VerifyChunkPages * SnapshotFormat.PageSize];
@@ -113,6 +118,7 @@ public sealed partial class SnapshotFile
         }
         int Read(Span<byte> span, long offset)
         {
+            bytesRead += span.Length;
             int got = 0;
             while (got < span.Length)
             {
@@ -123,37 +129,55 @@ public sealed partial class SnapshotFile
             return got;
         }
 
+        // Holes read as zeros by definition: skip ranges that lseek(SEEK_DATA) says hold no data.
+        long queriedAt = long.MaxValue, nextData = -1; // no data in [queriedAt, nextData)
+        bool IsHole(long offset, long length)
+        {
+            if (offset < queriedAt || offset > nextData)
+            {
+                queriedAt = offset;
+                nextData = NativeFile.NextData(_handle, offset);
+            }
+            return nextData >= offset + length;
+        }
+
         for (int g = 0; g < regions.Count; g++)
         {
             long pages = regions[g].PageCount;
-            for (long first = 0; first < pages; first += VerifyChunkPages)
+            // Runs of pages that are all present or all absent, at most one buffer long.
+            for (long first = 0; first < pages;)
             {
-                int n = (int)Math.Min(VerifyChunkPages, pages - first);
+                bool isPresent = IsPresentUnchecked(g, first);
+                int n = 1;
+                while (n < VerifyChunkPages && first + n < pages && IsPresentUnchecked(g, first + n) == isPresent) n++;
                 var span = buffer.AsSpan(0, n * SnapshotFormat.PageSize);
                 long offset = _header.RegionOffsets[g] + first * SnapshotFormat.PageSize;
-                int got = Read(span, offset);
-                for (int i = 0; i < n; i++)
+                if (isPresent) present += n;
+                else absent += n;
+                if (isPresent || !IsHole(offset, span.Length))
                 {
-                    long p = first + i;
-                    if ((i + 1) * SnapshotFormat.PageSize > got)
+                    int got = Read(span, offset);
+                    for (int i = 0; i < n; i++)
                     {
-                        Error($"{_what} is truncated: page {p} of region {g} (file offset {offset + (long)i * SnapshotFormat.PageSize}) cannot be read");
-                        continue;
-                    }
-                    var page = span.Slice(i * SnapshotFormat.PageSize, SnapshotFormat.PageSize);
-                    if (IsPresentUnchecked(g, p))
-                    {
-                        present++;
-                        if (XxHash3.HashToUInt64(page) != _checksums[g][p]) Error(ChecksumMismatch(g, p));
-                    }
-                    else
-                    {
-                        absent++;
-                        if (page.IndexOfAnyExcept((byte)0) >= 0)
+                        long p = first + i;
+                        if ((i + 1) * SnapshotFormat.PageSize > got)
+                        {
+                            Error($"{_what} is truncated: page {p} of region {g} (file offset {offset + (long)i * SnapshotFormat.PageSize}) cannot be read");
+                            break;
+                        }
+                        var page = span.Slice(i * SnapshotFormat.PageSize, SnapshotFormat.PageSize);
+                        if (isPresent)
+                        {
+                            if (XxHash3.HashToUInt64(page) != _checksums[g][p]) Error(ChecksumMismatch(g, p));
+                        }
+                        else if (page.IndexOfAnyExcept((byte)0) >= 0)
+                        {
                             Error($"{_what} is corrupt: page {p} of region {g} (guest address 0x{GuestAddress(g, p):x}) is absent but not zero in the file");
+                        }
                     }
                 }
                 Advance(span.Length);
+                first += n;
             }
         }
 
@@ -162,6 +186,11 @@ public sealed partial class SnapshotFile
             for (long at = 0; at < length; at += buffer.Length)
             {
                 var span = buffer.AsSpan(0, (int)Math.Min(buffer.Length, length - at));
+                if (IsHole(start + at, span.Length))
+                {
+                    Advance(span.Length);
+                    continue;
+                }
                 int got = Read(span, start + at);
                 if (got < span.Length)
                 {
@@ -178,7 +207,6 @@ public sealed partial class SnapshotFile
             }
         }
         if (progress is not null && reported < 1) progress.Report(1);
-        long bytesRead = done;
         return new VerifyResult(present, absent, bytesRead, errorCount, errors);
     }
 

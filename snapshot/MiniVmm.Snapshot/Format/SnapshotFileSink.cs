@@ -175,7 +175,7 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
                 if (_fsync)
                 {
                     fsyncClock.Restart();
-                    DirectorySync.Flush(Path.GetDirectoryName(Path.GetFullPath(_path)) ?? "/");
+                    NativeFile.FlushDirectory(Path.GetDirectoryName(Path.GetFullPath(_path)) ?? "/");
                     FsyncTime = fileFsync + fsyncClock.Elapsed;
                 }
                 _state = StateCompleted;

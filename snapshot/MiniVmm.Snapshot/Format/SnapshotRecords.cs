@@ -12,7 +12,10 @@ public sealed record SnapshotHeaderInfo(string Engine, string VmConfig, string H
 /// <summary>One versioned state record, keyed by component id (e.g. "vcpu0", "vm", "serial0").</summary>
 public sealed record StateSection(string Id, ushort Version, byte[] Data);
 
-/// <summary>Result of <see cref="SnapshotFile.Verify"/>. <see cref="Errors"/> holds at most the first 100 messages.</summary>
+/// <summary>
+/// Result of <see cref="SnapshotFile.Verify"/>. <see cref="Errors"/> holds at most the first 100 messages;
+/// <see cref="BytesRead"/> excludes holes, which are skipped (lseek SEEK_DATA).
+/// </summary>
 public sealed record VerifyResult(long PresentPagesChecked, long AbsentPagesChecked, long BytesRead, long ErrorCount, IReadOnlyList<string> Errors)
 {
     public bool IsValid => ErrorCount == 0;

@@ -124,8 +124,19 @@ public sealed class SnapshotFileRoundTripTests : IDisposable
         apparent.Should().BeGreaterThan(32L << 20);
         // header page + 16 data pages + state + trailer (~72 KiB) + filesystem slack
         DiskUsage.AllocatedBytes(path).Should().BeLessThan(400 * 1024);
-        using var file = SnapshotFile.Open(path);
-        s.AssertMatches(file);
+        using (var file = SnapshotFile.Open(path))
+        {
+            s.AssertMatches(file);
+            var result = file.Verify();
+            result.AbsentPagesChecked.Should().Be(8192 - 16);
+            result.BytesRead.Should().BeLessThan(8L << 20, "holes are skipped, not read");
+        }
+
+        // A stray write into a hole makes it data, and Verify must still find it.
+        using (var h = File.OpenHandle(path, FileMode.Open, FileAccess.Write))
+            RandomAccess.Write(h, new byte[] { 9 }, SnapshotFormat.RegionAlignment + 5000L * 4096 + 17);
+        using (var file = SnapshotFile.Open(path))
+            file.Verify().Errors.Should().ContainSingle().Which.Should().Contain("page 5000 of region 0").And.Contain("absent but not zero");
     }
 
     [Fact]
