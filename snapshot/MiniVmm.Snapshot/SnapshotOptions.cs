@@ -21,7 +21,7 @@ public sealed record SnapshotOptions
     public int FaultAroundPages { get; init; } = 16;
 
     /// <summary>Pages the scanner saves and un-protects per step (a power of two, 16..512).</summary>
-    public int ScanChunkPages { get; init; } = 256;
+    public int ScanChunkPages { get; init; } = 512;
 
     /// <summary>DirtyLog: stop iterating when fewer pages than this are dirty.</summary>
     public int DirtyLogStopPages { get; init; } = 256;

@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using KvmSharp;
 using Microsoft.Extensions.Logging;
 using MiniVmm.Machine;
+using MiniVmm.Machine.Snapshots;
 using MiniVmm.Snapshot;
 
 namespace MiniVmm.Cli;
@@ -19,9 +20,10 @@ internal static class RunCommand
         var serial = new Option<string>("--serial") { Description = "serial console: stdio | file:PATH | none", DefaultValueFactory = _ => "stdio" };
         var hugePages = new Option<bool>("--huge-pages") { Description = "back guest RAM with transparent huge pages" };
         var logLevel = CommonOptions.LogLevel();
+        var qmp = QmpCliOption.Create();
         var snap = new SnapshotCliOptions();
 
-        var command = new Command("run", "Boot a guest and run it until it exits") { kernel, cmdline, mem, cpus, serial, hugePages, logLevel };
+        var command = new Command("run", "Boot a guest and run it until it exits") { kernel, cmdline, mem, cpus, serial, hugePages, logLevel, qmp };
         foreach (var o in snap.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -40,8 +42,9 @@ internal static class RunCommand
                 Serial = serialTarget,
             };
             if (!TryGetSnapshotPlan(parse, snap, out var plan, out string? snapError)) return CommonOptions.Fail(snapError!);
+            if (!QmpCliOption.TryParse(parse.GetValue(qmp), out string? qmpPath, out string? qmpError)) return CommonOptions.Fail(qmpError!);
             using var loggers = Logging.Create(level);
-            return Execute(config, plan, loggers);
+            return Execute(config, plan, qmpPath, loggers);
         });
         return command;
     }
@@ -88,22 +91,29 @@ internal static class RunCommand
         return true;
     }
 
-    private static int Execute(VmConfig config, SnapshotPlan? plan, ILoggerFactory loggers)
+    private static int Execute(VmConfig config, SnapshotPlan? plan, string? qmpPath, ILoggerFactory loggers)
     {
         var log = loggers.CreateLogger("minivmm");
         Vm vm;
         try { vm = Vm.Create(config, loggers); }
         catch (Exception e) { return CommonOptions.ReportStartupFailure(log, e); }
 
+        var controller = new SnapshotController(vm, loggers);
+        if (!QmpCliOption.TryStart(vm, controller, qmpPath, loggers, out var monitor, out string? qmpError))
+        {
+            vm.Dispose();
+            return CommonOptions.Fail(qmpError!);
+        }
         using (vm)
+        using (monitor)
         using (PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop))
         using (PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop))
-        using (SnapshotTriggers.Attach(vm, plan, loggers))
+        using (SnapshotTriggers.Attach(vm, controller, plan, loggers))
         {
             var status = vm.Run();
             if (status.Reason is VmStopReason.GuestExit or VmStopReason.AfterSnapshot) log.LogInformation("VM stopped: {Status}", status);
             else log.LogWarning("VM stopped: {Status}", status);
-            return status.ProcessExitCode;
+            return QmpCliOption.ExitCode(monitor, status);
         }
 
         void Stop(PosixSignalContext ctx)

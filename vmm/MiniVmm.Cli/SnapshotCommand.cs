@@ -3,12 +3,13 @@ using MiniVmm.Snapshot.Format;
 
 namespace MiniVmm.Cli;
 
-/// <summary>`minivmm snapshot inspect|verify|convert`: offline work on snapshot files.</summary>
+/// <summary>`minivmm snapshot inspect|verify|convert`: offline work on snapshot files; `--qmp` snapshots a running VM.</summary>
 internal static class SnapshotCommand
 {
     public static Command Create()
     {
-        var command = new Command("snapshot", "Inspect, verify or convert snapshot files");
+        var command = new Command("snapshot", "Snapshot a running VM through its QMP monitor, or inspect, verify or convert snapshot files");
+        QmpSnapshotClient.AddTo(command);
         command.Subcommands.Add(Inspect());
         command.Subcommands.Add(Verify());
         command.Subcommands.Add(Convert());

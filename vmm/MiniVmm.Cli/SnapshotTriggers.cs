@@ -10,7 +10,8 @@ internal sealed record SnapshotPlan(string Destination, SnapshotOptions Options,
 
 /// <summary>
 /// Wires the ways a snapshot starts (--snapshot-after timer, SIGUSR1, a guest request on the control port) and is
-/// cancelled (SIGUSR2) to a <see cref="SnapshotController"/>, and prints the one-line summary when it ends.
+/// cancelled (SIGUSR2) to a <see cref="SnapshotController"/>, and prints the one-line summary when it ends. The
+/// controller is the VM's only one: the QMP monitor shares it, so there is one snapshot at a time whoever asks.
 /// </summary>
 internal sealed class SnapshotTriggers : IDisposable
 {
@@ -19,16 +20,17 @@ internal sealed class SnapshotTriggers : IDisposable
 
     private SnapshotTriggers() { }
 
-    public static IDisposable Attach(Vm vm, SnapshotPlan? plan, ILoggerFactory loggers)
+    public static IDisposable Attach(Vm vm, SnapshotController controller, SnapshotPlan? plan, ILoggerFactory loggers)
     {
         var triggers = new SnapshotTriggers();
         var log = loggers.CreateLogger("minivmm");
         if (plan is null)
         {
+            // Snapshots started from the monitor still get their summary line.
+            controller.Completed += result => Console.Error.WriteLine("minivmm: " + result.Summary());
             vm.GuestSnapshotRequested += () => log.LogWarning("the guest requested a snapshot, but no --snapshot-to was given");
             return triggers;
         }
-        var controller = new SnapshotController(vm, loggers);
         void Start()
         {
             if (!controller.TryStart(plan.Destination, plan.Options, out string? error))

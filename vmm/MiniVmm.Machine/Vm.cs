@@ -8,6 +8,7 @@ using MiniVmm.Core.Runtime;
 using MiniVmm.Devices;
 using MiniVmm.Devices.Legacy;
 using MiniVmm.Machine.Devices;
+using MiniVmm.Machine.State;
 using MiniVmm.Machine.Vcpus;
 
 namespace MiniVmm.Machine;
@@ -48,6 +49,7 @@ public sealed partial class Vm : IDisposable
     public IReadOnlyList<VcpuThread> VcpuThreads => _vcpuThreads;
     internal IReadOnlyList<Vcpu> Vcpus => _vcpus;
     internal kvm_cpuid_entry2[] SupportedCpuid { get; }
+    internal VcpuStateCapture StateCapture { get; }
 
     /// <summary>
     /// Raised on the main-loop thread after the loop has ended and before the vCPUs stop: work that the loop would have
@@ -107,6 +109,10 @@ public sealed partial class Vm : IDisposable
             _vcpuThreads[i] = thread;
         }
         TscKhz = SafeTscKhz(_vcpus[0]);
+        // Found now, while no vCPU runs: which MSRs KVM can save. Doing it at the first snapshot would add the
+        // discovery's many ioctls to that snapshot's downtime.
+        StateCapture = new VcpuStateCapture(kvm, loggers.CreateLogger("MiniVmm.State"));
+        StateCapture.DiscoverMsrs(_vcpus[0]);
         EffectiveCommandLine = config.AppendTscKhz && !config.CommandLine.Contains("tsc_khz=", StringComparison.Ordinal)
             ? (config.CommandLine + " tsc_khz=" + TscKhz).Trim()
             : config.CommandLine;

@@ -11,8 +11,46 @@ public sealed class PageSaver(GuestMemory memory, ISnapshotSink sink, PageStates
 {
     public PageStates[] States => states;
 
+    /// <summary>Optional asynchronous path for the fault handler's small runs (see <see cref="FaultBlockWriter"/>).</summary>
+    public FaultBlockWriter? AsyncWriter { get; set; }
+
     /// <summary>Saves the unsaved pages of [first, first+count) that this caller manages to claim.</summary>
-    public void SaveRange(int region, long first, long count)
+    public void SaveRange(int region, long first, long count) => SaveRange(region, first, count, async: false);
+
+    /// <summary>
+    /// The scanner's way: each claimed run is copied into <paramref name="staging"/>, marked saved at once, then
+    /// written from the copy. A write fault on one of these pages waits for a memory copy, never for the disk.
+    /// </summary>
+    public void SaveRangeStaged(int region, long first, long count, byte[] staging)
+    {
+        long batch = staging.Length / (long)GuestMemory.PageSize;
+        for (long start = first; start < first + count; start += batch)
+        {
+            long end = Math.Min(first + count, start + batch);
+            var pages = states[region];
+            long runStart = -1;
+            for (long p = start; p <= end; p++)
+            {
+                if (p < end && pages.TryClaim(p))
+                {
+                    if (runStart < 0) runStart = p;
+                    continue;
+                }
+                if (runStart < 0) continue;
+                int bytes = checked((int)((p - runStart) * (long)GuestMemory.PageSize));
+                memory.Regions[region].GetSpan((ulong)runStart * GuestMemory.PageSize, bytes).CopyTo(staging);
+                for (long q = runStart; q < p; q++) pages.MarkSaved(q);
+                sink.WritePages(region, runStart, staging.AsSpan(0, bytes));
+                runStart = -1;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Like <see cref="SaveRange(int,long,long)"/>; with <paramref name="async"/> each claimed run is copied into a
+    /// buffer and written later (falls back to a direct write when no buffer is free).
+    /// </summary>
+    public void SaveRange(int region, long first, long count, bool async)
     {
         var pages = states[region];
         long runStart = -1;
@@ -25,11 +63,22 @@ public sealed class PageSaver(GuestMemory memory, ISnapshotSink sink, PageStates
             }
             else if (runStart >= 0)
             {
-                WriteRun(region, runStart, p - runStart);
+                SaveClaimed(region, runStart, p - runStart, async);
                 runStart = -1;
             }
         }
-        if (runStart >= 0) WriteRun(region, runStart, end - runStart);
+        if (runStart >= 0) SaveClaimed(region, runStart, end - runStart, async);
+    }
+
+    private void SaveClaimed(int region, long first, long count, bool async)
+    {
+        if (async && AsyncWriter is { } writer && writer.TryCopyAndQueue(memory.Regions[region], region, first, (int)count))
+        {
+            var pages = states[region];
+            for (long p = first; p < first + count; p++) pages.MarkSaved(p);
+            return;
+        }
+        WriteRun(region, first, count);
     }
 
     /// <summary>Writes pages regardless of their state (stop-and-copy and dirty-log re-sends).</summary>

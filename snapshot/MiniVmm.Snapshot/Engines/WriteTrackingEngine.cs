@@ -46,6 +46,7 @@ internal sealed class WriteTrackingRun
     private readonly ILogger _log;
     private readonly GuestMemory _memory;
     private readonly PageSaver _saver;
+    private readonly FaultBlockWriter _blockWriter;
     private readonly LatencyRecorder _stalls = new();
     private readonly EventFd _scanDone = new();
     private readonly long _start = Stopwatch.GetTimestamp();
@@ -71,27 +72,45 @@ internal sealed class WriteTrackingRun
             FaultsServed = () => Interlocked.Read(ref _faults),
             BytesWritten = () => _sink.BytesWritten,
         };
+        // 8 MiB of copy buffers at the default 64 KiB fault-around: bounded memory, allocated before the freeze.
+        _blockWriter = new FaultBlockWriter(sink, options.FaultAroundPages,
+            Math.Max(4, (8 << 20) / (options.FaultAroundPages * (int)GuestMemory.PageSize)), Job.CancellationToken);
+        _saver.AsyncWriter = _blockWriter;
     }
 
     public SnapshotJob Job { get; }
 
     public void Start()
     {
-        Prepare();
+        try { Prepare(); }
+        catch
+        {
+            _blockWriter.Drain();
+            _scanDone.Dispose();
+            throw;
+        }
+        // The fault thread is up before the freeze (it idles in epoll); the scanner starts only once the vCPUs run
+        // again, so on a 2-core host neither competes with the main loop for the start bottom-half.
+        var fault = new Thread(FaultLoop) { Name = "snap-faults", IsBackground = true };
+        fault.Start();
         try
         {
-            Freeze();
+            Freeze(() =>
+            {
+                var scan = new Thread(ScanLoop) { Name = "snap-scan", IsBackground = true };
+                scan.Start(fault);
+            });
         }
         catch
         {
+            Job.Cancel();
+            _scanDone.Signal();
+            fault.Join();
+            _blockWriter.Drain();
             ReleaseProtection();
             _scanDone.Dispose();
             throw;
         }
-        var fault = new Thread(FaultLoop) { Name = "snap-faults", IsBackground = true };
-        var scan = new Thread(ScanLoop) { Name = "snap-scan", IsBackground = true };
-        fault.Start();
-        scan.Start(fault);
     }
 
     private void Prepare()
@@ -115,7 +134,7 @@ internal sealed class WriteTrackingRun
     }
 
     /// <summary>The only guest downtime: pause, capture state, protect all RAM, and queue the start bottom-half.</summary>
-    private void Freeze()
+    private void Freeze(Action startScan)
     {
         _freezeStart = Stopwatch.GetTimestamp();
         _source.Pause();
@@ -137,7 +156,11 @@ internal sealed class WriteTrackingRun
             _source.Resume();
             throw;
         }
-        _source.ScheduleResume(() => Volatile.Write(ref _resumedAt, Stopwatch.GetTimestamp()));
+        _source.ScheduleResume(() =>
+        {
+            Volatile.Write(ref _resumedAt, Stopwatch.GetTimestamp());
+            startScan();
+        });
     }
 
     /// <summary>Serves write faults in arrival order until the scan has finished and the queue is empty.</summary>
@@ -184,7 +207,7 @@ internal sealed class WriteTrackingRun
             long block = _options.FaultAroundPages;
             long first = page & ~(block - 1);
             long count = Math.Min(block, r.PageCount - first);
-            _saver.SaveRange(ri, first, count);
+            _saver.SaveRange(ri, first, count, async: true);
             _saver.States[ri].WaitUntilSaved(first, count, Job.CancellationToken);
             _uffd!.WriteProtect((nint)(start + (ulong)first * GuestMemory.PageSize), (ulong)count * GuestMemory.PageSize, protect: false);
             Interlocked.Increment(ref _faults);
@@ -197,6 +220,7 @@ internal sealed class WriteTrackingRun
     {
         var cancel = Job.CancellationToken;
         long bytesScanned = 0;
+        var staging = new byte[64 * (int)GuestMemory.PageSize];
         try
         {
             for (int ri = 0; ri < _memory.Regions.Count && !cancel.IsCancellationRequested; ri++)
@@ -206,7 +230,7 @@ internal sealed class WriteTrackingRun
                 for (long first = 0; first < r.PageCount && !cancel.IsCancellationRequested; first += _options.ScanChunkPages)
                 {
                     long count = Math.Min(_options.ScanChunkPages, r.PageCount - first);
-                    _saver.SaveRange(ri, first, count);
+                    _saver.SaveRangeStaged(ri, first, count, staging);
                     states.WaitUntilSaved(first, count, cancel);
                     if (!_options.UnsafeSkipWriteProtection)
                         _uffd!.WriteProtect((nint)((ulong)r.DangerousGetHostAddress() + (ulong)first * GuestMemory.PageSize),
@@ -222,6 +246,8 @@ internal sealed class WriteTrackingRun
         }
         _scanDone.Signal();
         ((Thread)faultThread!).Join();
+        _blockWriter.Drain();
+        if (_blockWriter.Error is { } writeError) Fail(writeError);
         Finish();
     }
 

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using MiniVmm.Machine.Monitor;
 using MiniVmm.Snapshot;
 using MiniVmm.Snapshot.Engines;
 using MiniVmm.Snapshot.Format;
@@ -17,7 +18,7 @@ public sealed class SnapshotController
 
     private readonly Vm _vm;
     private readonly ILogger _log;
-    private readonly VmSnapshotSource _source;
+    private readonly ISnapshotSource _source;
     private SnapshotJob? _job;
     private SnapshotDestination? _destination;
 
@@ -25,7 +26,9 @@ public sealed class SnapshotController
     {
         _vm = vm;
         _log = loggers.CreateLogger("MiniVmm.Snapshot");
-        _source = new VmSnapshotSource(vm, _log);
+        RunState = new VmRunState(vm);
+        // Engines pause and resume through the run state, so a VM stopped by the monitor stays stopped.
+        _source = new RunStateSnapshotSource(new VmSnapshotSource(vm), RunState, vm);
         vm.ShuttingDown += FinishBeforeShutdown;
     }
 
@@ -46,6 +49,12 @@ public sealed class SnapshotController
         }
         if (job.Completion.IsCompletedSuccessfully && _job == job) OnFinished(job.Completion.Result);
     }
+
+    /// <summary>Who holds the vCPUs paused (the monitor's stop/cont and the engines share it).</summary>
+    public VmRunState RunState { get; }
+
+    /// <summary>Raised on the main loop when a snapshot has started, whatever asked for it (the monitor reports it).</summary>
+    public event Action<SnapshotJob>? Started;
 
     /// <summary>Raised on the main loop when a snapshot ends (successfully or not).</summary>
     public event Action<SnapshotResult>? Completed;
@@ -81,6 +90,7 @@ public sealed class SnapshotController
         }
         var job = _job;
         job.Completion.ContinueWith(t => _vm.Loop.Post(() => OnFinished(t.Result)), TaskScheduler.Default);
+        Started?.Invoke(job);
         return true;
     }
 
@@ -95,7 +105,12 @@ public sealed class SnapshotController
     private void OnFinished(SnapshotResult result)
     {
         if (_destination is not { } destination) return; // already reported (shutdown raced the posted completion)
-        string? processError = destination.FinishProcess(result.Succeeded);
+        string? processError;
+        // FinishProcess closes exec:'s stdin writer after the sink already closed the pipe under it, which throws
+        // ObjectDisposedException and, thrown here on the main loop, would stop the VM. Until SnapshotDestination
+        // catches it itself, the reader's exit status goes unchecked in that case (a broken pipe already failed the write).
+        try { processError = destination.FinishProcess(result.Succeeded); }
+        catch (ObjectDisposedException) { processError = null; }
         destination.Dispose();
         if (processError is not null && result.Succeeded)
             result = result with { Succeeded = false, Error = processError };

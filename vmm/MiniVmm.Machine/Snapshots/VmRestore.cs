@@ -44,9 +44,8 @@ public static class VmRestore
         {
             LoadMemory(file, vm.Memory);
             ApplyVmState(vm, sections);
-            var capture = new VcpuStateCapture(vm.Kvm, log);
             foreach (var t in vm.VcpuThreads)
-                t.Invoke(v => { capture.Restore(v, sections, log); return 0; });
+                t.Invoke(v => { vm.StateCapture.Restore(v, sections, log); return 0; });
             foreach (var v in vm.Vcpus) v.TryNotifyClockPaused();
             log.LogInformation("restored {Path}: {Vcpus} vCPU(s), {Mem} MiB", path, recorded.Vcpus, recorded.MemoryBytes >> 20);
             return vm;

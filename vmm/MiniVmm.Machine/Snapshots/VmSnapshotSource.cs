@@ -14,10 +14,10 @@ public sealed class VmSnapshotSource : ISnapshotSource
     private readonly Vm _vm;
     private readonly VcpuStateCapture _vcpuState;
 
-    public VmSnapshotSource(Vm vm, ILogger log)
+    public VmSnapshotSource(Vm vm)
     {
         _vm = vm;
-        _vcpuState = new VcpuStateCapture(vm.Kvm, log);
+        _vcpuState = vm.StateCapture;
     }
 
     public static readonly TimeSpan PauseTimeout = TimeSpan.FromSeconds(2);

@@ -44,25 +44,28 @@ internal sealed class VcpuStateCapture
         if (_hasDebugRegs) into.Add(new StateSection(p + "debugregs", 1, AbiBytes.Of(vcpu.GetDebugRegs())));
     }
 
-    /// <summary>
-    /// KVM_GET_MSRS stops at the first MSR it cannot read; the readable subset of KVM's list is found once and reused.
-    /// </summary>
-    private kvm_msr_entry[] ReadMsrs(Vcpu vcpu)
+    /// <summary>KVM_GET_MSRS stops at the first MSR it cannot read: find KVM's readable subset once, on an idle vCPU.</summary>
+    public void DiscoverMsrs(Vcpu vcpu)
     {
-        if (_msrs is not null) return vcpu.GetMsrs(_msrs);
         var good = new List<uint>();
-        var result = new List<kvm_msr_entry>();
         int i = 0;
         while (i < _msrCandidates.Length)
         {
             var read = vcpu.GetMsrs(_msrCandidates.AsSpan(i));
-            result.AddRange(read);
             good.AddRange(read.Select(e => e.index));
             i += read.Length + 1; // skip the one that failed
         }
         _msrs = good.ToArray();
         _log.LogDebug("saving {Good} of {All} MSRs KVM lists", _msrs.Length, _msrCandidates.Length);
-        return result.ToArray();
+    }
+
+    private kvm_msr_entry[] ReadMsrs(Vcpu vcpu)
+    {
+        if (_msrs is null) DiscoverMsrs(vcpu);
+        var entries = vcpu.GetMsrs(_msrs);
+        if (entries.Length != _msrs!.Length)
+            throw new InvalidOperationException($"KVM read {entries.Length} of {_msrs.Length} MSRs it read before");
+        return entries;
     }
 
     /// <summary>Applies a vCPU's sections in the order KVM needs (LAPIC before MSRs such as TSC_DEADLINE, events last).</summary>

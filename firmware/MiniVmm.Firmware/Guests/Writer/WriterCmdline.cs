@@ -96,6 +96,7 @@ internal sealed class WriterCmdline
         Key(a, "tsc_khz", skip, () => Number(a, V.TscKhz, 1, 100_000_000));
         Key(a, "snapshot_after", skip, () => Number(a, V.SnapshotAfter, 0, ulong.MaxValue));
         Key(a, "report_ms", skip, () => Number(a, V.ReportMs, 0, 3_600_000));
+        Key(a, "prefill", skip, () => Number(a, V.Prefill, 0, 1));
         // unknown key: fall through to skip
 
         a.Here(ref skip);

@@ -59,7 +59,8 @@ internal static class WriterLayout
         public const ulong NextReport = V + 0x98;     // TSC of the next progress line (~0 = never)
         public const ulong LastReportTsc = V + 0xA0;
         public const ulong LastReportPages = V + 0xA8;
-        public const ulong End = V + 0xB0;
+        public const ulong Prefill = V + 0xB0;        // 1: the first sweep runs unpaced (fills the buffer fast)
+        public const ulong End = V + 0xB8;
     }
 
     public const uint RosterClosed = 0x8000_0000;

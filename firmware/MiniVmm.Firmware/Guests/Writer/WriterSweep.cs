@@ -211,7 +211,14 @@ internal sealed class WriterSweep
         a.mov(__qword_ptr[rbx + Vc.PagesWritten], rdi);
 
         // Pacing: one page every CyclesPerPage TSC cycles; if we fell behind by more than BacklogCycles, forget the
-        // excess instead of bursting to catch up.
+        // excess instead of bursting to catch up. With prefill=1 the first sweep (generation 1) is not paced, so
+        // the whole buffer is non-zero before paced experiments begin.
+        var paced = a.CreateLabel();
+        a.cmp(r10, 1);
+        a.jne(paced);
+        a.cmp(__qword_ptr[(long)Var.Prefill], 0);
+        a.jne(unpaced);
+        a.Here(ref paced);
         a.mov(rcx, __qword_ptr[(long)Var.CyclesPerPage]);
         a.test(rcx, rcx);
         a.jz(unpaced);

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# `make bench-snapshot`: MiniVmm's snapshot engines vs QEMU's background snapshot, same writer guest, same run.
+# Usage: experiments/bench-snapshot.sh OUT/minivmm GUEST_DIR [extra bench_snapshot.py options]
+set -euo pipefail
+minivmm=$1 guests=$2; shift 2
+command -v qemu-system-x86_64 >/dev/null || { apt-get update -qq && apt-get install -y -qq qemu-system-x86 >/dev/null; }
+exec python3 "$(dirname "$0")/bench_snapshot.py" "$minivmm" "$guests" "$(dirname "$minivmm")/bench" "$@"

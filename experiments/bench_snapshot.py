@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""Snapshot benchmark: MiniVmm's engines vs QEMU's background snapshot on the same writer guest, same run.
+
+For each guest write rate and engine, one fresh VM per trial:
+  writer: 256 MiB buffer (prefilled, so it is all non-zero) in 512 MiB RAM, 1 vCPU, paced at the rate;
+  snapshot after DELAY; measure image size on disk / non-zero RAM, downtime, total time (write, fsync),
+  fault stall p50/p99 (host side), guest page writes/s before and during the snapshot, VMM RSS growth.
+Usage: bench_snapshot.py MINIVMM GUEST_DIR OUT_DIR [--rates idle,1000,...] [--engines wt,stop-copy,dirty-log,qemu]
+       [--reps N] [--fault-around 16] [--mb 256] [--quick]
+Writes OUT_DIR/snapshot.csv and prints a table.
+"""
+import argparse
+import csv
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qmp_client import Qmp, background_snapshot  # noqa: E402
+
+SUMMARY = re.compile(
+    r"snapshot \((?P<engine>[\w-]+)\): (?P<pages>\d+) pages saved, (?P<bytes>\d+) bytes, (?P<zero>\d+) zero pages skipped, "
+    r"(?P<faults>\d+) faults served, downtime (?P<down>[\d.]+) ms.*?, total (?P<total>[\d.]+) ms \(write (?P<write>[\d.]+) ms, "
+    r"fsync (?P<fsync>[\d.]+) ms\), fault stall p50 (?P<p50>\d+) us p99 (?P<p99>\d+) us")
+RATE = re.compile(r"writer: gen=\d+ pages=\d+ fails=(\d+) rate=(\d+) pages/s")
+
+
+def tsc_khz():
+    # The writer paces itself with tsc_khz; MiniVmm appends the real value, QEMU needs it on the command line.
+    out = subprocess.run(["dmesg"], capture_output=True, text=True).stdout
+    m = re.findall(r"tsc: Refined TSC clocksource calibration: ([\d.]+) MHz", out) or re.findall(r"tsc: Detected ([\d.]+) MHz", out)
+    return int(float(m[-1]) * 1000) if m else 2_000_000
+
+
+class Watched:
+    """A child process whose stdout/stderr lines are timestamped on arrival, with its RSS sampled."""
+
+    def __init__(self, argv):
+        self.start = time.monotonic()
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        self.lines = []  # (t, stream, text)
+        self.rss = []    # (t, kB)
+        self._stop = False
+        self._t = threading.Thread(target=self._pump, daemon=True)
+        self._t.start()
+        self._r = threading.Thread(target=self._sample, daemon=True)
+        self._r.start()
+
+    def _pump(self):
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ, "out")
+        sel.register(self.proc.stderr, selectors.EVENT_READ, "err")
+        open_streams = 2
+        while open_streams:
+            for key, _ in sel.select():
+                line = key.fileobj.readline()
+                if not line:
+                    sel.unregister(key.fileobj)
+                    open_streams -= 1
+                    continue
+                self.lines.append((time.monotonic() - self.start, key.data, line.decode(errors="replace").rstrip()))
+
+    def _sample(self):
+        path = f"/proc/{self.proc.pid}/status"
+        while not self._stop and self.proc.poll() is None:
+            try:
+                with open(path) as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            self.rss.append((time.monotonic() - self.start, int(line.split()[1])))
+            except OSError:
+                break
+            time.sleep(0.005)
+
+    def wait(self, timeout):
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._stop = True
+        self._t.join(5)
+
+    def rates(self, t0, t1):
+        out = [int(m.group(2)) for t, _, l in self.lines if t0 <= t <= t1 and (m := RATE.search(l))]
+        return out
+
+    def rss_growth_kb(self, t0, t1):
+        before = [kb for t, kb in self.rss if t < t0]
+        during = [kb for t, kb in self.rss if t0 <= t <= t1 + 0.05]
+        if not before or not during:
+            return 0
+        return max(during) - before[-1]
+
+
+def allocated(path):
+    return os.stat(path).st_blocks * 512
+
+
+def present_pages(minivmm, path):
+    out = subprocess.run([minivmm, "snapshot", "inspect", path], capture_output=True, text=True).stdout
+    m = re.search(r"(\d+) pages present", out)
+    return int(m.group(1)) if m else 0
+
+
+def writer_cmdline(rate, mb, khz):
+    r = "max" if rate == "max" else ("1" if rate == "idle" else str(rate))
+    return f"mb={mb} sweeps=0 rate={r} prefill=1 report_ms=50 tsc_khz={khz}"
+
+
+def run_minivmm(args, rate, engine, workdir, khz):
+    image = os.path.join(workdir, f"mv-{engine}-{rate}.mvs")
+    mode = {"wt": "write-tracking"}.get(engine, engine)
+    w = Watched([args.minivmm, "run", "--kernel", os.path.join(args.guests, "writer.elf"), "--mem", "512M", "--huge-pages",
+                 "--cmdline", writer_cmdline(rate, args.mb, khz), "--snapshot-to", image, "--snapshot-mode", mode,
+                 "--snapshot-after", f"{args.delay}s", "--snapshot-fault-around", str(args.fault_around),
+                 "--exit-after-snapshot", "--log-level", "warning"])
+    w.wait(300)
+    summary = next(((t, SUMMARY.search(l)) for t, s, l in w.lines if s == "err" and SUMMARY.search(l)), None)
+    if summary is None:
+        return {"error": " | ".join(l for _, s, l in w.lines if s == "err")[-300:]}
+    t_end, m = summary
+    total_s = float(m["total"]) / 1000
+    t_start = t_end - total_s
+    before = w.rates(t_start - 1.0, t_start)
+    during = w.rates(t_start + 0.05, t_end)
+    pp = present_pages(args.minivmm, image)
+    row = {
+        "image_bytes": allocated(image), "nonzero_bytes": pp * 4096, "bytes_written": int(m["bytes"]),
+        "downtime_ms": float(m["down"]), "total_ms": float(m["total"]), "write_ms": float(m["write"]),
+        "fsync_ms": float(m["fsync"]), "faults": int(m["faults"]), "stall_p50_us": int(m["p50"]), "stall_p99_us": int(m["p99"]),
+        "rate_before": statistics.median(before) if before else "", "rate_during": statistics.median(during) if during else "",
+        "rss_growth_mib": round(w.rss_growth_kb(t_start, t_end) / 1024, 1),
+    }
+    os.remove(image)
+    return row
+
+
+def run_qemu(args, rate, workdir, khz):
+    image = os.path.join(workdir, f"qemu-{rate}.bin")
+    sock = os.path.join(workdir, "qmp.sock")
+    if os.path.exists(sock):
+        os.remove(sock)
+    w = Watched(["qemu-system-x86_64", "-M", "microvm", "-enable-kvm", "-cpu", "host,-arch-capabilities", "-m", "512M",
+                 "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot",
+                 "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-kernel", os.path.join(args.guests, "writer.elf"),
+                 "-append", writer_cmdline(rate, args.mb, khz), "-qmp", f"unix:{sock},server,nowait"])
+    try:
+        qmp = Qmp(sock)
+        time.sleep(args.delay)
+        t_start = time.monotonic() - w.start
+        info, wall = background_snapshot(qmp, f"exec:cat > {image}")
+        t_end = t_start + wall
+        qmp.command("quit")
+    except Exception as e:  # noqa: BLE001
+        w.proc.kill()
+        w.wait(10)
+        return {"error": str(e)}
+    w.wait(60)
+    ram = info.get("ram", {})
+    before = w.rates(t_start - 1.0, t_start)
+    during = w.rates(t_start + 0.05, t_end)
+    row = {
+        "image_bytes": allocated(image), "nonzero_bytes": (ram.get("normal", 0)) * 4096, "bytes_written": os.path.getsize(image),
+        "downtime_ms": info.get("downtime", ""), "total_ms": info.get("total-time", ""), "write_ms": info.get("total-time", ""),
+        "fsync_ms": 0, "faults": "", "stall_p50_us": "", "stall_p99_us": "",
+        "rate_before": statistics.median(before) if before else "", "rate_during": statistics.median(during) if during else "",
+        "rss_growth_mib": round(w.rss_growth_kb(t_start, t_end) / 1024, 1),
+    }
+    os.remove(image)
+    return row
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("minivmm")
+    ap.add_argument("guests")
+    ap.add_argument("out")
+    ap.add_argument("--rates", default="idle,1000,10000,100000,1000000,max")
+    ap.add_argument("--engines", default="wt,stop-copy,dirty-log,qemu")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--fault-around", type=int, default=16)
+    ap.add_argument("--mb", type=int, default=256)
+    ap.add_argument("--delay", type=float, default=3.0)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    if args.quick:
+        args.rates, args.reps, args.mb, args.delay = "10000,max", 1, 64, 2.0
+    engines = args.engines.split(",")
+    if "qemu" in engines and not shutil.which("qemu-system-x86_64"):
+        print("qemu-system-x86_64 not installed: skipping the QEMU column", file=sys.stderr)
+        engines.remove("qemu")
+    os.makedirs(args.out, exist_ok=True)
+    khz = tsc_khz()
+    rows = []
+    with tempfile.TemporaryDirectory(dir=args.out) as work:
+        for rate in args.rates.split(","):
+            for engine in engines:
+                for rep in range(args.reps):
+                    r = run_qemu(args, rate, work, khz) if engine == "qemu" else run_minivmm(args, rate, engine, work, khz)
+                    r.update({"rate": rate, "engine": engine, "rep": rep, "mb": args.mb, "fault_around": args.fault_around,
+                              "host": os.uname().nodename, "kernel": os.uname().release})
+                    rows.append(r)
+                    print(json.dumps(r), flush=True)
+    fields = ["rate", "engine", "rep", "mb", "fault_around", "image_bytes", "nonzero_bytes", "bytes_written", "downtime_ms",
+              "total_ms", "write_ms", "fsync_ms", "faults", "stall_p50_us", "stall_p99_us", "rate_before", "rate_during",
+              "rss_growth_mib", "error", "host", "kernel"]
+    with open(os.path.join(args.out, "snapshot.csv"), "w", newline="") as f:
+        wr = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        wr.writeheader()
+        wr.writerows(rows)
+    print_table(rows)
+
+
+def med(rows, key):
+    vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+    return statistics.median(vals) if vals else float("nan")
+
+
+def print_table(rows):
+    print(f"\n{'rate':>8} {'engine':>10} {'img/nz':>7} {'down ms':>8} {'total ms':>9} {'write ms':>9} {'p50 us':>7} {'p99 us':>7} "
+          f"{'w/s before':>11} {'w/s during':>11} {'during/before':>13} {'RSS+ MiB':>8}")
+    keys = []
+    for r in rows:
+        k = (r["rate"], r["engine"])
+        if k not in keys:
+            keys.append(k)
+    for rate, engine in keys:
+        rs = [r for r in rows if r["rate"] == rate and r["engine"] == engine and "error" not in r]
+        if not rs:
+            print(f"{rate:>8} {engine:>10}  failed: {[r.get('error') for r in rows if r['rate'] == rate and r['engine'] == engine][:1]}")
+            continue
+        ratio = statistics.median([r["image_bytes"] / r["nonzero_bytes"] for r in rs if r["nonzero_bytes"]] or [float("nan")])
+        before, during = med(rs, "rate_before"), med(rs, "rate_during")
+        frac = during / before if before == before and before else float("nan")
+        print(f"{rate:>8} {engine:>10} {ratio:7.3f} {med(rs, 'downtime_ms'):8.2f} {med(rs, 'total_ms'):9.1f} {med(rs, 'write_ms'):9.1f} "
+              f"{med(rs, 'stall_p50_us'):7.0f} {med(rs, 'stall_p99_us'):7.0f} {before:11.0f} {during:11.0f} {frac:13.3f} {med(rs, 'rss_growth_mib'):8.1f}")
+
+
+if __name__ == "__main__":
+    main()

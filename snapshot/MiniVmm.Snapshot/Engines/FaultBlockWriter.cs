@@ -1,0 +1,106 @@
+using MiniVmm.Core.Memory;
+using MiniVmm.Snapshot.Format;
+
+namespace MiniVmm.Snapshot.Engines;
+
+/// <summary>
+/// Takes disk latency off the write-fault path. The fault handler copies a faulting block out of guest RAM into one
+/// of a fixed set of buffers (allocated before the freeze), marks its pages saved, un-protects them — the guest goes
+/// on — and queues the copy; this class's own thread hands queued copies to the sink. When every buffer is in flight
+/// the handler writes synchronously instead, so memory stays bounded (<see cref="Capacity"/> blocks).
+/// </summary>
+public sealed class FaultBlockWriter : IDisposable
+{
+    private readonly ISnapshotSink _sink;
+    private readonly byte[][] _buffers;
+    private readonly Stack<int> _free = new();
+    private readonly Queue<(int Region, long First, int Pages, int Buffer)> _queue = new();
+    private readonly object _gate = new(); // a Monitor (not System.Threading.Lock): the writer thread waits on it
+    private readonly Thread _thread;
+    private readonly CancellationToken _cancel;
+    private bool _closing;
+    private int _inFlight;
+    private Exception? _error;
+
+    public FaultBlockWriter(ISnapshotSink sink, int blockPages, int capacity, CancellationToken cancel)
+    {
+        _sink = sink;
+        _cancel = cancel;
+        _buffers = new byte[capacity][];
+        for (int i = 0; i < capacity; i++)
+        {
+            _buffers[i] = new byte[blockPages * (int)GuestMemory.PageSize];
+            _free.Push(i);
+        }
+        _thread = new Thread(Run) { Name = "snap-fault-writer", IsBackground = true };
+        _thread.Start();
+    }
+
+    public int Capacity => _buffers.Length;
+
+    /// <summary>The first error the writer thread hit (the engine fails the snapshot with it).</summary>
+    public Exception? Error { get { lock (_gate) return _error; } }
+
+    /// <summary>
+    /// Copies [first, first+pages) of <paramref name="region"/> out of guest RAM into a free buffer and queues it.
+    /// False when no buffer is free: the caller then writes synchronously. Never allocates.
+    /// </summary>
+    public bool TryCopyAndQueue(GuestMemoryRegion region, int regionIndex, long first, int pages)
+    {
+        int buffer;
+        lock (_gate)
+        {
+            if (_closing || !_free.TryPop(out buffer)) return false;
+        }
+        int bytes = pages * (int)GuestMemory.PageSize;
+        region.GetSpan((ulong)first * GuestMemory.PageSize, bytes).CopyTo(_buffers[buffer]);
+        lock (_gate)
+        {
+            _queue.Enqueue((regionIndex, first, pages, buffer));
+            _inFlight++;
+            Monitor.Pulse(_gate);
+        }
+        return true;
+    }
+
+    /// <summary>Waits until every queued copy reached the sink, then stops the thread.</summary>
+    public void Drain()
+    {
+        lock (_gate)
+        {
+            _closing = true;
+            Monitor.PulseAll(_gate);
+        }
+        _thread.Join();
+    }
+
+    private void Run()
+    {
+        while (true)
+        {
+            (int Region, long First, int Pages, int Buffer) item;
+            lock (_gate)
+            {
+                while (_queue.Count == 0 && !_closing) Monitor.Wait(_gate);
+                if (_queue.Count == 0) return;
+                item = _queue.Dequeue();
+            }
+            try
+            {
+                if (!_cancel.IsCancellationRequested && Error is null)
+                    _sink.WritePages(item.Region, item.First, _buffers[item.Buffer].AsSpan(0, item.Pages * (int)GuestMemory.PageSize));
+            }
+            catch (Exception e)
+            {
+                lock (_gate) _error ??= e;
+            }
+            lock (_gate)
+            {
+                _free.Push(item.Buffer);
+                _inFlight--;
+            }
+        }
+    }
+
+    public void Dispose() => Drain();
+}

@@ -1,0 +1,55 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+
+namespace MiniVmm.Cli;
+
+/// <summary>
+/// `minivmm monitor --qmp PATH`: an interactive session on a VM's QMP socket. A line starting with '{' is sent as QMP
+/// JSON and the reply printed; any other line is an HMP command (human-monitor-command) whose text is printed.
+/// Events are printed as they arrive. Works with QEMU's QMP sockets too.
+/// </summary>
+internal static class MonitorCommand
+{
+    public static Command Create()
+    {
+        var qmp = new Option<string>("--qmp") { Description = "QMP socket (unix:PATH or PATH)", Required = true };
+        var command = new Command("monitor", "Interactive QMP/HMP session with a running VM") { qmp };
+        command.SetAction(parse =>
+        {
+            string path = parse.GetValue(qmp)!;
+            if (path.StartsWith("unix:", StringComparison.Ordinal)) path = path[5..].Split(',')[0];
+            QmpClient client;
+            try { client = QmpClient.Connect(path, TimeSpan.FromSeconds(5)); }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
+            {
+                return CommonOptions.Fail($"cannot talk to the QMP monitor at '{path}': {e.Message}");
+            }
+            using (client)
+            {
+                client.EventReceived += e => Console.WriteLine(e.ToJsonString());
+                bool prompt = !Console.IsInputRedirected;
+                Console.WriteLine($"connected to {client.Greeting["QMP"]?["version"]?["package"]} at {path}; HMP commands or QMP JSON, 'help', Ctrl-D to leave");
+                while (true)
+                {
+                    if (prompt) Console.Write("(minivmm) ");
+                    string? line = Console.ReadLine();
+                    if (line is null) return ExitCodes.Ok;
+                    line = line.Trim();
+                    if (line.Length == 0) continue;
+                    try
+                    {
+                        if (line.StartsWith('{')) Console.WriteLine(client.ExecuteRaw(line, TimeSpan.FromSeconds(60)).ToJsonString());
+                        else Console.Write(client.Execute("human-monitor-command", new JsonObject { ["command-line"] = line })?.GetValue<string>());
+                    }
+                    catch (QmpCommandException e) { Console.WriteLine($"error ({e.ErrorClass}): {e.Message}"); }
+                    catch (IOException e)
+                    {
+                        Console.Error.WriteLine("minivmm: monitor: " + e.Message);
+                        return 1;
+                    }
+                }
+            }
+        });
+        return command;
+    }
+}

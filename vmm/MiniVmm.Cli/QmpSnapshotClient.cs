@@ -1,0 +1,138 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text.Json.Nodes;
+
+namespace MiniVmm.Cli;
+
+/// <summary>
+/// `minivmm snapshot --qmp PATH --to FILE|exec:CMD [--mode ...]`: asks a running VM (MiniVmm, or QEMU for the
+/// standard modes) for a snapshot through its QMP monitor, shows progress, and exits with the outcome:
+/// 0 completed, 1 failed or cancelled, 120 bad options or no monitor at PATH. Ctrl-C cancels the snapshot.
+/// </summary>
+internal static class QmpSnapshotClient
+{
+    private const int ExitFailed = 1;
+
+    public static void AddTo(Command snapshot)
+    {
+        var qmp = new Option<string?>("--qmp") { Description = "QMP socket of the running VM (unix:PATH or PATH)" };
+        var to = new Option<string?>("--to") { Description = "snapshot FILE, file:PATH or exec:CMD (CMD runs in the VM's directory)" };
+        var mode = new Option<string>("--mode") { Description = "write-tracking | stop-copy | dirty-log", DefaultValueFactory = _ => "write-tracking" };
+        var bandwidth = new Option<double>("--max-bandwidth") { Description = "cap the scan at this many MiB/s (0 = unlimited)" };
+        foreach (var o in new Option[] { qmp, to, mode, bandwidth }) snapshot.Options.Add(o);
+        snapshot.SetAction(parse =>
+        {
+            string? path = parse.GetValue(qmp), dest = parse.GetValue(to);
+            if (path is null || dest is null)
+                return CommonOptions.Fail("snapshot: give --qmp PATH and --to FILE|exec:CMD to snapshot a running VM, or use inspect, verify or convert");
+            if (!SnapshotCliOptions.TryParseMode(parse.GetValue(mode)!, out _))
+                return CommonOptions.Fail($"--mode: '{parse.GetValue(mode)}' is not write-tracking, stop-copy or dirty-log");
+            double mib = parse.GetValue(bandwidth);
+            if (mib < 0 || double.IsNaN(mib)) return CommonOptions.Fail("--max-bandwidth must be 0 or more MiB/s");
+            if (path.StartsWith("unix:", StringComparison.Ordinal)) path = path[5..].Split(',')[0];
+            return Run(path, dest, parse.GetValue(mode)!, (long)(mib * (1 << 20)));
+        });
+    }
+
+    private static int Run(string socketPath, string destination, string mode, long bytesPerSecond)
+    {
+        QmpClient client;
+        try { client = QmpClient.Connect(socketPath, TimeSpan.FromSeconds(5)); }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
+        {
+            return CommonOptions.Fail($"cannot talk to the QMP monitor at '{socketPath}': {e.Message}");
+        }
+        using (client)
+        {
+            try
+            {
+                string uri = Uri(destination, client.IsMiniVmm);
+                Configure(client, mode, bytesPerSecond);
+                return Follow(client, uri);
+            }
+            catch (QmpCommandException e)
+            {
+                Console.Error.WriteLine($"minivmm: snapshot: {e.Message}");
+                return ExitFailed;
+            }
+            catch (IOException e)
+            {
+                Console.Error.WriteLine($"minivmm: snapshot: lost the monitor: {e.Message}");
+                return ExitFailed;
+            }
+        }
+    }
+
+    /// <summary>A file goes as file:ABSOLUTE (the VM has its own directory); QEMU 7.2 has no file: so it gets exec:cat.</summary>
+    private static string Uri(string destination, bool miniVmm)
+    {
+        if (destination.StartsWith("exec:", StringComparison.Ordinal)) return destination;
+        string path = Path.GetFullPath(destination.StartsWith("file:", StringComparison.Ordinal) ? destination[5..] : destination);
+        return miniVmm ? "file:" + path : $"exec:cat > '{path.Replace("'", "'\\''", StringComparison.Ordinal)}'";
+    }
+
+    private static void Configure(QmpClient client, string mode, long bytesPerSecond)
+    {
+        SnapshotCliOptions.TryParseMode(mode, out var parsed);
+        bool writeTracking = parsed == MiniVmm.Snapshot.SnapshotMode.WriteTracking;
+        if (parsed == MiniVmm.Snapshot.SnapshotMode.StopAndCopy && !client.IsMiniVmm)
+            throw new QmpCommandException("GenericError", "--mode stop-copy needs a MiniVmm monitor (x-minivmm-engine)");
+        client.Execute("migrate-set-capabilities", new JsonObject
+        {
+            ["capabilities"] = new JsonArray(new JsonObject { ["capability"] = "background-snapshot", ["state"] = writeTracking }),
+        });
+        var parameters = new JsonObject();
+        if (client.IsMiniVmm) parameters["x-minivmm-engine"] = parsed == MiniVmm.Snapshot.SnapshotMode.StopAndCopy ? "stop-copy" : "auto";
+        // QEMU's default cap is 32 MiB/s; MiniVmm's 0 means unlimited. An explicit --max-bandwidth applies to both.
+        if (bytesPerSecond > 0 || client.IsMiniVmm) parameters["max-bandwidth"] = bytesPerSecond;
+        if (parameters.Count > 0) client.Execute("migrate-set-parameters", parameters);
+    }
+
+    private static int Follow(QmpClient client, string uri)
+    {
+        var progress = new QmpProgress(Console.Error, terminal: !Console.IsErrorRedirected);
+        int cancelRequested = 0;
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx =>
+        {
+            ctx.Cancel = true;
+            Interlocked.Exchange(ref cancelRequested, 1);
+        });
+        var clock = Stopwatch.StartNew();
+        client.Execute("migrate", new JsonObject { ["uri"] = uri });
+        bool cancelSent = false;
+        while (true)
+        {
+            var info = client.Execute("query-migrate")?.AsObject() ?? new JsonObject();
+            string status = info["status"]?.GetValue<string>() ?? "none";
+            if (status is "completed" or "failed" or "cancelled" or "none")
+            {
+                progress.Finish();
+                return Report(info, status, clock.Elapsed);
+            }
+            if (Volatile.Read(ref cancelRequested) == 1 && !cancelSent)
+            {
+                client.Execute("migrate_cancel");
+                cancelSent = true;
+            }
+            progress.Update(info, clock.Elapsed.TotalSeconds);
+            Thread.Sleep(100);
+        }
+    }
+
+    private static int Report(JsonObject info, string status, TimeSpan wall)
+    {
+        var s = QmpProgress.Read(info);
+        if (status != "completed")
+        {
+            Console.Error.WriteLine($"minivmm: snapshot {status}{(info["error-desc"] is { } e ? ": " + e : "")}");
+            return ExitFailed;
+        }
+        string downtime = info["downtime"] is { } d ? $", downtime {d} ms" : "";
+        string faults = s.Faults is { } f ? $", {f} faults served" : "";
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"snapshot completed: {s.PagesTotal} pages, {s.Bytes} bytes{faults}{downtime}, total {info["total-time"]} ms (wall {wall.TotalSeconds:F2} s)"));
+        return ExitCodes.Ok;
+    }
+}

@@ -1,0 +1,83 @@
+namespace MiniVmm.Machine.Monitor;
+
+/// <summary>
+/// Who holds the vCPUs paused: the user (QMP `stop`) and/or a snapshot engine (its freeze, or all of stop-and-copy).
+/// The vCPUs run only when nobody holds them, so `cont` during a stop-and-copy cannot release a half-copied guest, and a
+/// snapshot of a stopped VM leaves it stopped (as QEMU does). Safe from any thread: the dirty-log engine pauses from
+/// its own worker, the monitor from the main loop.
+/// </summary>
+public sealed class VmRunState(Vm vm)
+{
+    /// <summary>How long a pause may take before it is reported as failed (the engines use the same bound).</summary>
+    public static readonly TimeSpan PauseTimeout = TimeSpan.FromSeconds(2);
+
+    private readonly object _gate = new();
+    private bool _userPaused;
+    private bool _snapshotPaused;
+
+    public bool IsUserPaused { get { lock (_gate) return _userPaused; } }
+
+    /// <summary>QMP's RunState name: running, paused, finish-migrate (a snapshot holds the vCPUs) or shutdown.</summary>
+    public string Status
+    {
+        get
+        {
+            if (vm.IsStopping) return "shutdown";
+            lock (_gate) return _userPaused ? "paused" : _snapshotPaused ? "finish-migrate" : "running";
+        }
+    }
+
+    /// <summary>The user's `stop`. False when already stopped. Throws TimeoutException when a vCPU does not stop.</summary>
+    public bool StopByUser()
+    {
+        lock (_gate)
+        {
+            if (_userPaused) return false;
+            if (!_snapshotPaused) PauseOrUndo();
+            _userPaused = true;
+            return true;
+        }
+    }
+
+    /// <summary>The user's `cont`. False when not stopped by the user. The vCPUs stay paused while a snapshot holds them.</summary>
+    public bool ContinueByUser()
+    {
+        lock (_gate)
+        {
+            if (!_userPaused) return false;
+            _userPaused = false;
+            if (!_snapshotPaused) vm.ResumeVcpus();
+            return true;
+        }
+    }
+
+    internal void AcquireForSnapshot()
+    {
+        lock (_gate)
+        {
+            if (!_userPaused && !_snapshotPaused) PauseOrUndo();
+            _snapshotPaused = true;
+        }
+    }
+
+    /// <summary>Releases the snapshot's hold; harmless when it holds nothing (engines release on their error paths).</summary>
+    internal void ReleaseForSnapshot()
+    {
+        lock (_gate)
+        {
+            _snapshotPaused = false;
+            if (!_userPaused) vm.ResumeVcpus();
+        }
+    }
+
+    /// <summary>Pauses every vCPU; if one does not stop in time, releases the others so none stays paused by accident.</summary>
+    private void PauseOrUndo()
+    {
+        try { vm.PauseVcpus(PauseTimeout); }
+        catch
+        {
+            vm.ResumeVcpus();
+            throw;
+        }
+    }
+}
