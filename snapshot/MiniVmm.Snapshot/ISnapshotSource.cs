@@ -14,6 +14,12 @@ public interface ISnapshotSource
     /// <summary>The VM configuration as recorded in the header (opaque to the engine).</summary>
     string DescribeConfig();
 
+    /// <summary>
+    /// Called before anything else (vCPUs running): makes guest RAM plain memory the engine may read and register with
+    /// its own userfaultfd (a lazily restored VM finishes fetching its pages here).
+    /// </summary>
+    void PrepareMemory();
+
     /// <summary>Stops every vCPU outside KVM_RUN and lets devices settle. Throws if a vCPU does not stop in time.</summary>
     void Pause();
 

@@ -23,10 +23,10 @@ public static class SnapshotHarness
         return done.Task.Result;
     }
 
-    public static (GuestRun Run, Func<string> Serial) Restore(string path, bool start = true)
+    public static (GuestRun Run, Func<string> Serial) Restore(string path, bool start = true, RestoreOptions? options = null)
     {
         var serial = new StringBuilder();
-        var vm = VmRestore.Restore(path, new RestoreOptions
+        var vm = VmRestore.Restore(path, (options ?? new RestoreOptions()) with
         {
             Serial = new SerialTarget.Callback(b => { lock (serial) serial.Append(Encoding.ASCII.GetString(b.Span)); }),
         }, GuestRun.Loggers);

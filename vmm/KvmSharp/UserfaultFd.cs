@@ -107,14 +107,21 @@ public sealed unsafe class UserfaultFd : IDisposable
     {
         var copy = new uffdio_copy { dst = (ulong)destination, src = (ulong)source, len = length, mode = mode };
         if (Libc.ioctl(Handle, Uffd.UFFDIO_COPY, &copy) == 0) return copy.copy;
-        return -Marshal.GetLastPInvokeError();
+        // A partial copy fails with EAGAIN but reports its progress: return that, the caller continues after it.
+        return copy.copy > 0 ? copy.copy : -Marshal.GetLastPInvokeError();
+    }
+
+    /// <summary>UFFDIO_COPY from a managed span (pinned for the call).</summary>
+    public long TryCopy(nint destination, ReadOnlySpan<byte> source, ulong mode = 0)
+    {
+        fixed (byte* p = source) return TryCopy(destination, (nint)p, (ulong)source.Length, mode);
     }
 
     public long TryZeroPage(nint destination, ulong length, ulong mode = 0)
     {
         var zp = new uffdio_zeropage { range = new uffdio_range { start = (ulong)destination, len = length }, mode = mode };
         if (Libc.ioctl(Handle, Uffd.UFFDIO_ZEROPAGE, &zp) == 0) return zp.zeropage;
-        return -Marshal.GetLastPInvokeError();
+        return zp.zeropage > 0 ? zp.zeropage : -Marshal.GetLastPInvokeError();
     }
 
     /// <summary>Reads up to <paramref name="messages"/>.Length queued messages; 0 when none (non-blocking fd).</summary>

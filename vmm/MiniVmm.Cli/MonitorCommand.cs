@@ -19,6 +19,7 @@ internal static class MonitorCommand
             string path = parse.GetValue(qmp)!;
             if (path.StartsWith("unix:", StringComparison.Ordinal)) path = path[5..].Split(',')[0];
             QmpClient client;
+            if (!File.Exists(path)) return CommonOptions.Fail($"no QMP socket at '{path}' (is the VM running with --qmp?)");
             try { client = QmpClient.Connect(path, TimeSpan.FromSeconds(5)); }
             catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
             {

@@ -4,14 +4,15 @@ using System.Text.Json.Nodes;
 namespace MiniVmm.Cli;
 
 /// <summary>
-/// Turns successive query-migrate replies into progress: pages saved of total, MiB/s (over the last samples), faults
+/// Turns successive query-migrate replies into progress: pages saved of total, MiB/s of RAM covered (over the last
+/// samples, zero pages included, so it matches the ETA), faults
 /// served and ETA. Reads MiniVmm's `x-minivmm` block when present, QEMU's `ram` counters otherwise. On a terminal
 /// it redraws one bar in place; elsewhere (a log, CI) it prints a plain line at most once a second.
 /// </summary>
 internal sealed class QmpProgress(TextWriter output, bool terminal)
 {
     private const int BarWidth = 30;
-    private readonly Queue<(double Seconds, long Bytes, long Pages)> _window = new();
+    private readonly Queue<(double Seconds, long Pages)> _window = new();
     private DateTime _lastLine = DateTime.MinValue;
     private bool _barDrawn;
 
@@ -33,16 +34,15 @@ internal sealed class QmpProgress(TextWriter output, bool terminal)
     public void Update(JsonObject info, double elapsedSeconds)
     {
         var s = Read(info);
-        _window.Enqueue((elapsedSeconds, s.Bytes, s.PagesDone));
+        _window.Enqueue((elapsedSeconds, s.PagesDone));
         while (_window.Count > 10) _window.Dequeue();
         var first = _window.Peek();
         double span = elapsedSeconds - first.Seconds;
-        double bytesPerSecond = span > 0 ? (s.Bytes - first.Bytes) / span : 0;
         double pagesPerSecond = span > 0 ? (s.PagesDone - first.Pages) / span : 0;
         string eta = pagesPerSecond > 0 ? $"{(s.PagesTotal - s.PagesDone) / pagesPerSecond:F1}s" : "--";
         double fraction = s.PagesTotal > 0 ? Math.Clamp((double)s.PagesDone / s.PagesTotal, 0, 1) : 0;
         string text = string.Create(CultureInfo.InvariantCulture,
-            $"{fraction * 100,3:F0}%  {s.PagesDone}/{s.PagesTotal} pages  {bytesPerSecond / (1 << 20):F1} MiB/s" +
+            $"{fraction * 100,3:F0}%  {s.PagesDone}/{s.PagesTotal} pages  {pagesPerSecond * 4096 / (1 << 20):F1} MiB/s" +
             $"{(s.Faults is { } f ? $"  {f} faults" : "")}  ETA {eta}");
         if (terminal)
         {

@@ -39,6 +39,7 @@ internal static class QmpSnapshotClient
     private static int Run(string socketPath, string destination, string mode, long bytesPerSecond)
     {
         QmpClient client;
+        if (!File.Exists(socketPath)) return CommonOptions.Fail($"no QMP socket at '{socketPath}' (is the VM running with --qmp?)");
         try { client = QmpClient.Connect(socketPath, TimeSpan.FromSeconds(5)); }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
         {

@@ -37,7 +37,14 @@ internal static class SnapshotCommand
         {
             using var snapshot = SnapshotFile.Open(parse.GetValue(file)!);
             var result = snapshot.Verify();
-            Console.WriteLine($"{parse.GetValue(file)}: OK ({result})");
+            if (!result.IsValid)
+            {
+                foreach (var error in result.Errors) Console.Error.WriteLine($"minivmm: {parse.GetValue(file)}: {error}");
+                Console.Error.WriteLine($"minivmm: {parse.GetValue(file)}: {result.ErrorCount} error(s); the snapshot is damaged");
+                return ExitCodes.BadInput;
+            }
+            Console.WriteLine($"{parse.GetValue(file)}: OK: {result.PresentPagesChecked} pages checked against their checksums, " +
+                $"{result.AbsentPagesChecked} zero pages confirmed, {result.BytesRead} bytes read");
             return ExitCodes.Ok;
         }));
         return c;

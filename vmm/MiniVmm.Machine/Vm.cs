@@ -50,6 +50,8 @@ public sealed partial class Vm : IDisposable
     internal IReadOnlyList<Vcpu> Vcpus => _vcpus;
     internal kvm_cpuid_entry2[] SupportedCpuid { get; }
     internal VcpuStateCapture StateCapture { get; }
+    /// <summary>Set when RAM is restored lazily: snapshot engines populate pages through it before reading them.</summary>
+    internal MiniVmm.Snapshot.Restore.LazyPageServer? LazyPages { get; set; }
 
     /// <summary>
     /// Raised on the main-loop thread after the loop has ended and before the vCPUs stop: work that the loop would have
@@ -144,7 +146,7 @@ public sealed partial class Vm : IDisposable
     }
 
     /// <summary>A VM with RAM, devices and vCPUs but nothing loaded (restore fills it from a snapshot).</summary>
-    internal static Vm CreateEmpty(VmConfig config, ILoggerFactory loggers, RestoredDevices? restored = null)
+    internal static Vm CreateEmpty(VmConfig config, ILoggerFactory loggers, RestoredDevices? restored = null, Func<GuestMemory>? memoryFactory = null)
     {
         config.Validate();
         var kvm = KvmSystem.Open();
@@ -166,7 +168,7 @@ public sealed partial class Vm : IDisposable
                 kvmVm.SetTssAddress(0xfffb_d000); // VMX needs a real-mode TSS somewhere outside RAM
             kvmVm.CreateIrqChip();
             kvmVm.CreatePit2();
-            memory = GuestMemory.CreateAnonymous(config.MemoryBytes, config.HugePages);
+            memory = memoryFactory?.Invoke() ?? GuestMemory.CreateAnonymous(config.MemoryBytes, config.HugePages);
             foreach (var region in memory.Regions)
                 kvmVm.SetUserMemoryRegion((uint)region.Index, region.GuestAddress, region.Size, region.DangerousGetHostAddress());
             return new Vm(config, loggers, kvm, kvmVm, memory, restored);
@@ -263,6 +265,12 @@ public sealed partial class Vm : IDisposable
     }
 
     public bool IsStopping => Volatile.Read(ref _stopping) != 0;
+
+    /// <summary>
+    /// Hands the VM an object to dispose after its vCPUs have stopped and before guest RAM is unmapped (a lazy-restore
+    /// page server, the snapshot file it reads).
+    /// </summary>
+    internal void Adopt(IDisposable owned) => _owned.Add(owned);
 
     /// <summary>Turns KVM dirty-page logging on or off by re-registering every memory slot with or without the flag.</summary>
     internal void SetDirtyLogging(bool enabled)

@@ -16,6 +16,8 @@ public enum VmStopReason
     InternalError,
     /// <summary>--exit-after-snapshot: the snapshot ended (GuestStatus 0 = it succeeded).</summary>
     AfterSnapshot,
+    /// <summary>A lazily restored page failed its checksum (or could not be read): the snapshot file is bad.</summary>
+    CorruptSnapshot,
 }
 
 /// <summary>Why the VM stopped and the process exit code that reports it.</summary>
@@ -28,6 +30,8 @@ public sealed record VmExitStatus(VmStopReason Reason, uint GuestStatus = 0, str
     public const int ExitInternalError = 125;
     public const int ExitHostRequest = 130;
     public const int ExitSnapshotFailed = 126;
+    /// <summary>Same code as any other bad input file.</summary>
+    public const int ExitCorruptSnapshot = 120;
 
     /// <summary>The guest's debug-exit value itself (0 = success), truncated to 8 bits by the OS.</summary>
     public int ProcessExitCode => Reason switch
@@ -38,6 +42,7 @@ public sealed record VmExitStatus(VmStopReason Reason, uint GuestStatus = 0, str
         VmStopReason.Reset => ExitReset,
         VmStopReason.HostRequest => ExitHostRequest,
         VmStopReason.AfterSnapshot => GuestStatus == 0 ? 0 : ExitSnapshotFailed,
+        VmStopReason.CorruptSnapshot => ExitCorruptSnapshot,
         _ => ExitInternalError,
     };
 

@@ -26,6 +26,7 @@ public sealed class DirtyLogPrecopyEngine : ISnapshotEngine
             PagesDone = () => saver.States.Sum(s => s.SavedCount),
             BytesWritten = () => sink.BytesWritten,
         };
+        source.PrepareMemory();
         try { source.SetDirtyLogging(true); }
         catch (Exception e) { throw new SnapshotException("cannot enable KVM dirty logging: " + e.Message, e); }
         var worker = new Thread(() => Run(source, sink, options, log, memory, saver, job)) { Name = "snap-dirtylog", IsBackground = true };

@@ -19,6 +19,7 @@ public sealed class StopAndCopyEngine : ISnapshotEngine
             PagesDone = () => saver.States.Sum(s => s.SavedCount),
             BytesWritten = () => sink.BytesWritten,
         };
+        source.PrepareMemory();
         long start = Stopwatch.GetTimestamp();
         source.Pause();
         IReadOnlyList<StateSection> sections;

@@ -115,6 +115,7 @@ internal sealed class WriteTrackingRun
 
     private void Prepare()
     {
+        _source.PrepareMemory();
         try
         {
             _uffd = UserfaultFd.Create(WriteTrackingEngine.RequiredFeatures, WriteTrackingEngine.DescribeFeatures);

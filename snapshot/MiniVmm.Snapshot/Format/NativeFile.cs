@@ -11,19 +11,12 @@ namespace MiniVmm.Snapshot.Format;
 /// </summary>
 internal static class NativeFile
 {
-    private const int O_RDONLY = 0;
-    private const int O_DIRECTORY = 0x10000;
-    private const long SYS_lseek = 8;   // x86_64
-    private const long SYS_fsync = 74;  // x86_64
-    private const int SEEK_DATA = 3;
-    private const int ENXIO = 6;
-
     public static void FlushDirectory(string directory)
     {
-        int fd = Libc.open(directory, O_RDONLY | O_DIRECTORY | Libc.O_CLOEXEC);
+        int fd = Libc.open(directory, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC);
         if (fd < 0) return;
         using var handle = new FileDescriptor(fd);
-        Libc.syscall(SYS_fsync, fd, 0, 0);
+        Libc.fsync(handle);
     }
 
     /// <summary>
@@ -32,22 +25,15 @@ internal static class NativeFile
     /// </summary>
     public static long NextData(SafeFileHandle handle, long offset)
     {
-        bool added = false;
         try
         {
-            handle.DangerousAddRef(ref added);
-            long fd = handle.DangerousGetHandle();
-            long result = Libc.syscall(SYS_lseek, fd, offset, SEEK_DATA);
+            long result = Libc.lseek(handle, offset, Libc.SEEK_DATA);
             if (result >= offset) return result;
-            return result < 0 && Marshal.GetLastPInvokeError() == ENXIO ? long.MaxValue : offset;
+            return result < 0 && Marshal.GetLastPInvokeError() == Libc.ENXIO ? long.MaxValue : offset;
         }
         catch (ObjectDisposedException)
         {
             return offset;
-        }
-        finally
-        {
-            if (added) handle.DangerousRelease();
         }
     }
 }

@@ -10,6 +10,10 @@ public static unsafe partial class Libc
     public const int O_RDWR = 2;
     public const int O_CLOEXEC = 0x80000;
     public const int O_NONBLOCK = 0x800;
+    public const int O_RDONLY = 0;
+    public const int O_DIRECTORY = 0x10000;
+    public const int SEEK_DATA = 3;
+    public const int ENXIO = 6;
 
     public const int EINTR = 4;
     public const int EAGAIN = 11;
@@ -98,7 +102,10 @@ public static unsafe partial class Libc
     public static partial int pthread_sigmask(int how, ulong* set, ulong* oldset);
 
     [LibraryImport(Lib, SetLastError = true)]
-    public static partial int fstat(SafeHandle fd, byte* statbuf);
+    public static partial int fsync(SafeHandle fd);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial long lseek(SafeHandle fd, long offset, int whence);
 }
 
 /// <summary>struct epoll_event is packed on x86-64: 4-byte events then 8-byte data, 12 bytes in all.</summary>

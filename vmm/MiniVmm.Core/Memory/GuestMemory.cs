@@ -28,6 +28,32 @@ public sealed class GuestMemory : IDisposable
         return new GuestMemory([new GuestMemoryRegion(0, 0, MemoryMapping.Anonymous(size, hugePages))]);
     }
 
+    /// <summary>
+    /// RAM mapped copy-on-write (MAP_PRIVATE) from a file: region i is <c>regions[i].Size</c> bytes at file offset
+    /// <c>regions[i].FileOffset</c>, guest address <c>regions[i].GuestAddress</c>. Restoring a snapshot this way is
+    /// instant; pages are read on first touch and guest writes never reach the file. The file must not change while
+    /// mapped.
+    /// </summary>
+    public static GuestMemory MapPrivate(SafeHandle file, IReadOnlyList<(ulong GuestAddress, ulong Size, long FileOffset)> regions)
+    {
+        var mapped = new List<GuestMemoryRegion>();
+        try
+        {
+            foreach (var (gpa, size, offset) in regions)
+            {
+                if (size == 0 || size % PageSize != 0 || offset % (long)PageSize != 0)
+                    throw new ArgumentException($"region 0x{gpa:x}+{size} at file offset {offset} is not page aligned");
+                mapped.Add(new GuestMemoryRegion(mapped.Count, gpa, MemoryMapping.OfFile(file, size, offset, writable: true, shared: false)));
+            }
+            return new GuestMemory(mapped.ToArray());
+        }
+        catch
+        {
+            foreach (var r in mapped) r.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>True when [gpa, gpa+length) lies entirely inside one region (length 0 included).</summary>
     public bool Contains(ulong gpa, ulong length) => TryFind(gpa, length, out _, out _);
 

@@ -16,8 +16,6 @@ public static class QmpMessages
     /// <summary>Quotes and non-ASCII text stay readable in replies (QEMU does not escape them either).</summary>
     private static readonly JsonSerializerOptions Output = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    public static string Serialize(JsonNode node) => node.ToJsonString(Output);
-
     public static string Package => "MiniVmm " + (typeof(QmpMessages).Assembly.GetName().Version?.ToString(3) ?? "0.0.0");
 
     public static JsonObject Version() => new()

@@ -16,6 +16,8 @@ public sealed class RunStateSnapshotSource(VmSnapshotSource inner, VmRunState ru
 
     public string DescribeConfig() => inner.DescribeConfig();
 
+    public void PrepareMemory() => inner.PrepareMemory();
+
     public void Pause() => runState.AcquireForSnapshot();
 
     public IReadOnlyList<StateSection> CaptureState() => inner.CaptureState();

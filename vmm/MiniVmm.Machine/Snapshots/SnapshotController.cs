@@ -105,12 +105,7 @@ public sealed class SnapshotController
     private void OnFinished(SnapshotResult result)
     {
         if (_destination is not { } destination) return; // already reported (shutdown raced the posted completion)
-        string? processError;
-        // FinishProcess closes exec:'s stdin writer after the sink already closed the pipe under it, which throws
-        // ObjectDisposedException and, thrown here on the main loop, would stop the VM. Until SnapshotDestination
-        // catches it itself, the reader's exit status goes unchecked in that case (a broken pipe already failed the write).
-        try { processError = destination.FinishProcess(result.Succeeded); }
-        catch (ObjectDisposedException) { processError = null; }
+        string? processError = destination.FinishProcess(result.Succeeded);
         destination.Dispose();
         if (processError is not null && result.Succeeded)
             result = result with { Succeeded = false, Error = processError };

@@ -50,7 +50,7 @@ public sealed class SnapshotDestination : IDisposable
     public string? FinishProcess(bool succeeded)
     {
         if (_process is null) return null;
-        try { _process.StandardInput.Close(); } catch (IOException) { }
+        try { _process.StandardInput.Close(); } catch (Exception e) when (e is IOException or ObjectDisposedException) { /* the sink closed it */ }
         if (!succeeded && !_process.WaitForExit(2000)) { try { _process.Kill(); } catch (InvalidOperationException) { } }
         _process.WaitForExit(30000);
         if (!_process.HasExited) return "the exec: command did not exit";

@@ -2,59 +2,124 @@ using Microsoft.Extensions.Logging;
 using MiniVmm.Core.Memory;
 using MiniVmm.Machine.State;
 using MiniVmm.Snapshot.Format;
+using MiniVmm.Snapshot.Restore;
 using MiniVmm.Snapshot.State;
 using KvmSharp.Interop;
 
 namespace MiniVmm.Machine.Snapshots;
+
+/// <summary>How guest RAM comes back from a snapshot file.</summary>
+public enum RestoreMemoryMode
+{
+    /// <summary>Read and verify every page before the first instruction (the reference).</summary>
+    Eager,
+    /// <summary>MAP_PRIVATE of the file's page area: instant, copy-on-write, shared page cache across clones.</summary>
+    Mmap,
+    /// <summary>Empty RAM filled on demand through userfaultfd (checksums verified per page) plus background prefetch.</summary>
+    Lazy,
+}
 
 public sealed record RestoreOptions
 {
     public SerialTarget Serial { get; init; } = new SerialTarget.Stdio();
     /// <summary>Restore on a host whose CPU model differs from the one recorded (CPUID and MSRs may not match).</summary>
     public bool AllowCpuMismatch { get; init; }
+    public RestoreMemoryMode Memory { get; init; } = RestoreMemoryMode.Lazy;
+    /// <summary>Lazy: record the pages the guest touches during this time into FILE.ws (prefetch waits meanwhile).</summary>
+    public TimeSpan? RecordWorkingSet { get; init; }
+    /// <summary>Lazy: prefetch FILE.ws first when it exists (default).</summary>
+    public bool UseWorkingSet { get; init; } = true;
 }
 
 /// <summary>
-/// Eager restore: every check that can fail runs before a kernel object exists (file, config, device state); then the
-/// VM is built from the recorded config, pages are loaded with their checksums verified, and state is applied.
+/// Restore: every check that can fail runs before a kernel object exists (file, config, device state); then the VM is
+/// built from the recorded config, RAM is filled (eagerly, mapped, or lazily) and state is applied.
 /// </summary>
 public static class VmRestore
 {
     public static Vm Restore(string path, RestoreOptions options, ILoggerFactory loggers)
     {
         var log = loggers.CreateLogger("MiniVmm.Restore");
-        using var file = SnapshotFile.Open(path);
-        var recorded = RecordedVmConfig.FromJson(file.Info.VmConfig);
-        CheckCompatible(file, recorded, options);
-        var sections = file.Sections.ToDictionary(s => s.Id);
-        var devices = DecodeDevices(sections);
-
-        var config = new VmConfig
-        {
-            KernelPath = recorded.KernelPath.Length > 0 ? recorded.KernelPath : path,
-            CommandLine = recorded.CommandLine,
-            MemoryBytes = recorded.MemoryBytes,
-            Vcpus = recorded.Vcpus,
-            HugePages = recorded.HugePages,
-            Serial = options.Serial,
-            AppendTscKhz = false,
-        };
-        var vm = Vm.CreateEmpty(config, loggers, devices);
+        var file = SnapshotFile.Open(path);
+        Vm? vm = null;
+        bool fileAdopted = false;
         try
         {
-            LoadMemory(file, vm.Memory);
+            var recorded = RecordedVmConfig.FromJson(file.Info.VmConfig);
+            CheckCompatible(file, recorded, options);
+            var sections = file.Sections.ToDictionary(s => s.Id);
+            var devices = DecodeDevices(sections);
+            IReadOnlyList<ulong>? workingSet = null;
+            string wsPath = WorkingSetFile.PathFor(path);
+            if (options.Memory == RestoreMemoryMode.Lazy && options.UseWorkingSet && options.RecordWorkingSet is null && File.Exists(wsPath))
+                workingSet = WorkingSetFile.Read(wsPath, recorded.MemoryBytes / GuestMemory.PageSize);
+
+            var config = new VmConfig
+            {
+                KernelPath = recorded.KernelPath.Length > 0 ? recorded.KernelPath : path,
+                CommandLine = recorded.CommandLine,
+                MemoryBytes = recorded.MemoryBytes,
+                Vcpus = recorded.Vcpus,
+                HugePages = recorded.HugePages,
+                Serial = options.Serial,
+                AppendTscKhz = false,
+            };
+            Func<GuestMemory>? memoryFactory = null;
+            if (options.Memory == RestoreMemoryMode.Mmap)
+                memoryFactory = () => MapFile(path, file);
+            vm = Vm.CreateEmpty(config, loggers, devices, memoryFactory);
+
+            LazyPageServer? lazy = null;
+            switch (options.Memory)
+            {
+                case RestoreMemoryMode.Eager:
+                    LoadMemory(file, vm.Memory);
+                    break;
+                case RestoreMemoryMode.Lazy:
+                    var stoppingVm = vm;
+                    lazy = new LazyPageServer(file, vm.Memory, log,
+                        (message, fileAtFault) => stoppingVm.RequestStop(new VmExitStatus(
+                            fileAtFault ? VmStopReason.CorruptSnapshot : VmStopReason.InternalError, Detail: message)));
+                    vm.Adopt(file);     // the page server reads it for the VM's lifetime
+                    fileAdopted = true;
+                    vm.Adopt(lazy);     // disposed after the vCPUs stop, before RAM is unmapped
+                    vm.LazyPages = lazy;
+                    if (options.RecordWorkingSet is not null)
+                        lazy.RecordingFinished += pages =>
+                        {
+                            WorkingSetFile.Write(wsPath, pages);
+                            log.LogInformation("recorded a working set of {Pages} pages into {Path}", pages.Count, wsPath);
+                        };
+                    break;
+            }
             ApplyVmState(vm, sections);
+            var restoring = vm;
             foreach (var t in vm.VcpuThreads)
-                t.Invoke(v => { vm.StateCapture.Restore(v, sections, log); return 0; });
+                t.Invoke(v => { restoring.StateCapture.Restore(v, sections, log); return 0; });
             foreach (var v in vm.Vcpus) v.TryNotifyClockPaused();
-            log.LogInformation("restored {Path}: {Vcpus} vCPU(s), {Mem} MiB", path, recorded.Vcpus, recorded.MemoryBytes >> 20);
+            // Serve faults from now on: the first KVM_RUN may already write guest RAM (kvmclock pages).
+            lazy?.Start(workingSet, options.RecordWorkingSet);
+            if (options.Memory != RestoreMemoryMode.Lazy) file.Dispose();
+            log.LogInformation("restored {Path} ({Mode}): {Vcpus} vCPU(s), {Mem} MiB", path, options.Memory, recorded.Vcpus, recorded.MemoryBytes >> 20);
             return vm;
         }
         catch
         {
-            vm.Dispose();
+            vm?.Dispose();
+            if (!fileAdopted) file.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Maps the page area of each region privately. Snapshots are never modified in place (a new one is written aside
+    /// and renamed over the old path, leaving the mapped inode unchanged), and incomplete files were refused by Open.
+    /// </summary>
+    private static GuestMemory MapFile(string path, SnapshotFile file)
+    {
+        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
+        var regions = file.Info.Regions.Select((r, i) => (r.GuestAddress, r.Size, file.RegionDataOffset(i))).ToList();
+        return GuestMemory.MapPrivate(handle, regions); // the mappings keep the file; the descriptor can go
     }
 
     private static void CheckCompatible(SnapshotFile file, RecordedVmConfig recorded, RestoreOptions options)
@@ -84,15 +149,21 @@ public static class VmRestore
         }
     }
 
-    /// <summary>Reads each present page straight into guest RAM (absent pages stay zero); checksums are verified per page.</summary>
+    /// <summary>Reads present pages straight into guest RAM in 2 MiB batches (absent pages stay zero), verifying checksums.</summary>
     private static void LoadMemory(SnapshotFile file, GuestMemory memory)
     {
+        const long batch = 512;
         for (int ri = 0; ri < memory.Regions.Count; ri++)
         {
             var region = memory.Regions[ri];
-            for (long page = 0; page < region.PageCount; page++)
-                if (file.IsPresent(ri, page))
-                    file.ReadPage(ri, page, region.GetSpan((ulong)page * GuestMemory.PageSize, (int)GuestMemory.PageSize));
+            for (long first = 0; first < region.PageCount; first += batch)
+            {
+                long count = Math.Min(batch, region.PageCount - first);
+                bool any = false;
+                for (long p = first; p < first + count && !any; p++) any = file.IsPresent(ri, p);
+                if (!any) continue; // leave never-touched RAM unpopulated
+                file.ReadPages(ri, first, region.GetSpan((ulong)first * GuestMemory.PageSize, (int)(count * (long)GuestMemory.PageSize)));
+            }
         }
     }
 

@@ -37,6 +37,13 @@ public sealed class VmSnapshotSource : ISnapshotSource
         Devices = ["serial-com1", "debug-exit", "i8042", "control"],
     };
 
+    public void PrepareMemory()
+    {
+        if (_vm.LazyPages is not { } lazy) return;
+        lazy.CompleteAndDetach();
+        _vm.LazyPages = null;
+    }
+
     public void Pause() => _vm.PauseVcpus(PauseTimeout);
 
     public IReadOnlyList<StateSection> CaptureState()

@@ -17,6 +17,7 @@ internal sealed class VcpuStateCapture
     private readonly uint[] _msrCandidates;
     private uint[]? _msrs;
     private readonly ILogger _log;
+    private const uint MsrTscDeadline = 0x6e0;
 
     public VcpuStateCapture(KvmSystem kvm, ILogger log)
     {
@@ -82,7 +83,9 @@ internal sealed class VcpuStateCapture
         else vcpu.SetFpu(AbiBytes.To<kvm_fpu>(Need("fpu"), p + "fpu"));
         if (sections.TryGetValue(p + "xcrs", out var xcrs)) vcpu.SetXcrs(AbiBytes.To<kvm_xcrs>(xcrs.Data, p + "xcrs"));
         vcpu.SetLapic(AbiBytes.To<kvm_lapic_state>(Need("lapic"), p + "lapic"));
-        SetMsrsTolerant(vcpu, AbiBytes.ToArray<kvm_msr_entry>(Need("msrs"), p + "msrs"), log);
+        // IA32_TSC_DEADLINE is relative to the TSC: set it after IA32_TSC, or the deadline fires at the wrong time.
+        var msrs = AbiBytes.ToArray<kvm_msr_entry>(Need("msrs"), p + "msrs").OrderBy(m => m.index == MsrTscDeadline ? 1 : 0).ToArray();
+        SetMsrsTolerant(vcpu, msrs, log);
         if (sections.TryGetValue(p + "events", out var ev)) vcpu.SetEvents(AbiBytes.To<kvm_vcpu_events>(ev.Data, p + "events"));
         if (sections.TryGetValue(p + "debugregs", out var dr)) vcpu.SetDebugRegs(AbiBytes.To<kvm_debugregs>(dr.Data, p + "debugregs"));
         var mp = Need("mp_state");

@@ -1,0 +1,295 @@
+using System.Diagnostics;
+using KvmSharp;
+using KvmSharp.Interop;
+using Microsoft.Extensions.Logging;
+using MiniVmm.Core.Memory;
+using MiniVmm.Snapshot.Format;
+
+namespace MiniVmm.Snapshot.Restore;
+
+/// <summary>
+/// Lazy restore: guest RAM starts empty (anonymous, registered with a userfaultfd in MISSING mode) and each page is
+/// installed from the snapshot on first touch (UFFDIO_COPY; UFFDIO_ZEROPAGE for zero pages), checksum verified before
+/// the guest can see it. A background prefetcher installs the rest — a recorded working set first. Races between the
+/// fault handler and the prefetcher end in EEXIST, which is harmless. If a page cannot be served (corrupt file, I/O
+/// error) the VM is stopped through <c>onFatal</c> (message, whether the file is to blame) instead of being left blocked or handed wrong data.
+/// </summary>
+public sealed class LazyPageServer : IDisposable
+{
+    private const int FaultAroundPages = 16;
+    private const int PrefetchBatchPages = 64;
+
+    private readonly SnapshotFile _file;
+    private readonly GuestMemory _memory;
+    private readonly ILogger _log;
+    private readonly Action<string, bool> _onFatal;
+    private readonly byte[][] _populated;
+    private readonly EventFd _stop = new();
+    private readonly List<ulong> _recorded = new();
+    private readonly object _recordGate = new();
+    private readonly CancellationTokenSource _cancel = new();
+    private Thread? _faultThread, _prefetchThread;
+    private long _faultPages, _prefetchedPages, _remaining;
+    private volatile bool _recording;
+    private IReadOnlyList<ulong> _prefetchFirst = [];
+    private readonly ManualResetEventSlim _prefetchGo = new();
+    private string? _failure;
+
+    [ThreadStatic] private static byte[]? t_buffer;
+
+    public LazyPageServer(SnapshotFile file, GuestMemory memory, ILogger log, Action<string, bool> onFatal)
+    {
+        _file = file;
+        _memory = memory;
+        _log = log;
+        _onFatal = onFatal;
+        _populated = memory.Regions.Select(r => new byte[r.PageCount]).ToArray();
+        _remaining = memory.Regions.Sum(r => r.PageCount);
+        Uffd = UserfaultFd.Create(Uffd_Features);
+        try
+        {
+            foreach (var r in memory.Regions)
+                Uffd.Register(r.DangerousGetHostAddress(), r.Size, KvmSharp.Interop.Uffd.UFFDIO_REGISTER_MODE_MISSING);
+        }
+        catch
+        {
+            Uffd.Dispose();
+            throw;
+        }
+    }
+
+    private const ulong Uffd_Features = KvmSharp.Interop.Uffd.UFFD_FEATURE_THREAD_ID;
+
+    public UserfaultFd Uffd { get; }
+
+    public long PagesServedOnFault => Interlocked.Read(ref _faultPages);
+    public long PagesPrefetched => Interlocked.Read(ref _prefetchedPages);
+    public bool IsComplete => Interlocked.Read(ref _remaining) == 0;
+    public string? Failure => Volatile.Read(ref _failure);
+
+    /// <summary>Raised (on the prefetch thread) when every page is installed; the userfaultfd is no longer needed.</summary>
+    public event Action? Completed;
+
+    /// <summary>Raised (on a timer thread) when working-set recording ends, with the pages in first-touch order.</summary>
+    public event Action<IReadOnlyList<ulong>>? RecordingFinished;
+
+    /// <summary>
+    /// Starts serving faults. <paramref name="prefetchFirst"/> (guest page numbers, in order) is installed before the
+    /// rest; with <paramref name="recordFor"/> set, the prefetcher waits that long and the pages the guest touches
+    /// meanwhile are recorded, in order, as its working set.
+    /// </summary>
+    public void Start(IReadOnlyList<ulong>? prefetchFirst, TimeSpan? recordFor, bool backgroundPrefetch = true)
+    {
+        _prefetchFirst = prefetchFirst ?? [];
+        _recording = recordFor is not null;
+        _faultThread = new Thread(FaultLoop) { Name = "lazy-faults", IsBackground = true };
+        _faultThread.Start();
+        if (backgroundPrefetch)
+        {
+            _prefetchThread = new Thread(PrefetchLoop) { Name = "lazy-prefetch", IsBackground = true };
+            _prefetchThread.Start();
+        }
+        if (recordFor is { } d)
+        {
+            var timer = new Timer(_ =>
+            {
+                _recording = false;
+                _prefetchGo.Set();
+                try { RecordingFinished?.Invoke(RecordedWorkingSet); }
+                catch (Exception e) { _log.LogError(e, "could not save the working set"); }
+            }, null, d, Timeout.InfiniteTimeSpan);
+            _cancel.Token.Register(() => timer.Dispose());
+        }
+        else _prefetchGo.Set();
+    }
+
+    /// <summary>The guest pages touched while recording, in first-touch order.</summary>
+    public IReadOnlyList<ulong> RecordedWorkingSet
+    {
+        get { lock (_recordGate) return _recorded.ToArray(); }
+    }
+
+    /// <summary>
+    /// Installs every page still missing (from the calling thread, alongside the prefetcher), then unregisters guest
+    /// RAM from this userfaultfd. A live snapshot of a lazily restored VM calls this first: a range can belong to one
+    /// userfaultfd only, and write tracking needs its own; the guest keeps running meanwhile, so no downtime is added.
+    /// </summary>
+    public void CompleteAndDetach()
+    {
+        for (int ri = 0; ri < _memory.Regions.Count; ri++)
+            for (long first = 0; first < _memory.Regions[ri].PageCount; first += PrefetchBatchPages)
+                Serve(ri, first, Math.Min(PrefetchBatchPages, _memory.Regions[ri].PageCount - first), fromFault: false);
+        if (Failure is { } failure) throw new InvalidOperationException(failure);
+        _cancel.Cancel();
+        _stop.Signal();
+        _faultThread?.Join(TimeSpan.FromSeconds(5));
+        _prefetchThread?.Join(TimeSpan.FromSeconds(5));
+        foreach (var r in _memory.Regions) Uffd.Unregister(r.DangerousGetHostAddress(), r.Size);
+        _log.LogInformation("lazy restore completed early for a snapshot: {Fault} pages on fault, {Prefetched} prefetched", PagesServedOnFault, PagesPrefetched);
+    }
+
+    /// <summary>Installs every missing page of the range now (any thread). VMM threads call it before reading guest RAM.</summary>
+    public void EnsurePopulated(int region, long first, long count) => Serve(region, first, count, fromFault: false);
+
+    private void FaultLoop()
+    {
+        var messages = new uffd_msg[32];
+        Span<epoll_event> events = stackalloc epoll_event[2];
+        try
+        {
+            using var epoll = new Epoll();
+            epoll.Add(Uffd.Handle, Libc.EPOLLIN, 1);
+            epoll.Add(_stop.Handle, Libc.EPOLLIN, 2);
+            while (!_cancel.IsCancellationRequested)
+            {
+                int n;
+                while ((n = Uffd.ReadMessages(messages)) > 0)
+                    for (int i = 0; i < n; i++)
+                        if (messages[i].@event == KvmSharp.Interop.Uffd.UFFD_EVENT_PAGEFAULT) OnFault(messages[i].pagefault_address);
+                if (IsComplete && _prefetchThread is not null) return;
+                epoll.Wait(events, 100);
+            }
+        }
+        catch (Exception e) { Fatal(e); }
+    }
+
+    private void OnFault(ulong hostAddress)
+    {
+        for (int ri = 0; ri < _memory.Regions.Count; ri++)
+        {
+            var r = _memory.Regions[ri];
+            ulong start = (ulong)r.DangerousGetHostAddress();
+            if (hostAddress < start || hostAddress >= start + r.Size) continue;
+            long page = (long)((hostAddress - start) / GuestMemory.PageSize);
+            if (_recording && Volatile.Read(ref _populated[ri][page]) == 0)
+                lock (_recordGate) _recorded.Add((r.GuestAddress >> 12) + (ulong)page);
+            long first = page & ~(long)(FaultAroundPages - 1);
+            Serve(ri, first, Math.Min(FaultAroundPages, r.PageCount - first), fromFault: true);
+            // A racing installer may have won (EEXIST): make sure the faulting thread is woken either way.
+            Uffd.Wake((nint)(start + (ulong)page * GuestMemory.PageSize), GuestMemory.PageSize);
+            return;
+        }
+    }
+
+    private void PrefetchLoop()
+    {
+        try
+        {
+            _prefetchGo.Wait(_cancel.Token);
+            foreach (ulong gpaPage in _prefetchFirst)
+            {
+                if (_cancel.IsCancellationRequested) return;
+                if (_memory.TryFind(gpaPage << 12, GuestMemory.PageSize, out var r, out ulong offset))
+                {
+                    long page = (long)(offset / GuestMemory.PageSize);
+                    long first = page & ~(long)(FaultAroundPages - 1);
+                    Serve(r.Index, first, Math.Min(FaultAroundPages, r.PageCount - first), fromFault: false);
+                }
+            }
+            for (int ri = 0; ri < _memory.Regions.Count; ri++)
+                for (long first = 0; first < _memory.Regions[ri].PageCount; first += PrefetchBatchPages)
+                {
+                    if (_cancel.IsCancellationRequested) return;
+                    Serve(ri, first, Math.Min(PrefetchBatchPages, _memory.Regions[ri].PageCount - first), fromFault: false);
+                }
+            _log.LogInformation("lazy restore complete: {Fault} pages installed on fault, {Prefetched} prefetched", PagesServedOnFault, PagesPrefetched);
+            Completed?.Invoke();
+        }
+        catch (OperationCanceledException) { }
+        catch (Exception e) { Fatal(e); }
+    }
+
+    /// <summary>Installs the missing pages of [first, first+count): present runs by UFFDIO_COPY, zero runs by UFFDIO_ZEROPAGE.</summary>
+    private void Serve(int region, long first, long count, bool fromFault)
+    {
+        var populated = _populated[region];
+        long end = first + count;
+        long p = first;
+        while (p < end)
+        {
+            if (Volatile.Read(ref populated[p]) != 0) { p++; continue; }
+            bool present = _file.IsPresent(region, p);
+            long run = p + 1;
+            while (run < end && run - p < PrefetchBatchPages && Volatile.Read(ref populated[run]) == 0 && _file.IsPresent(region, run) == present) run++;
+            Install(region, p, run - p, present, fromFault);
+            p = run;
+        }
+    }
+
+    private void Install(int region, long first, long count, bool present, bool fromFault)
+    {
+        var r = _memory.Regions[region];
+        nint dst = (nint)((ulong)r.DangerousGetHostAddress() + (ulong)first * GuestMemory.PageSize);
+        ulong length = (ulong)count * GuestMemory.PageSize;
+        long done;
+        if (present)
+        {
+            var buffer = t_buffer ??= new byte[PrefetchBatchPages * (int)GuestMemory.PageSize];
+            var span = buffer.AsSpan(0, (int)length);
+            _file.ReadPages(region, first, span, verifyChecksum: true); // throws on a corrupt page: before the guest sees it
+            done = CopyWithRetry(dst, buffer, length);
+        }
+        else done = ZeroWithRetry(dst, length);
+
+        // A negative result is EEXIST for the rest of the run: someone else installed those pages.
+        for (long q = first; q < first + count; q++)
+        {
+            if (Interlocked.Exchange(ref _populated[region][q], 1) == 0)
+            {
+                Interlocked.Decrement(ref _remaining);
+                if (fromFault) Interlocked.Increment(ref _faultPages); else Interlocked.Increment(ref _prefetchedPages);
+            }
+        }
+        _ = done;
+    }
+
+    private long CopyWithRetry(nint dst, byte[] buffer, ulong length)
+    {
+        ulong offset = 0;
+        while (offset < length)
+        {
+            long rc = Uffd.TryCopy(dst + (nint)offset, buffer.AsSpan((int)offset, (int)(length - offset)));
+            if (rc > 0) { offset += (ulong)rc; continue; }
+            if (rc == -Libc.EAGAIN) continue;
+            if (rc == -Libc.EEXIST) { offset += GuestMemory.PageSize; continue; } // this page is in; go on with the next
+            throw new KvmException("UFFDIO_COPY", (int)-rc);
+        }
+        return (long)offset;
+    }
+
+    private long ZeroWithRetry(nint dst, ulong length)
+    {
+        ulong offset = 0;
+        while (offset < length)
+        {
+            long rc = Uffd.TryZeroPage(dst + (nint)offset, length - offset);
+            if (rc > 0) { offset += (ulong)rc; continue; }
+            if (rc == -Libc.EAGAIN) continue;
+            if (rc == -Libc.EEXIST) { offset += GuestMemory.PageSize; continue; }
+            throw new KvmException("UFFDIO_ZEROPAGE", (int)-rc);
+        }
+        return (long)offset;
+    }
+
+    private void Fatal(Exception e)
+    {
+        string message = e is SnapshotFormatException ? e.Message : "lazy restore failed: " + e.Message;
+        if (Interlocked.CompareExchange(ref _failure, message, null) is null)
+        {
+            _log.LogError("{Message}", message);
+            _cancel.Cancel();
+            _onFatal(message, e is SnapshotFormatException or IOException);
+        }
+    }
+
+    public void Dispose()
+    {
+        _cancel.Cancel();
+        _stop.Signal();
+        _prefetchGo.Set();
+        _faultThread?.Join(TimeSpan.FromSeconds(5));
+        _prefetchThread?.Join(TimeSpan.FromSeconds(5));
+        Uffd.Dispose();
+        _stop.Dispose();
+    }
+}
