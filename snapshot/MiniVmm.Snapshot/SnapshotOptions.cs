@@ -20,6 +20,11 @@ public sealed record SnapshotOptions
     /// <summary>Pages saved and un-protected together around a write fault (a power of two, 1..512).</summary>
     public int FaultAroundPages { get; init; } = 16;
 
+    /// <summary>Grow the fault-around window (doubling up to <see cref="MaxFaultAroundPages"/>) while faults are sequential.</summary>
+    public bool AdaptiveFaultAround { get; init; } = true;
+
+    public const int MaxFaultAroundPages = 512;
+
     /// <summary>Pages the scanner saves and un-protects per step (a power of two, 16..512).</summary>
     public int ScanChunkPages { get; init; } = 512;
 

@@ -7,13 +7,15 @@ namespace MiniVmm.Snapshot.Engines;
 /// Takes disk latency off the write-fault path. The fault handler copies a faulting block out of guest RAM into one
 /// of a fixed set of buffers (allocated before the freeze), marks its pages saved, un-protects them — the guest goes
 /// on — and queues the copy; this class's own thread hands queued copies to the sink. When every buffer is in flight
-/// the handler writes synchronously instead, so memory stays bounded (<see cref="Capacity"/> blocks).
+/// the handler writes synchronously instead, so memory stays bounded (8 MiB by default).
 /// </summary>
 public sealed class FaultBlockWriter : IDisposable
 {
     private readonly ISnapshotSink _sink;
     private readonly byte[][] _buffers;
-    private readonly Stack<int> _free = new();
+    private readonly Stack<int> _freeSmall = new();  // blocks up to _smallPages
+    private readonly Stack<int> _freeLarge = new();  // whole fault-around windows
+    private readonly int _smallPages;
     private readonly Queue<(int Region, long First, int Pages, int Buffer)> _queue = new();
     private readonly object _gate = new(); // a Monitor (not System.Threading.Lock): the writer thread waits on it
     private readonly Thread _thread;
@@ -22,15 +24,21 @@ public sealed class FaultBlockWriter : IDisposable
     private int _inFlight;
     private Exception? _error;
 
-    public FaultBlockWriter(ISnapshotSink sink, int blockPages, int capacity, CancellationToken cancel)
+    /// <param name="smallPages">Size of the small buffers (the base fault-around block).</param>
+    /// <param name="smallCount">How many small buffers.</param>
+    /// <param name="largePages">Size of the large buffers (the largest adaptive window).</param>
+    /// <param name="largeCount">How many large buffers.</param>
+    public FaultBlockWriter(ISnapshotSink sink, int smallPages, int smallCount, int largePages, int largeCount, CancellationToken cancel)
     {
         _sink = sink;
         _cancel = cancel;
-        _buffers = new byte[capacity][];
-        for (int i = 0; i < capacity; i++)
+        _smallPages = smallPages;
+        _buffers = new byte[smallCount + largeCount][];
+        for (int i = 0; i < _buffers.Length; i++)
         {
-            _buffers[i] = new byte[blockPages * (int)GuestMemory.PageSize];
-            _free.Push(i);
+            bool small = i < smallCount;
+            _buffers[i] = new byte[(small ? smallPages : largePages) * (int)GuestMemory.PageSize];
+            (small ? _freeSmall : _freeLarge).Push(i);
         }
         _thread = new Thread(Run) { Name = "snap-fault-writer", IsBackground = true };
         _thread.Start();
@@ -50,7 +58,8 @@ public sealed class FaultBlockWriter : IDisposable
         int buffer;
         lock (_gate)
         {
-            if (_closing || !_free.TryPop(out buffer)) return false;
+            var pool = pages <= _smallPages ? _freeSmall : _freeLarge;
+            if (_closing || pages * (int)GuestMemory.PageSize > _buffers[^1].Length || !pool.TryPop(out buffer)) return false;
         }
         int bytes = pages * (int)GuestMemory.PageSize;
         region.GetSpan((ulong)first * GuestMemory.PageSize, bytes).CopyTo(_buffers[buffer]);
@@ -96,7 +105,7 @@ public sealed class FaultBlockWriter : IDisposable
             }
             lock (_gate)
             {
-                _free.Push(item.Buffer);
+                (_buffers[item.Buffer].Length <= _smallPages * (int)GuestMemory.PageSize ? _freeSmall : _freeLarge).Push(item.Buffer);
                 _inFlight--;
             }
         }

@@ -47,6 +47,8 @@ internal sealed class WriteTrackingRun
     private readonly GuestMemory _memory;
     private readonly PageSaver _saver;
     private readonly FaultBlockWriter _blockWriter;
+    private readonly long[] _sequentialNext;   // fault thread only
+    private long _window;
     private readonly LatencyRecorder _stalls = new();
     private readonly EventFd _scanDone = new();
     private readonly long _start = Stopwatch.GetTimestamp();
@@ -72,9 +74,12 @@ internal sealed class WriteTrackingRun
             FaultsServed = () => Interlocked.Read(ref _faults),
             BytesWritten = () => _sink.BytesWritten,
         };
-        // 8 MiB of copy buffers at the default 64 KiB fault-around: bounded memory, allocated before the freeze.
-        _blockWriter = new FaultBlockWriter(sink, options.FaultAroundPages,
-            Math.Max(4, (8 << 20) / (options.FaultAroundPages * (int)GuestMemory.PageSize)), Job.CancellationToken);
+        // 4 MiB of base-size blocks plus four whole adaptive windows (12 MiB): bounded, allocated before the freeze.
+        int basePages = options.FaultAroundPages;
+        _blockWriter = new FaultBlockWriter(sink, basePages, Math.Max(4, (4 << 20) / (basePages * (int)GuestMemory.PageSize)),
+            SnapshotOptions.MaxFaultAroundPages, 4, Job.CancellationToken);
+        _sequentialNext = new long[_memory.Regions.Count];
+        Array.Fill(_sequentialNext, -1);
         _saver.AsyncWriter = _blockWriter;
     }
 
@@ -207,7 +212,13 @@ internal sealed class WriteTrackingRun
             long page = (long)((hostAddress - start) / GuestMemory.PageSize);
             long block = _options.FaultAroundPages;
             long first = page & ~(block - 1);
-            long count = Math.Min(block, r.PageCount - first);
+            // Sequential writers: a fault right where the previous window ended doubles the window (up to 2 MiB, one
+            // huge page), like read-ahead, so a streaming guest faults a few times per huge page instead of 32.
+            _window = _options.AdaptiveFaultAround && first == _sequentialNext[ri]
+                ? Math.Min(_window * 2, SnapshotOptions.MaxFaultAroundPages)
+                : block;
+            long count = Math.Min(_window, r.PageCount - first);
+            _sequentialNext[ri] = first + count;
             _saver.SaveRange(ri, first, count, async: true);
             _saver.States[ri].WaitUntilSaved(first, count, Job.CancellationToken);
             _uffd!.WriteProtect((nint)(start + (ulong)first * GuestMemory.PageSize), (ulong)count * GuestMemory.PageSize, protect: false);

@@ -79,10 +79,10 @@ public sealed class MigrationSettings
     {
         var list = new JsonArray
         {
-            new JsonObject { ["capability"] = "events", ["state"] = Events },
-            new JsonObject { ["capability"] = "background-snapshot", ["state"] = BackgroundSnapshot },
+            (JsonNode)new JsonObject { ["capability"] = "events", ["state"] = Events },
+            (JsonNode)new JsonObject { ["capability"] = "background-snapshot", ["state"] = BackgroundSnapshot },
         };
-        foreach (string name in UnsupportedCapabilities) list.Add(new JsonObject { ["capability"] = name, ["state"] = false });
+        foreach (string name in UnsupportedCapabilities) list.Add((JsonNode)new JsonObject { ["capability"] = name, ["state"] = false });
         return list;
     }
 

@@ -138,7 +138,7 @@ public sealed class QmpCommands
         var list = new JsonArray();
         for (int i = 0; i < _vm.VcpuThreads.Count; i++)
         {
-            list.Add(new JsonObject
+            list.Add((JsonNode)new JsonObject
             {
                 ["cpu-index"] = i,
                 ["qom-path"] = $"/machine/unattached/device[{i}]",
