@@ -5,7 +5,7 @@ OUT      ?= out
 GUESTS   ?= $(OUT)/guests
 MINIVMM  := $(DOTNET) vmm/MiniVmm.Cli/bin/$(CONFIG)/net10.0/minivmm.dll
 
-.PHONY: all build test test-unit test-integration guests demo publish bench bench-boot bench-snapshot clean
+.PHONY: all build test test-unit test-integration guests demo publish bench bench-boot bench-snapshot bench-restore report clean
 
 all: build
 
@@ -41,7 +41,14 @@ bench-boot: publish guests
 bench-snapshot: publish guests
 	bash experiments/bench-snapshot.sh $(OUT)/minivmm $(GUESTS)
 
-bench: bench-boot bench-snapshot
+bench-restore: publish guests
+	python3 experiments/bench_restore.py $(OUT)/minivmm $(GUESTS) $(OUT)/bench
+
+# Tables and plots from the newest results: experiments/REPORT.md (needs gnuplot for the PNGs).
+report:
+	python3 experiments/report.py experiments/results
+
+bench: bench-boot bench-snapshot bench-restore
 
 clean:
 	$(DOTNET) clean MiniVmm.sln -nologo -v q

@@ -29,7 +29,7 @@ from qmp_client import Qmp, background_snapshot  # noqa: E402
 
 SUMMARY = re.compile(
     r"snapshot \((?P<engine>[\w-]+)\): (?P<pages>\d+) pages saved, (?P<bytes>\d+) bytes, (?P<zero>\d+) zero pages skipped, "
-    r"(?P<faults>\d+) faults served, downtime (?P<down>[\d.]+) ms.*?, total (?P<total>[\d.]+) ms \(write (?P<write>[\d.]+) ms, "
+    r"(?P<faults>\d+) faults served, downtime (?P<down>[\d.]+) ms(?: \(pause (?P<pause>[\d.]+) ms, capture (?P<capture>[\d.]+) ms, protect (?P<protect>[\d.]+) ms\))?, total (?P<total>[\d.]+) ms \(write (?P<write>[\d.]+) ms, "
     r"fsync (?P<fsync>[\d.]+) ms\), fault stall p50 (?P<p50>\d+) us p99 (?P<p99>\d+) us")
 RATE = re.compile(r"writer: gen=\d+ pages=\d+ fails=(\d+) rate=(\d+) pages/s")
 
@@ -140,6 +140,7 @@ def run_minivmm(args, rate, engine, workdir, khz):
         "fsync_ms": float(m["fsync"]), "faults": int(m["faults"]), "stall_p50_us": int(m["p50"]), "stall_p99_us": int(m["p99"]),
         "rate_before": statistics.median(before) if before else "", "rate_during": statistics.median(during) if during else "",
         "rss_growth_mib": round(w.rss_growth_kb(t_start, t_end) / 1024, 1),
+        "pause_ms": m["pause"] or "", "capture_ms": m["capture"] or "", "protect_ms": m["protect"] or "",
     }
     os.remove(image)
     return row
@@ -206,6 +207,8 @@ def main():
         for rate in args.rates.split(","):
             for engine in engines:
                 for rep in range(args.reps):
+                    os.sync()  # the previous trial's image must not be written back during this one
+                    time.sleep(0.5)
                     r = run_qemu(args, rate, work, khz) if engine == "qemu" else run_minivmm(args, rate, engine, work, khz)
                     r.update({"rate": rate, "engine": engine, "rep": rep, "mb": args.mb, "fault_around": args.fault_around,
                               "host": os.uname().nodename, "kernel": os.uname().release})
@@ -213,7 +216,7 @@ def main():
                     print(json.dumps(r), flush=True)
     fields = ["rate", "engine", "rep", "mb", "fault_around", "image_bytes", "nonzero_bytes", "bytes_written", "downtime_ms",
               "total_ms", "write_ms", "fsync_ms", "faults", "stall_p50_us", "stall_p99_us", "rate_before", "rate_during",
-              "rss_growth_mib", "error", "host", "kernel"]
+              "rss_growth_mib", "pause_ms", "capture_ms", "protect_ms", "error", "host", "kernel"]
     with open(os.path.join(args.out, "snapshot.csv"), "w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         wr.writeheader()

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using MiniVmm.Machine;
 using MiniVmm.Machine.Snapshots;
@@ -78,28 +77,7 @@ internal static class RestoreCommand
                 return ExitCodes.BadInput;
             }
             catch (Exception e) { return CommonOptions.ReportStartupFailure(log, e); }
-            var controller = new SnapshotController(vm, loggers);
-            if (!QmpCliOption.TryStart(vm, controller, qmpPath, loggers, out var monitor, out string? startError))
-            {
-                vm.Dispose();
-                return CommonOptions.Fail(startError!);
-            }
-            using (vm)
-            using (monitor)
-            using (PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop))
-            using (PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop))
-            using (SnapshotTriggers.Attach(vm, controller, plan, loggers))
-            {
-                var status = vm.Run();
-                if (status.Reason is not (VmStopReason.GuestExit or VmStopReason.AfterSnapshot)) log.LogWarning("VM stopped: {Status}", status);
-                return QmpCliOption.ExitCode(monitor, status);
-            }
-
-            void Stop(PosixSignalContext ctx)
-            {
-                ctx.Cancel = true;
-                vm.RequestStop(new VmExitStatus(VmStopReason.HostRequest, Detail: $"received {ctx.Signal}"));
-            }
+            return VmSession.Run(vm, plan, qmpPath, loggers);
         });
         return command;
     }

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using KvmSharp;
 using Microsoft.Extensions.Logging;
 using MiniVmm.Machine;
@@ -98,28 +97,6 @@ internal static class RunCommand
         try { vm = Vm.Create(config, loggers); }
         catch (Exception e) { return CommonOptions.ReportStartupFailure(log, e); }
 
-        var controller = new SnapshotController(vm, loggers);
-        if (!QmpCliOption.TryStart(vm, controller, qmpPath, loggers, out var monitor, out string? qmpError))
-        {
-            vm.Dispose();
-            return CommonOptions.Fail(qmpError!);
-        }
-        using (vm)
-        using (monitor)
-        using (PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop))
-        using (PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop))
-        using (SnapshotTriggers.Attach(vm, controller, plan, loggers))
-        {
-            var status = vm.Run();
-            if (status.Reason is VmStopReason.GuestExit or VmStopReason.AfterSnapshot) log.LogInformation("VM stopped: {Status}", status);
-            else log.LogWarning("VM stopped: {Status}", status);
-            return QmpCliOption.ExitCode(monitor, status);
-        }
-
-        void Stop(PosixSignalContext ctx)
-        {
-            ctx.Cancel = true;
-            vm.RequestStop(new VmExitStatus(VmStopReason.HostRequest, Detail: $"received {ctx.Signal}"));
-        }
+        return VmSession.Run(vm, plan, qmpPath, loggers);
     }
 }

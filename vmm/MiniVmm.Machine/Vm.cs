@@ -291,9 +291,9 @@ public sealed partial class Vm : IDisposable
     {
         StartStdinInput();
         foreach (var t in _vcpuThreads) t.Start();
-        // Benchmarks read this line: process start to the moment the guest may execute (boot or restore).
-        _log.LogInformation("vCPUs started {Ms:F2} ms after process start",
-            (DateTime.Now - System.Diagnostics.Process.GetCurrentProcess().StartTime).TotalMilliseconds);
+        // Benchmarks read this line: CLOCK_MONOTONIC (Stopwatch's clock on Linux) when the guest may first execute.
+        _log.LogInformation("vCPUs started at monotonic {Nanoseconds} ns",
+            (long)(System.Diagnostics.Stopwatch.GetTimestamp() * (1e9 / System.Diagnostics.Stopwatch.Frequency)));
         Loop.Run();
         try { ShuttingDown?.Invoke(); }
         catch (Exception e) { _log.LogError(e, "shutdown hook failed"); }

@@ -46,6 +46,12 @@ public sealed class FaultBlockWriter : IDisposable
 
     public int Capacity => _buffers.Length;
 
+    /// <summary>True when a whole-window buffer is free (the fault handler only grows its window then).</summary>
+    public bool LargeBufferFree
+    {
+        get { lock (_gate) return _freeLarge.Count > 0; }
+    }
+
     /// <summary>The first error the writer thread hit (the engine fails the snapshot with it).</summary>
     public Exception? Error { get { lock (_gate) return _error; } }
 

@@ -121,6 +121,10 @@ internal sealed class WriteTrackingRun
     private void Prepare()
     {
         _source.PrepareMemory();
+        // Before the freeze, while the guest runs: map the huge zero page into never-touched 2 MiB areas, so that
+        // protecting them at the freeze costs one entry each instead of a page table of markers (halves the downtime
+        // of a half-empty 512 MiB guest on THP memory; harmless elsewhere).
+        foreach (var r in _memory.Regions) r.TouchForRead(2UL << 20);
         try
         {
             _uffd = UserfaultFd.Create(WriteTrackingEngine.RequiredFeatures, WriteTrackingEngine.DescribeFeatures);
@@ -214,7 +218,9 @@ internal sealed class WriteTrackingRun
             long first = page & ~(block - 1);
             // Sequential writers: a fault right where the previous window ended doubles the window (up to 2 MiB, one
             // huge page), like read-ahead, so a streaming guest faults a few times per huge page instead of 32.
-            _window = _options.AdaptiveFaultAround && first == _sequentialNext[ri]
+            // Grow only while a whole-window copy buffer is free: when the disk falls behind, a large synchronous write
+            // on the fault path would stall the guest far longer than a few more small faults.
+            _window = _options.AdaptiveFaultAround && first == _sequentialNext[ri] && _blockWriter.LargeBufferFree
                 ? Math.Min(_window * 2, SnapshotOptions.MaxFaultAroundPages)
                 : block;
             long count = Math.Min(_window, r.PageCount - first);

@@ -18,6 +18,8 @@ public sealed class LazyPageServer : IDisposable
 {
     private const int FaultAroundPages = 16;
     private const int PrefetchBatchPages = 64;
+    private const int MaxWindowPages = 512;
+    private long _window = FaultAroundPages, _sequentialNext = -1; // fault thread only
 
     private readonly SnapshotFile _file;
     private readonly GuestMemory _memory;
@@ -164,7 +166,12 @@ public sealed class LazyPageServer : IDisposable
             if (_recording && Volatile.Read(ref _populated[ri][page]) == 0)
                 lock (_recordGate) _recorded.Add((r.GuestAddress >> 12) + (ulong)page);
             long first = page & ~(long)(FaultAroundPages - 1);
-            Serve(ri, first, Math.Min(FaultAroundPages, r.PageCount - first), fromFault: true);
+            // A guest streaming through memory faults where the last window ended: double the window (up to 2 MiB),
+            // as read-ahead does, so it waits for one fault per huge page instead of 32.
+            _window = first == _sequentialNext ? Math.Min(_window * 2, MaxWindowPages) : FaultAroundPages;
+            long count = Math.Min(_window, r.PageCount - first);
+            _sequentialNext = first + count;
+            Serve(ri, first, count, fromFault: true);
             // A racing installer may have won (EEXIST): make sure the faulting thread is woken either way.
             Uffd.Wake((nint)(start + (ulong)page * GuestMemory.PageSize), GuestMemory.PageSize);
             return;

@@ -1,0 +1,41 @@
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using MiniVmm.Machine;
+using MiniVmm.Machine.Snapshots;
+
+namespace MiniVmm.Cli;
+
+/// <summary>
+/// Runs a built VM (booted or restored) the way `run` and `restore` share: one snapshot controller for every trigger
+/// and the QMP monitor, SIGINT/SIGTERM as a clean stop, and the process exit code. Owns and disposes the VM.
+/// </summary>
+internal static class VmSession
+{
+    public static int Run(Vm vm, SnapshotPlan? plan, string? qmpPath, ILoggerFactory loggers)
+    {
+        var log = loggers.CreateLogger("minivmm");
+        var controller = new SnapshotController(vm, loggers);
+        if (!QmpCliOption.TryStart(vm, controller, qmpPath, loggers, out var monitor, out string? qmpError))
+        {
+            vm.Dispose();
+            return CommonOptions.Fail(qmpError!);
+        }
+        using (vm)
+        using (monitor)
+        using (PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop))
+        using (PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop))
+        using (SnapshotTriggers.Attach(vm, controller, plan, loggers))
+        {
+            var status = vm.Run();
+            if (status.Reason is VmStopReason.GuestExit or VmStopReason.AfterSnapshot) log.LogInformation("VM stopped: {Status}", status);
+            else log.LogWarning("VM stopped: {Status}", status);
+            return QmpCliOption.ExitCode(monitor, status);
+        }
+
+        void Stop(PosixSignalContext ctx)
+        {
+            ctx.Cancel = true;
+            vm.RequestStop(new VmExitStatus(VmStopReason.HostRequest, Detail: $"received {ctx.Signal}"));
+        }
+    }
+}
