@@ -10,4 +10,4 @@ stats() { sort -n | awk '{a[NR]=$1} END {printf "min %.2f ms  median %.2f ms  (n
 
 echo "hello guest, process start to exit, $reps runs each, $(nproc) cores, $(uname -r)"
 printf 'minivmm: '; for i in $(seq "$reps"); do time_ms "$minivmm" run --kernel "$guests/hello.elf" --mem 64M; done | stats
-printf 'qemu:    '; for i in $(seq "$reps"); do time_ms qemu-system-x86_64 -M microvm -enable-kvm -cpu host -m 64M -nodefaults -no-user-config -nographic -serial stdio -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$guests/hello.elf"; done | stats
+printf 'qemu:    '; for i in $(seq "$reps"); do time_ms qemu-system-x86_64 -M microvm -enable-kvm -cpu host,-arch-capabilities -m 64M -nodefaults -no-user-config -nographic -serial stdio -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$guests/hello.elf"; done | stats

@@ -189,7 +189,7 @@ def main():
     ap.add_argument("--rates", default="idle,1000,10000,100000,1000000,max")
     ap.add_argument("--engines", default="wt,stop-copy,dirty-log,qemu")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--fault-around", type=int, default=16)
+    ap.add_argument("--fault-around", type=int, default=512)
     ap.add_argument("--mb", type=int, default=256)
     ap.add_argument("--delay", type=float, default=3.0)
     ap.add_argument("--quick", action="store_true")

@@ -83,6 +83,9 @@ public static class GuestAbi
         public const int TscKhz = 0x80;
         /// <summary>Number of writes to the control port so far.</summary>
         public const int SnapshotRequests = 0x88;
+        /// <summary>Progress reports whose TSC reading was lower than the previous report's (0 when time never went
+        /// backwards, across snapshots and restores too).</summary>
+        public const int ClockBackwards = 0x90;
         public const int VcpuBlocks = 0x100;
     }
 

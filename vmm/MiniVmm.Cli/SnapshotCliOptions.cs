@@ -11,7 +11,7 @@ internal sealed class SnapshotCliOptions
     public Option<string?> After { get; } = new("--snapshot-after") { Description = "when to snapshot: a duration such as 500ms, 2s, 1m (default: only on SIGUSR1 or a guest request)" };
     public Option<string> Mode { get; } = new("--snapshot-mode") { Description = "write-tracking | stop-copy | dirty-log", DefaultValueFactory = _ => "write-tracking" };
     public Option<double> RateLimit { get; } = new("--snapshot-rate-limit") { Description = "cap the background scan at this many MiB/s (0 = unlimited)" };
-    public Option<int> FaultAround { get; } = new("--snapshot-fault-around") { Description = "pages saved per write fault (power of two, 1..512)", DefaultValueFactory = _ => 16 };
+    public Option<int> FaultAround { get; } = new("--snapshot-fault-around") { Description = "pages saved per write fault (power of two, 1..512)", DefaultValueFactory = _ => 512 };
     public Option<bool> ExitAfter { get; } = new("--exit-after-snapshot") { Description = "stop the VM once the snapshot is complete (exit 0 on success)" };
 
     public IEnumerable<Option> All => [To, After, Mode, RateLimit, FaultAround, ExitAfter];

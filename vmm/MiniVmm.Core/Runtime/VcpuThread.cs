@@ -82,6 +82,22 @@ public sealed class VcpuThread : IDisposable
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="work"/> on the calling thread while the vCPU is paused (it is parked outside KVM_RUN, so
+    /// its ioctls are free). Saves the two thread wake-ups of <see cref="Invoke{T}"/>, which cost ~1–4 ms each on a
+    /// nested-virtualization host: state capture sits inside the snapshot's downtime.
+    /// </summary>
+    public T InvokePaused<T>(Func<Vcpu, T> work)
+    {
+        lock (_gate)
+        {
+            if (_state is not VcpuRunState.Paused || _pauseRequested is false)
+                throw new InvalidOperationException($"vcpu{Index} must be paused to read its state (state {_state})");
+            // Holding the lock keeps a concurrent Resume from letting the thread back into KVM_RUN meanwhile.
+            return work(_vcpu);
+        }
+    }
+
     /// <summary>Runs <paramref name="work"/> on the vCPU thread while it is paused and returns its result.</summary>
     public T Invoke<T>(Func<Vcpu, T> work)
     {

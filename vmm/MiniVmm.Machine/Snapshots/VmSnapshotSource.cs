@@ -50,7 +50,7 @@ public sealed class VmSnapshotSource : ISnapshotSource
     {
         var sections = new List<StateSection>();
         foreach (var t in _vm.VcpuThreads)
-            t.Invoke(v => { _vcpuState.Capture(v, sections); return 0; });
+            t.InvokePaused(v => { _vcpuState.Capture(v, sections); return 0; });
         sections.Add(new StateSection("vm.pic0", 1, AbiBytes.Of(_vm.KvmVm.GetIrqChip(Kvm.KVM_IRQCHIP_PIC_MASTER))));
         sections.Add(new StateSection("vm.pic1", 1, AbiBytes.Of(_vm.KvmVm.GetIrqChip(Kvm.KVM_IRQCHIP_PIC_SLAVE))));
         sections.Add(new StateSection("vm.ioapic", 1, AbiBytes.Of(_vm.KvmVm.GetIrqChip(Kvm.KVM_IRQCHIP_IOAPIC))));

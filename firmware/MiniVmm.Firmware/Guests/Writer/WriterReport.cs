@@ -48,6 +48,12 @@ internal sealed class WriterReport
         a.shl(rdx, 32);
         a.or(rax, rdx);
         a.mov(rsi, rax);  // now
+        // Time must never run backwards, also not across a snapshot and restore: count it if it does.
+        var clockOk = a.CreateLabel();
+        a.cmp(rsi, __qword_ptr[(long)Var.LastReportTsc]);
+        a.jae(clockOk);
+        a.inc(__qword_ptr[(long)S(St.ClockBackwards)]);
+        a.Here(ref clockOk);
         // rate = dPages * tsc_khz * 1000 / dTsc, with a 128-bit product so long intervals don't overflow.
         a.mov(rax, r8);
         a.sub(rax, __qword_ptr[(long)Var.LastReportPages]);
