@@ -123,6 +123,22 @@ def main():
                 return f"{min(v):.1f} / {statistics.median(v):.1f}" if v else "—"
             md.append(f"| {key[0]} | {key[1]} | {mm('first_instruction_ms')} | {mm('first_sweep_ms')} | {med(rs, 'rss_mib'):.0f} |")
         md.append("")
+    boot = os.path.join(results, "boot.txt")
+    if os.path.exists(boot):
+        md += ["## Boot: process start to exit of the `hello` guest", "", "```", open(boot).read().strip(), "```", ""]
+    md += ["## Reading", "",
+           "- **Image size**: every engine writes one copy of each non-zero page into the page-addressed file (ratio 1.004 is",
+           "  the header, state and trailer); dirty-log re-sends overwrite their slot in the file form, so its cost shows in",
+           "  time and guest slowdown instead of size. QEMU's stream is the same size.",
+           "- **Downtime**: write-tracking stops the guest only to capture state and write-protect RAM (huge-zero-page",
+           "  premapping makes that ~0.1 ms for 512 MiB), so it stays well under a millisecond at every rate; stop-and-copy",
+           "  pays the whole copy.",
+           "- **Guest slowdown**: at high write rates the dirty log (KVM write-protects and logs every write) and QEMU's",
+           "  4 KiB write-tracking faults cut the guest's write rate by 100–1000x; MiniVmm's 2 MiB fault-around with",
+           "  asynchronous copies keeps it within a few times of full speed, and at ≤ 1M pages/s it is not measurable.",
+           "- **Total time** is bounded by the disk here (page-cache writeback, ~1 GB/s bursts); MiniVmm's totals include",
+           "  fsync, QEMU's `exec:cat` does not sync.",
+           ""]
     with open(os.path.join(os.path.dirname(results.rstrip("/")), "REPORT.md"), "w") as f:
         f.write("\n".join(md) + "\n")
 

@@ -113,8 +113,10 @@ public sealed partial class Vm : IDisposable
         TscKhz = SafeTscKhz(_vcpus[0]);
         // Found now, while no vCPU runs: which MSRs KVM can save. Doing it at the first snapshot would add the
         // discovery's many ioctls to that snapshot's downtime.
+        long msrStart = System.Diagnostics.Stopwatch.GetTimestamp();
         StateCapture = new VcpuStateCapture(kvm, loggers.CreateLogger("MiniVmm.State"));
         StateCapture.DiscoverMsrs(_vcpus[0]);
+        _log.LogDebug("MSR discovery took {Ms:F2} ms", System.Diagnostics.Stopwatch.GetElapsedTime(msrStart).TotalMilliseconds);
         EffectiveCommandLine = config.AppendTscKhz && !config.CommandLine.Contains("tsc_khz=", StringComparison.Ordinal)
             ? (config.CommandLine + " tsc_khz=" + TscKhz).Trim()
             : config.CommandLine;

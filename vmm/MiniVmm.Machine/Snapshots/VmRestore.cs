@@ -40,7 +40,9 @@ public static class VmRestore
     public static Vm Restore(string path, RestoreOptions options, ILoggerFactory loggers)
     {
         var log = loggers.CreateLogger("MiniVmm.Restore");
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         var file = SnapshotFile.Open(path);
+        log.LogDebug("snapshot opened and validated in {Ms:F2} ms", System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
         Vm? vm = null;
         bool fileAdopted = false;
         try
@@ -68,6 +70,7 @@ public static class VmRestore
             if (options.Memory == RestoreMemoryMode.Mmap)
                 memoryFactory = () => MapFile(path, file);
             vm = Vm.CreateEmpty(config, loggers, devices, memoryFactory);
+            log.LogDebug("VM built at {Ms:F2} ms", System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
 
             LazyPageServer? lazy = null;
             switch (options.Memory)
@@ -99,6 +102,7 @@ public static class VmRestore
             foreach (var v in vm.Vcpus) v.TryNotifyClockPaused();
             // Serve faults from now on: the first KVM_RUN may already write guest RAM (kvmclock pages).
             lazy?.Start(workingSet, options.RecordWorkingSet);
+            log.LogDebug("state applied at {Ms:F2} ms", System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
             if (options.Memory != RestoreMemoryMode.Lazy) file.Dispose();
             log.LogInformation("restored {Path} ({Mode}): {Vcpus} vCPU(s), {Mem} MiB", path, options.Memory, recorded.Vcpus, recorded.MemoryBytes >> 20);
             return vm;
