@@ -17,7 +17,7 @@ internal static class RunCommand
         var mem = new Option<string>("--mem") { Description = "guest RAM (e.g. 512M, 1G)", DefaultValueFactory = _ => "512M" };
         var cpus = new Option<int>("--cpus") { Description = "number of vCPUs", DefaultValueFactory = _ => 1 };
         var serial = new Option<string>("--serial") { Description = "serial console: stdio | file:PATH | none", DefaultValueFactory = _ => "stdio" };
-        var hugePages = new Option<bool>("--huge-pages") { Description = "back guest RAM with transparent huge pages" };
+        var hugePages = new Option<bool>("--huge-pages") { Description = "back guest RAM with transparent huge pages (default true; --huge-pages false turns it off)", DefaultValueFactory = _ => true };
         var logLevel = CommonOptions.LogLevel();
         var qmp = QmpCliOption.Create();
         var snap = new SnapshotCliOptions();

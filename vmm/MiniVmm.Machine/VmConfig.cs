@@ -22,7 +22,11 @@ public sealed record VmConfig
     public string CommandLine { get; init; } = "";
     public ulong MemoryBytes { get; init; } = 512UL << 20;
     public int Vcpus { get; init; } = 1;
-    public bool HugePages { get; init; }
+    /// <summary>
+    /// Back guest RAM with transparent huge pages (MADV_HUGEPAGE). On by default: write-protecting RAM at a snapshot's
+    /// freeze then works per 2 MiB entry (0.1 ms instead of 9–13 ms for 512 MiB, docs/DESIGN-NOTES.md).
+    /// </summary>
+    public bool HugePages { get; init; } = true;
     public SerialTarget Serial { get; init; } = new SerialTarget.Stdio();
     /// <summary>Append ` tsc_khz=N` (the rate KVM reports) unless the command line has one: paced guests need it.</summary>
     public bool AppendTscKhz { get; init; } = true;
