@@ -16,7 +16,7 @@ public sealed class FaultBlockWriter : IDisposable
     private readonly Stack<int> _freeSmall = new();  // blocks up to _smallPages
     private readonly Stack<int> _freeLarge = new();  // whole fault-around windows
     private readonly int _smallPages;
-    private readonly Queue<(int Region, long First, int Pages, int Buffer)> _queue = new();
+    private readonly Queue<(int Region, long First, int Pages, int Buffer)> _queue;
     private readonly object _gate = new(); // a Monitor (not System.Threading.Lock): the writer thread waits on it
     private readonly Thread _thread;
     private readonly CancellationToken _cancel;
@@ -34,6 +34,8 @@ public sealed class FaultBlockWriter : IDisposable
         _cancel = cancel;
         _smallPages = smallPages;
         _buffers = new byte[smallCount + largeCount][];
+        // Never more queued than buffers: sized now, so enqueueing on the fault path never allocates.
+        _queue = new Queue<(int Region, long First, int Pages, int Buffer)>(_buffers.Length);
         for (int i = 0; i < _buffers.Length; i++)
         {
             bool small = i < smallCount;
