@@ -5,7 +5,7 @@ OUT      ?= out
 GUESTS   ?= $(OUT)/guests
 MINIVMM  := $(DOTNET) vmm/MiniVmm.Cli/bin/$(CONFIG)/net10.0/minivmm.dll
 
-.PHONY: all build test test-unit test-integration guests demo publish bench bench-boot bench-snapshot bench-restore report clean
+.PHONY: all build test test-unit test-integration guests demo publish bench bench-boot bench-snapshot bench-restore report experiments experiments-quick clean
 
 all: build
 
@@ -43,6 +43,13 @@ bench-snapshot: publish guests
 
 bench-restore: publish guests
 	python3 experiments/bench_restore.py $(OUT)/minivmm $(GUESTS) $(OUT)/bench
+
+# The experiments of experiments/run.sh (~15 min; `experiments-quick` ~2 min), results and REPORT.md in experiments/.
+experiments: publish guests
+	bash experiments/run.sh $(OUT)/minivmm $(GUESTS)
+
+experiments-quick: publish guests
+	bash experiments/run.sh $(OUT)/minivmm $(GUESTS) --quick
 
 # Tables and plots from the newest results: experiments/REPORT.md (needs gnuplot for the PNGs).
 report:

@@ -31,6 +31,7 @@ SUMMARY = re.compile(
     r"snapshot \((?P<engine>[\w-]+)\): (?P<pages>\d+) pages saved, (?P<bytes>\d+) bytes, (?P<zero>\d+) zero pages skipped, "
     r"(?P<faults>\d+) faults served, downtime (?P<down>[\d.]+) ms(?: \(pause (?P<pause>[\d.]+) ms, capture (?P<capture>[\d.]+) ms, protect (?P<protect>[\d.]+) ms\))?, total (?P<total>[\d.]+) ms \(write (?P<write>[\d.]+) ms, "
     r"fsync (?P<fsync>[\d.]+) ms\), fault stall p50 (?P<p50>\d+) us p99 (?P<p99>\d+) us")
+ITER = re.compile(r", (\d+) iterations( \(did not converge\))?")
 RATE = re.compile(r"writer: gen=\d+ pages=\d+ fails=(\d+) rate=(\d+) pages/s")
 
 
@@ -112,18 +113,19 @@ def present_pages(minivmm, path):
     return int(m.group(1)) if m else 0
 
 
-def writer_cmdline(rate, mb, khz):
+def writer_cmdline(rate, mb, khz, pattern="seq", cpus=1):
     r = "max" if rate == "max" else ("1" if rate == "idle" else str(rate))
-    return f"mb={mb} sweeps=0 rate={r} prefill=1 report_ms=50 tsc_khz={khz}"
+    return f"mb={mb} sweeps=0 rate={r} prefill=1 report_ms=50 tsc_khz={khz} pattern={pattern} cpus={cpus}"
 
 
-def run_minivmm(args, rate, engine, workdir, khz):
+def run_minivmm(args, rate, engine, workdir, khz, pattern="seq", cpus=1):
     image = os.path.join(workdir, f"mv-{engine}-{rate}.mvs")
-    mode = {"wt": "write-tracking"}.get(engine, engine)
+    mode = {"wt": "write-tracking", "dirty-log-bw": "dirty-log"}.get(engine, engine)
+    extra = ["--snapshot-rate-limit", str(args.bw_limit)] if engine == "dirty-log-bw" else []
     w = Watched([args.minivmm, "run", "--kernel", os.path.join(args.guests, "writer.elf"), "--mem", "512M", "--huge-pages",
-                 "--cmdline", writer_cmdline(rate, args.mb, khz), "--snapshot-to", image, "--snapshot-mode", mode,
-                 "--snapshot-after", f"{args.delay}s", "--snapshot-fault-around", str(args.fault_around),
-                 "--exit-after-snapshot", "--log-level", "warning"])
+                 "--cpus", str(cpus), "--cmdline", writer_cmdline(rate, args.mb, khz, pattern, cpus), "--snapshot-to", image,
+                 "--snapshot-mode", mode, "--snapshot-after", f"{args.delay}s", "--snapshot-fault-around", str(args.fault_around),
+                 "--exit-after-snapshot", "--log-level", "warning", *extra])
     w.wait(300)
     summary = next(((t, SUMMARY.search(l)) for t, s, l in w.lines if s == "err" and SUMMARY.search(l)), None)
     if summary is None:
@@ -142,11 +144,14 @@ def run_minivmm(args, rate, engine, workdir, khz):
         "rss_growth_mib": round(w.rss_growth_kb(t_start, t_end) / 1024, 1),
         "pause_ms": m["pause"] or "", "capture_ms": m["capture"] or "", "protect_ms": m["protect"] or "",
     }
+    it = ITER.search(next(l for t, s, l in w.lines if s == "err" and SUMMARY.search(l)))
+    row["iterations"] = int(it.group(1)) if it else ""
+    row["converged"] = "" if not it else (0 if it.group(2) else 1)
     os.remove(image)
     return row
 
 
-def run_qemu(args, rate, workdir, khz):
+def run_qemu(args, rate, workdir, khz, pattern="seq", cpus=1, precopy=False):
     image = os.path.join(workdir, f"qemu-{rate}.bin")
     sock = os.path.join(workdir, "qmp.sock")
     if os.path.exists(sock):
@@ -154,12 +159,12 @@ def run_qemu(args, rate, workdir, khz):
     w = Watched(["qemu-system-x86_64", "-M", "microvm", "-enable-kvm", "-cpu", "host,-arch-capabilities", "-m", "512M",
                  "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot",
                  "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-kernel", os.path.join(args.guests, "writer.elf"),
-                 "-append", writer_cmdline(rate, args.mb, khz), "-qmp", f"unix:{sock},server,nowait"])
+                 "-smp", str(cpus), "-append", writer_cmdline(rate, args.mb, khz, pattern, cpus), "-qmp", f"unix:{sock},server,nowait"])
     try:
         qmp = Qmp(sock)
         time.sleep(args.delay)
         t_start = time.monotonic() - w.start
-        info, wall = background_snapshot(qmp, f"exec:cat > {image}")
+        info, wall = precopy_migrate(qmp, f"exec:cat > {image}", args.precopy_cap) if precopy else background_snapshot(qmp, f"exec:cat > {image}")
         t_end = t_start + wall
         qmp.command("quit")
     except Exception as e:  # noqa: BLE001
@@ -168,6 +173,7 @@ def run_qemu(args, rate, workdir, khz):
         return {"error": str(e)}
     w.wait(60)
     ram = info.get("ram", {})
+    converged = 1 if info.get("status") == "completed" else 0
     before = w.rates(t_start - 1.0, t_start)
     during = w.rates(t_start + 0.05, t_end)
     row = {
@@ -176,9 +182,29 @@ def run_qemu(args, rate, workdir, khz):
         "fsync_ms": 0, "faults": "", "stall_p50_us": "", "stall_p99_us": "",
         "rate_before": statistics.median(before) if before else "", "rate_during": statistics.median(during) if during else "",
         "rss_growth_mib": round(w.rss_growth_kb(t_start, t_end) / 1024, 1),
+        "converged": converged, "iterations": ram.get("dirty-sync-count", ""),
     }
-    os.remove(image)
+    if os.path.exists(image):
+        os.remove(image)
     return row
+
+
+def precopy_migrate(qmp, uri, cap_s, poll=0.01):
+    """QEMU's classic pre-copy migration into a file (max bandwidth unlimited), cancelled after cap_s if it never converges."""
+    qmp.command("migrate-set-parameters", **{"max-bandwidth": 1 << 40})
+    start = time.monotonic()
+    qmp.command("migrate", uri=uri)
+    while True:
+        info = qmp.command("query-migrate")
+        if info.get("status") in ("completed", "failed", "cancelled"):
+            return info, time.monotonic() - start
+        if time.monotonic() - start > cap_s:
+            qmp.command("migrate_cancel")
+            time.sleep(0.2)
+            info = qmp.command("query-migrate")
+            info["status"] = "not converged"
+            return info, time.monotonic() - start
+        time.sleep(poll)
 
 
 def main():
@@ -193,30 +219,43 @@ def main():
     ap.add_argument("--mb", type=int, default=256)
     ap.add_argument("--delay", type=float, default=3.0)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--patterns", default="seq")
+    ap.add_argument("--cpus", default="1")
+    ap.add_argument("--bw-limit", type=float, default=64.0, help="MiB/s for the dirty-log-bw engine")
+    ap.add_argument("--precopy-cap", type=float, default=20.0, help="seconds before QEMU pre-copy counts as not converged")
     args = ap.parse_args()
     if args.quick:
         args.rates, args.reps, args.mb, args.delay = "10000,max", 1, 64, 2.0
     engines = args.engines.split(",")
-    if "qemu" in engines and not shutil.which("qemu-system-x86_64"):
-        print("qemu-system-x86_64 not installed: skipping the QEMU column", file=sys.stderr)
-        engines.remove("qemu")
+    if not shutil.which("qemu-system-x86_64"):
+        for q in [e for e in engines if e.startswith("qemu")]:
+            print(f"qemu-system-x86_64 not installed: skipping {q}", file=sys.stderr)
+            engines.remove(q)
+    args.minivmm_version = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "rev-parse", "--short", "HEAD"],
+                                          capture_output=True, text=True).stdout.strip() or "unknown"
     os.makedirs(args.out, exist_ok=True)
     khz = tsc_khz()
     rows = []
     with tempfile.TemporaryDirectory(dir=args.out) as work:
-        for rate in args.rates.split(","):
-            for engine in engines:
+        for pattern in args.patterns.split(","):
+          for cpus in (int(c) for c in args.cpus.split(",")):
+            for rate in args.rates.split(","):
+              for engine in engines:
                 for rep in range(args.reps):
                     os.sync()  # the previous trial's image must not be written back during this one
                     time.sleep(0.5)
-                    r = run_qemu(args, rate, work, khz) if engine == "qemu" else run_minivmm(args, rate, engine, work, khz)
+                    if engine.startswith("qemu"):
+                        r = run_qemu(args, rate, work, khz, pattern, cpus, precopy=engine == "qemu-precopy")
+                    else:
+                        r = run_minivmm(args, rate, engine, work, khz, pattern, cpus)
                     r.update({"rate": rate, "engine": engine, "rep": rep, "mb": args.mb, "fault_around": args.fault_around,
-                              "host": os.uname().nodename, "kernel": os.uname().release})
+                              "pattern": pattern, "cpus": cpus, "host": os.uname().nodename, "kernel": os.uname().release,
+                              "minivmm": args.minivmm_version})
                     rows.append(r)
                     print(json.dumps(r), flush=True)
-    fields = ["rate", "engine", "rep", "mb", "fault_around", "image_bytes", "nonzero_bytes", "bytes_written", "downtime_ms",
+    fields = ["pattern", "cpus", "rate", "engine", "rep", "mb", "fault_around", "iterations", "converged", "image_bytes", "nonzero_bytes", "bytes_written", "downtime_ms",
               "total_ms", "write_ms", "fsync_ms", "faults", "stall_p50_us", "stall_p99_us", "rate_before", "rate_during",
-              "rss_growth_mib", "pause_ms", "capture_ms", "protect_ms", "error", "host", "kernel"]
+              "rss_growth_mib", "pause_ms", "capture_ms", "protect_ms", "error", "host", "kernel", "minivmm"]
     with open(os.path.join(args.out, "snapshot.csv"), "w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         wr.writeheader()
@@ -234,13 +273,15 @@ def print_table(rows):
           f"{'w/s before':>11} {'w/s during':>11} {'during/before':>13} {'RSS+ MiB':>8}")
     keys = []
     for r in rows:
-        k = (r["rate"], r["engine"])
+        k = (r["pattern"], r["cpus"], r["rate"], r["engine"])
         if k not in keys:
             keys.append(k)
-    for rate, engine in keys:
-        rs = [r for r in rows if r["rate"] == rate and r["engine"] == engine and "error" not in r]
+    for pattern, cpus, rate, engine in keys:
+        rs = [r for r in rows if (r["pattern"], r["cpus"], r["rate"], r["engine"]) == (pattern, cpus, rate, engine) and "error" not in r]
+        if len({k[0] for k in keys}) > 1 or len({k[1] for k in keys}) > 1:
+            engine = f"{engine}/{pattern}/{cpus}cpu"
         if not rs:
-            print(f"{rate:>8} {engine:>10}  failed: {[r.get('error') for r in rows if r['rate'] == rate and r['engine'] == engine][:1]}")
+            print(f"{rate:>8} {engine:>10}  failed")
             continue
         ratio = statistics.median([r["image_bytes"] / r["nonzero_bytes"] for r in rs if r["nonzero_bytes"]] or [float("nan")])
         before, during = med(rs, "rate_before"), med(rs, "rate_during")

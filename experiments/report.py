@@ -12,9 +12,9 @@ import subprocess
 import sys
 
 RATE_ORDER = ["idle", "1000", "10000", "100000", "1000000", "max"]
-ENGINES = ["wt", "stop-copy", "dirty-log", "qemu"]
+ENGINES = ["wt", "stop-copy", "dirty-log", "dirty-log-bw", "qemu", "qemu-precopy"]
 LABEL = {"wt": "MiniVmm write-tracking", "stop-copy": "MiniVmm stop-and-copy", "dirty-log": "MiniVmm dirty-log precopy",
-         "qemu": "QEMU 7.2 background-snapshot"}
+         "dirty-log-bw": "MiniVmm dirty-log, 64 MiB/s", "qemu": "QEMU 7.2 background-snapshot", "qemu-precopy": "QEMU 7.2 pre-copy"}
 
 
 def load(path):
@@ -64,7 +64,8 @@ def plot(rows, name, ylabel, out, logy=False):
     ]
     if logy:
         script.append("set logscale y")
-    cols = ", ".join(f"'{data}' using 1:{i + 3}:xticlabels(2) title '{LABEL[e]}' lw 2 pt {i + 5}" for i, e in enumerate(ENGINES))
+    present = [e for e in ENGINES if any(r["engine"] == e for r in rows)]
+    cols = ", ".join(f"'{data}' using 1:{ENGINES.index(e) + 3}:xticlabels(2) title '{LABEL[e]}' lw 2 pt {ENGINES.index(e) + 5}" for e in present)
     script.append(f"plot {cols}")
     subprocess.run(["gnuplot"], input="\n".join(script), text=True, check=True)
     os.remove(data)
@@ -78,8 +79,8 @@ def table(rows):
             rs = ratio_rows(rows, rate, e)
             if not rs:
                 continue
-            stall = "—" if e == "qemu" or math.isnan(med(rs, "stall_p50_us")) or med(rs, "faults") == 0 else f"{med(rs, 'stall_p50_us'):.0f} / {med(rs, 'stall_p99_us'):.0f}"
-            total = f"{med(rs, 'write_ms'):.0f} / {med(rs, 'total_ms'):.0f}" if e != "qemu" else f"{med(rs, 'total_ms'):.0f} (no fsync)"
+            stall = "—" if e.startswith("qemu") or math.isnan(med(rs, "stall_p50_us")) or med(rs, "faults") == 0 else f"{med(rs, 'stall_p50_us'):.0f} / {med(rs, 'stall_p99_us'):.0f}"
+            total = f"{med(rs, 'write_ms'):.0f} / {med(rs, 'total_ms'):.0f}" if not e.startswith("qemu") else f"{med(rs, 'total_ms'):.0f} (no fsync)"
             lines.append(f"| {rate} | {e} | {metric(rows, rate, e, 'size'):.3f} | {med(rs, 'downtime_ms'):.2f} | {total} | {stall} | "
                          f"{med(rs, 'rate_before'):.0f} → {med(rs, 'rate_during'):.0f} ({metric(rows, rate, e, 'frac'):.3f}) | {med(rs, 'rss_growth_mib'):.1f} |")
     return "\n".join(lines)
@@ -89,7 +90,8 @@ def main():
     results = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "results")
     out = os.path.join(results, "plots")
     os.makedirs(out, exist_ok=True)
-    rows = load(os.path.join(results, "snapshot.csv"))
+    # The main plots and table: sequential writer, 1 vCPU (older CSVs have no pattern/cpus columns).
+    rows = [r for r in load(os.path.join(results, "snapshot.csv")) if r.get("pattern", "seq") in ("seq", "") and r.get("cpus", "1") in ("1", "")]
     if shutil.which("gnuplot") and rows:
         plot(rows, "size", "image size on disk / non-zero RAM", out)
         plot(rows, "total_ms", "total snapshot time (ms)", out, logy=True)

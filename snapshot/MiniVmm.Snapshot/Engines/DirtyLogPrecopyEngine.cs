@@ -46,12 +46,17 @@ public sealed class DirtyLogPrecopyEngine : ISnapshotEngine
         TimeSpan downtime = TimeSpan.Zero;
         long writeDone = 0;
         var cancel = job.CancellationToken;
+        var throttle = new ScanThrottle(options.RateLimitBytesPerSecond); // the running phase only: the final copy is paused
         try
         {
             // Iteration 0: everything. The log was cleared when logging started, so it now collects writes made during it.
             for (int ri = 0; ri < memory.Regions.Count && !cancel.IsCancellationRequested; ri++)
                 for (long first = 0; first < memory.Regions[ri].PageCount && !cancel.IsCancellationRequested; first += options.ScanChunkPages)
-                    saver.WriteRun(ri, first, Math.Min(options.ScanChunkPages, memory.Regions[ri].PageCount - first));
+                {
+                    long count = Math.Min(options.ScanChunkPages, memory.Regions[ri].PageCount - first);
+                    saver.WriteRun(ri, first, count);
+                    throttle.Account(count * (long)GuestMemory.PageSize, cancel);
+                }
             iterations = 1;
             while (!cancel.IsCancellationRequested)
             {
@@ -60,6 +65,7 @@ public sealed class DirtyLogPrecopyEngine : ISnapshotEngine
                 if (dirty <= options.DirtyLogStopPages) { converged = true; SendDirty(saver, bitmaps, cancel); break; }
                 if (iterations >= options.DirtyLogMaxIterations) { SendDirty(saver, bitmaps, cancel); break; }
                 SendDirty(saver, bitmaps, cancel);
+                throttle.Account(dirty * (long)GuestMemory.PageSize, cancel);
                 iterations++;
             }
             if (!cancel.IsCancellationRequested)

@@ -237,7 +237,7 @@ internal sealed class WriteTrackingRun
     private void ScanLoop(object? faultThread)
     {
         var cancel = Job.CancellationToken;
-        long bytesScanned = 0;
+        var throttle = new ScanThrottle(_options.RateLimitBytesPerSecond); // faults are served regardless
         var staging = new byte[64 * (int)GuestMemory.PageSize];
         try
         {
@@ -253,8 +253,7 @@ internal sealed class WriteTrackingRun
                     if (!_options.UnsafeSkipWriteProtection)
                         _uffd!.WriteProtect((nint)((ulong)r.DangerousGetHostAddress() + (ulong)first * GuestMemory.PageSize),
                             (ulong)count * GuestMemory.PageSize, protect: false);
-                    bytesScanned += count * (long)GuestMemory.PageSize;
-                    Throttle(bytesScanned, cancel);
+                    throttle.Account(count * (long)GuestMemory.PageSize, cancel);
                 }
             }
         }
@@ -267,16 +266,6 @@ internal sealed class WriteTrackingRun
         _blockWriter.Drain();
         if (_blockWriter.Error is { } writeError) Fail(writeError);
         Finish();
-    }
-
-    /// <summary>Keeps the scan under the configured bandwidth; faults are served regardless.</summary>
-    private void Throttle(long bytesScanned, CancellationToken cancel)
-    {
-        long limit = _options.RateLimitBytesPerSecond;
-        if (limit <= 0) return;
-        double due = (double)bytesScanned / limit;
-        double elapsed = Stopwatch.GetElapsedTime(_start).TotalSeconds;
-        if (due > elapsed) cancel.WaitHandle.WaitOne(TimeSpan.FromSeconds(due - elapsed));
     }
 
     private void Fail(Exception e)

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `make experiments`: the snapshot and restore experiments side by side with QEMU, then REPORT.md and plots.
+# Usage: experiments/run.sh MINIVMM GUEST_DIR [--quick]
+#   full (~15 min on 2 cores): all rates x engines (MiniVmm write-tracking, stop-copy, dirty-log unlimited and
+#   64 MiB/s, QEMU background-snapshot and pre-copy), 2 reps; random pattern and 2 vCPUs at 10k and max; the
+#   fault-around sweep; restore modes; boot.   --quick (~2 min): a smoke run of the same pipeline.
+set -euo pipefail
+minivmm=$1 guests=$2 quick=${3:-}
+here=$(cd "$(dirname "$0")" && pwd)
+results=$here/results
+mkdir -p "$results"
+command -v qemu-system-x86_64 >/dev/null || { apt-get update -qq && apt-get install -y -qq qemu-system-x86 >/dev/null; }
+command -v gnuplot >/dev/null || apt-get install -y -qq gnuplot-nox >/dev/null || echo "gnuplot missing: no plots"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+engines=wt,stop-copy,dirty-log,dirty-log-bw,qemu,qemu-precopy
+if [ "$quick" = "--quick" ]; then
+  python3 "$here/bench_snapshot.py" "$minivmm" "$guests" "$tmp/main" --quick --engines wt,dirty-log,qemu
+  cp "$tmp/main/snapshot.csv" "$results/snapshot.csv"
+else
+  python3 "$here/bench_snapshot.py" "$minivmm" "$guests" "$tmp/main" --reps 2 --engines "$engines"
+  python3 "$here/bench_snapshot.py" "$minivmm" "$guests" "$tmp/dims" --reps 2 --engines wt,dirty-log,qemu \
+    --rates 10000,max --patterns rand,seq --cpus 2
+  { cat "$tmp/main/snapshot.csv"; tail -n +2 "$tmp/dims/snapshot.csv"; } > "$results/snapshot.csv"
+  for fa in 1 16 64 512; do
+    python3 "$here/bench_snapshot.py" "$minivmm" "$guests" "$tmp/fa$fa" --rates max,10000 --engines wt --reps 2 --fault-around $fa
+  done
+  { head -1 "$tmp/fa1/snapshot.csv"; for fa in 1 16 64 512; do tail -n +2 "$tmp/fa$fa/snapshot.csv"; done; } > "$results/faultaround.csv"
+  python3 "$here/bench_restore.py" "$minivmm" "$guests" "$tmp/restore" --reps 3
+  cp "$tmp/restore/restore.csv" "$results/restore.csv"
+  bash "$here/bench-boot.sh" "$minivmm" "$guests" 20 > "$results/boot.txt"
+fi
+python3 "$here/report.py" "$results"
+echo "report: $here/REPORT.md"
