@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Turns benchmark CSVs into experiments/REPORT.md and PNG plots (gnuplot).
 
-Usage: report.py RESULTS_DIR   (reads snapshot.csv, faultaround.csv, restore.csv; writes plots/ and REPORT.md beside)
+Usage: report.py RESULTS_DIR [REPORT.md]   (reads snapshot.csv, faultaround.csv, restore.csv; writes RESULTS_DIR/plots/
+and the report, by default REPORT.md beside RESULTS_DIR)
 """
 import csv
 import math
@@ -141,7 +142,10 @@ def main():
            "- **Total time** is bounded by the disk here (page-cache writeback, ~1 GB/s bursts); MiniVmm's totals include",
            "  fsync, QEMU's `exec:cat` does not sync.",
            ""]
-    with open(os.path.join(os.path.dirname(results.rstrip("/")), "REPORT.md"), "w") as f:
+    report = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(results.rstrip("/")), "REPORT.md")
+    rel = os.path.relpath(out, os.path.dirname(os.path.abspath(report)))
+    md = [line.replace("(results/plots/", f"({rel}/") for line in md]
+    with open(report, "w") as f:
         f.write("\n".join(md) + "\n")
 
 

@@ -8,6 +8,7 @@ set -euo pipefail
 minivmm=$1 guests=$2 quick=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
 results=$here/results
+[ "$quick" = "--quick" ] && results=$here/results-quick   # a smoke run never overwrites the committed results
 mkdir -p "$results"
 command -v qemu-system-x86_64 >/dev/null || { apt-get update -qq && apt-get install -y -qq qemu-system-x86 >/dev/null; }
 command -v gnuplot >/dev/null || apt-get install -y -qq gnuplot-nox >/dev/null || echo "gnuplot missing: no plots"
@@ -30,5 +31,6 @@ else
   cp "$tmp/restore/restore.csv" "$results/restore.csv"
   bash "$here/bench-boot.sh" "$minivmm" "$guests" 20 > "$results/boot.txt"
 fi
-python3 "$here/report.py" "$results"
-echo "report: $here/REPORT.md"
+if [ "$quick" = "--quick" ]; then report=$results/REPORT.md; else report=$here/REPORT.md; fi
+python3 "$here/report.py" "$results" "$report"
+echo "report: $report"
