@@ -118,15 +118,24 @@ def writer_cmdline(rate, mb, khz, pattern="seq", cpus=1):
     return f"mb={mb} sweeps=0 rate={r} prefill=1 report_ms=50 tsc_khz={khz} pattern={pattern} cpus={cpus}"
 
 
-def run_minivmm(args, rate, engine, workdir, khz, pattern="seq", cpus=1):
+def run_minivmm(args, rate, engine, workdir, khz, pattern="seq", cpus=1, stalls=None):
     image = os.path.join(workdir, f"mv-{engine}-{rate}.mvs")
+    stats = os.path.join(workdir, "stats.jsonl")
+    if os.path.exists(stats):
+        os.remove(stats)
     mode = {"wt": "write-tracking", "dirty-log-bw": "dirty-log"}.get(engine, engine)
     extra = ["--snapshot-rate-limit", str(args.bw_limit)] if engine == "dirty-log-bw" else []
     w = Watched([args.minivmm, "run", "--kernel", os.path.join(args.guests, "writer.elf"), "--mem", "512M", "--huge-pages",
                  "--cpus", str(cpus), "--cmdline", writer_cmdline(rate, args.mb, khz, pattern, cpus), "--snapshot-to", image,
                  "--snapshot-mode", mode, "--snapshot-after", f"{args.delay}s", "--snapshot-fault-around", str(args.fault_around),
-                 "--exit-after-snapshot", "--log-level", "warning", *extra])
-    w.wait(300)
+                 "--snapshot-stats", stats, "--log-level", "warning", *extra])
+    # Keep the guest running for a second after the snapshot to measure its write rate "after".
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and w.proc.poll() is None and not any(s == "err" and SUMMARY.search(l) for _, s, l in w.lines):
+        time.sleep(0.05)
+    time.sleep(1.0)
+    w.proc.terminate()
+    w.wait(60)
     summary = next(((t, SUMMARY.search(l)) for t, s, l in w.lines if s == "err" and SUMMARY.search(l)), None)
     if summary is None:
         return {"error": " | ".join(l for _, s, l in w.lines if s == "err")[-300:]}
@@ -135,18 +144,24 @@ def run_minivmm(args, rate, engine, workdir, khz, pattern="seq", cpus=1):
     t_start = t_end - total_s
     before = w.rates(t_start - 1.0, t_start)
     during = w.rates(t_start + 0.05, t_end)
+    after = w.rates(t_end + 0.05, t_end + 1.0)
     pp = present_pages(args.minivmm, image)
     row = {
         "image_bytes": allocated(image), "nonzero_bytes": pp * 4096, "bytes_written": int(m["bytes"]),
         "downtime_ms": float(m["down"]), "total_ms": float(m["total"]), "write_ms": float(m["write"]),
         "fsync_ms": float(m["fsync"]), "faults": int(m["faults"]), "stall_p50_us": int(m["p50"]), "stall_p99_us": int(m["p99"]),
         "rate_before": statistics.median(before) if before else "", "rate_during": statistics.median(during) if during else "",
+        "rate_after": statistics.median(after) if after else "",
         "rss_growth_mib": round(w.rss_growth_kb(t_start, t_end) / 1024, 1),
         "pause_ms": m["pause"] or "", "capture_ms": m["capture"] or "", "protect_ms": m["protect"] or "",
     }
     it = ITER.search(next(l for t, s, l in w.lines if s == "err" and SUMMARY.search(l)))
     row["iterations"] = int(it.group(1)) if it else ""
     row["converged"] = "" if not it else (0 if it.group(2) else 1)
+    if stalls is not None and os.path.exists(stats):
+        with open(stats) as f:
+            for line in f:
+                stalls.append(json.loads(line).get("fault_stall_us", []))
     os.remove(image)
     return row
 
@@ -166,6 +181,7 @@ def run_qemu(args, rate, workdir, khz, pattern="seq", cpus=1, precopy=False):
         t_start = time.monotonic() - w.start
         info, wall = precopy_migrate(qmp, f"exec:cat > {image}", args.precopy_cap) if precopy else background_snapshot(qmp, f"exec:cat > {image}")
         t_end = t_start + wall
+        time.sleep(1.0)  # the guest's write rate "after"
         qmp.command("quit")
     except Exception as e:  # noqa: BLE001
         w.proc.kill()
@@ -176,7 +192,9 @@ def run_qemu(args, rate, workdir, khz, pattern="seq", cpus=1, precopy=False):
     converged = 1 if info.get("status") == "completed" else 0
     before = w.rates(t_start - 1.0, t_start)
     during = w.rates(t_start + 0.05, t_end)
+    after = w.rates(t_end + 0.05, t_end + 1.0)
     row = {
+        "rate_after": statistics.median(after) if after else "",
         "image_bytes": allocated(image), "nonzero_bytes": (ram.get("normal", 0)) * 4096, "bytes_written": os.path.getsize(image),
         "downtime_ms": info.get("downtime", ""), "total_ms": info.get("total-time", ""), "write_ms": info.get("total-time", ""),
         "fsync_ms": 0, "faults": "", "stall_p50_us": "", "stall_p99_us": "",
@@ -217,12 +235,13 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--fault-around", type=int, default=512)
     ap.add_argument("--mb", type=int, default=256)
+    ap.add_argument("--mbs", default=None, help="comma-separated buffer sizes (MiB) to sweep; default: --mb")
     ap.add_argument("--delay", type=float, default=3.0)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--patterns", default="seq")
     ap.add_argument("--cpus", default="1")
     ap.add_argument("--bw-limit", type=float, default=64.0, help="MiB/s for the dirty-log-bw engine")
-    ap.add_argument("--precopy-cap", type=float, default=20.0, help="seconds before QEMU pre-copy counts as not converged")
+    ap.add_argument("--precopy-cap", type=float, default=10.0, help="seconds before QEMU pre-copy counts as not converged")
     args = ap.parse_args()
     if args.quick:
         args.rates, args.reps, args.mb, args.delay = "10000,max", 1, 64, 2.0
@@ -236,7 +255,11 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     khz = tsc_khz()
     rows = []
+    stall_rows = []
+    mbs = [int(x) for x in (args.mbs or str(args.mb)).split(",")]
     with tempfile.TemporaryDirectory(dir=args.out) as work:
+      for mb in mbs:
+        args.mb = mb
         for pattern in args.patterns.split(","):
           for cpus in (int(c) for c in args.cpus.split(",")):
             for rate in args.rates.split(","):
@@ -247,14 +270,22 @@ def main():
                     if engine.startswith("qemu"):
                         r = run_qemu(args, rate, work, khz, pattern, cpus, precopy=engine == "qemu-precopy")
                     else:
-                        r = run_minivmm(args, rate, engine, work, khz, pattern, cpus)
+                        samples = []
+                        r = run_minivmm(args, rate, engine, work, khz, pattern, cpus, samples)
+                        for trial in samples:
+                            stall_rows += [{"mb": mb, "pattern": pattern, "cpus": cpus, "rate": rate, "engine": engine, "rep": rep,
+                                            "fault_around": args.fault_around, "stall_us": v} for v in trial]
                     r.update({"rate": rate, "engine": engine, "rep": rep, "mb": args.mb, "fault_around": args.fault_around,
                               "pattern": pattern, "cpus": cpus, "host": os.uname().nodename, "kernel": os.uname().release,
                               "minivmm": args.minivmm_version})
                     rows.append(r)
                     print(json.dumps(r), flush=True)
+    with open(os.path.join(args.out, "stalls.csv"), "w", newline="") as f:
+        wr = csv.DictWriter(f, fieldnames=["mb", "pattern", "cpus", "rate", "engine", "rep", "fault_around", "stall_us"])
+        wr.writeheader()
+        wr.writerows(stall_rows)
     fields = ["pattern", "cpus", "rate", "engine", "rep", "mb", "fault_around", "iterations", "converged", "image_bytes", "nonzero_bytes", "bytes_written", "downtime_ms",
-              "total_ms", "write_ms", "fsync_ms", "faults", "stall_p50_us", "stall_p99_us", "rate_before", "rate_during",
+              "total_ms", "write_ms", "fsync_ms", "faults", "stall_p50_us", "stall_p99_us", "rate_before", "rate_during", "rate_after",
               "rss_growth_mib", "pause_ms", "capture_ms", "protect_ms", "error", "host", "kernel", "minivmm"]
     with open(os.path.join(args.out, "snapshot.csv"), "w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")

@@ -17,14 +17,16 @@ trap 'rm -rf "$tmp"' EXIT
 engines=wt,stop-copy,dirty-log,dirty-log-bw,qemu,qemu-precopy
 if [ "$quick" = "--quick" ]; then
   python3 "$here/bench_snapshot.py" "$minivmm" "$guests" "$tmp/main" --quick --engines wt,dirty-log,qemu
-  cp "$tmp/main/snapshot.csv" "$results/snapshot.csv"
+  cp "$tmp/main/snapshot.csv" "$tmp/main/stalls.csv" "$results/"
 else
   python3 "$here/bench_snapshot.py" "$minivmm" "$guests" "$tmp/main" --reps 2 --engines "$engines"
   python3 "$here/bench_snapshot.py" "$minivmm" "$guests" "$tmp/dims" --reps 2 --engines wt,dirty-log,qemu \
     --rates 10000,max --patterns rand,seq --cpus 2
-  { cat "$tmp/main/snapshot.csv"; tail -n +2 "$tmp/dims/snapshot.csv"; } > "$results/snapshot.csv"
+  python3 "$here/bench_snapshot.py" "$minivmm" "$guests" "$tmp/ws" --reps 2 --engines wt,dirty-log,qemu --rates max --mbs 64,448
+  { cat "$tmp/main/snapshot.csv"; tail -n +2 "$tmp/dims/snapshot.csv"; tail -n +2 "$tmp/ws/snapshot.csv"; } > "$results/snapshot.csv"
+  { cat "$tmp/main/stalls.csv"; tail -n +2 "$tmp/dims/stalls.csv"; tail -n +2 "$tmp/ws/stalls.csv"; } > "$results/stalls.csv"
   for fa in 1 16 64 512; do
-    python3 "$here/bench_snapshot.py" "$minivmm" "$guests" "$tmp/fa$fa" --rates max,10000 --engines wt --reps 2 --fault-around $fa
+    python3 "$here/bench_snapshot.py" "$minivmm" "$guests" "$tmp/fa$fa" --rates max,10000 --engines wt --reps 1 --fault-around $fa
   done
   { head -1 "$tmp/fa1/snapshot.csv"; for fa in 1 16 64 512; do tail -n +2 "$tmp/fa$fa/snapshot.csv"; done; } > "$results/faultaround.csv"
   python3 "$here/bench_restore.py" "$minivmm" "$guests" "$tmp/restore" --reps 3

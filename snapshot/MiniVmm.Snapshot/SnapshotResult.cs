@@ -20,6 +20,9 @@ public sealed record SnapshotResult
     public TimeSpan FaultStallP50 { get; init; }
     public TimeSpan FaultStallP99 { get; init; }
     public TimeSpan FaultStallMax { get; init; }
+    /// <summary>Host-side stall of each write fault (message read to un-protect), microseconds; sampled past 256k faults.</summary>
+    public double[] FaultStallSamplesUs { get; init; } = [];
+
     /// <summary>Where the downtime went (pause, state capture, write protection), for tuning.</summary>
     public string? DowntimeBreakdown { get; init; }
     public int Iterations { get; init; }

@@ -86,7 +86,7 @@ internal static class RunCommand
         catch (ArgumentException e) { error = "--snapshot-fault-around: " + e.Message; return false; }
         bool exitAfter = parse.GetValue(snap.ExitAfter);
         if (to is null && (delay is not null || exitAfter)) { error = "--snapshot-after and --exit-after-snapshot need --snapshot-to"; return false; }
-        plan = to is null ? null : new SnapshotPlan(to, options, delay, exitAfter);
+        plan = to is null ? null : new SnapshotPlan(to, options, delay, exitAfter, parse.GetValue(snap.Stats));
         return true;
     }
 

@@ -14,7 +14,9 @@ internal sealed class SnapshotCliOptions
     public Option<int> FaultAround { get; } = new("--snapshot-fault-around") { Description = "pages saved per write fault (power of two, 1..512)", DefaultValueFactory = _ => 512 };
     public Option<bool> ExitAfter { get; } = new("--exit-after-snapshot") { Description = "stop the VM once the snapshot is complete (exit 0 on success)" };
 
-    public IEnumerable<Option> All => [To, After, Mode, RateLimit, FaultAround, ExitAfter];
+    public Option<string?> Stats { get; } = new("--snapshot-stats") { Description = "append each snapshot's statistics (incl. every fault stall) as a JSON line to FILE" };
+
+    public IEnumerable<Option> All => [To, After, Mode, RateLimit, FaultAround, ExitAfter, Stats];
 
     public static bool TryParseMode(string text, out SnapshotMode mode)
     {

@@ -6,7 +6,7 @@ using MiniVmm.Snapshot;
 
 namespace MiniVmm.Cli;
 
-internal sealed record SnapshotPlan(string Destination, SnapshotOptions Options, TimeSpan? Delay, bool ExitAfter);
+internal sealed record SnapshotPlan(string Destination, SnapshotOptions Options, TimeSpan? Delay, bool ExitAfter, string? StatsPath = null);
 
 /// <summary>
 /// Wires the ways a snapshot starts (--snapshot-after timer, SIGUSR1, a guest request on the control port) and is
@@ -43,6 +43,7 @@ internal sealed class SnapshotTriggers : IDisposable
         controller.Completed += result =>
         {
             Console.Error.WriteLine("minivmm: " + result.Summary());
+            if (plan.StatsPath is { } stats) SnapshotStatsFile.Append(stats, result);
             if (plan.ExitAfter) vm.RequestStop(new VmExitStatus(VmStopReason.AfterSnapshot, result.Succeeded ? 0u : 1u, result.Error));
         };
         vm.GuestSnapshotRequested += () => vm.Loop.Post(Start);

@@ -310,6 +310,7 @@ internal sealed class WriteTrackingRun
             FaultStallP50 = _stalls.Percentile(50),
             FaultStallP99 = _stalls.Percentile(99),
             FaultStallMax = _stalls.Max,
+            FaultStallSamplesUs = _stalls.SamplesMicroseconds(),
             DowntimeBreakdown = _freezeBreakdown,
         });
     }
