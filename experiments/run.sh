@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `make experiments`: the snapshot and restore experiments side by side with QEMU, then REPORT.md and plots.
 # Usage: experiments/run.sh MINIVMM GUEST_DIR [--quick]
-#   full (~15 min on 2 cores): all rates x engines (MiniVmm write-tracking, stop-copy, dirty-log unlimited and
+#   full (~27 min on 2 cores as measured; the target is 15): all rates x engines (MiniVmm write-tracking, stop-copy, dirty-log unlimited and
 #   64 MiB/s, QEMU background-snapshot and pre-copy), 2 reps; random pattern and 2 vCPUs at 10k and max; the
-#   fault-around sweep; restore modes; boot.   --quick (~2 min): a smoke run of the same pipeline.
+#   fault-around sweep; restore modes; boot.   --quick (~25 s plus the build): a smoke run of the same pipeline.
 set -euo pipefail
 minivmm=$1 guests=$2 quick=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
