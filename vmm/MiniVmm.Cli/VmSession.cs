@@ -27,6 +27,9 @@ internal static class VmSession
         using (SnapshotTriggers.Attach(vm, controller, plan, loggers))
         {
             var status = vm.Run();
+            // A bad snapshot found after the guest started (lazy restore) is the user's input problem: say so plainly,
+            // as for a file refused up front, not only in the log.
+            if (status.Reason == VmStopReason.CorruptSnapshot) Console.Error.WriteLine("minivmm: " + status.Detail);
             if (status.Reason is VmStopReason.GuestExit or VmStopReason.AfterSnapshot) log.LogInformation("VM stopped: {Status}", status);
             else log.LogWarning("VM stopped: {Status}", status);
             return QmpCliOption.ExitCode(monitor, status);

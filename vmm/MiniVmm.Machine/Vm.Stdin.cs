@@ -58,7 +58,5 @@ public sealed partial class Vm
         lock (SerialGate.Gate) Serial.EnqueueInput(_stdinBuffer.AsSpan(0, n));
     }
 
-    private void ResumeStdinIfPaused() => WatchStdin();
-
     private void StopStdinInput() => _stdinStream?.Dispose();
 }

@@ -76,7 +76,7 @@ public sealed partial class Vm : IDisposable
 
         IByteSink sink = CreateSerialSink(config.Serial);
         var serialIrq = new KvmInterruptLine(kvmVm, Serial8250.Com1Irq);
-        Action rxDrained = () => Loop.Post(ResumeStdinIfPaused);
+        Action rxDrained = () => Loop.Post(WatchStdin);
         Serial = restored?.Serial is { } serialState
             ? Serial8250.Restore(serialState, sink, serialIrq, rxDrained)
             : new Serial8250(sink, serialIrq, rxDrained);

@@ -2,6 +2,7 @@ using System.Text;
 using Iced.Intel;
 using MiniVmm.Firmware.Boot;
 using MiniVmm.Firmware.Elf;
+using MiniVmm.Firmware.Runtime;
 using static Iced.Intel.AssemblerRegisters;
 
 namespace MiniVmm.Firmware.Guests;
@@ -25,8 +26,6 @@ public static class HelloGuest
         var a = block.Asm;
         var entry = a.CreateLabel("pvh_entry");
         var next = a.CreateLabel();
-        var poll = a.CreateLabel();
-        var ready = a.CreateLabel();
         var done = a.CreateLabel();
         var halt = a.CreateLabel();
 
@@ -37,16 +36,7 @@ public static class HelloGuest
         a.movzx(ebx, __byte_ptr[esi]);
         a.test(ebx, ebx);
         a.jz(done);
-        a.mov(ecx, 100_000);                         // bounded LSR poll
-        a.mov(edx, (uint)GuestAbi.SerialLsrPort);
-        a.Here(ref poll);
-        a.@in(al, dx);
-        a.test(al, 0x20);
-        a.jnz(ready);
-        a.dec(ecx);
-        a.jnz(poll);
-        a.Here(ref ready);
-        a.mov(edx, (uint)GuestAbi.SerialPort);
+        SerialWait.EmitWaitForTransmitter(a);
         a.mov(eax, ebx);
         a.@out(dx, al);
         a.inc(esi);

@@ -95,20 +95,9 @@ public sealed class Runtime64
     public void Emit(Assembler a)
     {
         // putc: poll LSR.THRE a bounded number of times (a VMM without a real LSR must not hang us), then write THR.
-        var poll = a.CreateLabel();
-        var ready = a.CreateLabel();
         a.Here(ref _putc);
         a.push(rax); a.push(rcx); a.push(rdx);
-        a.mov(ecx, 100_000);
-        a.mov(edx, (uint)GuestAbi.SerialLsrPort);
-        a.Here(ref poll);
-        a.@in(al, dx);
-        a.test(al, 0x20);
-        a.jnz(ready);
-        a.dec(ecx);
-        a.jnz(poll);
-        a.Here(ref ready);
-        a.mov(edx, (uint)GuestAbi.SerialPort);
+        SerialWait.EmitWaitForTransmitter(a);
         a.mov(eax, edi);
         a.@out(dx, al);
         a.pop(rdx); a.pop(rcx); a.pop(rax);

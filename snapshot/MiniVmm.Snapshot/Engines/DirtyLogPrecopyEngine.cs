@@ -20,12 +20,7 @@ public sealed class DirtyLogPrecopyEngine : ISnapshotEngine
     {
         options.Validate();
         var memory = source.Memory;
-        var saver = new PageSaver(memory, sink, PageSaver.CreateStates(memory));
-        var job = new SnapshotJob(Name, memory.Regions.Sum(r => r.PageCount))
-        {
-            PagesDone = () => saver.States.Sum(s => s.SavedCount),
-            BytesWritten = () => sink.BytesWritten,
-        };
+        var (saver, job) = ReferenceEngineSupport.CreateSaverAndJob(Name, memory, sink);
         source.PrepareMemory();
         try { source.SetDirtyLogging(true); }
         catch (Exception e) { throw new SnapshotException("cannot enable KVM dirty logging: " + e.Message, e); }
@@ -50,13 +45,11 @@ public sealed class DirtyLogPrecopyEngine : ISnapshotEngine
         try
         {
             // Iteration 0: everything. The log was cleared when logging started, so it now collects writes made during it.
-            for (int ri = 0; ri < memory.Regions.Count && !cancel.IsCancellationRequested; ri++)
-                for (long first = 0; first < memory.Regions[ri].PageCount && !cancel.IsCancellationRequested; first += options.ScanChunkPages)
-                {
-                    long count = Math.Min(options.ScanChunkPages, memory.Regions[ri].PageCount - first);
-                    saver.WriteRun(ri, first, count);
-                    throttle.Account(count * (long)GuestMemory.PageSize, cancel);
-                }
+            ReferenceEngineSupport.ForEachChunk(memory, options.ScanChunkPages, cancel, (ri, first, count) =>
+            {
+                saver.WriteRun(ri, first, count);
+                throttle.Account(count * (long)GuestMemory.PageSize, cancel);
+            });
             iterations = 1;
             while (!cancel.IsCancellationRequested)
             {
@@ -82,10 +75,7 @@ public sealed class DirtyLogPrecopyEngine : ISnapshotEngine
                 finally
                 {
                     writeDone = Stopwatch.GetTimestamp();
-                    using var resumed = new ManualResetEventSlim();
-                    long resumedAt = 0;
-                    source.ScheduleResume(() => { resumedAt = Stopwatch.GetTimestamp(); resumed.Set(); });
-                    resumed.Wait(TimeSpan.FromSeconds(10));
+                    long resumedAt = ReferenceEngineSupport.ResumeAndWait(source);
                     downtime = Stopwatch.GetElapsedTime(pauseAt, resumedAt == 0 ? Stopwatch.GetTimestamp() : resumedAt);
                 }
             }
@@ -95,7 +85,7 @@ public sealed class DirtyLogPrecopyEngine : ISnapshotEngine
         {
             try { source.SetDirtyLogging(false); } catch (Exception e) { log.LogWarning(e, "could not disable dirty logging"); }
         }
-        CopyRunCompletion.Finish(job, sink, sections, error, start, writeDone, downtime, iterations, converged, log);
+        ReferenceEngineSupport.Finish(job, sink, sections, error, start, writeDone, downtime, iterations, converged, log);
     }
 
     private static long FetchDirty(ISnapshotSource source, ulong[][] bitmaps)

@@ -21,7 +21,6 @@ public sealed class FaultBlockWriter : IDisposable
     private readonly Thread _thread;
     private readonly CancellationToken _cancel;
     private bool _closing;
-    private int _inFlight;
     private Exception? _error;
 
     /// <param name="smallPages">Size of the small buffers (the base fault-around block).</param>
@@ -45,8 +44,6 @@ public sealed class FaultBlockWriter : IDisposable
         _thread = new Thread(Run) { Name = "snap-fault-writer", IsBackground = true };
         _thread.Start();
     }
-
-    public int Capacity => _buffers.Length;
 
     /// <summary>True when a whole-window buffer is free (the fault handler only grows its window then).</summary>
     public bool LargeBufferFree
@@ -74,7 +71,6 @@ public sealed class FaultBlockWriter : IDisposable
         lock (_gate)
         {
             _queue.Enqueue((regionIndex, first, pages, buffer));
-            _inFlight++;
             Monitor.Pulse(_gate);
         }
         return true;
@@ -114,7 +110,6 @@ public sealed class FaultBlockWriter : IDisposable
             lock (_gate)
             {
                 (_buffers[item.Buffer].Length <= _smallPages * (int)GuestMemory.PageSize ? _freeSmall : _freeLarge).Push(item.Buffer);
-                _inFlight--;
             }
         }
     }

@@ -13,12 +13,7 @@ public sealed class StopAndCopyEngine : ISnapshotEngine
     {
         options.Validate();
         var memory = source.Memory;
-        var saver = new PageSaver(memory, sink, PageSaver.CreateStates(memory));
-        var job = new SnapshotJob(Name, memory.Regions.Sum(r => r.PageCount))
-        {
-            PagesDone = () => saver.States.Sum(s => s.SavedCount),
-            BytesWritten = () => sink.BytesWritten,
-        };
+        var (saver, job) = ReferenceEngineSupport.CreateSaverAndJob(Name, memory, sink);
         source.PrepareMemory();
         long start = Stopwatch.GetTimestamp();
         source.Pause();
@@ -35,17 +30,12 @@ public sealed class StopAndCopyEngine : ISnapshotEngine
             Exception? error = null;
             try
             {
-                for (int ri = 0; ri < memory.Regions.Count; ri++)
-                    for (long first = 0; first < memory.Regions[ri].PageCount && !job.CancellationToken.IsCancellationRequested; first += options.ScanChunkPages)
-                        saver.SaveRange(ri, first, Math.Min(options.ScanChunkPages, memory.Regions[ri].PageCount - first));
+                ReferenceEngineSupport.ForEachChunk(memory, options.ScanChunkPages, job.CancellationToken, saver.SaveRange);
             }
             catch (Exception e) { error = e; }
             long writeDone = Stopwatch.GetTimestamp();
-            long resumedAt = 0;
-            using var resumed = new ManualResetEventSlim();
-            source.ScheduleResume(() => { resumedAt = Stopwatch.GetTimestamp(); resumed.Set(); });
-            resumed.Wait(TimeSpan.FromSeconds(10));
-            CopyRunCompletion.Finish(job, sink, sections, error, start, writeDone,
+            long resumedAt = ReferenceEngineSupport.ResumeAndWait(source);
+            ReferenceEngineSupport.Finish(job, sink, sections, error, start, writeDone,
                 resumedAt == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(start, resumedAt), 0, true, log);
         }) { Name = "snap-stopcopy", IsBackground = true };
         worker.Start();

@@ -67,13 +67,8 @@ internal sealed class WriteTrackingRun
         _options = options;
         _log = log;
         _memory = source.Memory;
-        _saver = new PageSaver(_memory, sink, PageSaver.CreateStates(_memory));
-        Job = new SnapshotJob("write-tracking", _memory.Regions.Sum(r => r.PageCount))
-        {
-            PagesDone = () => _saver.States.Sum(s => s.SavedCount),
-            FaultsServed = () => Interlocked.Read(ref _faults),
-            BytesWritten = () => _sink.BytesWritten,
-        };
+        (_saver, Job) = ReferenceEngineSupport.CreateSaverAndJob("write-tracking", _memory, sink);
+        Job.FaultsServed = () => Interlocked.Read(ref _faults);
         // 4 MiB of base-size blocks plus four whole adaptive windows (12 MiB): bounded, allocated before the freeze.
         int basePages = options.FaultAroundPages;
         _blockWriter = new FaultBlockWriter(sink, basePages, Math.Max(4, (4 << 20) / (basePages * (int)GuestMemory.PageSize)),

@@ -27,7 +27,7 @@ public sealed class LazyPageServer : IDisposable
     private readonly Action<string, bool> _onFatal;
     private readonly byte[][] _populated;
     private readonly EventFd _stop = new();
-    private readonly List<ulong> _recorded = new();
+    private readonly List<ulong> _recorded;
     private readonly object _recordGate = new();
     private readonly CancellationTokenSource _cancel = new();
     private Thread? _faultThread, _prefetchThread;
@@ -47,7 +47,8 @@ public sealed class LazyPageServer : IDisposable
         _onFatal = onFatal;
         _populated = memory.Regions.Select(r => new byte[r.PageCount]).ToArray();
         _remaining = memory.Regions.Sum(r => r.PageCount);
-        Uffd = UserfaultFd.Create(Uffd_Features);
+        _recorded = new List<ulong>();
+        Uffd = UserfaultFd.Create(KvmSharp.Interop.Uffd.UFFD_FEATURE_THREAD_ID);
         try
         {
             foreach (var r in memory.Regions)
@@ -59,8 +60,6 @@ public sealed class LazyPageServer : IDisposable
             throw;
         }
     }
-
-    private const ulong Uffd_Features = KvmSharp.Interop.Uffd.UFFD_FEATURE_THREAD_ID;
 
     public UserfaultFd Uffd { get; }
 
@@ -84,6 +83,7 @@ public sealed class LazyPageServer : IDisposable
     {
         _prefetchFirst = prefetchFirst ?? [];
         _recording = recordFor is not null;
+        if (_recording) _recorded.Capacity = (int)Math.Min(_remaining, int.MaxValue); // no growth on the fault thread
         _faultThread = new Thread(FaultLoop) { Name = "lazy-faults", IsBackground = true };
         _faultThread.Start();
         if (backgroundPrefetch)
@@ -129,9 +129,6 @@ public sealed class LazyPageServer : IDisposable
         foreach (var r in _memory.Regions) Uffd.Unregister(r.DangerousGetHostAddress(), r.Size);
         _log.LogInformation("lazy restore completed early for a snapshot: {Fault} pages on fault, {Prefetched} prefetched", PagesServedOnFault, PagesPrefetched);
     }
-
-    /// <summary>Installs every missing page of the range now (any thread). VMM threads call it before reading guest RAM.</summary>
-    public void EnsurePopulated(int region, long first, long count) => Serve(region, first, count, fromFault: false);
 
     private void FaultLoop()
     {
@@ -228,17 +225,16 @@ public sealed class LazyPageServer : IDisposable
         var r = _memory.Regions[region];
         nint dst = (nint)((ulong)r.DangerousGetHostAddress() + (ulong)first * GuestMemory.PageSize);
         ulong length = (ulong)count * GuestMemory.PageSize;
-        long done;
         if (present)
         {
             var buffer = t_buffer ??= new byte[PrefetchBatchPages * (int)GuestMemory.PageSize];
             var span = buffer.AsSpan(0, (int)length);
             _file.ReadPages(region, first, span, verifyChecksum: true); // throws on a corrupt page: before the guest sees it
-            done = CopyWithRetry(dst, buffer, length);
+            CopyWithRetry(dst, buffer, length);
         }
-        else done = ZeroWithRetry(dst, length);
+        else ZeroWithRetry(dst, length);
 
-        // A negative result is EEXIST for the rest of the run: someone else installed those pages.
+        // Pages skipped with EEXIST were installed by someone else: they count as populated too.
         for (long q = first; q < first + count; q++)
         {
             if (Interlocked.Exchange(ref _populated[region][q], 1) == 0)
@@ -247,10 +243,9 @@ public sealed class LazyPageServer : IDisposable
                 if (fromFault) Interlocked.Increment(ref _faultPages); else Interlocked.Increment(ref _prefetchedPages);
             }
         }
-        _ = done;
     }
 
-    private long CopyWithRetry(nint dst, byte[] buffer, ulong length)
+    private void CopyWithRetry(nint dst, byte[] buffer, ulong length)
     {
         ulong offset = 0;
         while (offset < length)
@@ -261,10 +256,9 @@ public sealed class LazyPageServer : IDisposable
             if (rc == -Libc.EEXIST) { offset += GuestMemory.PageSize; continue; } // this page is in; go on with the next
             throw new KvmException("UFFDIO_COPY", (int)-rc);
         }
-        return (long)offset;
     }
 
-    private long ZeroWithRetry(nint dst, ulong length)
+    private void ZeroWithRetry(nint dst, ulong length)
     {
         ulong offset = 0;
         while (offset < length)
@@ -275,7 +269,6 @@ public sealed class LazyPageServer : IDisposable
             if (rc == -Libc.EEXIST) { offset += GuestMemory.PageSize; continue; }
             throw new KvmException("UFFDIO_ZEROPAGE", (int)-rc);
         }
-        return (long)offset;
     }
 
     private void Fatal(Exception e)

@@ -1,0 +1,71 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using MiniVmm.Core.Memory;
+using MiniVmm.Snapshot.Format;
+
+namespace MiniVmm.Snapshot.Engines;
+
+/// <summary>What every engine shares: its saver and job, the full copy pass, the resume wait, and the completion.</summary>
+internal static class ReferenceEngineSupport
+{
+    /// <summary>A page saver over all of guest RAM and the job that reports its progress.</summary>
+    public static (PageSaver Saver, SnapshotJob Job) CreateSaverAndJob(string engine, GuestMemory memory, ISnapshotSink sink)
+    {
+        var saver = new PageSaver(memory, sink, PageSaver.CreateStates(memory));
+        var job = new SnapshotJob(engine, memory.Regions.Sum(r => r.PageCount))
+        {
+            PagesDone = () => saver.States.Sum(s => s.SavedCount),
+            BytesWritten = () => sink.BytesWritten,
+        };
+        return (saver, job);
+    }
+
+    /// <summary>Visits all of guest RAM in chunks of <paramref name="chunkPages"/> until done or cancelled.</summary>
+    public static void ForEachChunk(GuestMemory memory, int chunkPages, CancellationToken cancel, Action<int, long, long> chunk)
+    {
+        for (int ri = 0; ri < memory.Regions.Count && !cancel.IsCancellationRequested; ri++)
+            for (long first = 0; first < memory.Regions[ri].PageCount && !cancel.IsCancellationRequested; first += chunkPages)
+                chunk(ri, first, Math.Min(chunkPages, memory.Regions[ri].PageCount - first));
+    }
+
+    /// <summary>Resumes the vCPUs through the start bottom-half and waits for it; returns when they ran again (0 if not seen).</summary>
+    public static long ResumeAndWait(ISnapshotSource source)
+    {
+        long resumedAt = 0;
+        using var resumed = new ManualResetEventSlim();
+        source.ScheduleResume(() => { resumedAt = Stopwatch.GetTimestamp(); resumed.Set(); });
+        resumed.Wait(TimeSpan.FromSeconds(10));
+        return resumedAt;
+    }
+
+    public static void Finish(SnapshotJob job, ISnapshotSink sink, IReadOnlyList<StateSection>? sections, Exception? error,
+        long start, long writeDone, TimeSpan downtime, int iterations, bool converged, ILogger log)
+    {
+        bool cancelled = job.CancellationToken.IsCancellationRequested && error is null;
+        if (error is null && !cancelled)
+        {
+            try { sink.Complete(sections ?? []); }
+            catch (Exception e) { error = e; }
+        }
+        if (error is not null || cancelled)
+        {
+            try { sink.Abort(); } catch (Exception e) { log.LogWarning(e, "could not remove the partial snapshot"); }
+        }
+        job.Finish(new SnapshotResult
+        {
+            Engine = job.Engine,
+            Succeeded = error is null && !cancelled,
+            Cancelled = cancelled,
+            Error = error is null ? (cancelled ? "cancelled" : null) : WriteTrackingRun.Describe(error),
+            PagesSaved = sink.PagesWritten,
+            ZeroPages = sink.ZeroPages,
+            BytesWritten = sink.BytesWritten,
+            Downtime = downtime,
+            WriteTime = Stopwatch.GetElapsedTime(start, writeDone == 0 ? Stopwatch.GetTimestamp() : writeDone),
+            TotalTime = Stopwatch.GetElapsedTime(start),
+            FsyncTime = sink.FsyncTime,
+            Iterations = iterations,
+            Converged = converged,
+        });
+    }
+}
