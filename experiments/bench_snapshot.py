@@ -3,7 +3,7 @@
 
 For each guest write rate and engine, one fresh VM per trial:
   writer: 256 MiB buffer (prefilled, so it is all non-zero) in 512 MiB RAM, 1 vCPU, paced at the rate;
-  snapshot after DELAY; measure image size on disk / non-zero RAM, downtime, total time (write, fsync),
+  snapshot (SIGUSR1 / QMP) DELAY after the prefill sweep ends; measure image size on disk / non-zero RAM, downtime, total time (write, fsync),
   fault stall p50/p99 (host side), guest page writes/s before and during the snapshot, VMM RSS growth.
 Usage: bench_snapshot.py MINIVMM GUEST_DIR OUT_DIR [--rates idle,1000,...] [--engines wt,stop-copy,dirty-log,qemu]
        [--reps N] [--fault-around 16] [--mb 256] [--quick]
@@ -33,6 +33,7 @@ SUMMARY = re.compile(
     r"fsync (?P<fsync>[\d.]+) ms\), fault stall p50 (?P<p50>\d+) us p99 (?P<p99>\d+) us")
 ITER = re.compile(r", (\d+) iterations( \(did not converge\))?")
 RATE = re.compile(r"writer: gen=\d+ pages=\d+ fails=(\d+) rate=(\d+) pages/s")
+GEN = re.compile(r"writer: gen=(\d+) ")
 
 
 def tsc_khz():
@@ -91,6 +92,16 @@ class Watched:
         self._stop = True
         self._t.join(5)
 
+    def wait_prefilled(self, timeout=60):
+        """Waits until the writer finished its first (prefill) sweep: how long that takes depends on whether the host
+        had free huge pages (0.05-2 s here), so a fixed delay would sometimes snapshot a half-filled buffer."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if any(int(m.group(1)) >= 1 for _, _, l in self.lines if (m := GEN.search(l))):
+                return True
+            time.sleep(0.01)
+        return False
+
     def rates(self, t0, t1):
         out = [int(m.group(2)) for t, _, l in self.lines if t0 <= t <= t1 and (m := RATE.search(l))]
         return out
@@ -125,15 +136,24 @@ def run_minivmm(args, rate, engine, workdir, khz, pattern="seq", cpus=1, stalls=
         os.remove(stats)
     mode = {"wt": "write-tracking", "dirty-log-bw": "dirty-log"}.get(engine, engine)
     extra = ["--snapshot-rate-limit", str(args.bw_limit)] if engine == "dirty-log-bw" else []
+    if mode == "dirty-log":  # the same convergence cap as QEMU's pre-copy, so both report "did not converge" alike
+        extra += ["--snapshot-converge-timeout", f"{args.precopy_cap}s"]
     w = Watched([args.minivmm, "run", "--kernel", os.path.join(args.guests, "writer.elf"), "--mem", "512M", "--huge-pages",
                  "--cpus", str(cpus), "--cmdline", writer_cmdline(rate, args.mb, khz, pattern, cpus), "--snapshot-to", image,
-                 "--snapshot-mode", mode, "--snapshot-after", f"{args.delay}s", "--snapshot-fault-around", str(args.fault_around),
+                 "--snapshot-mode", mode, "--snapshot-fault-around", str(args.fault_around),
                  "--snapshot-stats", stats, "--log-level", "warning", *extra])
-    # Keep the guest running for a second after the snapshot to measure its write rate "after".
+    # Snapshot (SIGUSR1) once the buffer is full and the guest has run at its rate for DELAY ("before" window).
+    if not w.wait_prefilled():
+        w.proc.kill()
+        w.wait(10)
+        return {"error": "writer never finished its prefill sweep: " + " | ".join(l for _, _, l in w.lines)[-300:]}
+    time.sleep(args.delay)
+    w.proc.send_signal(signal.SIGUSR1)
+    # Keep the guest running for a moment after the snapshot to measure its write rate "after".
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and w.proc.poll() is None and not any(s == "err" and SUMMARY.search(l) for _, s, l in w.lines):
         time.sleep(0.05)
-    time.sleep(1.0)
+    time.sleep(args.after)
     w.proc.terminate()
     w.wait(60)
     summary = next(((t, SUMMARY.search(l)) for t, s, l in w.lines if s == "err" and SUMMARY.search(l)), None)
@@ -142,9 +162,9 @@ def run_minivmm(args, rate, engine, workdir, khz, pattern="seq", cpus=1, stalls=
     t_end, m = summary
     total_s = float(m["total"]) / 1000
     t_start = t_end - total_s
-    before = w.rates(t_start - 1.0, t_start)
+    before = w.rates(t_start - args.delay + 0.1, t_start)
     during = w.rates(t_start + 0.05, t_end)
-    after = w.rates(t_end + 0.05, t_end + 1.0)
+    after = w.rates(t_end + 0.05, t_end + args.after)
     pp = present_pages(args.minivmm, image)
     row = {
         "image_bytes": allocated(image), "nonzero_bytes": pp * 4096, "bytes_written": int(m["bytes"]),
@@ -177,11 +197,13 @@ def run_qemu(args, rate, workdir, khz, pattern="seq", cpus=1, precopy=False):
                  "-smp", str(cpus), "-append", writer_cmdline(rate, args.mb, khz, pattern, cpus), "-qmp", f"unix:{sock},server,nowait"])
     try:
         qmp = Qmp(sock)
+        if not w.wait_prefilled():
+            raise RuntimeError("writer never finished its prefill sweep")
         time.sleep(args.delay)
         t_start = time.monotonic() - w.start
         info, wall = precopy_migrate(qmp, f"exec:cat > {image}", args.precopy_cap) if precopy else background_snapshot(qmp, f"exec:cat > {image}")
         t_end = t_start + wall
-        time.sleep(1.0)  # the guest's write rate "after"
+        time.sleep(args.after)  # the guest's write rate "after"
         qmp.command("quit")
     except Exception as e:  # noqa: BLE001
         w.proc.kill()
@@ -190,9 +212,9 @@ def run_qemu(args, rate, workdir, khz, pattern="seq", cpus=1, precopy=False):
     w.wait(60)
     ram = info.get("ram", {})
     converged = 1 if info.get("status") == "completed" else 0
-    before = w.rates(t_start - 1.0, t_start)
+    before = w.rates(t_start - args.delay + 0.1, t_start)
     during = w.rates(t_start + 0.05, t_end)
-    after = w.rates(t_end + 0.05, t_end + 1.0)
+    after = w.rates(t_end + 0.05, t_end + args.after)
     row = {
         "rate_after": statistics.median(after) if after else "",
         "image_bytes": allocated(image), "nonzero_bytes": (ram.get("normal", 0)) * 4096, "bytes_written": os.path.getsize(image),
@@ -236,22 +258,27 @@ def main():
     ap.add_argument("--fault-around", type=int, default=512)
     ap.add_argument("--mb", type=int, default=256)
     ap.add_argument("--mbs", default=None, help="comma-separated buffer sizes (MiB) to sweep; default: --mb")
-    ap.add_argument("--delay", type=float, default=3.0)
+    ap.add_argument("--delay", type=float, default=1.0, help="seconds from the end of the writer's prefill sweep to the snapshot (its rate 'before')")
+    ap.add_argument("--after", type=float, default=0.5, help="seconds the guest keeps running after the snapshot (its rate 'after')")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--patterns", default="seq")
     ap.add_argument("--cpus", default="1")
     ap.add_argument("--bw-limit", type=float, default=64.0, help="MiB/s for the dirty-log-bw engine")
-    ap.add_argument("--precopy-cap", type=float, default=10.0, help="seconds before QEMU pre-copy counts as not converged")
+    ap.add_argument("--precopy-cap", type=float, default=5.0,
+                    help="seconds of pre-copy (QEMU's, and MiniVmm's dirty-log via --snapshot-converge-timeout) before it counts as not converged")
     args = ap.parse_args()
     if args.quick:
-        args.rates, args.reps, args.mb, args.delay = "10000,max", 1, 64, 2.0
+        args.rates, args.reps, args.mb, args.delay = "10000,max", 1, 64, 0.5
     engines = args.engines.split(",")
     if not shutil.which("qemu-system-x86_64"):
         for q in [e for e in engines if e.startswith("qemu")]:
             print(f"qemu-system-x86_64 not installed: skipping {q}", file=sys.stderr)
             engines.remove(q)
-    args.minivmm_version = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "rev-parse", "--short", "HEAD"],
-                                          capture_output=True, text=True).stdout.strip() or "unknown"
+    repo = os.path.dirname(os.path.abspath(__file__))
+    args.minivmm_version = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
+    if subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no", "--", "vmm", "snapshot", "devices", "firmware"],
+                      capture_output=True, text=True).stdout.strip():
+        args.minivmm_version += "+changes"  # built from uncommitted sources
     os.makedirs(args.out, exist_ok=True)
     khz = tsc_khz()
     rows = []
@@ -266,7 +293,7 @@ def main():
               for engine in engines:
                 for rep in range(args.reps):
                     os.sync()  # the previous trial's image must not be written back during this one
-                    time.sleep(0.5)
+                    time.sleep(0.2)
                     if engine.startswith("qemu"):
                         r = run_qemu(args, rate, work, khz, pattern, cpus, precopy=engine == "qemu-precopy")
                     else:

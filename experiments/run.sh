@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `make experiments`: the snapshot and restore experiments side by side with QEMU, then REPORT.md and plots.
 # Usage: experiments/run.sh MINIVMM GUEST_DIR [--quick]
-#   full (~27 min on 2 cores as measured; the target is 15): all rates x engines (MiniVmm write-tracking, stop-copy, dirty-log unlimited and
-#   64 MiB/s, QEMU background-snapshot and pre-copy), 2 reps; random pattern and 2 vCPUs at 10k and max; the
-#   fault-around sweep; restore modes; boot.   --quick (~25 s plus the build): a smoke run of the same pipeline.
+#   full (about 11 min on 2 cores, see results/timing.txt): all rates x engines (MiniVmm write-tracking, stop-copy,
+#   dirty-log unlimited and 64 MiB/s, QEMU background-snapshot and pre-copy; pre-copy capped at 5 s), 2 reps; random
+#   pattern (1 and 2 vCPUs) and sequential on 2 vCPUs at 10k and max; 64 and 448 MiB buffers at max; the fault-around
+#   sweep; restore modes; boot.   --quick (~25 s plus the build): a smoke run of the same pipeline.
 set -euo pipefail
 minivmm=$1 guests=$2 quick=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,23 +16,33 @@ command -v gnuplot >/dev/null || apt-get install -y -qq gnuplot-nox >/dev/null |
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 engines=wt,stop-copy,dirty-log,dirty-log-bw,qemu,qemu-precopy
+t0=$SECONDS
+stage() { echo "$1: $((SECONDS - t0)) s" | tee -a "$results/timing.txt" >&2; }
+: > "$results/timing.txt"
 if [ "$quick" = "--quick" ]; then
   python3 "$here/bench_snapshot.py" "$minivmm" "$guests" "$tmp/main" --quick --engines wt,dirty-log,qemu
   cp "$tmp/main/snapshot.csv" "$tmp/main/stalls.csv" "$results/"
+  stage snapshot
 else
-  python3 "$here/bench_snapshot.py" "$minivmm" "$guests" "$tmp/main" --reps 2 --engines "$engines"
-  python3 "$here/bench_snapshot.py" "$minivmm" "$guests" "$tmp/dims" --reps 2 --engines wt,dirty-log,qemu \
-    --rates 10000,max --patterns rand,seq --cpus 2
-  python3 "$here/bench_snapshot.py" "$minivmm" "$guests" "$tmp/ws" --reps 2 --engines wt,dirty-log,qemu --rates max --mbs 64,448
-  { cat "$tmp/main/snapshot.csv"; tail -n +2 "$tmp/dims/snapshot.csv"; tail -n +2 "$tmp/ws/snapshot.csv"; } > "$results/snapshot.csv"
-  { cat "$tmp/main/stalls.csv"; tail -n +2 "$tmp/dims/stalls.csv"; tail -n +2 "$tmp/ws/stalls.csv"; } > "$results/stalls.csv"
+  snap() { python3 "$here/bench_snapshot.py" "$minivmm" "$guests" "$@"; }
+  snap "$tmp/main" --reps 2 --engines "$engines"; stage "main grid"
+  # Other dimensions at a low and the highest rate, against the engines that differ most.
+  snap "$tmp/rand" --reps 2 --engines wt,dirty-log,qemu --rates 10000,max --patterns rand --cpus 1,2
+  snap "$tmp/cpu2" --reps 2 --engines wt,dirty-log,qemu --rates 10000,max --patterns seq --cpus 2
+  snap "$tmp/ws" --reps 2 --engines wt,dirty-log,qemu --rates max --mbs 64,448; stage "pattern/vCPU/working-set"
+  parts="main rand cpu2 ws"
+  { head -1 "$tmp/main/snapshot.csv"; for p in $parts; do tail -n +2 "$tmp/$p/snapshot.csv"; done; } > "$results/snapshot.csv"
+  { head -1 "$tmp/main/stalls.csv"; for p in $parts; do tail -n +2 "$tmp/$p/stalls.csv"; done; } > "$results/stalls.csv"
   for fa in 1 16 64 512; do
-    python3 "$here/bench_snapshot.py" "$minivmm" "$guests" "$tmp/fa$fa" --rates max,10000 --engines wt --reps 1 --fault-around $fa
+    snap "$tmp/fa$fa" --rates max,10000 --engines wt --reps 1 --fault-around $fa
   done
   { head -1 "$tmp/fa1/snapshot.csv"; for fa in 1 16 64 512; do tail -n +2 "$tmp/fa$fa/snapshot.csv"; done; } > "$results/faultaround.csv"
+  stage "fault-around"
   python3 "$here/bench_restore.py" "$minivmm" "$guests" "$tmp/restore" --reps 3
   cp "$tmp/restore/restore.csv" "$results/restore.csv"
+  stage restore
   bash "$here/bench-boot.sh" "$minivmm" "$guests" 20 > "$results/boot.txt"
+  stage boot
 fi
 if [ "$quick" = "--quick" ]; then report=$results/REPORT.md; else report=$here/REPORT.md; fi
 python3 "$here/report.py" "$results" "$report"

@@ -14,7 +14,10 @@ public sealed record SnapshotOptions
 {
     public SnapshotMode Mode { get; init; } = SnapshotMode.WriteTracking;
 
-    /// <summary>Scan bandwidth cap in bytes/s (0 = unlimited). Fault service is never limited.</summary>
+    /// <summary>
+    /// Cap on the bytes/s the snapshot writes to its destination (0 = unlimited), enforced by slowing the background
+    /// scan (and dirty-log iterations); zero pages cost nothing. Fault service is never delayed, but its bytes count.
+    /// </summary>
     public long RateLimitBytesPerSecond { get; init; }
 
     /// <summary>
@@ -38,6 +41,14 @@ public sealed record SnapshotOptions
     /// <summary>DirtyLog: give up converging after this many iterations and stop-and-copy the rest.</summary>
     public int DirtyLogMaxIterations { get; init; } = 30;
 
+    /// <summary>
+    /// DirtyLog: give up converging once the running phase has taken this long (checked between iterations) and
+    /// stop-and-copy the rest; the result says "did not converge". Null = only <see cref="DirtyLogMaxIterations"/> bounds it.
+    /// Under a bandwidth cap and a fast writer every iteration re-sends most of RAM, so without it the engine runs for
+    /// MaxIterations x (RAM / cap) — minutes — before the guest is paused anyway.
+    /// </summary>
+    public TimeSpan? DirtyLogConvergeTimeout { get; init; }
+
     /// <summary>TEST ONLY: skip write protection, so the image is not point-in-time. The negative control of the tests.</summary>
     public bool UnsafeSkipWriteProtection { get; init; }
 
@@ -48,5 +59,6 @@ public sealed record SnapshotOptions
         if (ScanChunkPages < 16 || ScanChunkPages > 512 || (ScanChunkPages & (ScanChunkPages - 1)) != 0)
             throw new ArgumentException($"scan chunk of {ScanChunkPages} pages is not a power of two in 16..512");
         if (RateLimitBytesPerSecond < 0) throw new ArgumentException("rate limit must not be negative");
+        if (DirtyLogConvergeTimeout < TimeSpan.Zero) throw new ArgumentException("converge timeout must not be negative");
     }
 }

@@ -29,6 +29,12 @@ public sealed class CliTests
         MinivmmProcess.Run("run", "--kernel", GuestFiles.Hello, "--mem", "lots").ExitCode.Should().Be(120);
         MinivmmProcess.Run("run", "--kernel", GuestFiles.Hello, "--snapshot-to", "x", "--snapshot-mode", "magic").ExitCode.Should().Be(120);
         MinivmmProcess.Run("run", "--kernel", GuestFiles.Hello, "--snapshot-after", "1s").ExitCode.Should().Be(120);
+        var notDuration = MinivmmProcess.Run("run", "--kernel", GuestFiles.Hello, "--snapshot-to", "x", "--snapshot-mode", "dirty-log",
+            "--snapshot-converge-timeout", "soon");
+        notDuration.ExitCode.Should().Be(120);
+        notDuration.Stderr.Should().Contain("--snapshot-converge-timeout");
+        MinivmmProcess.Run("run", "--kernel", GuestFiles.Hello, "--snapshot-to", "x", "--snapshot-converge-timeout", "5s")
+            .ExitCode.Should().Be(120, "the timeout only means something for dirty-log");
     }
 
     [KvmFact]

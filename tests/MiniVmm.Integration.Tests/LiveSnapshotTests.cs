@@ -105,4 +105,32 @@ public sealed class LiveSnapshotTests
         indexAtStart.Should().BeLessThan(pages);
         File.Delete(image);
     }
+
+    [KvmFact]
+    public void Dirty_log_past_its_converge_timeout_stops_and_copies_the_rest_and_still_restores()
+    {
+        string image = GuestFiles.TempPath("timeout.mvs");
+        var (run, serial) = GuestRun.Boot(GuestFiles.Writer, $"mb=64 sweeps={Sweeps}");
+        SnapshotResult result;
+        using (run)
+        {
+            run.Start();
+            run.WaitUntil(() => run.VcpuStatus(0, GuestAbi.VcpuStatus.Generation) >= 2, "two sweeps");
+            // A zero timeout: the first full pass is the only running iteration; the max-rate writer has dirtied far more
+            // than the stop threshold by then, so the rest must be copied with the guest paused.
+            result = SnapshotHarness.Take(run, image, new SnapshotOptions { Mode = SnapshotMode.DirtyLog, DirtyLogConvergeTimeout = TimeSpan.Zero });
+            result.Succeeded.Should().BeTrue(result.Error);
+            run.WaitForExit(TimeSpan.FromMinutes(3)).Should().Be(new VmExitStatus(VmStopReason.GuestExit, 0), serial());
+        }
+        result.Converged.Should().BeFalse();
+        result.Iterations.Should().Be(2, "one running pass, then the paused copy");
+
+        var (restored, restoredSerial) = SnapshotHarness.Restore(image);
+        using (restored)
+        {
+            restored.WaitForExit(TimeSpan.FromMinutes(3)).Should().Be(new VmExitStatus(VmStopReason.GuestExit, 0), restoredSerial());
+            restored.Status(GuestAbi.Status.TotalFailures).Should().Be(0);
+        }
+        File.Delete(image);
+    }
 }

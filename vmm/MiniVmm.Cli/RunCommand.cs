@@ -76,9 +76,17 @@ internal static class RunCommand
         }
         double rate = parse.GetValue(snap.RateLimit);
         if (rate < 0 || double.IsNaN(rate)) { error = "--snapshot-rate-limit must be 0 or more MiB/s"; return false; }
+        TimeSpan? convergeTimeout = null;
+        if (parse.GetValue(snap.ConvergeTimeout) is { } ct)
+        {
+            if (!SnapshotCliOptions.TryParseDuration(ct, out var d)) { error = $"--snapshot-converge-timeout: '{ct}' is not a duration (e.g. 5s)"; return false; }
+            if (mode != SnapshotMode.DirtyLog) { error = "--snapshot-converge-timeout only applies to --snapshot-mode dirty-log"; return false; }
+            convergeTimeout = d;
+        }
         var options = new SnapshotOptions
         {
             Mode = mode,
+            DirtyLogConvergeTimeout = convergeTimeout,
             RateLimitBytesPerSecond = (long)(rate * (1 << 20)),
             FaultAroundPages = parse.GetValue(snap.FaultAround),
         };

@@ -29,6 +29,9 @@ public sealed class DirtyLogPrecopyEngine : ISnapshotEngine
         return job;
     }
 
+    private static bool TimedOut(SnapshotOptions options, long start) =>
+        options.DirtyLogConvergeTimeout is { } limit && Stopwatch.GetElapsedTime(start) >= limit;
+
     private static void Run(ISnapshotSource source, ISnapshotSink sink, SnapshotOptions options, ILogger log,
         GuestMemory memory, PageSaver saver, SnapshotJob job)
     {
@@ -48,7 +51,7 @@ public sealed class DirtyLogPrecopyEngine : ISnapshotEngine
             ReferenceEngineSupport.ForEachChunk(memory, options.ScanChunkPages, cancel, (ri, first, count) =>
             {
                 saver.WriteRun(ri, first, count);
-                throttle.Account(count * (long)GuestMemory.PageSize, cancel);
+                throttle.WaitFor(sink.BytesWritten, cancel);
             });
             iterations = 1;
             while (!cancel.IsCancellationRequested)
@@ -56,9 +59,9 @@ public sealed class DirtyLogPrecopyEngine : ISnapshotEngine
                 long dirty = FetchDirty(source, bitmaps);
                 log.LogInformation("dirty-log iteration {Iteration}: {Dirty} pages dirty", iterations, dirty);
                 if (dirty <= options.DirtyLogStopPages) { converged = true; SendDirty(saver, bitmaps, cancel); break; }
-                if (iterations >= options.DirtyLogMaxIterations) { SendDirty(saver, bitmaps, cancel); break; }
+                if (iterations >= options.DirtyLogMaxIterations || TimedOut(options, start)) { SendDirty(saver, bitmaps, cancel); break; }
                 SendDirty(saver, bitmaps, cancel);
-                throttle.Account(dirty * (long)GuestMemory.PageSize, cancel);
+                throttle.WaitFor(sink.BytesWritten, cancel);
                 iterations++;
             }
             if (!cancel.IsCancellationRequested)

@@ -2,17 +2,19 @@ using System.Diagnostics;
 
 namespace MiniVmm.Snapshot.Engines;
 
-/// <summary>Keeps a copy loop under a bandwidth cap (bytes/s; 0 = unlimited) by sleeping when it runs ahead.</summary>
+/// <summary>
+/// Keeps a copy loop under a bandwidth cap (bytes/s; 0 = unlimited) by sleeping when it runs ahead. It is fed the
+/// bytes that reached the destination so far (the sink's count), not the bytes scanned: zero pages cost no I/O, so
+/// they do not use up the budget, and bytes written by the fault handler (never delayed itself) make the scan yield.
+/// </summary>
 public sealed class ScanThrottle(long bytesPerSecond)
 {
     private readonly long _start = Stopwatch.GetTimestamp();
-    private long _bytes;
 
-    public void Account(long bytes, CancellationToken cancel)
+    public void WaitFor(long bytesWrittenSoFar, CancellationToken cancel)
     {
         if (bytesPerSecond <= 0) return;
-        _bytes += bytes;
-        double due = (double)_bytes / bytesPerSecond;
+        double due = (double)bytesWrittenSoFar / bytesPerSecond;
         double elapsed = Stopwatch.GetElapsedTime(_start).TotalSeconds;
         if (due > elapsed) cancel.WaitHandle.WaitOne(TimeSpan.FromSeconds(due - elapsed));
     }

@@ -248,7 +248,7 @@ internal sealed class WriteTrackingRun
                     if (!_options.UnsafeSkipWriteProtection)
                         _uffd!.WriteProtect((nint)((ulong)r.DangerousGetHostAddress() + (ulong)first * GuestMemory.PageSize),
                             (ulong)count * GuestMemory.PageSize, protect: false);
-                    throttle.Account(count * (long)GuestMemory.PageSize, cancel);
+                    throttle.WaitFor(_sink.BytesWritten, cancel);
                 }
             }
         }
