@@ -44,7 +44,7 @@ bench-snapshot: publish guests
 bench-restore: publish guests
 	python3 experiments/bench_restore.py $(OUT)/minivmm $(GUESTS) $(OUT)/bench
 
-# The experiments of experiments/run.sh (~27 min measured; `experiments-quick` ~1 min), results and REPORT.md in experiments/.
+# The experiments of experiments/run.sh (~9 min measured; `experiments-quick` ~1 min), results and REPORT.md in experiments/.
 experiments: publish guests
 	bash experiments/run.sh $(OUT)/minivmm $(GUESTS)
 

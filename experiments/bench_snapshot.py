@@ -217,7 +217,10 @@ def run_qemu(args, rate, workdir, khz, pattern="seq", cpus=1, precopy=False):
     after = w.rates(t_end + 0.05, t_end + args.after)
     row = {
         "rate_after": statistics.median(after) if after else "",
-        "image_bytes": allocated(image), "nonzero_bytes": (ram.get("normal", 0)) * 4096, "bytes_written": os.path.getsize(image),
+        # QEMU's "normal" pages count every page sent, re-sends included, so it is not the guest's non-zero RAM:
+        # report.py divides QEMU rows by the non-zero RAM MiniVmm found in the same guest configuration.
+        "image_bytes": allocated(image), "nonzero_bytes": "", "qemu_sent_bytes": ram.get("normal", 0) * 4096,
+        "bytes_written": os.path.getsize(image),
         "downtime_ms": info.get("downtime", ""), "total_ms": info.get("total-time", ""), "write_ms": info.get("total-time", ""),
         "fsync_ms": 0, "faults": "", "stall_p50_us": "", "stall_p99_us": "",
         "rate_before": statistics.median(before) if before else "", "rate_during": statistics.median(during) if during else "",
@@ -313,7 +316,7 @@ def main():
         wr.writerows(stall_rows)
     fields = ["pattern", "cpus", "rate", "engine", "rep", "mb", "fault_around", "iterations", "converged", "image_bytes", "nonzero_bytes", "bytes_written", "downtime_ms",
               "total_ms", "write_ms", "fsync_ms", "faults", "stall_p50_us", "stall_p99_us", "rate_before", "rate_during", "rate_after",
-              "rss_growth_mib", "pause_ms", "capture_ms", "protect_ms", "error", "host", "kernel", "minivmm"]
+              "rss_growth_mib", "pause_ms", "capture_ms", "protect_ms", "qemu_sent_bytes", "error", "host", "kernel", "minivmm"]
     with open(os.path.join(args.out, "snapshot.csv"), "w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         wr.writeheader()
@@ -327,7 +330,7 @@ def med(rows, key):
 
 
 def print_table(rows):
-    print(f"\n{'rate':>8} {'engine':>10} {'img/nz':>7} {'down ms':>8} {'total ms':>9} {'write ms':>9} {'p50 us':>7} {'p99 us':>7} "
+    print(f"\n{'rate':>8} {'engine':>10} {'img/nz':>7} {'wr/nz':>6} {'down ms':>8} {'total ms':>9} {'write ms':>9} {'p50 us':>7} {'p99 us':>7} "
           f"{'w/s before':>11} {'w/s during':>11} {'during/before':>13} {'RSS+ MiB':>8}")
     keys = []
     for r in rows:
@@ -341,10 +344,14 @@ def print_table(rows):
         if not rs:
             print(f"{rate:>8} {engine:>10}  failed")
             continue
-        ratio = statistics.median([r["image_bytes"] / r["nonzero_bytes"] for r in rs if r["nonzero_bytes"]] or [float("nan")])
+        # QEMU rows have no non-zero figure of their own: use MiniVmm's for the same guest (as report.py does).
+        ref = [r["nonzero_bytes"] for r in rows if r.get("nonzero_bytes") and (r["mb"], r["pattern"], r["cpus"]) == (rs[0]["mb"], pattern, cpus)]
+        nz = statistics.median(ref) if ref else rs[0]["mb"] << 20
+        ratio = statistics.median([r["image_bytes"] / nz for r in rs])
+        written = statistics.median([r["bytes_written"] / nz for r in rs])
         before, during = med(rs, "rate_before"), med(rs, "rate_during")
         frac = during / before if before == before and before else float("nan")
-        print(f"{rate:>8} {engine:>10} {ratio:7.3f} {med(rs, 'downtime_ms'):8.2f} {med(rs, 'total_ms'):9.1f} {med(rs, 'write_ms'):9.1f} "
+        print(f"{rate:>8} {engine:>10} {ratio:7.3f} {written:6.2f} {med(rs, 'downtime_ms'):8.2f} {med(rs, 'total_ms'):9.1f} {med(rs, 'write_ms'):9.1f} "
               f"{med(rs, 'stall_p50_us'):7.0f} {med(rs, 'stall_p99_us'):7.0f} {before:11.0f} {during:11.0f} {frac:13.3f} {med(rs, 'rss_growth_mib'):8.1f}")
 
 
