@@ -14,6 +14,20 @@ public sealed class CliTests
         r.Stdout.Should().Be("Hello from MiniVmm guest\n");
     }
 
+    [KvmFact]
+    public void Log_lines_go_to_stderr_one_per_message_and_respect_the_level()
+    {
+        var quiet = MinivmmProcess.Run("run", "--kernel", GuestFiles.Hello, "--mem", "64M");
+        quiet.Stderr.Should().BeEmpty("nothing reaches warning level on a clean boot");
+
+        var chatty = MinivmmProcess.Run("run", "--kernel", GuestFiles.Hello, "--mem", "64M", "--log-level", "debug");
+        chatty.ExitCode.Should().Be(0, chatty.Stderr);
+        chatty.Stdout.Should().Be("Hello from MiniVmm guest\n", "logs never mix with the serial console");
+        var lines = chatty.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        lines.Should().NotBeEmpty();
+        lines.Should().AllSatisfy(l => l.Should().MatchRegex(@"^\d\d:\d\d:\d\d\.\d{3} (dbug|info): [\w.]+\[\d+\] \S"));
+    }
+
     [Fact]
     public void Missing_kernel_is_exit_120_with_a_clear_message()
     {

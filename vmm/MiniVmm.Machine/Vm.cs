@@ -166,13 +166,16 @@ public sealed partial class Vm : IDisposable
             if (maxVcpus > 0 && config.Vcpus > maxVcpus)
                 throw new VmConfigException($"KVM supports at most {maxVcpus} vCPUs; {config.Vcpus} requested");
             kvmVm = kvm.CreateVm();
+            // Memory slots go in before the irqchip and PIT: those register in-kernel I/O devices, which starts an
+            // SRCU grace period, and a memslot update right after waits for it — measured 7-11 ms per slot here
+            // instead of 0.3 ms (about half of a restore's time to first instruction).
+            memory = memoryFactory?.Invoke() ?? GuestMemory.CreateAnonymous(config.MemoryBytes, config.HugePages);
+            foreach (var region in memory.Regions)
+                kvmVm.SetUserMemoryRegion((uint)region.Index, region.GuestAddress, region.Size, region.DangerousGetHostAddress());
             if (kvm.CheckExtension(KvmSharp.Interop.Kvm.KVM_CAP_SET_TSS_ADDR) > 0)
                 kvmVm.SetTssAddress(0xfffb_d000); // VMX needs a real-mode TSS somewhere outside RAM
             kvmVm.CreateIrqChip();
             kvmVm.CreatePit2();
-            memory = memoryFactory?.Invoke() ?? GuestMemory.CreateAnonymous(config.MemoryBytes, config.HugePages);
-            foreach (var region in memory.Regions)
-                kvmVm.SetUserMemoryRegion((uint)region.Index, region.GuestAddress, region.Size, region.DangerousGetHostAddress());
             return new Vm(config, loggers, kvm, kvmVm, memory, restored);
         }
         catch
