@@ -296,6 +296,7 @@ public sealed partial class Vm : IDisposable
     {
         StartStdinInput();
         foreach (var t in _vcpuThreads) t.Start();
+        LazyPages?.GuestStarted();
         // Benchmarks read this line: CLOCK_MONOTONIC (Stopwatch's clock on Linux) when the guest may first execute.
         _log.LogInformation("vCPUs started at monotonic {Nanoseconds} ns",
             (long)(System.Diagnostics.Stopwatch.GetTimestamp() * (1e9 / System.Diagnostics.Stopwatch.Frequency)));

@@ -35,6 +35,7 @@ public sealed class LazyPageServer : IDisposable
     private volatile bool _recording;
     private IReadOnlyList<ulong> _prefetchFirst = [];
     private readonly ManualResetEventSlim _prefetchGo = new();
+    private readonly ManualResetEventSlim _guestRunning = new();
     private string? _failure;
 
     [ThreadStatic] private static byte[]? t_buffer;
@@ -104,6 +105,13 @@ public sealed class LazyPageServer : IDisposable
         }
         else _prefetchGo.Set();
     }
+
+    /// <summary>
+    /// Lets the background prefetcher begin; the VM calls it once its vCPUs run. The prefetcher keeps a core busy with
+    /// reads and copies, and starting it earlier competed with the last steps of VM start-up on small hosts (a restore
+    /// reached its first instruction ~7 ms later than with --memory mmap). Faults are served from Start on regardless.
+    /// </summary>
+    public void GuestStarted() => _guestRunning.Set();
 
     /// <summary>The guest pages touched while recording, in first-touch order.</summary>
     public IReadOnlyList<ulong> RecordedWorkingSet
@@ -179,6 +187,7 @@ public sealed class LazyPageServer : IDisposable
     {
         try
         {
+            _guestRunning.Wait(_cancel.Token);
             _prefetchGo.Wait(_cancel.Token);
             foreach (ulong gpaPage in _prefetchFirst)
             {
@@ -287,6 +296,7 @@ public sealed class LazyPageServer : IDisposable
         _cancel.Cancel();
         _stop.Signal();
         _prefetchGo.Set();
+        _guestRunning.Set();
         _faultThread?.Join(TimeSpan.FromSeconds(5));
         _prefetchThread?.Join(TimeSpan.FromSeconds(5));
         Uffd.Dispose();
