@@ -67,6 +67,7 @@ public sealed class IoctlNumberTests
         { "UFFDIO_WAKE", Uffd.UFFDIO_WAKE, R, 0xAA, 0x02, 16 },
         { "UFFDIO_COPY", Uffd.UFFDIO_COPY, RW, 0xAA, 0x03, 40 },
         { "UFFDIO_ZEROPAGE", Uffd.UFFDIO_ZEROPAGE, RW, 0xAA, 0x04, 32 },
+        { "UFFDIO_MOVE", Uffd.UFFDIO_MOVE, RW, 0xAA, 0x05, 40 },
         { "UFFDIO_WRITEPROTECT", Uffd.UFFDIO_WRITEPROTECT, RW, 0xAA, 0x06, 24 },
     };
 
@@ -89,6 +90,7 @@ public sealed class IoctlNumberTests
         Uffd.UFFDIO_API.Should().Be(0xC018AA3Fu);
         Uffd.UFFDIO_REGISTER.Should().Be(0xC020AA00u);
         Uffd.UFFDIO_WRITEPROTECT.Should().Be(0xC018AA06u);
+        Uffd.UFFDIO_MOVE.Should().Be(0xC028AA05u);
     }
 
     [Fact]
@@ -96,6 +98,7 @@ public sealed class IoctlNumberTests
     {
         Uffd.UFFD_FEATURE_WP_UNPOPULATED.Should().Be(1UL << 13);
         Uffd.UFFD_FEATURE_WP_ASYNC.Should().Be(1UL << 15);
+        Uffd.UFFD_FEATURE_MOVE.Should().Be(1UL << 16);
         Uffd.UFFD_FEATURE_THREAD_ID.Should().Be(1UL << 8);
         Uffd.UFFD_FEATURE_PAGEFAULT_FLAG_WP.Should().Be(1UL);
     }

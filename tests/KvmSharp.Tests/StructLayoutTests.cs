@@ -41,6 +41,7 @@ public sealed unsafe class StructLayoutTests
         sizeof(uffdio_writeprotect).Should().Be(24);
         sizeof(uffdio_copy).Should().Be(40);
         sizeof(uffdio_zeropage).Should().Be(32);
+        sizeof(uffdio_move).Should().Be(40);
         sizeof(uffd_msg).Should().Be(32);
         sizeof(epoll_event).Should().Be(12);
         sizeof(sigaction_t).Should().Be(152);

@@ -56,6 +56,37 @@ public sealed class RestoreModeTests
     }
 
     [KvmFact]
+    public void Lazy_restore_installs_the_written_buffer_as_huge_pages()
+    {
+        string image = TakeWriterSnapshot(1, "huge.mvs");
+        var (restored, serial) = SnapshotHarness.Restore(image, options: new RestoreOptions { Memory = RestoreMemoryMode.Lazy });
+        using (restored)
+        {
+            restored.WaitForExit(TimeSpan.FromMinutes(3)).Should().Be(new VmExitStatus(VmStopReason.GuestExit, 0), serial());
+            restored.Status(GuestAbi.Status.TotalFailures).Should().Be(0);
+            // The 64 MiB buffer was moved in as 2 MiB blocks (UFFDIO_MOVE of a staging huge page), not copied per 4 KiB.
+            long hugeKb = AnonHugePagesKb(restored.Vm.Memory.Regions[0].DangerousGetHostAddress());
+            hugeKb.Should().BeGreaterThanOrEqualTo(32 * 1024, "at least half of the restored buffer is on huge pages");
+        }
+        File.Delete(image);
+    }
+
+    /// <summary>AnonHugePages of the mapping that starts at <paramref name="address"/>, from /proc/self/smaps.</summary>
+    private static long AnonHugePagesKb(nint address)
+    {
+        string start = ((ulong)address).ToString("x");
+        bool inMapping = false;
+        foreach (string line in File.ReadLines("/proc/self/smaps"))
+        {
+            if (char.IsAsciiHexDigit(line[0]) && line.Contains('-'))
+                inMapping = line.StartsWith(start + "-", StringComparison.Ordinal);
+            else if (inMapping && line.StartsWith("AnonHugePages:", StringComparison.Ordinal))
+                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
+        }
+        throw new InvalidOperationException($"no mapping starts at 0x{start}");
+    }
+
+    [KvmFact]
     public void Lazy_restore_records_a_working_set_and_a_later_restore_prefetches_it()
     {
         string image = TakeWriterSnapshot(1, "ws.mvs");

@@ -22,7 +22,14 @@ public sealed unsafe class UserfaultFd : IDisposable
     /// Creates a non-blocking userfaultfd and negotiates <paramref name="requiredFeatures"/>. Names the missing features
     /// in the error, and explains permission failures (vm.unprivileged_userfaultfd).
     /// </summary>
-    public static UserfaultFd Create(ulong requiredFeatures, Func<ulong, string>? describeFeatures = null)
+    public static UserfaultFd Create(ulong requiredFeatures, Func<ulong, string>? describeFeatures = null) =>
+        Create(requiredFeatures, optionalFeatures: 0, describeFeatures);
+
+    /// <summary>
+    /// Like <see cref="Create(ulong, Func{ulong, string}?)"/>, also enabling those of <paramref name="optionalFeatures"/>
+    /// that the kernel offers; <see cref="Features"/> says which were granted.
+    /// </summary>
+    public static UserfaultFd Create(ulong requiredFeatures, ulong optionalFeatures, Func<ulong, string>? describeFeatures = null)
     {
         long fd = Libc.syscall(Libc.SYS_userfaultfd, Libc.O_CLOEXEC | Libc.O_NONBLOCK, 0, 0);
         if (fd < 0)
@@ -52,7 +59,7 @@ public sealed unsafe class UserfaultFd : IDisposable
             fd = Libc.syscall(Libc.SYS_userfaultfd, Libc.O_CLOEXEC | Libc.O_NONBLOCK, 0, 0);
             KvmException.Check(fd, "userfaultfd");
             handle = new FileDescriptor((int)fd);
-            var api = new uffdio_api { api = Uffd.UFFD_API, features = requiredFeatures };
+            var api = new uffdio_api { api = Uffd.UFFD_API, features = requiredFeatures | (optionalFeatures & probe.features) };
             KvmException.Check(Libc.ioctl(handle, Uffd.UFFDIO_API, &api), "UFFDIO_API");
             return new UserfaultFd(handle, api.features);
         }
@@ -115,6 +122,18 @@ public sealed unsafe class UserfaultFd : IDisposable
     public long TryCopy(nint destination, ReadOnlySpan<byte> source, ulong mode = 0)
     {
         fixed (byte* p = source) return TryCopy(destination, (nint)p, (ulong)source.Length, mode);
+    }
+
+    /// <summary>
+    /// UFFDIO_MOVE (needs <see cref="Uffd.UFFD_FEATURE_MOVE"/>): moves the anonymous pages at <paramref name="source"/>
+    /// into the missing range at <paramref name="destination"/>, without copying; a 2 MiB-aligned transparent huge page
+    /// moves as one. Returns the bytes moved, or -errno (EEXIST: part of the destination is populated, EAGAIN: retry).
+    /// </summary>
+    public long TryMove(nint destination, nint source, ulong length, ulong mode = 0)
+    {
+        var move = new uffdio_move { dst = (ulong)destination, src = (ulong)source, len = length, mode = mode };
+        if (Libc.ioctl(Handle, Uffd.UFFDIO_MOVE, &move) == 0) return move.move;
+        return move.move > 0 ? move.move : -Marshal.GetLastPInvokeError();
     }
 
     public long TryZeroPage(nint destination, ulong length, ulong mode = 0)

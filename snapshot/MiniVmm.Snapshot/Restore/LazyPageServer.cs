@@ -10,7 +10,9 @@ namespace MiniVmm.Snapshot.Restore;
 /// <summary>
 /// Lazy restore: guest RAM starts empty (anonymous, registered with a userfaultfd in MISSING mode) and each page is
 /// installed from the snapshot on first touch (UFFDIO_COPY; UFFDIO_ZEROPAGE for zero pages), checksum verified before
-/// the guest can see it. A background prefetcher installs the rest — a recorded working set first. Races between the
+/// the guest can see it. Where guest RAM uses transparent huge pages and the kernel has UFFDIO_MOVE, a whole 2 MiB
+/// block is filled in a huge-page staging area and moved in at once, so the guest gets huge pages as after an eager
+/// restore. A background prefetcher installs the rest — a recorded working set first. Races between the
 /// fault handler and the prefetcher end in EEXIST, which is harmless. If a page cannot be served (corrupt file, I/O
 /// error) the VM is stopped through <c>onFatal</c> (message, whether the file is to blame) instead of being left blocked or handed wrong data.
 /// </summary>
@@ -19,6 +21,7 @@ public sealed class LazyPageServer : IDisposable
     private const int FaultAroundPages = 16;
     private const int PrefetchBatchPages = 64;
     private const int MaxWindowPages = 512;
+    private const long HugeBlockPages = HugePageStaging.Size / (long)GuestMemory.PageSize;
     private long _window = FaultAroundPages, _sequentialNext = -1; // fault thread only
 
     private readonly SnapshotFile _file;
@@ -37,10 +40,15 @@ public sealed class LazyPageServer : IDisposable
     private readonly ManualResetEventSlim _prefetchGo = new();
     private readonly ManualResetEventSlim _guestRunning = new();
     private string? _failure;
+    private readonly bool[] _hugeBlocks; // per region: install whole 2 MiB blocks with UFFDIO_MOVE
+    private readonly System.Collections.Concurrent.ConcurrentBag<HugePageStaging> _staging = new(); // one per installing thread
+    private readonly List<HugePageStaging> _allStaging = new();
+    private long _hugeBlocksMoved;
 
     [ThreadStatic] private static byte[]? t_buffer;
 
-    public LazyPageServer(SnapshotFile file, GuestMemory memory, ILogger log, Action<string, bool> onFatal)
+    /// <param name="hugePages">guest RAM is THP-backed (the VM's --huge-pages): install 2 MiB blocks where possible.</param>
+    public LazyPageServer(SnapshotFile file, GuestMemory memory, ILogger log, Action<string, bool> onFatal, bool hugePages = true)
     {
         _file = file;
         _memory = memory;
@@ -49,7 +57,10 @@ public sealed class LazyPageServer : IDisposable
         _populated = memory.Regions.Select(r => new byte[r.PageCount]).ToArray();
         _remaining = memory.Regions.Sum(r => r.PageCount);
         _recorded = new List<ulong>();
-        Uffd = UserfaultFd.Create(KvmSharp.Interop.Uffd.UFFD_FEATURE_THREAD_ID);
+        Uffd = UserfaultFd.Create(KvmSharp.Interop.Uffd.UFFD_FEATURE_THREAD_ID,
+            optionalFeatures: hugePages ? KvmSharp.Interop.Uffd.UFFD_FEATURE_MOVE : 0);
+        bool canMove = (Uffd.Features & KvmSharp.Interop.Uffd.UFFD_FEATURE_MOVE) != 0;
+        _hugeBlocks = memory.Regions.Select(r => canMove && r.DangerousGetHostAddress() % HugePageStaging.Size == 0).ToArray();
         try
         {
             foreach (var r in memory.Regions)
@@ -66,6 +77,9 @@ public sealed class LazyPageServer : IDisposable
 
     public long PagesServedOnFault => Interlocked.Read(ref _faultPages);
     public long PagesPrefetched => Interlocked.Read(ref _prefetchedPages);
+
+    /// <summary>2 MiB blocks installed whole (as huge pages) with UFFDIO_MOVE.</summary>
+    public long HugeBlocksMoved => Interlocked.Read(ref _hugeBlocksMoved);
     public bool IsComplete => Interlocked.Read(ref _remaining) == 0;
     public string? Failure => Volatile.Read(ref _failure);
 
@@ -205,18 +219,26 @@ public sealed class LazyPageServer : IDisposable
                     if (_cancel.IsCancellationRequested) return;
                     Serve(ri, first, Math.Min(PrefetchBatchPages, _memory.Regions[ri].PageCount - first), fromFault: false);
                 }
-            _log.LogInformation("lazy restore complete: {Fault} pages installed on fault, {Prefetched} prefetched", PagesServedOnFault, PagesPrefetched);
+            _log.LogInformation("lazy restore complete: {Fault} pages installed on fault, {Prefetched} prefetched, {Huge} 2 MiB blocks as huge pages",
+                PagesServedOnFault, PagesPrefetched, HugeBlocksMoved);
             Completed?.Invoke();
         }
         catch (OperationCanceledException) { }
         catch (Exception e) { Fatal(e); }
     }
 
-    /// <summary>Installs the missing pages of [first, first+count): present runs by UFFDIO_COPY, zero runs by UFFDIO_ZEROPAGE.</summary>
+    /// <summary>
+    /// Installs the missing pages of [first, first+count): each untouched 2 MiB block around them whole (huge pages),
+    /// otherwise present runs by UFFDIO_COPY and zero runs by UFFDIO_ZEROPAGE.
+    /// </summary>
     private void Serve(int region, long first, long count, bool fromFault)
     {
         var populated = _populated[region];
         long end = first + count;
+        if (_hugeBlocks[region])
+            for (long block = first & ~(HugeBlockPages - 1); block < end; block += HugeBlockPages)
+                if (block + HugeBlockPages <= populated.Length && IsUntouched(populated, block) && HasData(region, block))
+                    InstallHugeBlock(region, block, fromFault);
         long p = first;
         while (p < end)
         {
@@ -229,6 +251,60 @@ public sealed class LazyPageServer : IDisposable
         }
     }
 
+    /// <summary>All-zero blocks stay on UFFDIO_ZEROPAGE: the shared zero page costs no memory until the guest writes.</summary>
+    private bool HasData(int region, long block)
+    {
+        for (long q = block; q < block + HugeBlockPages; q++)
+            if (_file.IsPresent(region, q)) return true;
+        return false;
+    }
+
+    private static bool IsUntouched(byte[] populated, long block)
+    {
+        for (long q = block; q < block + HugeBlockPages; q++)
+            if (Volatile.Read(ref populated[q]) != 0) return false;
+        return true;
+    }
+
+    /// <summary>
+    /// Fills a huge-page staging area with one 2 MiB block (present pages read and checksum-verified, the others
+    /// zeroed) and moves it into guest RAM. If another installer got to part of the block first (EEXIST) or the move
+    /// stops part-way, the rest is copied from the staging area page by page instead, skipping installed pages.
+    /// </summary>
+    private void InstallHugeBlock(int region, long block, bool fromFault)
+    {
+        if (!_staging.TryTake(out var staging))
+        {
+            staging = new HugePageStaging();
+            lock (_allStaging) _allStaging.Add(staging);
+        }
+        try
+        {
+            var span = staging.Span;
+            for (long p = block; p < block + HugeBlockPages;)
+            {
+                bool present = _file.IsPresent(region, p);
+                long run = p + 1;
+                while (run < block + HugeBlockPages && _file.IsPresent(region, run) == present) run++;
+                var part = span.Slice((int)((p - block) * (long)GuestMemory.PageSize), (int)((run - p) * (long)GuestMemory.PageSize));
+                if (present) _file.ReadPages(region, p, part, verifyChecksum: true); // throws on a corrupt page: before the guest sees it
+                else part.Clear();
+                p = run;
+            }
+            nint dst = _memory.Regions[region].DangerousGetHostAddress() + (nint)((ulong)block * GuestMemory.PageSize);
+            long moved = Uffd.TryMove(dst, staging.DangerousGetAddress(), HugePageStaging.Size);
+            if (moved == HugePageStaging.Size) Interlocked.Increment(ref _hugeBlocksMoved);
+            else
+            {
+                int done = moved > 0 ? (int)moved : 0;
+                CopyWithRetry(dst + done, span[done..]);
+                staging.Discard();
+            }
+            MarkPopulated(region, block, HugeBlockPages, fromFault);
+        }
+        finally { _staging.Add(staging); }
+    }
+
     private void Install(int region, long first, long count, bool present, bool fromFault)
     {
         var r = _memory.Regions[region];
@@ -239,10 +315,14 @@ public sealed class LazyPageServer : IDisposable
             var buffer = t_buffer ??= new byte[PrefetchBatchPages * (int)GuestMemory.PageSize];
             var span = buffer.AsSpan(0, (int)length);
             _file.ReadPages(region, first, span, verifyChecksum: true); // throws on a corrupt page: before the guest sees it
-            CopyWithRetry(dst, buffer, length);
+            CopyWithRetry(dst, span);
         }
         else ZeroWithRetry(dst, length);
+        MarkPopulated(region, first, count, fromFault);
+    }
 
+    private void MarkPopulated(int region, long first, long count, bool fromFault)
+    {
         // Pages skipped with EEXIST were installed by someone else: they count as populated too.
         for (long q = first; q < first + count; q++)
         {
@@ -254,12 +334,12 @@ public sealed class LazyPageServer : IDisposable
         }
     }
 
-    private void CopyWithRetry(nint dst, byte[] buffer, ulong length)
+    private void CopyWithRetry(nint dst, ReadOnlySpan<byte> source)
     {
-        ulong offset = 0;
+        ulong offset = 0, length = (ulong)source.Length;
         while (offset < length)
         {
-            long rc = Uffd.TryCopy(dst + (nint)offset, buffer.AsSpan((int)offset, (int)(length - offset)));
+            long rc = Uffd.TryCopy(dst + (nint)offset, source[(int)offset..]);
             if (rc > 0) { offset += (ulong)rc; continue; }
             if (rc == -Libc.EAGAIN) continue;
             if (rc == -Libc.EEXIST) { offset += GuestMemory.PageSize; continue; } // this page is in; go on with the next
@@ -301,5 +381,6 @@ public sealed class LazyPageServer : IDisposable
         _prefetchThread?.Join(TimeSpan.FromSeconds(5));
         Uffd.Dispose();
         _stop.Dispose();
+        foreach (var staging in _allStaging) staging.Dispose();
     }
 }

@@ -45,6 +45,17 @@ public struct uffdio_copy
     public long copy;
 }
 
+/// <summary>Not in Debian 12 headers (Linux 6.8+): moves pages (a whole transparent huge page when aligned) into a range.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct uffdio_move
+{
+    public ulong dst;
+    public ulong src;
+    public ulong len;
+    public ulong mode;
+    public long move;
+}
+
 [StructLayout(LayoutKind.Sequential)]
 public struct uffdio_zeropage
 {
@@ -78,6 +89,7 @@ public static unsafe class Uffd
     public static readonly uint UFFDIO_WAKE = Ioc.IOR(UFFDIO, 0x02, (uint)sizeof(uffdio_range));
     public static readonly uint UFFDIO_COPY = Ioc.IOWR(UFFDIO, 0x03, (uint)sizeof(uffdio_copy));
     public static readonly uint UFFDIO_ZEROPAGE = Ioc.IOWR(UFFDIO, 0x04, (uint)sizeof(uffdio_zeropage));
+    public static readonly uint UFFDIO_MOVE = Ioc.IOWR(UFFDIO, 0x05, (uint)sizeof(uffdio_move));
     public static readonly uint UFFDIO_WRITEPROTECT = Ioc.IOWR(UFFDIO, 0x06, (uint)sizeof(uffdio_writeprotect));
 
     public const ulong UFFD_FEATURE_PAGEFAULT_FLAG_WP = 1UL << 0;
@@ -98,6 +110,8 @@ public static unsafe class Uffd
     public const ulong UFFD_FEATURE_POISON = 1UL << 14;
     /// <summary>Not in Debian 12 headers (Linux 6.7+): the kernel resolves WP faults itself, no messages.</summary>
     public const ulong UFFD_FEATURE_WP_ASYNC = 1UL << 15;
+    /// <summary>Not in Debian 12 headers (Linux 6.8+): UFFDIO_MOVE.</summary>
+    public const ulong UFFD_FEATURE_MOVE = 1UL << 16;
 
     public const ulong UFFDIO_REGISTER_MODE_MISSING = 1;
     public const ulong UFFDIO_REGISTER_MODE_WP = 2;

@@ -82,7 +82,8 @@ public static class VmRestore
                     var stoppingVm = vm;
                     lazy = new LazyPageServer(file, vm.Memory, log,
                         (message, fileAtFault) => stoppingVm.RequestStop(new VmExitStatus(
-                            fileAtFault ? VmStopReason.CorruptSnapshot : VmStopReason.InternalError, Detail: message)));
+                            fileAtFault ? VmStopReason.CorruptSnapshot : VmStopReason.InternalError, Detail: message)),
+                        hugePages: recorded.HugePages);
                     vm.Adopt(file);     // the page server reads it for the VM's lifetime
                     fileAdopted = true;
                     vm.Adopt(lazy);     // disposed after the vCPUs stop, before RAM is unmapped
