@@ -99,6 +99,13 @@ public sealed class LazyPageServer : IDisposable
         _prefetchFirst = prefetchFirst ?? [];
         _recording = recordFor is not null;
         if (_recording) _recorded.Capacity = (int)Math.Min(_remaining, int.MaxValue); // no growth on the fault thread
+        if (_hugeBlocks.Any(b => b))
+            for (int i = 0; i < 2; i++) // the fault thread's and the prefetcher's, so that neither maps one while serving
+            {
+                var staging = new HugePageStaging();
+                _allStaging.Add(staging);
+                _staging.Add(staging);
+            }
         _faultThread = new Thread(FaultLoop) { Name = "lazy-faults", IsBackground = true };
         _faultThread.Start();
         if (backgroundPrefetch)
@@ -273,7 +280,7 @@ public sealed class LazyPageServer : IDisposable
     /// </summary>
     private void InstallHugeBlock(int region, long block, bool fromFault)
     {
-        if (!_staging.TryTake(out var staging))
+        if (!_staging.TryTake(out var staging)) // a third installer (CompleteAndDetach's caller) gets its own
         {
             staging = new HugePageStaging();
             lock (_allStaging) _allStaging.Add(staging);
