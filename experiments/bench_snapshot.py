@@ -26,6 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qmp_client import Qmp, background_snapshot  # noqa: E402
+from report import fill_nonzero  # noqa: E402
 
 SUMMARY = re.compile(
     r"snapshot \((?P<engine>[\w-]+)\): (?P<pages>\d+) pages saved, (?P<bytes>\d+) bytes, (?P<zero>\d+) zero pages skipped, "
@@ -330,6 +331,7 @@ def med(rows, key):
 
 
 def print_table(rows):
+    rows = fill_nonzero([dict(r) for r in rows])  # QEMU rows get the guest's non-zero RAM as report.py does; CSV untouched
     print(f"\n{'rate':>8} {'engine':>10} {'img/nz':>7} {'wr/nz':>6} {'down ms':>8} {'total ms':>9} {'write ms':>9} {'p50 us':>7} {'p99 us':>7} "
           f"{'w/s before':>11} {'w/s during':>11} {'during/before':>13} {'RSS+ MiB':>8}")
     keys = []
@@ -344,11 +346,8 @@ def print_table(rows):
         if not rs:
             print(f"{rate:>8} {engine:>10}  failed")
             continue
-        # QEMU rows have no non-zero figure of their own: use MiniVmm's for the same guest (as report.py does).
-        ref = [r["nonzero_bytes"] for r in rows if r.get("nonzero_bytes") and (r["mb"], r["pattern"], r["cpus"]) == (rs[0]["mb"], pattern, cpus)]
-        nz = statistics.median(ref) if ref else rs[0]["mb"] << 20
-        ratio = statistics.median([r["image_bytes"] / nz for r in rs])
-        written = statistics.median([r["bytes_written"] / nz for r in rs])
+        ratio = statistics.median([r["image_bytes"] / r["nonzero_bytes"] for r in rs])
+        written = statistics.median([r["bytes_written"] / r["nonzero_bytes"] for r in rs])
         before, during = med(rs, "rate_before"), med(rs, "rate_during")
         frac = during / before if before == before and before else float("nan")
         print(f"{rate:>8} {engine:>10} {ratio:7.3f} {written:6.2f} {med(rs, 'downtime_ms'):8.2f} {med(rs, 'total_ms'):9.1f} {med(rs, 'write_ms'):9.1f} "

@@ -16,15 +16,8 @@ internal static class MonitorCommand
         var command = new Command("monitor", "Interactive QMP/HMP session with a running VM") { qmp };
         command.SetAction(parse =>
         {
-            string path = parse.GetValue(qmp)!;
-            if (path.StartsWith("unix:", StringComparison.Ordinal)) path = path[5..].Split(',')[0];
-            QmpClient client;
-            if (!File.Exists(path)) return CommonOptions.Fail($"no QMP socket at '{path}' (is the VM running with --qmp?)");
-            try { client = QmpClient.Connect(path, TimeSpan.FromSeconds(5)); }
-            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
-            {
-                return CommonOptions.Fail($"cannot talk to the QMP monitor at '{path}': {e.Message}");
-            }
+            if (!QmpClient.TryOpen(parse.GetValue(qmp)!, out var client, out string path, out string? error))
+                return CommonOptions.Fail(error);
             using (client)
             {
                 client.EventReceived += e => Console.WriteLine(e.ToJsonString());

@@ -39,6 +39,33 @@ internal sealed class QmpClient : IDisposable
     /// <summary>Raised on the reader thread for each asynchronous event.</summary>
     public event Action<JsonObject>? EventReceived;
 
+    /// <summary>
+    /// Connects for a CLI command: <paramref name="spec"/> is unix:PATH[,flags] or PATH. False with a message for the
+    /// user when no socket is there or the monitor does not answer.
+    /// </summary>
+    public static bool TryOpen(string spec, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out QmpClient? client, out string path,
+        [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] out string? error)
+    {
+        client = null;
+        error = null;
+        path = spec.StartsWith("unix:", StringComparison.Ordinal) ? spec[5..].Split(',')[0] : spec;
+        if (!File.Exists(path))
+        {
+            error = $"no QMP socket at '{path}' (is the VM running with --qmp?)";
+            return false;
+        }
+        try
+        {
+            client = Connect(path, TimeSpan.FromSeconds(5));
+            return true;
+        }
+        catch (Exception e) when (e is IOException or SocketException)
+        {
+            error = $"cannot talk to the QMP monitor at '{path}': {e.Message}";
+            return false;
+        }
+    }
+
     public static QmpClient Connect(string path, TimeSpan timeout)
     {
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);

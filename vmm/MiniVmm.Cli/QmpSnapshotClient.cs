@@ -31,20 +31,13 @@ internal static class QmpSnapshotClient
                 return CommonOptions.Fail($"--mode: '{parse.GetValue(mode)}' is not write-tracking, stop-copy or dirty-log");
             double mib = parse.GetValue(bandwidth);
             if (mib < 0 || double.IsNaN(mib)) return CommonOptions.Fail("--max-bandwidth must be 0 or more MiB/s");
-            if (path.StartsWith("unix:", StringComparison.Ordinal)) path = path[5..].Split(',')[0];
             return Run(path, dest, parse.GetValue(mode)!, (long)(mib * (1 << 20)));
         });
     }
 
-    private static int Run(string socketPath, string destination, string mode, long bytesPerSecond)
+    private static int Run(string qmpSpec, string destination, string mode, long bytesPerSecond)
     {
-        QmpClient client;
-        if (!File.Exists(socketPath)) return CommonOptions.Fail($"no QMP socket at '{socketPath}' (is the VM running with --qmp?)");
-        try { client = QmpClient.Connect(socketPath, TimeSpan.FromSeconds(5)); }
-        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
-        {
-            return CommonOptions.Fail($"cannot talk to the QMP monitor at '{socketPath}': {e.Message}");
-        }
+        if (!QmpClient.TryOpen(qmpSpec, out var client, out _, out string? error)) return CommonOptions.Fail(error);
         using (client)
         {
             try

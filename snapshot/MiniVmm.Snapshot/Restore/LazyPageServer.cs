@@ -41,8 +41,8 @@ public sealed class LazyPageServer : IDisposable
     private readonly ManualResetEventSlim _guestRunning = new();
     private string? _failure;
     private readonly bool[] _hugeBlocks; // per region: install whole 2 MiB blocks with UFFDIO_MOVE
-    private readonly System.Collections.Concurrent.ConcurrentBag<HugePageStaging> _staging = new(); // one per installing thread
-    private readonly List<HugePageStaging> _allStaging = new();
+    private readonly Stack<HugePageStaging> _freeStaging = new(4); // lock it; one area per installing thread
+    private readonly List<HugePageStaging> _allStaging = new(4);   // every area, for Dispose
     private long _hugeBlocksMoved;
 
     [ThreadStatic] private static byte[]? t_buffer;
@@ -104,7 +104,7 @@ public sealed class LazyPageServer : IDisposable
             {
                 var staging = new HugePageStaging();
                 _allStaging.Add(staging);
-                _staging.Add(staging);
+                _freeStaging.Push(staging);
             }
         _faultThread = new Thread(FaultLoop) { Name = "lazy-faults", IsBackground = true };
         _faultThread.Start();
@@ -280,10 +280,14 @@ public sealed class LazyPageServer : IDisposable
     /// </summary>
     private void InstallHugeBlock(int region, long block, bool fromFault)
     {
-        if (!_staging.TryTake(out var staging)) // a third installer (CompleteAndDetach's caller) gets its own
+        HugePageStaging? staging;
+        lock (_freeStaging)
         {
-            staging = new HugePageStaging();
-            lock (_allStaging) _allStaging.Add(staging);
+            if (!_freeStaging.TryPop(out staging)) // a third installer (CompleteAndDetach's caller) gets its own
+            {
+                staging = new HugePageStaging();
+                _allStaging.Add(staging);
+            }
         }
         try
         {
@@ -309,7 +313,7 @@ public sealed class LazyPageServer : IDisposable
             }
             MarkPopulated(region, block, HugeBlockPages, fromFault);
         }
-        finally { _staging.Add(staging); }
+        finally { lock (_freeStaging) _freeStaging.Push(staging); }
     }
 
     private void Install(int region, long first, long count, bool present, bool fromFault)
