@@ -201,7 +201,7 @@ def reading(rows, restore):
         out.append(f"- At paced rates ({', '.join(low)} pages/s) write-tracking keeps the guest at "
                    f"{span([metric(rows, r, 'wt', 'frac') for r in low], '{:.3f}')} of its rate.")
     if "wt" in have and "qemu" in have:
-        ratios = [metric(rows, r, "wt", "total_ms") / metric(rows, r, "qemu", "total_ms") for r in rates]
+        ratios = [metric(rows, r, "wt", "total_ms") / q for r in rates if (q := metric(rows, r, "qemu", "total_ms")) > 0]
         out.append(f"- **Total time** (MiniVmm incl. fsync, QEMU's `exec:cat` without): write-tracking / QEMU background-snapshot "
                    f"= {span(ratios)} across rates; it is bounded by page-cache writeback on this disk.")
     if restore:
