@@ -192,7 +192,10 @@ public sealed partial class Vm : IDisposable
         try
         {
             var info = new FileInfo(path);
-            if (!info.Exists) throw new VmConfigException($"kernel '{path}' does not exist");
+            if (!info.Exists && !Directory.Exists(path)) throw new VmConfigException($"kernel '{path}' does not exist");
+            // A device reports length 0 and reads for ever; a FIFO blocks in open: only regular files are kernels.
+            var kind = FileKinds.Of(path);
+            if (kind != FileKind.Regular) throw new VmConfigException($"kernel '{path}' is {FileKinds.Describe(kind)}, not a regular file");
             if (info.Length > 256L << 20) throw new VmConfigException($"kernel '{path}' is {info.Length} bytes; more than 256 MiB is not a kernel");
             return File.ReadAllBytes(path);
         }
@@ -239,13 +242,20 @@ public sealed partial class Vm : IDisposable
         switch (target)
         {
             case SerialTarget.Stdio:
-                var stdout = new StreamByteSink(Console.OpenStandardOutput(), ownsStream: true);
+                var stdout = new StreamByteSink(Console.OpenStandardOutput(), ownsStream: true, _log, "stdout");
                 _owned.Add(stdout);
                 return stdout;
             case SerialTarget.File f:
                 try
                 {
-                    var file = new StreamByteSink(new FileStream(f.Path, FileMode.Create, FileAccess.Write, FileShare.Read), ownsStream: true);
+                    // A FIFO would block here until someone opens it for reading; a socket or directory cannot be written.
+                    // Character devices (/dev/null, a tty) are fine.
+                    var kind = FileKinds.Of(f.Path);
+                    if (kind is not (FileKind.Missing or FileKind.Regular or FileKind.CharacterDevice))
+                        throw new VmConfigException($"serial output file '{f.Path}' is {FileKinds.Describe(kind)}; use a regular file, a character device, or --serial stdio and a shell pipe");
+                    // Unbuffered: every guest write reaches the file at once, and closing has nothing left to flush.
+                    var file = new StreamByteSink(new FileStream(f.Path, FileMode.Create, FileAccess.Write, FileShare.Read, bufferSize: 0),
+                        ownsStream: true, _log, f.Path);
                     _owned.Add(file);
                     return file;
                 }

@@ -114,8 +114,19 @@ public static unsafe partial class Libc
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int fcntl(int fd, int cmd, int arg);
 
+    [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int stat(string path, stat_t* buf);
+
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int poll(pollfd_t* fds, nuint nfds, int timeout);
+}
+
+/// <summary>struct stat on x86-64 (144 bytes); only st_mode (offset 24) and st_size (offset 48) are read.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 144)]
+public struct stat_t
+{
+    [FieldOffset(24)] public uint st_mode;
+    [FieldOffset(48)] public long st_size;
 }
 
 /// <summary>struct pollfd: fd, requested events, returned events (8 bytes).</summary>
