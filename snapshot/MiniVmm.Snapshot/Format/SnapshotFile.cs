@@ -49,8 +49,8 @@ public sealed partial class SnapshotFile : IDisposable
         ArgumentException.ThrowIfNullOrEmpty(path);
         RequireRegularSnapshot(path, "snapshot");
         if (path.EndsWith(SnapshotFormat.PartialSuffix, StringComparison.Ordinal))
-            throw new SnapshotFormatException($"snapshot '{path}' is the output of a save that had not finished " +
-                $"(MiniVmm renames a complete snapshot to its final name); rename it first if you know it is complete");
+            throw new SnapshotFormatException($"snapshot '{path}' is an unfinished snapshot: a save writes " +
+                $"there and renames the file once it is complete; rename it first if you know it is complete");
         var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         try
         {
