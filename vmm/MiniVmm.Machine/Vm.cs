@@ -315,6 +315,10 @@ public sealed partial class Vm : IDisposable
         catch (Exception e) { _log.LogError(e, "shutdown hook failed"); }
         if (Loop.Failure is { } failure)
             RequestStop(new VmExitStatus(VmStopReason.InternalError, Detail: failure.Message));
+        foreach (var t in _vcpuThreads) t.RequestStop();
+        // A vCPU parked in a userfault on a page the lazy restore could not serve (corrupt file) would wait for ever:
+        // with every vCPU already kicked (a stop is pending, so none re-enters the guest), release the range.
+        LazyPages?.ReleaseFaultsAfterFailure();
         foreach (var t in _vcpuThreads) t.Stop(TimeSpan.FromSeconds(5));
         return _exitStatus ?? new VmExitStatus(VmStopReason.InternalError, Detail: "main loop ended without a stop request");
     }
@@ -336,6 +340,13 @@ public sealed partial class Vm : IDisposable
     {
         foreach (var t in _vcpuThreads) t?.Dispose();
         StopStdinInput();
+        if (_vcpuThreads.Any(t => t is { HasEnded: false }))
+        {
+            // A thread still inside KVM_RUN uses kvm_run and guest RAM: unmapping them under it would crash the
+            // process. Leaking them (reclaimed at exit) is the lesser evil; it is reported as an internal error.
+            _log.LogError("internal error: a vCPU thread did not stop; its VM's memory is left mapped");
+            return;
+        }
         foreach (var v in _vcpus) v?.Dispose();
         for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
         Memory.Dispose();
