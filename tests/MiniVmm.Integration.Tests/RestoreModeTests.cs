@@ -186,4 +186,25 @@ public sealed class RestoreModeTests
         File.Delete(first);
         File.Delete(second);
     }
+
+    [KvmFact]
+    public void Snapshot_of_an_mmap_restored_vm_refuses_write_tracking_with_the_alternatives_and_works_with_stop_copy()
+    {
+        string first = TakeWriterSnapshot(1, "mmap-1.mvs");
+        string second = GuestFiles.TempPath("mmap-2.mvs");
+        var (restored, _) = SnapshotHarness.Restore(first, options: new RestoreOptions { Memory = RestoreMemoryMode.Mmap });
+        using (restored)
+        {
+            var refused = SnapshotHarness.Take(restored, second, new SnapshotOptions());
+            refused.Succeeded.Should().BeFalse();
+            refused.Error.Should().Contain("--memory mmap").And.Contain("stop-copy");
+            File.Exists(second).Should().BeFalse();
+            var result = SnapshotHarness.Take(restored, second, new SnapshotOptions { Mode = SnapshotMode.StopAndCopy });
+            result.Succeeded.Should().BeTrue(result.Error);
+            restored.Stop();
+        }
+        RestoredWriterCompletes(second, new RestoreOptions { Memory = RestoreMemoryMode.Lazy });
+        File.Delete(first);
+        File.Delete(second);
+    }
 }

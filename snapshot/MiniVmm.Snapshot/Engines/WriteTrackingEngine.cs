@@ -117,6 +117,10 @@ internal sealed class WriteTrackingRun
     private void Prepare()
     {
         _source.PrepareMemory();
+        if (_memory.IsFileBacked)
+            throw new SnapshotException("a write-tracking snapshot needs anonymous guest RAM, and this VM's RAM is a private " +
+                "mapping of its snapshot file (restored with --memory mmap), which userfaultfd cannot write-protect; " +
+                "use --snapshot-mode stop-copy or dirty-log, or restore with --memory lazy (the default) or eager");
         // Before the freeze, while the guest runs: map the huge zero page into never-touched 2 MiB areas, so that
         // protecting them at the freeze costs one entry each instead of a page table of markers (halves the downtime
         // of a half-empty 512 MiB guest on THP memory; harmless elsewhere).
