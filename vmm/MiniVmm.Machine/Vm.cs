@@ -120,6 +120,11 @@ public sealed partial class Vm : IDisposable
         EffectiveCommandLine = config.AppendTscKhz && !config.CommandLine.Contains("tsc_khz=", StringComparison.Ordinal)
             ? (config.CommandLine + " tsc_khz=" + TscKhz).Trim()
             : config.CommandLine;
+        int userBytes = System.Text.Encoding.UTF8.GetByteCount(config.CommandLine);
+        int effectiveBytes = System.Text.Encoding.UTF8.GetByteCount(EffectiveCommandLine);
+        if (effectiveBytes > PvhLoader.MaxCommandLineBytes && userBytes <= PvhLoader.MaxCommandLineBytes)
+            throw new VmConfigException($"the kernel command line is {userBytes} bytes; with the ' tsc_khz={TscKhz}' MiniVmm appends " +
+                $"it is {effectiveBytes}, above the limit of {PvhLoader.MaxCommandLineBytes}: shorten it, or pass tsc_khz= yourself");
     }
 
     /// <summary>
