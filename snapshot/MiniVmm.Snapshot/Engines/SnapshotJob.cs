@@ -25,5 +25,37 @@ public sealed class SnapshotJob
     /// <summary>Asks the engine to stop: it un-protects everything, removes the partial output, and the VM runs on.</summary>
     public void Cancel() => _cancel.Cancel();
 
-    internal void Finish(SnapshotResult result) => _done.TrySetResult(result);
+    private readonly object _gate = new();
+    private Action<SnapshotResult>? _whenFinished;
+    private SnapshotResult? _result;
+
+    /// <summary>
+    /// Runs <paramref name="callback"/> on the engine's thread as soon as the job ends (at once if it already has).
+    /// Unlike a continuation on <see cref="Completion"/>, it does not wait for a thread-pool thread, which on a busy
+    /// 2-core host can take a second: keep it short and non-blocking (post to a loop).
+    /// </summary>
+    public void WhenFinished(Action<SnapshotResult> callback)
+    {
+        SnapshotResult? done;
+        lock (_gate)
+        {
+            done = _result;
+            if (done is null) _whenFinished += callback;
+        }
+        if (done is not null) callback(done);
+    }
+
+    internal void Finish(SnapshotResult result)
+    {
+        Action<SnapshotResult>? callbacks;
+        lock (_gate)
+        {
+            if (_result is not null) return;
+            _result = result;
+            callbacks = _whenFinished;
+            _whenFinished = null;
+        }
+        callbacks?.Invoke(result);
+        _done.TrySetResult(result);
+    }
 }

@@ -89,7 +89,7 @@ public sealed class SnapshotController
             return false;
         }
         var job = _job;
-        job.Completion.ContinueWith(t => _vm.Loop.Post(() => OnFinished(t.Result)), TaskScheduler.Default);
+        job.WhenFinished(r => _vm.Loop.Post(() => OnFinished(r)));
         Started?.Invoke(job);
         return true;
     }

@@ -77,10 +77,36 @@ public sealed class SnapshotDestination : IDisposable
         return _process.ExitCode == 0 ? null : $"the exec: command exited with status {_process.ExitCode}";
     }
 
+    /// <summary>
+    /// Kills the command and its descendants (`sh -c 'cat > F'` may fork). The descendants come from
+    /// /proc/PID/task/PID/children, collected before anything is killed (an orphan is re-parented and lost to the
+    /// walk); .NET's Kill(entireProcessTree) scans every process of the host instead and took a second here.
+    /// </summary>
     private static void KillTree(Process process)
     {
-        try { process.Kill(entireProcessTree: true); }
-        catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception or NotSupportedException) { }
+        var pids = new List<int>();
+        try { CollectTree(process.Id, pids, depth: 0); }
+        catch (InvalidOperationException) { return; } // never started or already reaped
+        foreach (int pid in pids)
+        {
+            try
+            {
+                if (pid == process.Id) process.Kill();
+                else using (var p = Process.GetProcessById(pid)) p.Kill();
+            }
+            catch (Exception e) when (e is InvalidOperationException or ArgumentException or System.ComponentModel.Win32Exception or NotSupportedException) { }
+        }
+    }
+
+    private static void CollectTree(int pid, List<int> pids, int depth)
+    {
+        pids.Add(pid);
+        if (depth > 32 || pids.Count > 4096) return;
+        string children;
+        try { children = File.ReadAllText($"/proc/{pid}/task/{pid}/children"); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return; }
+        foreach (string child in children.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            if (int.TryParse(child, out int c)) CollectTree(c, pids, depth + 1);
     }
 
     public void Dispose()
