@@ -145,7 +145,12 @@ public sealed partial class Vm : IDisposable
                 (KvmSharp.Interop.Kvm.KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"),
                 (KvmSharp.Interop.Kvm.KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"),
                 (KvmSharp.Interop.Kvm.KVM_CAP_PIT2, "KVM_CAP_PIT2"),
-                (KvmSharp.Interop.Kvm.KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"));
+                (KvmSharp.Interop.Kvm.KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"),
+                // Snapshots save these vCPU parts; with them required, every saved part is required on restore too.
+                (KvmSharp.Interop.Kvm.KVM_CAP_XSAVE, "KVM_CAP_XSAVE"),
+                (KvmSharp.Interop.Kvm.KVM_CAP_XCRS, "KVM_CAP_XCRS"),
+                (KvmSharp.Interop.Kvm.KVM_CAP_VCPU_EVENTS, "KVM_CAP_VCPU_EVENTS"),
+                (KvmSharp.Interop.Kvm.KVM_CAP_DEBUGREGS, "KVM_CAP_DEBUGREGS"));
             int maxVcpus = kvm.CheckExtension(KvmSharp.Interop.Kvm.KVM_CAP_MAX_VCPUS);
             if (maxVcpus > 0 && config.Vcpus > maxVcpus)
                 throw new VmConfigException($"KVM supports at most {maxVcpus} vCPUs; {config.Vcpus} requested");

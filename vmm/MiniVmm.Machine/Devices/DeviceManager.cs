@@ -28,7 +28,7 @@ public sealed class DeviceManager
     private sealed record Entry(string Id, object Device, Lock Gate, IPersistent? Persistent, ushort Version, string? StatelessReason);
 
     /// <param name="restored">The snapshot's device states when restoring; null on boot.</param>
-    internal DeviceManager(Bus pio, Bus mmio, IReadOnlyList<DeviceState>? restored)
+    public DeviceManager(Bus pio, Bus mmio, IReadOnlyList<DeviceState>? restored)
     {
         _pio = pio;
         _mmio = mmio;
@@ -128,7 +128,7 @@ public sealed class DeviceManager
     /// <summary>
     /// Ends the building phase. On restore, a saved state left over belongs to a device this VM does not have: refused.
     /// </summary>
-    internal void Complete()
+    public void Complete()
     {
         _complete = true;
         if (_restored is { Count: > 0 })
@@ -137,7 +137,7 @@ public sealed class DeviceManager
     }
 
     /// <summary>Every persistent device's state, each taken under its lock. Call with the vCPUs paused.</summary>
-    internal IReadOnlyList<DeviceState> Save()
+    public IReadOnlyList<DeviceState> Save()
     {
         var states = new List<DeviceState>(_entries.Count);
         foreach (var e in _entries)

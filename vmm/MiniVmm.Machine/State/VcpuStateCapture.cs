@@ -5,27 +5,23 @@ using Microsoft.Extensions.Logging;
 namespace MiniVmm.Machine.State;
 
 /// <summary>
-/// Saves and restores everything KVM keeps for a vCPU — regs, sregs, XSAVE (or FPU), XCRs, MSRs incl. KVM's own,
+/// Saves and restores everything KVM keeps for a vCPU — regs, sregs, XSAVE, XCRs, MSRs incl. KVM's own,
 /// LAPIC, pending events, MP state, debug registers — as a typed <see cref="VcpuState"/> (one section per kernel
 /// struct in the file, see <see cref="VmStateSections"/>). Capture runs while the vCPU is paused.
 /// </summary>
 internal sealed class VcpuStateCapture
 {
     private readonly int _xsaveSize;
-    private readonly bool _hasXsave, _hasXcrs, _hasEvents, _hasDebugRegs;
     private readonly uint[] _msrCandidates;
     private uint[]? _msrs;
     private readonly ILogger _log;
     private const uint MsrTscDeadline = 0x6e0;
 
+    /// <remarks>The VM requires KVM_CAP_XSAVE, XCRS, VCPU_EVENTS and DEBUGREGS, so every part is always saved.</remarks>
     public VcpuStateCapture(KvmSystem kvm, ILogger log)
     {
         _log = log;
-        _hasXsave = kvm.CheckExtension(Kvm.KVM_CAP_XSAVE) > 0;
         _xsaveSize = Math.Max(4096, kvm.CheckExtension(Kvm.KVM_CAP_XSAVE2));
-        _hasXcrs = kvm.CheckExtension(Kvm.KVM_CAP_XCRS) > 0;
-        _hasEvents = kvm.CheckExtension(Kvm.KVM_CAP_VCPU_EVENTS) > 0;
-        _hasDebugRegs = kvm.CheckExtension(Kvm.KVM_CAP_DEBUGREGS) > 0;
         _msrCandidates = kvm.GetMsrIndexList();
     }
 
@@ -35,13 +31,12 @@ internal sealed class VcpuStateCapture
         vcpu.GetMpState(),
         vcpu.GetRegs(),
         vcpu.GetSregs(),
-        _hasXsave ? vcpu.GetXsave(_xsaveSize) : null,
-        _hasXsave ? null : vcpu.GetFpu(),
-        _hasXcrs ? vcpu.GetXcrs() : null,
+        vcpu.GetXsave(_xsaveSize),
+        vcpu.GetXcrs(),
         vcpu.GetLapic(),
         ReadMsrs(vcpu),
-        _hasEvents ? vcpu.GetEvents() : null,
-        _hasDebugRegs ? vcpu.GetDebugRegs() : null);
+        vcpu.GetEvents(),
+        vcpu.GetDebugRegs());
 
     /// <summary>KVM_GET_MSRS stops at the first MSR it cannot read: find KVM's readable subset once, on an idle vCPU.</summary>
     public void DiscoverMsrs(Vcpu vcpu)
@@ -77,23 +72,15 @@ internal sealed class VcpuStateCapture
         int i = state.Index;
         Apply(i, VmStateSections.Sregs, () => vcpu.SetSregs(state.Sregs));
         Apply(i, VmStateSections.Regs, () => vcpu.SetRegs(state.Regs));
-        if (state.Xsave is { } xsave)
-        {
-            if (!_hasXsave)
-                throw new StateRestoreException($"section '{VmStateSections.Vcpu(i, VmStateSections.Xsave)}' needs KVM_CAP_XSAVE, which this host's KVM lacks");
-            Apply(i, VmStateSections.Xsave, () => vcpu.SetXsave(FitXsave(xsave, i)));
-        }
-        else
-        {
-            Apply(i, VmStateSections.Fpu, () => vcpu.SetFpu(state.Fpu!.Value));
-        }
-        if (state.Xcrs is { } xcrs && _hasXcrs) Apply(i, VmStateSections.Xcrs, () => vcpu.SetXcrs(xcrs));
+        var xsave = FitXsave(state.Xsave, i);
+        Apply(i, VmStateSections.Xsave, () => vcpu.SetXsave(xsave));
+        Apply(i, VmStateSections.Xcrs, () => vcpu.SetXcrs(state.Xcrs));
         Apply(i, VmStateSections.Lapic, () => vcpu.SetLapic(state.Lapic));
         // IA32_TSC_DEADLINE is relative to the TSC: set it after IA32_TSC, or the deadline fires at the wrong time.
         var msrs = state.Msrs.OrderBy(m => m.index == MsrTscDeadline ? 1 : 0).ToArray();
         Apply(i, VmStateSections.Msrs, () => SetMsrsTolerant(vcpu, msrs, log));
-        if (state.Events is { } ev && _hasEvents) Apply(i, VmStateSections.Events, () => vcpu.SetEvents(ev));
-        if (state.DebugRegs is { } dr && _hasDebugRegs) Apply(i, VmStateSections.DebugRegs, () => vcpu.SetDebugRegs(dr));
+        Apply(i, VmStateSections.Events, () => vcpu.SetEvents(state.Events));
+        Apply(i, VmStateSections.DebugRegs, () => vcpu.SetDebugRegs(state.DebugRegs));
         Apply(i, VmStateSections.MpState, () => vcpu.SetMpState(state.MpState));
     }
 

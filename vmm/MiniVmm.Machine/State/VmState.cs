@@ -9,19 +9,19 @@ namespace MiniVmm.Machine.State;
 /// </summary>
 internal sealed record VmState(IReadOnlyList<VcpuState> Vcpus, KvmVmState Kvm, IReadOnlyList<DeviceState> Devices);
 
-/// <summary>What KVM keeps for one vCPU, as its kernel structs. Optional parts depend on the host's KVM capabilities.</summary>
+/// <summary>What KVM keeps for one vCPU, as its kernel structs (the XSAVE area as KVM's bytes). Every part is required:
+/// the VM needs the KVM capabilities for all of them (<see cref="Vm"/>).</summary>
 internal sealed record VcpuState(
     int Index,
     uint MpState,
     kvm_regs Regs,
     kvm_sregs Sregs,
-    byte[]? Xsave,
-    kvm_fpu? Fpu,
-    kvm_xcrs? Xcrs,
+    byte[] Xsave,
+    kvm_xcrs Xcrs,
     kvm_lapic_state Lapic,
     kvm_msr_entry[] Msrs,
-    kvm_vcpu_events? Events,
-    kvm_debugregs? DebugRegs);
+    kvm_vcpu_events Events,
+    kvm_debugregs DebugRegs);
 
 /// <summary>KVM's in-kernel VM objects: the two 8259 PICs, the IOAPIC, the PIT and kvmclock.</summary>
 internal sealed record KvmVmState(kvm_irqchip Pic0, kvm_irqchip Pic1, kvm_irqchip Ioapic, kvm_pit_state2 Pit, kvm_clock_data Clock);

@@ -11,8 +11,8 @@ namespace MiniVmm.Machine.State;
 /// a <see cref="StateRestoreException"/> that names the section.
 /// </summary>
 /// <remarks>
-/// Ids: <c>vcpuN.mp_state|regs|sregs|xsave|fpu|xcrs|lapic|msrs|events|debugregs</c> (raw KVM ABI structs; the MSRs as
-/// an array of <c>kvm_msr_entry</c>, the MP state as a u32), <c>vm.pic0|pic1|ioapic|pit2|clock</c> (KVM structs), and
+/// Ids: <c>vcpuN.mp_state|regs|sregs|xsave|xcrs|lapic|msrs|events|debugregs</c>, all required (raw KVM ABI structs;
+/// the XSAVE area as KVM_GET_XSAVE(2) returns it, the MSRs as an array of <c>kvm_msr_entry</c>, the MP state as a u32), <c>vm.pic0|pic1|ioapic|pit2|clock</c> (KVM structs), and
 /// <c>dev.ID</c> per device (the device's own encoding and version). KVM sections are version 1; a device's version
 /// is its own (<see cref="MiniVmm.Core.State.IPersistent{TSelf,TArgs}.StateVersion"/>) and checked by the device
 /// manager.
@@ -30,10 +30,10 @@ internal static class VmStateSections
 
     private const string DevicePrefix = "dev.";
 
-    public const string MpState = "mp_state", Regs = "regs", Sregs = "sregs", Xsave = "xsave", Fpu = "fpu", Xcrs = "xcrs",
+    public const string MpState = "mp_state", Regs = "regs", Sregs = "sregs", Xsave = "xsave", Xcrs = "xcrs",
         Lapic = "lapic", Msrs = "msrs", Events = "events", DebugRegs = "debugregs";
 
-    private static readonly string[] VcpuParts = [MpState, Regs, Sregs, Xsave, Fpu, Xcrs, Lapic, Msrs, Events, DebugRegs];
+    private static readonly string[] VcpuParts = [MpState, Regs, Sregs, Xsave, Xcrs, Lapic, Msrs, Events, DebugRegs];
 
     /// <summary>KVM_SET_MSRS takes fewer than MAX_IO_MSRS (256) entries per call.</summary>
     public const int MaxMsrs = 255;
@@ -54,13 +54,12 @@ internal static class VmStateSections
             Add(MpState, BitConverter.GetBytes(v.MpState));
             Add(Regs, AbiBytes.Of(v.Regs));
             Add(Sregs, AbiBytes.Of(v.Sregs));
-            if (v.Xsave is not null) Add(Xsave, v.Xsave);
-            if (v.Fpu is { } fpu) Add(Fpu, AbiBytes.Of(fpu));
-            if (v.Xcrs is { } xcrs) Add(Xcrs, AbiBytes.Of(xcrs));
+            Add(Xsave, v.Xsave);
+            Add(Xcrs, AbiBytes.Of(v.Xcrs));
             Add(Lapic, AbiBytes.Of(v.Lapic));
             Add(Msrs, AbiBytes.OfArray(v.Msrs));
-            if (v.Events is { } ev) Add(Events, AbiBytes.Of(ev));
-            if (v.DebugRegs is { } dr) Add(DebugRegs, AbiBytes.Of(dr));
+            Add(Events, AbiBytes.Of(v.Events));
+            Add(DebugRegs, AbiBytes.Of(v.DebugRegs));
         }
         sections.Add(new StateSection(Pic0, KvmVersion, AbiBytes.Of(state.Kvm.Pic0)));
         sections.Add(new StateSection(Pic1, KvmVersion, AbiBytes.Of(state.Kvm.Pic1)));
@@ -80,7 +79,7 @@ internal static class VmStateSections
             if (!byId.TryAdd(s.Id, s)) throw new StateRestoreException($"the snapshot has section '{s.Id}' twice");
 
         var used = new HashSet<string>(StringComparer.Ordinal);
-        StateSection? Optional(string id)
+        StateSection? Take(string id)
         {
             if (!byId.TryGetValue(id, out var s)) return null;
             used.Add(id);
@@ -88,9 +87,8 @@ internal static class VmStateSections
                 throw new StateRestoreException($"section '{id}' has version {s.Version}; this MiniVmm reads version {KvmVersion}");
             return s;
         }
-        StateSection Required(string id) => Optional(id) ?? throw new StateRestoreException($"the snapshot has no section '{id}'");
+        StateSection Required(string id) => Take(id) ?? throw new StateRestoreException($"the snapshot has no section '{id}'");
         T Struct<T>(string id) where T : unmanaged => AbiBytes.To<T>(Required(id).Data, id);
-        T? OptionalStruct<T>(string id) where T : unmanaged => Optional(id) is { } s ? AbiBytes.To<T>(s.Data, id) : null;
 
         var cpus = new VcpuState[vcpus];
         for (int i = 0; i < vcpus; i++)
@@ -98,20 +96,15 @@ internal static class VmStateSections
             var mp = Required(Vcpu(i, MpState)).Data;
             if (mp.Length != 4)
                 throw new StateRestoreException($"section '{Vcpu(i, MpState)}': {mp.Length} bytes recorded, 4 expected");
-            byte[]? xsave = Optional(Vcpu(i, Xsave))?.Data;
-            kvm_fpu? fpu = OptionalStruct<kvm_fpu>(Vcpu(i, Fpu));
-            if (xsave is null == fpu is null)
-                throw new StateRestoreException(xsave is null
-                    ? $"the snapshot has neither section '{Vcpu(i, Xsave)}' nor '{Vcpu(i, Fpu)}'"
-                    : $"the snapshot has both sections '{Vcpu(i, Xsave)}' and '{Vcpu(i, Fpu)}'");
-            if (xsave is not null && (xsave.Length < 4096 || xsave.Length > MaxXsaveBytes || xsave.Length % 64 != 0))
+            byte[] xsave = Required(Vcpu(i, Xsave)).Data;
+            if (xsave.Length < 4096 || xsave.Length > MaxXsaveBytes)
                 throw new StateRestoreException($"section '{Vcpu(i, Xsave)}': {xsave.Length} bytes is not an XSAVE area");
             var msrs = AbiBytes.ToArray<kvm_msr_entry>(Required(Vcpu(i, Msrs)).Data, Vcpu(i, Msrs));
             if (msrs.Length > MaxMsrs)
                 throw new StateRestoreException($"section '{Vcpu(i, Msrs)}': {msrs.Length} MSRs recorded; KVM sets at most {MaxMsrs}");
             cpus[i] = new VcpuState(i, BitConverter.ToUInt32(mp), Struct<kvm_regs>(Vcpu(i, Regs)), Struct<kvm_sregs>(Vcpu(i, Sregs)),
-                xsave, fpu, OptionalStruct<kvm_xcrs>(Vcpu(i, Xcrs)), Struct<kvm_lapic_state>(Vcpu(i, Lapic)), msrs,
-                OptionalStruct<kvm_vcpu_events>(Vcpu(i, Events)), OptionalStruct<kvm_debugregs>(Vcpu(i, DebugRegs)));
+                xsave, Struct<kvm_xcrs>(Vcpu(i, Xcrs)), Struct<kvm_lapic_state>(Vcpu(i, Lapic)), msrs,
+                Struct<kvm_vcpu_events>(Vcpu(i, Events)), Struct<kvm_debugregs>(Vcpu(i, DebugRegs)));
         }
 
         var kvm = new KvmVmState(
