@@ -38,10 +38,10 @@ public static class SnapshotConverter
         r.ReadExactly(headerBytes.AsSpan(SnapshotHeader.PrefixSize), "stream header");
         var header = SnapshotHeader.Decode(headerBytes, expectStream: true, what);
 
-        using var writer = SnapshotFileWriter.Create(filePath, header.Info, fsync, header.CreatedUnixMs);
+        using var writer = SnapshotFileWriter.Create(filePath, header.Info, fsync, header.CreatedUnixMs, header.SnapshotId);
         try
         {
-            var sections = Replay(r, writer, what);
+            var sections = Replay(r, writer, header.SnapshotId, what);
             writer.Complete(sections);
         }
         catch
@@ -51,7 +51,7 @@ public static class SnapshotConverter
         }
     }
 
-    private static IReadOnlyList<StateSection> Replay(SequentialReader r, SnapshotFileWriter writer, string what)
+    private static IReadOnlyList<StateSection> Replay(SequentialReader r, SnapshotFileWriter writer, Guid snapshotId, string what)
     {
         var regions = writer.Regions;
         var recordBytes = new byte[StreamRecord.Size];
@@ -99,7 +99,7 @@ public static class SnapshotConverter
                 case StreamRecordType.State:
                     if (state is not null || trailerSeen)
                         throw new SnapshotFormatException($"{what} is corrupt: unexpected state record at offset {at}");
-                    if (record.A != 0 || record.C != 0 || record.B < 8 || record.B > SnapshotFormat.MaxStateBytes)
+                    if (record.A != 0 || record.C != 0 || record.B < StateCodec.PrefixSize || record.B > SnapshotFormat.MaxStateBytes)
                         throw new SnapshotFormatException($"{what} is corrupt: state record at offset {at} has length {record.B}");
                     state = new byte[record.B];
                     r.ReadExactly(state, "state section");
@@ -113,7 +113,7 @@ public static class SnapshotConverter
                         throw new SnapshotFormatException(
                             $"{what} is corrupt: trailer record at offset {at} has length {record.B}, {expected} expected");
                     var checker = new TrailerChecker(writer, what);
-                    stateHash = TrailerCodec.Read(r, regions, checker, what);
+                    stateHash = TrailerCodec.Read(r, regions, snapshotId, checker, what);
                     if (checker.FirstMismatch is { } mismatch) throw new SnapshotFormatException(mismatch);
                     trailerSeen = true;
                     break;
@@ -127,7 +127,7 @@ public static class SnapshotConverter
                         throw new SnapshotFormatException($"{what} is corrupt: unexpected data after the end record");
                     if (XxHash3.HashToUInt64(state) != stateHash)
                         throw new SnapshotFormatException($"{what} is corrupt: the state section does not match its checksum");
-                    return StateCodec.Decode(state!, what);
+                    return StateCodec.Decode(state!, snapshotId, what);
             }
         }
     }

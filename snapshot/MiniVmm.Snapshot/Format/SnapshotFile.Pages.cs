@@ -220,6 +220,7 @@ public sealed partial class SnapshotFile
         long presentPages = _present.Sum();
         sb.AppendLine(inv, $"MiniVmm snapshot {Path}");
         sb.AppendLine(inv, $"  format      {FormatVersion} (file form, complete)");
+        sb.AppendLine(inv, $"  snapshot id {SnapshotId}");
         sb.AppendLine(inv, $"  engine      {info.Engine}");
         sb.AppendLine(inv, $"  created     {CreatedAt.ToString("yyyy-MM-dd HH:mm:ss.fff", inv)} UTC");
         sb.AppendLine(inv, $"  host CPU    {info.HostCpuModel}");

@@ -37,6 +37,9 @@ public sealed partial class SnapshotFile : IDisposable
     public SnapshotHeaderInfo Info => _header.Info;
     public IReadOnlyList<StateSection> Sections { get; }
     public string FormatVersion => _header.Version;
+
+    /// <summary>The random id the writer gave this snapshot; header, state and trailer all carry it (checked by Open).</summary>
+    public Guid SnapshotId => _header.SnapshotId;
     public DateTimeOffset CreatedAt => DateTimeOffset.FromUnixTimeMilliseconds(
         Math.Clamp(_header.CreatedUnixMs, DateTimeOffset.MinValue.ToUnixTimeMilliseconds(), DateTimeOffset.MaxValue.ToUnixTimeMilliseconds()));
     public long FileLength => _header.FileLength;
@@ -105,13 +108,13 @@ public sealed partial class SnapshotFile : IDisposable
         var regions = header.Info.Regions;
         var keeper = new TrailerKeeper(regions.Count);
         var trailerReader = SequentialReader.ForFileRange(handle, header.TrailerOffset, header.TrailerLength, what);
-        ulong stateHash = TrailerCodec.Read(trailerReader, regions, keeper, what);
+        ulong stateHash = TrailerCodec.Read(trailerReader, regions, header.SnapshotId, keeper, what);
 
         var state = new byte[header.StateLength];
         ReadExactly(handle, state, header.StateOffset, what, "state section");
         if (XxHash3.HashToUInt64(state) != stateHash)
             throw new SnapshotFormatException($"{what} is corrupt: the state section does not match its checksum");
-        var sections = StateCodec.Decode(state, what);
+        var sections = StateCodec.Decode(state, header.SnapshotId, what);
 
         // Small padding is checked now; the large gaps between regions are left to Verify.
         if (head.AsSpan(headerLength).IndexOfAnyExcept((byte)0) is var nz and >= 0)
@@ -148,7 +151,7 @@ public sealed partial class SnapshotFile : IDisposable
         }
         if (h.StateOffset < cursor || h.StateOffset > fileLength || h.StateLength > fileLength - h.StateOffset)
             throw new SnapshotFormatException($"{what} is corrupt: the state section (offset {h.StateOffset}) is misplaced or outside the file");
-        if (h.StateLength < 8 || h.StateLength > SnapshotFormat.MaxStateBytes)
+        if (h.StateLength < StateCodec.PrefixSize || h.StateLength > SnapshotFormat.MaxStateBytes)
             throw new SnapshotFormatException($"{what} is corrupt: state section length {h.StateLength} is out of range");
         padding.Add((paddingStart, h.StateOffset - paddingStart, $"padding after {after}"));
         long stateEnd = h.StateOffset + h.StateLength;

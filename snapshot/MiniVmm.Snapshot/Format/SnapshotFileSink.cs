@@ -11,10 +11,13 @@ public static class SnapshotFileSink
     /// <summary>
     /// Starts writing <paramref name="path"/>: the data goes to <c>PATH.partial</c> (replaced if it exists), which
     /// <see cref="ISnapshotSink.Complete"/> renames to <paramref name="path"/> (replacing an older snapshot atomically).
-    /// <paramref name="createdAt"/> (default: now) is recorded in the header; fixing it makes the output reproducible.
+    /// <paramref name="createdAt"/> (default: now) is recorded in the header and <paramref name="snapshotId"/> (default: a
+    /// new random UUID) in header, state and trailer; fixing both makes the output reproducible.
     /// </summary>
-    public static ISnapshotSink Create(string path, SnapshotHeaderInfo info, bool fsync = true, DateTimeOffset? createdAt = null) =>
-        SnapshotFileWriter.Create(path, info, fsync, (createdAt ?? DateTimeOffset.UtcNow).ToUnixTimeMilliseconds());
+    public static ISnapshotSink Create(string path, SnapshotHeaderInfo info, bool fsync = true, DateTimeOffset? createdAt = null,
+        Guid? snapshotId = null) =>
+        SnapshotFileWriter.Create(path, info, fsync, (createdAt ?? DateTimeOffset.UtcNow).ToUnixTimeMilliseconds(),
+            snapshotId ?? Guid.NewGuid());
 }
 
 /// <summary>
@@ -32,6 +35,7 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
     private readonly long[] _offsets;
     private readonly long _memoryEnd;
     private readonly long _createdUnixMs;
+    private readonly Guid _snapshotId;
     private readonly bool _fsync;
     private readonly SafeFileHandle _handle;
     private readonly object _gate = new();
@@ -39,8 +43,9 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
     private long _pagesWritten, _zeroPages, _bytesWritten;
 
     private SnapshotFileWriter(string path, SnapshotHeaderInfo info, long[] offsets, long memoryEnd, long createdUnixMs,
-        bool fsync, SafeFileHandle handle)
+        Guid snapshotId, bool fsync, SafeFileHandle handle)
     {
+        _snapshotId = snapshotId;
         _path = path;
         _partialPath = path + SnapshotFormat.PartialSuffix;
         _info = info;
@@ -55,13 +60,13 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
     internal PageTable[] Tables { get; }
     internal IReadOnlyList<SnapshotRegion> Regions => _info.Regions;
 
-    public static SnapshotFileWriter Create(string path, SnapshotHeaderInfo info, bool fsync, long createdUnixMs)
+    public static SnapshotFileWriter Create(string path, SnapshotHeaderInfo info, bool fsync, long createdUnixMs, Guid snapshotId)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         SnapshotHeader.ValidateInfo(info);
         info = info with { Regions = info.Regions.ToArray() };
         var offsets = SnapshotLayout.RegionOffsets(info.Regions, out long memoryEnd);
-        var header = Header(info, offsets, createdUnixMs, 0, 0, 0, 0, 0, memoryEnd).Encode();
+        var header = Header(info, offsets, createdUnixMs, snapshotId, 0, 0, 0, 0, 0, memoryEnd).Encode();
         string partial = path + SnapshotFormat.PartialSuffix;
         var handle = File.OpenHandle(partial, FileMode.Create, FileAccess.ReadWrite, FileShare.Read);
         try
@@ -75,14 +80,14 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
             TryDelete(partial);
             throw;
         }
-        var writer = new SnapshotFileWriter(path, info, offsets, memoryEnd, createdUnixMs, fsync, handle);
+        var writer = new SnapshotFileWriter(path, info, offsets, memoryEnd, createdUnixMs, snapshotId, fsync, handle);
         writer._bytesWritten = header.Length;
         return writer;
     }
 
-    private static SnapshotHeader Header(SnapshotHeaderInfo info, long[] offsets, long created, uint flags, long stateOffset,
+    private static SnapshotHeader Header(SnapshotHeaderInfo info, long[] offsets, long created, Guid id, uint flags, long stateOffset,
         long stateLength, long trailerOffset, long trailerLength, long fileLength) =>
-        new(false, SnapshotFormat.MajorVersion, SnapshotFormat.MinorVersion, flags, created, info, offsets,
+        new(false, SnapshotFormat.MajorVersion, SnapshotFormat.MinorVersion, flags, created, id, info, offsets,
             stateOffset, stateLength, trailerOffset, trailerLength, fileLength);
 
     public bool IsSeekable => true;
@@ -146,13 +151,13 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
             ThrowIfNotOpen();
             try
             {
-                var state = StateCodec.Encode(sections);
+                var state = StateCodec.Encode(sections, _snapshotId);
                 ulong stateHash = XxHash3.HashToUInt64(state);
                 long stateOffset = _memoryEnd;
                 Write(state, stateOffset);
                 long trailerOffset = SnapshotFormat.AlignUp(stateOffset + state.Length, SnapshotFormat.PageSize);
                 long position = trailerOffset;
-                TrailerCodec.Write(_info.Regions, Tables, stateHash, chunk =>
+                TrailerCodec.Write(_info.Regions, Tables, stateHash, _snapshotId, chunk =>
                 {
                     Write(chunk, position);
                     position += chunk.Length;
@@ -160,7 +165,7 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
                 long trailerLength = position - trailerOffset;
                 Debug.Assert(trailerLength == SnapshotLayout.TrailerLength(_info.Regions));
                 long fileLength = position + SnapshotFormat.EndMarkerSize;
-                Write(Header(_info, _offsets, _createdUnixMs, SnapshotHeader.FlagComplete, stateOffset, state.Length,
+                Write(Header(_info, _offsets, _createdUnixMs, _snapshotId, SnapshotHeader.FlagComplete, stateOffset, state.Length,
                     trailerOffset, trailerLength, fileLength).Encode(), 0);
                 Span<byte> marker = stackalloc byte[SnapshotFormat.EndMarkerSize];
                 SnapshotFormat.EndMagic.CopyTo(marker);

@@ -6,9 +6,15 @@ public static class SnapshotFormat
     public const int PageSize = 4096;
     public const int PageShift = 12;
 
-    /// <summary>Readers accept only this major version, and minor versions up to <see cref="MinorVersion"/>.</summary>
-    public const ushort MajorVersion = 1;
+    /// <summary>
+    /// Readers accept only this major version, and minor versions up to <see cref="MinorVersion"/> (the policy is in
+    /// docs/snapshot-format.md). 2.0: a snapshot id in header, state and trailer binds the three together.
+    /// </summary>
+    public const ushort MajorVersion = 2;
     public const ushort MinorVersion = 0;
+
+    /// <summary>Bytes of the snapshot id (a random UUID) in the header, the state and the trailer.</summary>
+    public const int SnapshotIdSize = 16;
 
     /// <summary>Bytes reserved for the header at the start of the file (the header itself is usually far smaller).</summary>
     public const int HeaderAreaSize = 64 * 1024;
@@ -39,6 +45,15 @@ public static class SnapshotFormat
 
     /// <summary>Completion marker at the very end of the file: <see cref="EndMagic"/> + u64 file length.</summary>
     internal const int EndMarkerSize = 16;
+
+    /// <summary>The id's 16 bytes in RFC 4122 order, so a hex dump reads like the printed UUID.</summary>
+    internal static void WriteId(Guid id, Span<byte> destination)
+    {
+        if (!id.TryWriteBytes(destination[..SnapshotIdSize], bigEndian: true, out _))
+            throw new ArgumentException("no room for the snapshot id", nameof(destination));
+    }
+
+    internal static Guid ReadId(ReadOnlySpan<byte> source) => new(source[..SnapshotIdSize], bigEndian: true);
 
     internal static long AlignUp(long value, long alignment) => (value + alignment - 1) & ~(alignment - 1);
 }

@@ -13,6 +13,7 @@ internal sealed record SnapshotHeader(
     ushort Minor,
     uint Flags,
     long CreatedUnixMs,
+    Guid SnapshotId,
     SnapshotHeaderInfo Info,
     long[] RegionOffsets,
     long StateOffset,
@@ -38,6 +39,7 @@ internal sealed record SnapshotHeader(
     //  24 i64 created (Unix ms)  32 u64 stateOffset  40 u64 stateLength  48 u64 trailerOffset  56 u64 trailerLength
     //  64 u64 fileLength  72 u32 regionCount  76 u32 reserved
     //  80 u16 len + engine UTF-8, u16 len + host CPU model UTF-8, u32 len + VM config UTF-8
+    //     u8[16] snapshot id (the same in the state and the trailer)
     //     regionCount x (u64 guestAddress, u64 size, u64 fileOffset)
     //     u64 XXH3-64 of all preceding header bytes
     public byte[] Encode()
@@ -45,7 +47,8 @@ internal sealed record SnapshotHeader(
         var engine = Encoding.UTF8.GetBytes(Info.Engine);
         var cpu = Encoding.UTF8.GetBytes(Info.HostCpuModel);
         var config = Encoding.UTF8.GetBytes(Info.VmConfig);
-        int length = FixedSize + 2 + engine.Length + 2 + cpu.Length + 4 + config.Length + Info.Regions.Count * 24 + 8;
+        int length = FixedSize + 2 + engine.Length + 2 + cpu.Length + 4 + config.Length + SnapshotFormat.SnapshotIdSize
+                     + Info.Regions.Count * 24 + 8;
         var b = new byte[length];
         var s = b.AsSpan();
         (IsStream ? SnapshotFormat.StreamMagic : SnapshotFormat.FileMagic).CopyTo(s);
@@ -68,6 +71,7 @@ internal sealed record SnapshotHeader(
         cpu.CopyTo(s[p..]); p += cpu.Length;
         BinaryPrimitives.WriteUInt32LittleEndian(s[p..], (uint)config.Length); p += 4;
         config.CopyTo(s[p..]); p += config.Length;
+        SnapshotFormat.WriteId(SnapshotId, s[p..]); p += SnapshotFormat.SnapshotIdSize;
         for (int i = 0; i < Info.Regions.Count; i++)
         {
             BinaryPrimitives.WriteUInt64LittleEndian(s[p..], Info.Regions[i].GuestAddress);
@@ -99,7 +103,7 @@ internal sealed record SnapshotHeader(
         ushort minor = BinaryPrimitives.ReadUInt16LittleEndian(data[10..]);
         CheckVersion(major, minor, what);
         uint length = BinaryPrimitives.ReadUInt32LittleEndian(data[12..]);
-        if (length < FixedSize + 16 || length > SnapshotFormat.HeaderAreaSize)
+        if (length < FixedSize + 16 + SnapshotFormat.SnapshotIdSize || length > SnapshotFormat.HeaderAreaSize)
             throw new SnapshotFormatException($"{what} has a corrupt header: header length {length} is out of range");
         return (int)length;
     }
@@ -150,6 +154,7 @@ internal sealed record SnapshotHeader(
         string cpu = r.String(r.U16("host CPU model length"), SnapshotFormat.MaxHostCpuModelBytes, "host CPU model");
         uint configLength = r.U32("VM config length");
         string config = r.String((int)Math.Min(configLength, int.MaxValue), SnapshotFormat.MaxVmConfigBytes, "VM config");
+        var id = SnapshotFormat.ReadId(r.Bytes(SnapshotFormat.SnapshotIdSize, "snapshot id"));
         var regions = new SnapshotRegion[regionCount];
         var offsets = new long[regionCount];
         for (int i = 0; i < regionCount; i++)
@@ -162,7 +167,7 @@ internal sealed record SnapshotHeader(
         if (expectStream && (flags != 0 || stateOffset != 0 || stateLength != 0 || trailerOffset != 0 || trailerLength != 0
                              || fileLength != 0 || offsets.Any(o => o != 0)))
             throw new SnapshotFormatException($"{ctx} is corrupt: a stream header has file layout fields set");
-        return new SnapshotHeader(expectStream, major, minor, flags, created, new SnapshotHeaderInfo(engine, config, cpu, regions),
+        return new SnapshotHeader(expectStream, major, minor, flags, created, id, new SnapshotHeaderInfo(engine, config, cpu, regions),
             offsets, stateOffset, stateLength, trailerOffset, trailerLength, fileLength);
     }
 

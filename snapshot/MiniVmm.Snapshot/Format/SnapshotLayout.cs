@@ -20,7 +20,8 @@ internal static class SnapshotLayout
 
     public static long BitmapWords(long pageCount) => (pageCount + 63) >> 6;
 
-    public const int TrailerFixedSize = 8 + 4 + 4 + 8;
+    /// <summary>Magic, region count, reserved, state checksum, snapshot id.</summary>
+    public const int TrailerFixedSize = 8 + 4 + 4 + 8 + SnapshotFormat.SnapshotIdSize;
     public const int TrailerRegionFixedSize = 16;
 
     /// <summary>Trailer bytes (without the completion marker) for these regions.</summary>

@@ -7,10 +7,13 @@ public static class SnapshotStreamSink
 {
     /// <summary>
     /// Writes the stream header at once. The sink disposes <paramref name="destination"/> when it completes or aborts,
-    /// unless <paramref name="leaveOpen"/>. <paramref name="createdAt"/> defaults to now.
+    /// unless <paramref name="leaveOpen"/>. <paramref name="createdAt"/> defaults to now, <paramref name="snapshotId"/> to
+    /// a new random UUID (the converted file keeps it).
     /// </summary>
-    public static ISnapshotSink Create(Stream destination, SnapshotHeaderInfo info, bool leaveOpen = false, DateTimeOffset? createdAt = null) =>
-        new SnapshotStreamWriter(destination, info, leaveOpen, (createdAt ?? DateTimeOffset.UtcNow).ToUnixTimeMilliseconds());
+    public static ISnapshotSink Create(Stream destination, SnapshotHeaderInfo info, bool leaveOpen = false, DateTimeOffset? createdAt = null,
+        Guid? snapshotId = null) =>
+        new SnapshotStreamWriter(destination, info, leaveOpen, (createdAt ?? DateTimeOffset.UtcNow).ToUnixTimeMilliseconds(),
+            snapshotId ?? Guid.NewGuid());
 }
 
 /// <summary>
@@ -29,12 +32,14 @@ internal sealed class SnapshotStreamWriter : ISnapshotSink
     private readonly PageTable[] _tables;
     private readonly object _gate = new();
     private readonly byte[] _record = new byte[StreamRecord.Size];
+    private readonly Guid _snapshotId;
     private volatile int _state;
     private Exception? _failure; // why the stream was given up, when a write failed
     private long _pagesWritten, _zeroPages, _bytesWritten;
 
-    public SnapshotStreamWriter(Stream destination, SnapshotHeaderInfo info, bool leaveOpen, long createdUnixMs)
+    public SnapshotStreamWriter(Stream destination, SnapshotHeaderInfo info, bool leaveOpen, long createdUnixMs, Guid snapshotId)
     {
+        _snapshotId = snapshotId;
         ArgumentNullException.ThrowIfNull(destination);
         if (!destination.CanWrite) throw new ArgumentException("the destination stream is not writable", nameof(destination));
         SnapshotHeader.ValidateInfo(info);
@@ -43,7 +48,7 @@ internal sealed class SnapshotStreamWriter : ISnapshotSink
         _destination = destination;
         _leaveOpen = leaveOpen;
         _out = new BufferedStream(destination, 256 * 1024);
-        var header = new SnapshotHeader(true, SnapshotFormat.MajorVersion, SnapshotFormat.MinorVersion, 0, createdUnixMs, _info,
+        var header = new SnapshotHeader(true, SnapshotFormat.MajorVersion, SnapshotFormat.MinorVersion, 0, createdUnixMs, snapshotId, _info,
             new long[_info.Regions.Count], 0, 0, 0, 0, 0).Encode();
         Append(header);
     }
@@ -121,12 +126,12 @@ internal sealed class SnapshotStreamWriter : ISnapshotSink
             ThrowIfNotOpen();
             try
             {
-                var state = StateCodec.Encode(sections);
+                var state = StateCodec.Encode(sections, _snapshotId);
                 ulong stateHash = XxHash3.HashToUInt64(state);
                 AppendRecord(new StreamRecord(StreamRecordType.State, 0, (ulong)state.Length, 0));
                 Append(state);
                 AppendRecord(new StreamRecord(StreamRecordType.Trailer, 0, (ulong)SnapshotLayout.TrailerLength(_info.Regions), 0));
-                TrailerCodec.Write(_info.Regions, _tables, stateHash, Append);
+                TrailerCodec.Write(_info.Regions, _tables, stateHash, _snapshotId, Append);
                 AppendRecord(new StreamRecord(StreamRecordType.End, 0, (ulong)BytesWritten, 0));
                 _out.Flush();
                 _state = StateCompleted;

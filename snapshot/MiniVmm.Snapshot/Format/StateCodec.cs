@@ -4,19 +4,22 @@ using System.Text;
 namespace MiniVmm.Snapshot.Format;
 
 /// <summary>
-/// The state section: <c>u32 count, u32 reserved</c>, then per section <c>u16 id length, id (UTF-8), u16 version,
-/// u32 data length, data</c>. Ids are unique. The whole section is at most <see cref="SnapshotFormat.MaxStateBytes"/>.
+/// The state section: <c>u32 count, u32 reserved, u8[16] snapshot id</c> (the header's), then per section
+/// <c>u16 id length, id (UTF-8), u16 version, u32 data length, data</c>. Ids are unique. The whole section is at most <see cref="SnapshotFormat.MaxStateBytes"/>.
 /// Its XXH3-64 is kept in the trailer.
 /// </summary>
 internal static class StateCodec
 {
-    public static byte[] Encode(IReadOnlyList<StateSection> sections)
+    /// <summary>Bytes before the first section.</summary>
+    public const int PrefixSize = 8 + SnapshotFormat.SnapshotIdSize;
+
+    public static byte[] Encode(IReadOnlyList<StateSection> sections, Guid snapshotId)
     {
         ArgumentNullException.ThrowIfNull(sections);
         if (sections.Count > SnapshotFormat.MaxSections)
             throw new ArgumentException($"{sections.Count} state sections (limit {SnapshotFormat.MaxSections})", nameof(sections));
         var ids = new HashSet<string>(StringComparer.Ordinal);
-        long length = 8;
+        long length = PrefixSize;
         var encodedIds = new byte[sections.Count][];
         for (int i = 0; i < sections.Count; i++)
         {
@@ -35,7 +38,8 @@ internal static class StateCodec
         var b = new byte[length];
         var w = b.AsSpan();
         BinaryPrimitives.WriteUInt32LittleEndian(w, (uint)sections.Count);
-        int p = 8;
+        SnapshotFormat.WriteId(snapshotId, w[8..]);
+        int p = PrefixSize;
         for (int i = 0; i < sections.Count; i++)
         {
             BinaryPrimitives.WriteUInt16LittleEndian(w[p..], (ushort)encodedIds[i].Length); p += 2;
@@ -47,12 +51,17 @@ internal static class StateCodec
         return b;
     }
 
-    public static IReadOnlyList<StateSection> Decode(ReadOnlySpan<byte> data, string what)
+    /// <summary>Decodes the state of the snapshot whose header carries <paramref name="snapshotId"/>.</summary>
+    public static IReadOnlyList<StateSection> Decode(ReadOnlySpan<byte> data, Guid snapshotId, string what)
     {
         string ctx = $"{what} state section";
         var r = new SpanReader(data, ctx);
         uint count = r.U32("section count");
         if (r.U32("reserved") != 0) throw new SnapshotFormatException($"{ctx} is corrupt: reserved field is not zero");
+        var owner = SnapshotFormat.ReadId(r.Bytes(SnapshotFormat.SnapshotIdSize, "snapshot id"));
+        if (owner != snapshotId)
+            throw new SnapshotFormatException(
+                $"{ctx} belongs to snapshot {owner}, the header to {snapshotId}: the header was joined to another snapshot's body");
         // Each section takes at least 9 bytes: the count can't exceed what is there.
         if (count > SnapshotFormat.MaxSections || count > (uint)(r.Remaining / 9))
             throw new SnapshotFormatException($"{ctx} is corrupt: section count {count} does not fit its {data.Length} bytes");

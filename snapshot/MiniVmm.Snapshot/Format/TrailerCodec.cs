@@ -14,7 +14,8 @@ internal interface ITrailerVisitor
 }
 
 /// <summary>
-/// The trailer: <c>magic "MVTRAILR", u32 region count, u32 reserved, u64 XXH3 of the state section</c>, then per region
+/// The trailer: <c>magic "MVTRAILR", u32 region count, u32 reserved, u64 XXH3 of the state section, u8[16] snapshot id</c>
+/// (the header's), then per region
 /// <c>u64 page count, u64 present count, u64 bitmap[(pages+63)/64] (bit i of word w = page 64w+i),
 /// u64 checksum[pages] (XXH3-64 of each present page, 0 for absent pages)</c>, then <c>u64 XXH3</c> of all the trailer
 /// bytes before it.
@@ -24,7 +25,7 @@ internal static class TrailerCodec
     private const int BlockWords = 8192;
 
     /// <summary>Streams the trailer to <paramref name="sink"/> in pieces; returns its own checksum.</summary>
-    public static ulong Write(IReadOnlyList<SnapshotRegion> regions, PageTable[] tables, ulong stateHash, ChunkSink sink)
+    public static ulong Write(IReadOnlyList<SnapshotRegion> regions, PageTable[] tables, ulong stateHash, Guid snapshotId, ChunkSink sink)
     {
         var hash = new XxHash3();
         var buffer = new byte[BlockWords * 8];
@@ -49,6 +50,8 @@ internal static class TrailerCodec
         BinaryPrimitives.WriteUInt32LittleEndian(buffer.AsSpan(12), 0);
         used = 16;
         U64(stateHash);
+        SnapshotFormat.WriteId(snapshotId, buffer.AsSpan(used));
+        used += SnapshotFormat.SnapshotIdSize;
         var words = new ulong[BlockWords];
         for (int r = 0; r < regions.Count; r++)
         {
@@ -76,8 +79,11 @@ internal static class TrailerCodec
         return own;
     }
 
-    /// <summary>Parses and validates a trailer of exactly <see cref="SnapshotLayout.TrailerLength"/> bytes; returns the state checksum.</summary>
-    public static ulong Read(SequentialReader r, IReadOnlyList<SnapshotRegion> regions, ITrailerVisitor visitor, string what)
+    /// <summary>
+    /// Parses and validates a trailer of exactly <see cref="SnapshotLayout.TrailerLength"/> bytes that must belong to the
+    /// snapshot <paramref name="snapshotId"/> (the header's); returns the state checksum.
+    /// </summary>
+    public static ulong Read(SequentialReader r, IReadOnlyList<SnapshotRegion> regions, Guid snapshotId, ITrailerVisitor visitor, string what)
     {
         string ctx = $"{what} trailer";
         r.StartHash();
@@ -90,6 +96,9 @@ internal static class TrailerCodec
             throw new SnapshotFormatException($"{ctx} is corrupt: it lists {count} regions, the header {regions.Count}");
         if (r.U32("reserved") != 0) throw new SnapshotFormatException($"{ctx} is corrupt: reserved field is not zero");
         ulong stateHash = r.U64("state checksum");
+        Span<byte> idBytes = stackalloc byte[SnapshotFormat.SnapshotIdSize];
+        r.ReadExactly(idBytes, "snapshot id");
+        var id = SnapshotFormat.ReadId(idBytes);
         var block = new ulong[BlockWords];
         for (int g = 0; g < regions.Count; g++)
         {
@@ -126,6 +135,10 @@ internal static class TrailerCodec
         ulong computed = r.StopHash();
         ulong stored = r.U64("trailer checksum");
         if (computed != stored) throw new SnapshotFormatException($"{ctx} is corrupt (trailer checksum mismatch)");
+        // Compared once the trailer is known intact: a different id is then a splice, not damage.
+        if (id != snapshotId)
+            throw new SnapshotFormatException(
+                $"{ctx} belongs to snapshot {id}, the header to {snapshotId}: the header was joined to another snapshot's body");
         return stateHash;
     }
 }

@@ -58,15 +58,15 @@ public sealed class CorruptFileTests : IDisposable
     [Fact]
     public void Newer_major_version_is_rejected_with_both_versions_named()
     {
-        OpenPatched(b => BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(8), 2)).Message
-            .Should().Contain("snapshot format 2.0 is newer than this MiniVmm (1.x)");
+        OpenPatched(b => BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(8), 3)).Message
+            .Should().Contain("snapshot format 3.0 is newer than this MiniVmm (2.x)");
     }
 
     [Fact]
     public void Newer_minor_version_is_rejected()
     {
         OpenPatched(b => BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(10), 7)).Message
-            .Should().Contain("snapshot format 1.7 is newer than this MiniVmm (1.0)");
+            .Should().Contain("snapshot format 2.7 is newer than this MiniVmm (2.0)");
     }
 
     [Fact]
@@ -74,6 +74,8 @@ public sealed class CorruptFileTests : IDisposable
     {
         OpenPatched(b => BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(8), 0)).Message
             .Should().Contain("snapshot format 0.0 is older");
+        OpenPatched(b => BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(8), 1)).Message
+            .Should().Contain("snapshot format 1.0 is older", "1.x files carry no snapshot id to bind header and body");
     }
 
     [Fact]

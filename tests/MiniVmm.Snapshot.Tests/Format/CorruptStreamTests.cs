@@ -21,7 +21,7 @@ public sealed class CorruptStreamTests : IDisposable
         });
         var direct = Scenario.Default();
         string path = _dir.File("direct.snap");
-        using (var sink = SnapshotFileSink.Create(path, direct.Info, fsync: false, createdAt: Scenario.FixedTime))
+        using (var sink = SnapshotFileSink.Create(path, direct.Info, fsync: false, createdAt: Scenario.FixedTime, snapshotId: Scenario.FixedId))
         {
             direct.WriteMix(sink, seed: 9);
             for (int p = 0; p < 6; p++) direct.Write(sink, 0, p, p % 3 == 0 ? null : Scenario.Content(0, p, 1));
@@ -192,6 +192,6 @@ public sealed class CorruptStreamTests : IDisposable
     {
         var bytes = (byte[])_stream.Clone();
         BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(8), 3);
-        ConvertFails(bytes, "major").Message.Should().Contain("snapshot format 3.0 is newer than this MiniVmm (1.x)");
+        ConvertFails(bytes, "major").Message.Should().Contain("snapshot format 3.0 is newer than this MiniVmm (2.x)");
     }
 }

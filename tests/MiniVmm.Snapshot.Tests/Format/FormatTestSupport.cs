@@ -30,6 +30,8 @@ public sealed class Scenario
 {
     public const int Page = SnapshotFormat.PageSize;
     public static readonly DateTimeOffset FixedTime = new(2025, 1, 2, 3, 4, 5, 678, TimeSpan.Zero);
+    /// <summary>With <see cref="FixedTime"/>, makes a writer's output reproducible (a stream and its direct file).</summary>
+    public static readonly Guid FixedId = new("0b7e5a52-9d3c-4c1e-8f6a-2d4b1c9e7f30");
 
     public Scenario(params (ulong Gpa, int Pages)[] regions)
     {
@@ -82,7 +84,7 @@ public sealed class Scenario
     public byte[] Build(TempDirectory dir, string name = "snap.bin", int seed = 1)
     {
         string path = dir.File(name);
-        using (var sink = SnapshotFileSink.Create(path, Info, fsync: false, createdAt: FixedTime))
+        using (var sink = SnapshotFileSink.Create(path, Info, fsync: false, createdAt: FixedTime, snapshotId: FixedId))
         {
             WriteMix(sink, seed);
             sink.Complete(Sections);

@@ -12,7 +12,7 @@ public sealed class StreamFormTests : IDisposable
     internal static byte[] BuildStream(Scenario s, Action<ISnapshotSink> write)
     {
         var ms = new MemoryStream();
-        using (var sink = SnapshotStreamSink.Create(ms, s.Info, leaveOpen: true, createdAt: Scenario.FixedTime))
+        using (var sink = SnapshotStreamSink.Create(ms, s.Info, leaveOpen: true, createdAt: Scenario.FixedTime, snapshotId: Scenario.FixedId))
         {
             sink.IsSeekable.Should().BeFalse();
             write(sink);

@@ -24,6 +24,8 @@ public sealed record RecordedVmConfig
         try { config = JsonSerializer.Deserialize(json, RecordedVmConfigJson.Default.RecordedVmConfig); }
         catch (JsonException e) { throw new StateRestoreException("the snapshot's VM configuration is malformed: " + e.Message, e); }
         if (config is null) throw new StateRestoreException("the snapshot has no VM configuration");
+        if (config.KernelPath is null || config.CommandLine is null || config.Devices is null || config.Devices.Any(d => d is null))
+            throw new StateRestoreException("the snapshot's VM configuration is malformed: a field is null");
         if (config.FormatVersion != 1) throw new StateRestoreException($"VM configuration version {config.FormatVersion} is not supported");
         return config;
     }
@@ -42,5 +44,7 @@ public sealed record RecordedVmConfig
 }
 
 [JsonSerializable(typeof(RecordedVmConfig))]
-[JsonSourceGenerationOptions(WriteIndented = false)]
+// Hostile input: a key given twice, an unknown key or a null where a value belongs is a malformed config, not a guess.
+[JsonSourceGenerationOptions(WriteIndented = false, AllowDuplicateProperties = false, RespectNullableAnnotations = true,
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
 internal sealed partial class RecordedVmConfigJson : JsonSerializerContext;
