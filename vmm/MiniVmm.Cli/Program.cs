@@ -1,10 +1,24 @@
 using System.CommandLine;
+using System.CommandLine.Invocation;
 using MiniVmm.Cli;
+using MiniVmm.Machine;
 
+// Signals first: a SIGINT while the runtime, the parser or the VM start up still ends the process with 130.
+HostSignals.Install();
 var root = new RootCommand("MiniVmm: a small KVM virtual machine monitor with live snapshots");
 root.Subcommands.Add(RunCommand.Create());
 root.Subcommands.Add(RestoreCommand.Create());
 root.Subcommands.Add(SnapshotCommand.Create());
 root.Subcommands.Add(MonitorCommand.Create());
 root.Subcommands.Add(FirmwareCommand.Create());
-return root.Parse(args).Invoke();
+try
+{
+    var parse = root.Parse(args);
+    if (parse.Action is ParseErrorAction) return UsageErrors.Report(parse);
+    return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null });
+}
+catch (Exception e)
+{
+    Console.Error.WriteLine($"minivmm: internal error: {e.Message}");
+    return VmExitStatus.ExitInternalError;
+}

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 
 namespace MiniVmm.Cli;
@@ -26,11 +25,11 @@ internal static class QmpSnapshotClient
         {
             string? path = parse.GetValue(qmp), dest = parse.GetValue(to);
             if (path is null || dest is null)
-                return CommonOptions.Fail("snapshot: give --qmp PATH and --to FILE|exec:CMD to snapshot a running VM, or use inspect, verify or convert");
+                return CommonOptions.Usage(parse, "snapshot: give --qmp PATH and --to FILE|exec:CMD to snapshot a running VM, or use inspect, verify or convert");
             if (!SnapshotCliOptions.TryParseMode(parse.GetValue(mode)!, out _))
-                return CommonOptions.Fail($"--mode: '{parse.GetValue(mode)}' is not write-tracking, stop-copy or dirty-log");
+                return CommonOptions.Usage(parse, $"--mode: '{parse.GetValue(mode)}' is not write-tracking, stop-copy or dirty-log");
             double mib = parse.GetValue(bandwidth);
-            if (mib < 0 || double.IsNaN(mib)) return CommonOptions.Fail("--max-bandwidth must be 0 or more MiB/s");
+            if (mib < 0 || double.IsNaN(mib)) return CommonOptions.Usage(parse, "--max-bandwidth must be 0 or more MiB/s");
             return Run(path, dest, parse.GetValue(mode)!, (long)(mib * (1 << 20)));
         });
     }
@@ -88,11 +87,7 @@ internal static class QmpSnapshotClient
     {
         var progress = new QmpProgress(Console.Error, terminal: !Console.IsErrorRedirected);
         int cancelRequested = 0;
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx =>
-        {
-            ctx.Cancel = true;
-            Interlocked.Exchange(ref cancelRequested, 1);
-        });
+        using var sigint = HostSignals.Handle(_ => Interlocked.Exchange(ref cancelRequested, 1));
         var clock = Stopwatch.StartNew();
         client.Execute("migrate", new JsonObject { ["uri"] = uri });
         bool cancelSent = false;

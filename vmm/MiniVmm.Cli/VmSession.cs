@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using MiniVmm.Machine;
 using MiniVmm.Machine.Snapshots;
@@ -22,23 +21,19 @@ internal static class VmSession
         }
         using (vm)
         using (monitor)
-        using (PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop))
-        using (PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop))
+        using (HostSignals.Handle(Stop))
         using (SnapshotTriggers.Attach(vm, controller, plan, loggers))
         {
             var status = vm.Run();
             // A bad snapshot found after the guest started (lazy restore) is the user's input problem: say so plainly,
             // as for a file refused up front, not only in the log.
             if (status.Reason == VmStopReason.CorruptSnapshot) Console.Error.WriteLine("minivmm: " + status.Detail);
-            if (status.Reason is VmStopReason.GuestExit or VmStopReason.AfterSnapshot) log.LogInformation("VM stopped: {Status}", status);
-            else log.LogWarning("VM stopped: {Status}", status);
+            if (status.IsNormal) log.LogInformation("VM stopped: {Status}", status.Describe());
+            else log.LogWarning("VM stopped: {Status}", status.Describe());
             return QmpCliOption.ExitCode(monitor, status);
         }
 
-        void Stop(PosixSignalContext ctx)
-        {
-            ctx.Cancel = true;
-            vm.RequestStop(new VmExitStatus(VmStopReason.HostRequest, Detail: $"received {ctx.Signal}"));
-        }
+        void Stop(int signal) => vm.RequestStop(new VmExitStatus(VmStopReason.HostRequest, (uint)signal,
+            "stopped by " + (signal == HostSignals.SIGINT ? "SIGINT" : "SIGTERM")));
     }
 }

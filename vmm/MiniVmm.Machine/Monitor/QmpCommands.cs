@@ -130,7 +130,7 @@ public sealed class QmpCommands
     }
 
     /// <summary>Marks a stop caused by `quit`, which the CLI turns into exit status 0 as QEMU does.</summary>
-    public const string QuitDetail = "quit from the QMP monitor";
+    public const string QuitDetail = "stopped by quit from the monitor";
 
     private JsonArray QueryCpus()
     {
