@@ -14,6 +14,11 @@ internal static class CommonOptions
         DefaultValueFactory = _ => "warning",
     };
 
+    public static Option<bool> Paused() => new("--paused")
+    {
+        Description = "build the VM but do not run it until the monitor's cont (QEMU's -S); needs --qmp",
+    };
+
     public static bool TryGetLevel(string text, out LogLevel level, out string? error)
     {
         error = null;

@@ -30,8 +30,9 @@ internal static class RestoreCommand
         var noWorkingSet = new Option<bool>("--no-working-set") { Description = "lazy: ignore FILE.ws" };
         var logLevel = CommonOptions.LogLevel();
         var qmp = QmpCliOption.Create();
+        var paused = CommonOptions.Paused();
         var snap = new SnapshotCliOptions();
-        var command = new Command("restore", "Restore a snapshot and resume the guest") { file, serial, allowCpu, memory, record, noWorkingSet, logLevel, qmp };
+        var command = new Command("restore", "Restore a snapshot and resume the guest") { file, serial, allowCpu, memory, record, noWorkingSet, logLevel, qmp, paused };
         foreach (var o in snap.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -40,6 +41,7 @@ internal static class RestoreCommand
                 return CommonOptions.Usage(parse, $"--serial: '{parse.GetValue(serial)}' is not stdio, none or file:PATH");
             if (!RunCommand.TryGetSnapshotPlan(parse, snap, out var plan, out string? snapError)) return CommonOptions.Usage(parse, snapError!);
             if (!QmpCliOption.TryParse(parse.GetValue(qmp), out string? qmpPath, out string? qmpError)) return CommonOptions.Usage(parse, qmpError!);
+            if (parse.GetValue(paused) && qmpPath is null) return CommonOptions.Usage(parse, "--paused needs --qmp: the monitor's cont starts the VM");
             RestoreMemoryMode mode;
             switch (parse.GetValue(memory))
             {
@@ -59,6 +61,7 @@ internal static class RestoreCommand
                 string text = recordText ?? "1s";
                 if (!SnapshotCliOptions.TryParseDuration(text, out var d) || d <= TimeSpan.Zero)
                     return CommonOptions.Usage(parse, $"--record-working-set: '{text}' is not a duration (e.g. 500ms, 2s)");
+                if (parse.GetValue(paused)) return CommonOptions.Usage(parse, "--record-working-set cannot be combined with --paused: its window would pass before cont");
                 if (mode != RestoreMemoryMode.Lazy) return CommonOptions.Usage(parse, "--record-working-set needs --memory lazy");
                 recordFor = d;
             }
@@ -83,7 +86,7 @@ internal static class RestoreCommand
                 return ExitCodes.BadInput;
             }
             catch (Exception e) { return CommonOptions.ReportStartupFailure(log, e); }
-            return VmSession.Run(vm, plan, qmpPath, loggers);
+            return VmSession.Run(vm, plan, qmpPath, loggers, parse.GetValue(paused));
         });
         return command;
     }

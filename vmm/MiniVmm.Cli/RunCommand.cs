@@ -20,9 +20,10 @@ internal static class RunCommand
         var hugePages = new Option<bool>("--huge-pages") { Description = "back guest RAM with transparent huge pages (default true; --huge-pages false turns it off)", DefaultValueFactory = _ => true };
         var logLevel = CommonOptions.LogLevel();
         var qmp = QmpCliOption.Create();
+        var paused = CommonOptions.Paused();
         var snap = new SnapshotCliOptions();
 
-        var command = new Command("run", "Boot a guest and run it until it exits") { kernel, cmdline, mem, cpus, serial, hugePages, logLevel, qmp };
+        var command = new Command("run", "Boot a guest and run it until it exits") { kernel, cmdline, mem, cpus, serial, hugePages, logLevel, qmp, paused };
         foreach (var o in snap.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -44,8 +45,9 @@ internal static class RunCommand
             };
             if (!TryGetSnapshotPlan(parse, snap, out var plan, out string? snapError)) return CommonOptions.Usage(parse, snapError!);
             if (!QmpCliOption.TryParse(parse.GetValue(qmp), out string? qmpPath, out string? qmpError)) return CommonOptions.Usage(parse, qmpError!);
+            if (parse.GetValue(paused) && qmpPath is null) return CommonOptions.Usage(parse, "--paused needs --qmp: the monitor's cont starts the VM");
             using var loggers = Logging.Create(level);
-            return Execute(config, plan, qmpPath, loggers);
+            return Execute(config, plan, qmpPath, loggers, parse.GetValue(paused));
         });
         return command;
     }
@@ -111,13 +113,13 @@ internal static class RunCommand
         return true;
     }
 
-    private static int Execute(VmConfig config, SnapshotPlan? plan, string? qmpPath, ILoggerFactory loggers)
+    private static int Execute(VmConfig config, SnapshotPlan? plan, string? qmpPath, ILoggerFactory loggers, bool paused)
     {
         var log = loggers.CreateLogger("minivmm");
         Vm vm;
         try { vm = Vm.Create(config, loggers); }
         catch (Exception e) { return CommonOptions.ReportStartupFailure(log, e); }
 
-        return VmSession.Run(vm, plan, qmpPath, loggers);
+        return VmSession.Run(vm, plan, qmpPath, loggers, paused);
     }
 }

@@ -10,7 +10,8 @@ namespace MiniVmm.Cli;
 /// </summary>
 internal static class VmSession
 {
-    public static int Run(Vm vm, SnapshotPlan? plan, string? qmpPath, ILoggerFactory loggers)
+    /// <param name="paused">build the VM but hold its vCPUs until the monitor's `cont` (QEMU's -S)</param>
+    public static int Run(Vm vm, SnapshotPlan? plan, string? qmpPath, ILoggerFactory loggers, bool paused = false)
     {
         var log = loggers.CreateLogger("minivmm");
         var controller = new SnapshotController(vm, loggers);
@@ -24,7 +25,8 @@ internal static class VmSession
         using (HostSignals.Handle(Stop))
         using (SnapshotTriggers.Attach(vm, controller, plan, loggers))
         {
-            var status = vm.Run();
+            if (paused) controller.RunState.HoldFromStart();
+            var status = vm.Run(paused);
             // A bad snapshot found after the guest started (lazy restore) is the user's input problem: say so plainly,
             // as for a file refused up front, not only in the log.
             if (status.Reason == VmStopReason.CorruptSnapshot) Console.Error.WriteLine("minivmm: " + status.Detail);
