@@ -73,7 +73,8 @@ public sealed class CliUsageTests
         // `trap '' INT` is what a shell does for `cmd &`: the process starts with SIGINT set to SIG_IGN.
         using var p = MinivmmProcess.StartThroughShell("trap '' INT;", "run", "--kernel", GuestFiles.Writer, "--mem", "64M",
             "--cmdline", "mb=8 sweeps=0 report_ms=0", "--serial", "none", "--log-level", "information");
-        var stderr = WaitForLine(p, "vCPUs started");
+        var stderr = new StderrLines(p);
+        stderr.WaitFor("vCPUs started").Should().BeTrue(stderr.Text);
         Process.Start("kill", ["-INT", p.Id.ToString()])!.WaitForExit();
         p.WaitForExit(30000).Should().BeTrue("SIGINT reaches minivmm although it was started ignored");
         p.ExitCode.Should().Be(130);
@@ -84,30 +85,11 @@ public sealed class CliUsageTests
     {
         using var p = MinivmmProcess.Start("run", "--kernel", GuestFiles.Writer, "--mem", "64M",
             "--cmdline", "mb=8 sweeps=0 report_ms=0", "--serial", "none", "--log-level", "information");
-        var stderr = WaitForLine(p, "vCPUs started");
+        var stderr = new StderrLines(p);
+        stderr.WaitFor("vCPUs started").Should().BeTrue(stderr.Text);
         Process.Start("kill", ["-INT", p.Id.ToString()])!.WaitForExit();
         p.WaitForExit(30000).Should().BeTrue();
         p.ExitCode.Should().Be(130);
-        stderr.Result.Should().NotContain("warn:", "a requested stop is not a problem").And.NotContain("HostRequest");
-    }
-
-    /// <summary>Reads stderr until a line contains <paramref name="text"/> (bounded wait); the task yields all of stderr at exit.</summary>
-    internal static Task<string> WaitForLine(Process p, string text)
-    {
-        var seen = new TaskCompletionSource();
-        var all = Task.Run(async () =>
-        {
-            var text_ = new System.Text.StringBuilder();
-            while (await p.StandardError.ReadLineAsync() is { } line)
-            {
-                text_.AppendLine(line);
-                if (line.Contains(text, StringComparison.Ordinal)) seen.TrySetResult();
-            }
-            seen.TrySetResult();
-            return text_.ToString();
-        });
-        seen.Task.Wait(TimeSpan.FromSeconds(60)).Should().BeTrue($"minivmm logs '{text}'");
-        p.HasExited.Should().BeFalse("the VM is running: " + (all.IsCompleted ? all.Result : ""));
-        return all;
+        stderr.All().Should().NotContain("warn:", "a requested stop is not a problem").And.NotContain("HostRequest");
     }
 }

@@ -108,8 +108,9 @@ internal static class RunCommand
         try { options.Validate(); }
         catch (ArgumentException e) { error = "--snapshot-fault-around: " + e.Message; return false; }
         bool exitAfter = parse.GetValue(snap.ExitAfter);
+        if (to is not null && SnapshotNaming.Validate(to) is { } nameError) { error = nameError; return false; }
         if (to is null && (delay is not null || exitAfter)) { error = "--snapshot-after and --exit-after-snapshot need --snapshot-to"; return false; }
-        plan = to is null ? null : new SnapshotPlan(to, options, delay, exitAfter, parse.GetValue(snap.Stats));
+        plan = to is null ? null : new SnapshotPlan(to, options, delay, exitAfter, parse.GetValue(snap.Stats), parse.GetValue(snap.Overwrite));
         return true;
     }
 

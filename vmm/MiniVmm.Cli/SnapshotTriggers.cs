@@ -6,7 +6,8 @@ using MiniVmm.Snapshot;
 
 namespace MiniVmm.Cli;
 
-internal sealed record SnapshotPlan(string Destination, SnapshotOptions Options, TimeSpan? Delay, bool ExitAfter, string? StatsPath = null);
+internal sealed record SnapshotPlan(string Destination, SnapshotOptions Options, TimeSpan? Delay, bool ExitAfter, string? StatsPath = null,
+    bool Overwrite = false);
 
 /// <summary>
 /// Wires the ways a snapshot starts (--snapshot-after timer, SIGUSR1, a guest request on the control port) and is
@@ -31,9 +32,13 @@ internal sealed class SnapshotTriggers : IDisposable
             vm.GuestSnapshotRequested += () => log.LogWarning("the guest requested a snapshot, but no --snapshot-to was given");
             return triggers;
         }
+        var naming = new SnapshotNaming(plan.Destination, plan.Overwrite);
         void Start()
         {
-            if (!controller.TryStart(plan.Destination, plan.Options, out string? error))
+            string? error = null;
+            if (controller.CurrentJob is not null) error = "a snapshot is already in progress";
+            else if (naming.TryNext(DateTime.UtcNow, out string destination, out error)) controller.TryStart(destination, plan.Options, out error);
+            if (error is not null)
             {
                 Console.Error.WriteLine($"minivmm: snapshot not started: {error}");
                 if (plan.ExitAfter && controller.CurrentJob is null)
