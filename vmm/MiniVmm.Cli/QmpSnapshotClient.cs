@@ -118,10 +118,12 @@ internal static class QmpSnapshotClient
             Console.Error.WriteLine($"minivmm: snapshot {status}{(info["error-desc"] is { } e ? ": " + e : "")}");
             return ExitFailed;
         }
-        string downtime = info["downtime"] is { } d ? $", downtime {d} ms" : "";
+        // Saved (non-zero) pages, as the VM's own summary counts them; the exact downtime from x-minivmm's downtime-us
+        // where the VM has it (QEMU's downtime field is whole milliseconds).
+        string downtime = s.DowntimeMs is { } d ? string.Create(CultureInfo.InvariantCulture, $", downtime {d:0.###} ms") : "";
         string faults = s.Faults is { } f ? $", {f} faults served" : "";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"snapshot completed: {s.PagesTotal} pages, {s.Bytes} bytes{faults}{downtime}, total {info["total-time"]} ms (wall {wall.TotalSeconds:F2} s)"));
+            $"snapshot completed: {s.PagesSaved} pages saved of {s.PagesTotal}, {s.Bytes} bytes{faults}{downtime}, total {info["total-time"]} ms (wall {wall.TotalSeconds:F2} s)"));
         return ExitCodes.Ok;
     }
 }

@@ -28,7 +28,7 @@ internal sealed class SnapshotTriggers : IDisposable
         if (plan is null)
         {
             // Snapshots started from the monitor still get their summary line.
-            controller.Completed += result => Console.Error.WriteLine("minivmm: " + result.Summary());
+            controller.Completed += result => Console.Error.WriteLine(OutcomeLine(result));
             vm.GuestSnapshotRequested += () => log.LogWarning("the guest requested a snapshot, but no --snapshot-to was given");
             return triggers;
         }
@@ -47,7 +47,7 @@ internal sealed class SnapshotTriggers : IDisposable
         }
         controller.Completed += result =>
         {
-            Console.Error.WriteLine("minivmm: " + result.Summary());
+            Console.Error.WriteLine(OutcomeLine(result));
             if (plan.StatsPath is { } stats) SnapshotStatsFile.Append(stats, result);
             if (plan.ExitAfter) vm.RequestStop(new VmExitStatus(VmStopReason.AfterSnapshot, result.Succeeded ? 0u : 1u, result.Error));
         };
@@ -57,6 +57,12 @@ internal sealed class SnapshotTriggers : IDisposable
         triggers._registrations.Add(PosixSignalRegistration.Create((PosixSignal)SIGUSR2, ctx => { ctx.Cancel = true; vm.Loop.Post(() => controller.Cancel()); }));
         return triggers;
     }
+
+    /// <summary>The one line a finished snapshot gets, whatever the log level: the summary, or why there is none.</summary>
+    internal static string OutcomeLine(SnapshotResult result) =>
+        result.Succeeded ? "minivmm: " + result.Summary()
+        : result.Cancelled ? $"minivmm: snapshot ({result.Engine}) cancelled; its partial output was removed"
+        : $"minivmm: snapshot ({result.Engine}) failed: {result.Error}";
 
     public void Dispose()
     {
