@@ -33,6 +33,15 @@ public sealed class QmpCliTests
             stdout.Should().MatchRegex(@"snapshot completed: [1-9]\d* pages saved of 65536, \d+ bytes, \d+ faults served, downtime \d+(\.\d+)? ms", "saved pages and the exact downtime, as the VM reports them");
             stderr.Should().Contain("snapshot: ", "not on a terminal, progress comes as plain lines");
 
+            var json = Cli("snapshot", "--qmp", socket, "--to", image + ".json", "--json");
+            json.Code.Should().Be(0, json.Stderr);
+            var outcome = System.Text.Json.Nodes.JsonNode.Parse(json.Stdout)!.AsObject();
+            JsonOutputTests.AllKeysKebab(outcome);
+            ((string?)outcome["status"]).Should().Be("completed");
+            ((long?)outcome["pages-saved"]).Should().BePositive();
+            ((long?)outcome["pages-total"]).Should().Be(65536);
+            File.Delete(image + ".json");
+
             var failed = Cli("snapshot", "--qmp", "unix:" + socket, "--to", "exec:exit 4", "--mode", "dirty-log");
             failed.Code.Should().Be(1, "a failed snapshot fails the client");
             failed.Stderr.Should().Contain("snapshot failed");

@@ -20,7 +20,8 @@ internal static class QmpSnapshotClient
         var to = new Option<string?>("--to") { Description = "snapshot FILE, file:PATH or exec:CMD (CMD runs in the VM's directory)" };
         var mode = new Option<string>("--mode") { Description = "write-tracking | stop-copy | dirty-log", DefaultValueFactory = _ => "write-tracking" };
         var bandwidth = new Option<double>("--max-bandwidth") { Description = "cap the scan at this many MiB/s (0 = unlimited)" };
-        foreach (var o in new Option[] { qmp, to, mode, bandwidth }) snapshot.Options.Add(o);
+        var json = SnapshotCommand.JsonOption();
+        foreach (var o in new Option[] { qmp, to, mode, bandwidth, json }) snapshot.Options.Add(o);
         snapshot.SetAction(parse =>
         {
             string? path = parse.GetValue(qmp), dest = parse.GetValue(to);
@@ -30,11 +31,11 @@ internal static class QmpSnapshotClient
                 return CommonOptions.Usage(parse, $"--mode: '{parse.GetValue(mode)}' is not write-tracking, stop-copy or dirty-log");
             double mib = parse.GetValue(bandwidth);
             if (mib < 0 || double.IsNaN(mib)) return CommonOptions.Usage(parse, "--max-bandwidth must be 0 or more MiB/s");
-            return Run(path, dest, parse.GetValue(mode)!, (long)(mib * (1 << 20)));
+            return Run(path, dest, parse.GetValue(mode)!, (long)(mib * (1 << 20)), parse.GetValue(json));
         });
     }
 
-    private static int Run(string qmpSpec, string destination, string mode, long bytesPerSecond)
+    private static int Run(string qmpSpec, string destination, string mode, long bytesPerSecond, bool json)
     {
         if (!QmpClient.TryOpen(qmpSpec, out var client, out _, out string? error)) return CommonOptions.Fail(error);
         using (client)
@@ -43,7 +44,7 @@ internal static class QmpSnapshotClient
             {
                 string uri = Uri(destination, client.IsMiniVmm);
                 Configure(client, mode, bytesPerSecond);
-                return Follow(client, uri);
+                return Follow(client, uri, json);
             }
             catch (QmpCommandException e)
             {
@@ -83,7 +84,7 @@ internal static class QmpSnapshotClient
         if (parameters.Count > 0) client.Execute("migrate-set-parameters", parameters);
     }
 
-    private static int Follow(QmpClient client, string uri)
+    private static int Follow(QmpClient client, string uri, bool json)
     {
         var progress = new QmpProgress(Console.Error, terminal: !Console.IsErrorRedirected);
         int cancelRequested = 0;
@@ -98,7 +99,7 @@ internal static class QmpSnapshotClient
             if (status is "completed" or "failed" or "cancelled" or "none")
             {
                 progress.Finish();
-                return Report(info, status, clock.Elapsed);
+                return json ? ReportJson(info, status, clock.Elapsed) : Report(info, status, clock.Elapsed);
             }
             if (Volatile.Read(ref cancelRequested) == 1 && !cancelSent)
             {
@@ -108,6 +109,24 @@ internal static class QmpSnapshotClient
             progress.Update(info, clock.Elapsed.TotalSeconds);
             Thread.Sleep(100);
         }
+    }
+
+    /// <summary>`--json`: the outcome as one object on stdout (see docs/OUTPUT.md), whatever it was.</summary>
+    private static int ReportJson(JsonObject info, string status, TimeSpan wall)
+    {
+        var s = QmpProgress.Read(info);
+        var o = new JsonObject { ["status"] = status };
+        if (info["error-desc"] is { } e) o["error"] = e.DeepClone();
+        if (info["x-minivmm"]?["engine"] is { } engine) o["engine"] = engine.DeepClone();
+        o["pages-saved"] = s.PagesSaved;
+        o["pages-total"] = s.PagesTotal;
+        o["bytes-written"] = s.Bytes;
+        if (s.Faults is { } f) o["faults-served"] = f;
+        if (s.DowntimeMs is { } d) o["downtime-ms"] = d;
+        if (info["total-time"] is { } t) o["total-time-ms"] = t.DeepClone();
+        o["wall-time-ms"] = Math.Round(wall.TotalMilliseconds, 1);
+        Console.WriteLine(o.ToJsonString());
+        return status == "completed" ? ExitCodes.Ok : ExitFailed;
     }
 
     private static int Report(JsonObject info, string status, TimeSpan wall)
