@@ -67,6 +67,34 @@ public sealed class QmpCliTests
         File.Delete(image);
     }
 
+    [KvmFact]
+    public void Server_wait_holds_the_guest_until_a_client_connects_to_either_socket()
+    {
+        string waiting = Path.Combine(Path.GetTempPath(), $"mvw-{Guid.NewGuid():N}"[..20] + ".sock");
+        string other = Path.Combine(Path.GetTempPath(), $"mvo-{Guid.NewGuid():N}"[..20] + ".sock");
+        string serial = GuestFiles.TempPath("wait-serial.txt");
+        using var vm = MinivmmProcess.Start("run", "--kernel", GuestFiles.Hello, "--mem", "64", "--serial", "file:" + serial,
+            "--qmp", $"unix:{waiting},server", "--qmp", $"unix:{other},server,nowait");
+        var err = new StderrLines(vm);
+        try
+        {
+            err.WaitFor("waiting for a QMP client").Should().BeTrue(err.Text);
+            File.Exists(other).Should().BeTrue("every socket listens before the wait");
+            File.ReadAllText(serial).Should().BeEmpty("QEMU's server,wait: the guest has not started");
+            using (new QmpTestClient(other)) // connecting is enough; hello exits at once, maybe before a greeting is read
+            {
+                vm.WaitForExit(60_000).Should().BeTrue("a client connected, so the guest ran and exited");
+            }
+            vm.ExitCode.Should().Be(0, err.Text);
+            File.ReadAllText(serial).Should().Be("Hello from MiniVmm guest\n");
+        }
+        finally
+        {
+            if (!vm.HasExited) vm.Kill();
+            File.Delete(serial);
+        }
+    }
+
     private static Process Start(params string[] args)
     {
         var p = MinivmmProcess.Start(args);

@@ -40,8 +40,8 @@ internal static class RestoreCommand
             if (!RunCommand.TryParseSerial(parse.GetValue(serial)!, out var serialTarget))
                 return CommonOptions.Usage(parse, $"--serial: '{parse.GetValue(serial)}' is not stdio, none or file:PATH");
             if (!RunCommand.TryGetSnapshotPlan(parse, snap, out var plan, out string? snapError)) return CommonOptions.Usage(parse, snapError!);
-            if (!QmpCliOption.TryParse(parse.GetValue(qmp), out string? qmpPath, out string? qmpError)) return CommonOptions.Usage(parse, qmpError!);
-            if (parse.GetValue(paused) && qmpPath is null) return CommonOptions.Usage(parse, "--paused needs --qmp: the monitor's cont starts the VM");
+            if (!QmpCliOption.TryParse(parse.GetValue(qmp), out var qmpSpecs, out string? qmpError)) return CommonOptions.Usage(parse, qmpError!);
+            if (parse.GetValue(paused) && qmpSpecs.Count == 0) return CommonOptions.Usage(parse, "--paused needs --qmp: the monitor's cont starts the VM");
             RestoreMemoryMode mode;
             switch (parse.GetValue(memory))
             {
@@ -86,7 +86,7 @@ internal static class RestoreCommand
                 return ExitCodes.BadInput;
             }
             catch (Exception e) { return CommonOptions.ReportStartupFailure(log, e); }
-            return VmSession.Run(vm, plan, qmpPath, loggers, parse.GetValue(paused));
+            return VmSession.Run(vm, plan, qmpSpecs, loggers, parse.GetValue(paused));
         });
         return command;
     }

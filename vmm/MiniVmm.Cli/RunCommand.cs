@@ -44,10 +44,10 @@ internal static class RunCommand
                 Serial = serialTarget,
             };
             if (!TryGetSnapshotPlan(parse, snap, out var plan, out string? snapError)) return CommonOptions.Usage(parse, snapError!);
-            if (!QmpCliOption.TryParse(parse.GetValue(qmp), out string? qmpPath, out string? qmpError)) return CommonOptions.Usage(parse, qmpError!);
-            if (parse.GetValue(paused) && qmpPath is null) return CommonOptions.Usage(parse, "--paused needs --qmp: the monitor's cont starts the VM");
+            if (!QmpCliOption.TryParse(parse.GetValue(qmp), out var qmpSpecs, out string? qmpError)) return CommonOptions.Usage(parse, qmpError!);
+            if (parse.GetValue(paused) && qmpSpecs.Count == 0) return CommonOptions.Usage(parse, "--paused needs --qmp: the monitor's cont starts the VM");
             using var loggers = Logging.Create(level);
-            return Execute(config, plan, qmpPath, loggers, parse.GetValue(paused));
+            return Execute(config, plan, qmpSpecs, loggers, parse.GetValue(paused));
         });
         return command;
     }
@@ -114,13 +114,13 @@ internal static class RunCommand
         return true;
     }
 
-    private static int Execute(VmConfig config, SnapshotPlan? plan, string? qmpPath, ILoggerFactory loggers, bool paused)
+    private static int Execute(VmConfig config, SnapshotPlan? plan, IReadOnlyList<QmpSpec> qmpSpecs, ILoggerFactory loggers, bool paused)
     {
         var log = loggers.CreateLogger("minivmm");
         Vm vm;
         try { vm = Vm.Create(config, loggers); }
         catch (Exception e) { return CommonOptions.ReportStartupFailure(log, e); }
 
-        return VmSession.Run(vm, plan, qmpPath, loggers, paused);
+        return VmSession.Run(vm, plan, qmpSpecs, loggers, paused);
     }
 }

@@ -11,11 +11,13 @@ namespace MiniVmm.Cli;
 internal static class VmSession
 {
     /// <param name="paused">build the VM but hold its vCPUs until the monitor's `cont` (QEMU's -S)</param>
-    public static int Run(Vm vm, SnapshotPlan? plan, string? qmpPath, ILoggerFactory loggers, bool paused = false)
+    public static int Run(Vm vm, SnapshotPlan? plan, IReadOnlyList<QmpSpec> qmp, ILoggerFactory loggers, bool paused = false)
     {
         var log = loggers.CreateLogger("minivmm");
+        using var stopRequested = new CancellationTokenSource();
+        int stopSignal = HostSignals.SIGINT;
         var controller = new SnapshotController(vm, loggers);
-        if (!QmpCliOption.TryStart(vm, controller, qmpPath, loggers, out var monitor, out string? qmpError))
+        if (!QmpCliOption.TryStart(vm, controller, qmp, loggers, out var monitor, out string? qmpError))
         {
             vm.Dispose();
             return CommonOptions.Fail(qmpError!);
@@ -25,6 +27,8 @@ internal static class VmSession
         using (HostSignals.Handle(Stop))
         using (SnapshotTriggers.Attach(vm, controller, plan, loggers))
         {
+            if (qmp.FirstOrDefault(q => q.Wait) is { } waitOn && !WaitForClient(monitor!, waitOn, stopRequested.Token))
+                return HostSignals.ExitCodeFor(stopSignal);
             if (paused) controller.RunState.HoldFromStart();
             var status = vm.Run(paused);
             // A bad snapshot found after the guest started (lazy restore) is the user's input problem: say so plainly,
@@ -35,7 +39,18 @@ internal static class VmSession
             return QmpCliOption.ExitCode(monitor, status);
         }
 
-        void Stop(int signal) => vm.RequestStop(new VmExitStatus(VmStopReason.HostRequest, (uint)signal,
-            "stopped by " + (signal == HostSignals.SIGINT ? "SIGINT" : "SIGTERM")));
+        void Stop(int signal)
+        {
+            stopSignal = signal;
+            vm.RequestStop(new VmExitStatus(VmStopReason.HostRequest, (uint)signal, "stopped by " + (signal == HostSignals.SIGINT ? "SIGINT" : "SIGTERM")));
+            stopRequested.Cancel();
+        }
+    }
+
+    /// <summary>QEMU's `server,wait`: nothing runs until a client connects (a signal ends the wait).</summary>
+    private static bool WaitForClient(MiniVmm.Machine.Monitor.QmpServer monitor, QmpSpec spec, CancellationToken stop)
+    {
+        Console.Error.WriteLine($"minivmm: waiting for a QMP client on {Path.GetFullPath(spec.Path)} (wait=on; the VM starts once one connects)");
+        return monitor.WaitForClient(stop);
     }
 }

@@ -61,6 +61,22 @@ public sealed class VmRunState(Vm vm)
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="work"/> with every vCPU out of the guest (the monitor's register and memory views): a
+    /// running VM is paused for just that long, a paused one stays as it is. Throws TimeoutException when a vCPU does
+    /// not stop.
+    /// </summary>
+    public T WithVcpusOut<T>(Func<T> work)
+    {
+        lock (_gate)
+        {
+            bool pause = !_userPaused && !_snapshotPaused;
+            if (pause) PauseOrUndo();
+            try { return work(); }
+            finally { if (pause) vm.ResumeVcpus(); }
+        }
+    }
+
     internal void AcquireForSnapshot()
     {
         lock (_gate)
