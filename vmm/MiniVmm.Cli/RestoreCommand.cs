@@ -31,8 +31,9 @@ internal static class RestoreCommand
         var logLevel = CommonOptions.LogLevel();
         var qmp = QmpCliOption.Create();
         var paused = CommonOptions.Paused();
+        var printConfig = new Option<bool>("--print-config") { Description = "print the snapshot's machine as a `run --config` file and exit" };
         var snap = new SnapshotCliOptions();
-        var command = new Command("restore", "Restore a snapshot and resume the guest") { file, serial, allowCpu, memory, record, noWorkingSet, logLevel, qmp, paused };
+        var command = new Command("restore", "Restore a snapshot and resume the guest") { file, serial, allowCpu, memory, record, noWorkingSet, logLevel, qmp, paused, printConfig };
         foreach (var o in snap.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -55,6 +56,7 @@ internal static class RestoreCommand
             if (path is null && recordText is not null && !SnapshotCliOptions.TryParseDuration(recordText, out _))
                 (path, recordText) = (recordText, null); // only a duration is the option's value
             if (path is null) return CommonOptions.Usage(parse, "restore: no snapshot FILE given");
+            if (parse.GetValue(printConfig)) return PrintConfig(path);
             TimeSpan? recordFor = null;
             if (parse.GetResult(record) is not null)
             {
@@ -89,5 +91,20 @@ internal static class RestoreCommand
             return VmSession.Run(vm, plan, qmpSpecs, loggers, parse.GetValue(paused));
         });
         return command;
+    }
+
+    private static int PrintConfig(string path)
+    {
+        try
+        {
+            using var file = SnapshotFile.Open(path);
+            Console.WriteLine(ConfigFile.FromRecorded(RecordedVmConfig.FromJson(file.Info.VmConfig)));
+            return ExitCodes.Ok;
+        }
+        catch (Exception e) when (e is SnapshotFormatException or StateRestoreException or IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"minivmm: cannot read '{path}': {e.Message}");
+            return ExitCodes.BadInput;
+        }
     }
 }
