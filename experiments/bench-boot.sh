@@ -3,7 +3,8 @@
 # Usage: experiments/bench-boot.sh OUT/minivmm GUEST_DIR [REPS]
 set -euo pipefail
 minivmm=$1 guests=$2 reps=${3:-20}
-command -v qemu-system-x86_64 >/dev/null || { apt-get update -qq && apt-get install -y -qq qemu-system-x86 >/dev/null; }
+. "$(dirname "$0")/need.sh"
+need qemu-system-x86_64 qemu-system-x86
 
 time_ms() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1 || true; e=$(date +%s%N); echo $(( (e - s) / 1000 )); }
 stats() { sort -n | awk '{a[NR]=$1} END {printf "min %.2f ms  median %.2f ms  (n=%d)\n", a[1]/1000, (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)/1000, NR}'; }

@@ -182,7 +182,7 @@ def run_minivmm(args, rate, engine, workdir, khz, pattern="seq", cpus=1, stalls=
     if stalls is not None and os.path.exists(stats):
         with open(stats) as f:
             for line in f:
-                stalls.append(json.loads(line).get("fault_stall_us", []))
+                stalls.append(json.loads(line).get("fault-stall-us", []))
     os.remove(image)
     return row
 

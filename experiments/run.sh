@@ -11,8 +11,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 results=$here/results
 [ "$quick" = "--quick" ] && results=$here/results-quick   # a smoke run never overwrites the committed results
 mkdir -p "$results"
-command -v qemu-system-x86_64 >/dev/null || { apt-get update -qq && apt-get install -y -qq qemu-system-x86 >/dev/null; }
-command -v gnuplot >/dev/null || apt-get install -y -qq gnuplot-nox >/dev/null || echo "gnuplot missing: no plots"
+. "$here/need.sh"
+need qemu-system-x86_64 qemu-system-x86
+need python3 python3
+need gnuplot gnuplot-nox optional || echo "   (REPORT.md is written without plots)" >&2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 engines=wt,stop-copy,dirty-log,dirty-log-bw,qemu,qemu-precopy

@@ -19,9 +19,23 @@ public static class MinivmmProcess
 
     public sealed record Result(int ExitCode, string Stdout, string Stderr);
 
+    /// <summary>The built minivmm.dll (run with `dotnet`).</summary>
+    public static string DllPath => Dll.Value;
+
     public static Process Start(params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        psi.ArgumentList.Add(Dll.Value);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        return Process.Start(psi)!;
+    }
+
+    /// <summary>Starts minivmm through `bash -c` so a test can set up what a shell would (ignored signals, a background job).</summary>
+    public static Process StartThroughShell(string shellPrefix, params string[] args)
+    {
+        var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add(shellPrefix + " exec dotnet \"$0\" \"$@\"");
         psi.ArgumentList.Add(Dll.Value);
         foreach (var a in args) psi.ArgumentList.Add(a);
         return Process.Start(psi)!;

@@ -30,8 +30,17 @@ public sealed class QmpCliTests
 
             var (code, stdout, stderr) = Cli("snapshot", "--qmp", socket, "--to", image, "--mode", "write-tracking", "--max-bandwidth", "1024");
             code.Should().Be(0, stderr);
-            stdout.Should().Contain("snapshot completed: 65536 pages");
+            stdout.Should().MatchRegex(@"snapshot completed: [1-9]\d* pages saved of 65536, \d+ bytes, \d+ faults served, downtime \d+(\.\d+)? ms", "saved pages and the exact downtime, as the VM reports them");
             stderr.Should().Contain("snapshot: ", "not on a terminal, progress comes as plain lines");
+
+            var json = Cli("snapshot", "--qmp", socket, "--to", image + ".json", "--json");
+            json.Code.Should().Be(0, json.Stderr);
+            var outcome = System.Text.Json.Nodes.JsonNode.Parse(json.Stdout)!.AsObject();
+            JsonOutputTests.AllKeysKebab(outcome);
+            ((string?)outcome["status"]).Should().Be("completed");
+            ((long?)outcome["pages-saved"]).Should().BePositive();
+            ((long?)outcome["pages-total"]).Should().Be(65536);
+            File.Delete(image + ".json");
 
             var failed = Cli("snapshot", "--qmp", "unix:" + socket, "--to", "exec:exit 4", "--mode", "dirty-log");
             failed.Code.Should().Be(1, "a failed snapshot fails the client");
@@ -56,6 +65,34 @@ public sealed class QmpCliTests
             restored.Status(GuestAbi.Status.TotalFailures).Should().Be(0);
         }
         File.Delete(image);
+    }
+
+    [KvmFact]
+    public void Server_wait_holds_the_guest_until_a_client_connects_to_either_socket()
+    {
+        string waiting = Path.Combine(Path.GetTempPath(), $"mvw-{Guid.NewGuid():N}"[..20] + ".sock");
+        string other = Path.Combine(Path.GetTempPath(), $"mvo-{Guid.NewGuid():N}"[..20] + ".sock");
+        string serial = GuestFiles.TempPath("wait-serial.txt");
+        using var vm = MinivmmProcess.Start("run", "--kernel", GuestFiles.Hello, "--mem", "64", "--serial", "file:" + serial,
+            "--qmp", $"unix:{waiting},server", "--qmp", $"unix:{other},server,nowait");
+        var err = new StderrLines(vm);
+        try
+        {
+            err.WaitFor("waiting for a QMP client").Should().BeTrue(err.Text);
+            File.Exists(other).Should().BeTrue("every socket listens before the wait");
+            File.ReadAllText(serial).Should().BeEmpty("QEMU's server,wait: the guest has not started");
+            using (new QmpTestClient(other)) // connecting is enough; hello exits at once, maybe before a greeting is read
+            {
+                vm.WaitForExit(60_000).Should().BeTrue("a client connected, so the guest ran and exited");
+            }
+            vm.ExitCode.Should().Be(0, err.Text);
+            File.ReadAllText(serial).Should().Be("Hello from MiniVmm guest\n");
+        }
+        finally
+        {
+            if (!vm.HasExited) vm.Kill();
+            File.Delete(serial);
+        }
     }
 
     private static Process Start(params string[] args)

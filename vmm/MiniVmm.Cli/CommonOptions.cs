@@ -14,18 +14,28 @@ internal static class CommonOptions
         DefaultValueFactory = _ => "warning",
     };
 
-    public static bool TryGetLevel(string text, out LogLevel level)
+    public static Option<bool> Paused() => new("--paused")
     {
+        Description = "build the VM but do not run it until the monitor's cont (QEMU's -S); needs --qmp",
+    };
+
+    public static bool TryGetLevel(string text, out LogLevel level, out string? error)
+    {
+        error = null;
         if (Logging.TryParseLevel(text, out level)) return true;
-        Fail($"--log-level: '{text}' is not one of trace, debug, information, warning, error, critical, none");
+        error = $"--log-level: '{text}' is not one of trace, debug, information, warning, error, critical, none";
         return false;
     }
 
+    /// <summary>A problem that is not the command line's (a file that cannot be written): one line, exit 120.</summary>
     public static int Fail(string message)
     {
         Console.Error.WriteLine("minivmm: " + message);
         return ExitCodes.BadInput;
     }
+
+    /// <summary>A bad option value found after parsing: one line, then where help is, exit 120 (as a parse error).</summary>
+    public static int Usage(ParseResult parse, string message) => UsageErrors.Report(parse, message);
 
     /// <summary>One clear line for what went wrong before the guest ran, and a code that says whose problem it is.</summary>
     public static int ReportStartupFailure(ILogger log, Exception e)

@@ -10,6 +10,8 @@ namespace MiniVmm.Cli;
 /// </summary>
 internal static class MonitorCommand
 {
+    private const string Prompt = "(minivmm) ";
+
     public static Command Create()
     {
         var qmp = new Option<string>("--qmp") { Description = "QMP socket (unix:PATH or PATH)", Required = true };
@@ -20,14 +22,29 @@ internal static class MonitorCommand
                 return CommonOptions.Fail(error);
             using (client)
             {
-                client.EventReceived += e => Console.WriteLine(e.ToJsonString());
                 bool prompt = !Console.IsInputRedirected;
+                var output = new object();
+                bool atPrompt = false;
+                // An event that arrives while the prompt waits goes on its own line, and the prompt is drawn again.
+                client.EventReceived += e =>
+                {
+                    lock (output)
+                    {
+                        Console.WriteLine((atPrompt ? "\r" : "") + e.ToJsonString() + (atPrompt ? "\u001b[K" : ""));
+                        if (atPrompt) Console.Write(Prompt);
+                    }
+                };
                 Console.WriteLine($"connected to {client.Greeting["QMP"]?["version"]?["package"]} at {path}; HMP commands or QMP JSON, 'help', Ctrl-D to leave");
                 while (true)
                 {
-                    if (prompt) Console.Write("(minivmm) ");
+                    if (prompt) lock (output) { Console.Write(Prompt); atPrompt = true; }
                     string? line = Console.ReadLine();
-                    if (line is null) return ExitCodes.Ok;
+                    lock (output) atPrompt = false;
+                    if (line is null)
+                    {
+                        if (prompt) Console.WriteLine(); // Ctrl-D: end the prompt's line
+                        return ExitCodes.Ok;
+                    }
                     line = line.Trim();
                     if (line.Length == 0) continue;
                     try

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 
 namespace MiniVmm.Cli;
@@ -21,21 +20,22 @@ internal static class QmpSnapshotClient
         var to = new Option<string?>("--to") { Description = "snapshot FILE, file:PATH or exec:CMD (CMD runs in the VM's directory)" };
         var mode = new Option<string>("--mode") { Description = "write-tracking | stop-copy | dirty-log", DefaultValueFactory = _ => "write-tracking" };
         var bandwidth = new Option<double>("--max-bandwidth") { Description = "cap the scan at this many MiB/s (0 = unlimited)" };
-        foreach (var o in new Option[] { qmp, to, mode, bandwidth }) snapshot.Options.Add(o);
+        var json = SnapshotCommand.JsonOption();
+        foreach (var o in new Option[] { qmp, to, mode, bandwidth, json }) snapshot.Options.Add(o);
         snapshot.SetAction(parse =>
         {
             string? path = parse.GetValue(qmp), dest = parse.GetValue(to);
             if (path is null || dest is null)
-                return CommonOptions.Fail("snapshot: give --qmp PATH and --to FILE|exec:CMD to snapshot a running VM, or use inspect, verify or convert");
+                return CommonOptions.Usage(parse, "snapshot: give --qmp PATH and --to FILE|exec:CMD to snapshot a running VM, or use inspect, verify or convert");
             if (!SnapshotCliOptions.TryParseMode(parse.GetValue(mode)!, out _))
-                return CommonOptions.Fail($"--mode: '{parse.GetValue(mode)}' is not write-tracking, stop-copy or dirty-log");
+                return CommonOptions.Usage(parse, $"--mode: '{parse.GetValue(mode)}' is not write-tracking, stop-copy or dirty-log");
             double mib = parse.GetValue(bandwidth);
-            if (mib < 0 || double.IsNaN(mib)) return CommonOptions.Fail("--max-bandwidth must be 0 or more MiB/s");
-            return Run(path, dest, parse.GetValue(mode)!, (long)(mib * (1 << 20)));
+            if (mib < 0 || double.IsNaN(mib)) return CommonOptions.Usage(parse, "--max-bandwidth must be 0 or more MiB/s");
+            return Run(path, dest, parse.GetValue(mode)!, (long)(mib * (1 << 20)), parse.GetValue(json));
         });
     }
 
-    private static int Run(string qmpSpec, string destination, string mode, long bytesPerSecond)
+    private static int Run(string qmpSpec, string destination, string mode, long bytesPerSecond, bool json)
     {
         if (!QmpClient.TryOpen(qmpSpec, out var client, out _, out string? error)) return CommonOptions.Fail(error);
         using (client)
@@ -44,7 +44,7 @@ internal static class QmpSnapshotClient
             {
                 string uri = Uri(destination, client.IsMiniVmm);
                 Configure(client, mode, bytesPerSecond);
-                return Follow(client, uri);
+                return Follow(client, uri, json);
             }
             catch (QmpCommandException e)
             {
@@ -79,20 +79,16 @@ internal static class QmpSnapshotClient
         });
         var parameters = new JsonObject();
         if (client.IsMiniVmm) parameters["x-minivmm-engine"] = parsed == MiniVmm.Snapshot.SnapshotMode.StopAndCopy ? "stop-copy" : "auto";
-        // QEMU's default cap is 32 MiB/s; MiniVmm's 0 means unlimited. An explicit --max-bandwidth applies to both.
+        // QEMU has its own default cap (7.2 reports 128 MiB/s); MiniVmm's 0 means unlimited. An explicit --max-bandwidth applies to both.
         if (bytesPerSecond > 0 || client.IsMiniVmm) parameters["max-bandwidth"] = bytesPerSecond;
         if (parameters.Count > 0) client.Execute("migrate-set-parameters", parameters);
     }
 
-    private static int Follow(QmpClient client, string uri)
+    private static int Follow(QmpClient client, string uri, bool json)
     {
         var progress = new QmpProgress(Console.Error, terminal: !Console.IsErrorRedirected);
         int cancelRequested = 0;
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx =>
-        {
-            ctx.Cancel = true;
-            Interlocked.Exchange(ref cancelRequested, 1);
-        });
+        using var sigint = HostSignals.Handle(_ => Interlocked.Exchange(ref cancelRequested, 1));
         var clock = Stopwatch.StartNew();
         client.Execute("migrate", new JsonObject { ["uri"] = uri });
         bool cancelSent = false;
@@ -103,7 +99,7 @@ internal static class QmpSnapshotClient
             if (status is "completed" or "failed" or "cancelled" or "none")
             {
                 progress.Finish();
-                return Report(info, status, clock.Elapsed);
+                return json ? ReportJson(info, status, clock.Elapsed) : Report(info, status, clock.Elapsed);
             }
             if (Volatile.Read(ref cancelRequested) == 1 && !cancelSent)
             {
@@ -115,6 +111,24 @@ internal static class QmpSnapshotClient
         }
     }
 
+    /// <summary>`--json`: the outcome as one object on stdout (see docs/OUTPUT.md), whatever it was.</summary>
+    private static int ReportJson(JsonObject info, string status, TimeSpan wall)
+    {
+        var s = QmpProgress.Read(info);
+        var o = new JsonObject { ["status"] = status };
+        if (info["error-desc"] is { } e) o["error"] = e.DeepClone();
+        if (info["x-minivmm"]?["engine"] is { } engine) o["engine"] = engine.DeepClone();
+        o["pages-saved"] = s.PagesSaved;
+        o["pages-total"] = s.PagesTotal;
+        o["bytes-written"] = s.Bytes;
+        if (s.Faults is { } f) o["faults-served"] = f;
+        if (s.DowntimeMs is { } d) o["downtime-ms"] = d;
+        if (info["total-time"] is { } t) o["total-time-ms"] = t.DeepClone();
+        o["wall-time-ms"] = Math.Round(wall.TotalMilliseconds, 1);
+        Console.WriteLine(o.ToJsonString());
+        return status == "completed" ? ExitCodes.Ok : ExitFailed;
+    }
+
     private static int Report(JsonObject info, string status, TimeSpan wall)
     {
         var s = QmpProgress.Read(info);
@@ -123,10 +137,12 @@ internal static class QmpSnapshotClient
             Console.Error.WriteLine($"minivmm: snapshot {status}{(info["error-desc"] is { } e ? ": " + e : "")}");
             return ExitFailed;
         }
-        string downtime = info["downtime"] is { } d ? $", downtime {d} ms" : "";
+        // Saved (non-zero) pages, as the VM's own summary counts them; the exact downtime from x-minivmm's downtime-us
+        // where the VM has it (QEMU's downtime field is whole milliseconds).
+        string downtime = s.DowntimeMs is { } d ? string.Create(CultureInfo.InvariantCulture, $", downtime {d:0.###} ms") : "";
         string faults = s.Faults is { } f ? $", {f} faults served" : "";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"snapshot completed: {s.PagesTotal} pages, {s.Bytes} bytes{faults}{downtime}, total {info["total-time"]} ms (wall {wall.TotalSeconds:F2} s)"));
+            $"snapshot completed: {s.PagesSaved} pages saved of {s.PagesTotal}, {s.Bytes} bytes{faults}{downtime}, total {info["total-time"]} ms (wall {wall.TotalSeconds:F2} s)"));
         return ExitCodes.Ok;
     }
 }

@@ -12,7 +12,8 @@ internal static class RestoreCommand
 {
     public static Command Create()
     {
-        var file = new Argument<string>("FILE") { Description = "snapshot file written by --snapshot-to" };
+        // Zero or one for the parser: `--record-working-set vm.mvs` gives the option the file name, which the action moves back.
+        var file = new Argument<string?>("FILE") { Description = "snapshot file written by --snapshot-to", Arity = ArgumentArity.ZeroOrOne };
         var serial = new Option<string>("--serial") { Description = "serial console: stdio | file:PATH | none", DefaultValueFactory = _ => "stdio" };
         var allowCpu = new Option<bool>("--allow-cpu-mismatch") { Description = "restore even if the host CPU model differs from the recorded one" };
         var memory = new Option<string>("--memory")
@@ -29,31 +30,41 @@ internal static class RestoreCommand
         var noWorkingSet = new Option<bool>("--no-working-set") { Description = "lazy: ignore FILE.ws" };
         var logLevel = CommonOptions.LogLevel();
         var qmp = QmpCliOption.Create();
+        var paused = CommonOptions.Paused();
+        var printConfig = new Option<bool>("--print-config") { Description = "print the snapshot's machine as a `run --config` file and exit" };
         var snap = new SnapshotCliOptions();
-        var command = new Command("restore", "Restore a snapshot and resume the guest") { file, serial, allowCpu, memory, record, noWorkingSet, logLevel, qmp };
+        var command = new Command("restore", "Restore a snapshot and resume the guest") { file, serial, allowCpu, memory, record, noWorkingSet, logLevel, qmp, paused, printConfig };
         foreach (var o in snap.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
-            if (!CommonOptions.TryGetLevel(parse.GetValue(logLevel)!, out var level)) return ExitCodes.BadInput;
+            if (!CommonOptions.TryGetLevel(parse.GetValue(logLevel)!, out var level, out string? levelError)) return CommonOptions.Usage(parse, levelError!);
             if (!RunCommand.TryParseSerial(parse.GetValue(serial)!, out var serialTarget))
-                return CommonOptions.Fail($"--serial: '{parse.GetValue(serial)}' is not stdio, none or file:PATH");
-            if (!RunCommand.TryGetSnapshotPlan(parse, snap, out var plan, out string? snapError)) return CommonOptions.Fail(snapError!);
-            if (!QmpCliOption.TryParse(parse.GetValue(qmp), out string? qmpPath, out string? qmpError)) return CommonOptions.Fail(qmpError!);
+                return CommonOptions.Usage(parse, $"--serial: '{parse.GetValue(serial)}' is not stdio, none or file:PATH");
+            if (!RunCommand.TryGetSnapshotPlan(parse, snap, out var plan, out string? snapError)) return CommonOptions.Usage(parse, snapError!);
+            if (!QmpCliOption.TryParse(parse.GetValue(qmp), out var qmpSpecs, out string? qmpError)) return CommonOptions.Usage(parse, qmpError!);
+            if (parse.GetValue(paused) && qmpSpecs.Count == 0) return CommonOptions.Usage(parse, "--paused needs --qmp: the monitor's cont starts the VM");
             RestoreMemoryMode mode;
             switch (parse.GetValue(memory))
             {
                 case "lazy": mode = RestoreMemoryMode.Lazy; break;
                 case "mmap": mode = RestoreMemoryMode.Mmap; break;
                 case "eager": mode = RestoreMemoryMode.Eager; break;
-                default: return CommonOptions.Fail($"--memory: '{parse.GetValue(memory)}' is not lazy, mmap or eager");
+                default: return CommonOptions.Usage(parse, $"--memory: '{parse.GetValue(memory)}' is not lazy, mmap or eager");
             }
+            string? path = parse.GetValue(file);
+            string? recordText = parse.GetValue(record);
+            if (path is null && recordText is not null && !SnapshotCliOptions.TryParseDuration(recordText, out _))
+                (path, recordText) = (recordText, null); // only a duration is the option's value
+            if (path is null) return CommonOptions.Usage(parse, "restore: no snapshot FILE given");
+            if (parse.GetValue(printConfig)) return PrintConfig(path);
             TimeSpan? recordFor = null;
             if (parse.GetResult(record) is not null)
             {
-                string text = parse.GetValue(record) ?? "1s";
+                string text = recordText ?? "1s";
                 if (!SnapshotCliOptions.TryParseDuration(text, out var d) || d <= TimeSpan.Zero)
-                    return CommonOptions.Fail($"--record-working-set: '{text}' is not a duration (e.g. 500ms, 2s)");
-                if (mode != RestoreMemoryMode.Lazy) return CommonOptions.Fail("--record-working-set needs --memory lazy");
+                    return CommonOptions.Usage(parse, $"--record-working-set: '{text}' is not a duration (e.g. 500ms, 2s)");
+                if (parse.GetValue(paused)) return CommonOptions.Usage(parse, "--record-working-set cannot be combined with --paused: its window would pass before cont");
+                if (mode != RestoreMemoryMode.Lazy) return CommonOptions.Usage(parse, "--record-working-set needs --memory lazy");
                 recordFor = d;
             }
             var restoreOptions = new RestoreOptions
@@ -69,19 +80,34 @@ internal static class RestoreCommand
             Vm vm;
             try
             {
-                vm = VmRestore.Restore(parse.GetValue(file)!, restoreOptions, loggers);
+                vm = VmRestore.Restore(path, restoreOptions, loggers);
             }
             // Every defect of the file's content is one of the first two (a value KVM refuses included); a KvmException
             // here is the host lacking a feature (121, below), although it is an IOException.
             catch (Exception e) when (e is SnapshotFormatException or StateRestoreException or UnauthorizedAccessException
                                       || (e is IOException && e is not KvmSharp.KvmException))
             {
-                Console.Error.WriteLine($"minivmm: cannot restore '{parse.GetValue(file)}': {e.Message}");
+                Console.Error.WriteLine($"minivmm: cannot restore '{path}': {e.Message}");
                 return ExitCodes.BadInput;
             }
             catch (Exception e) { return CommonOptions.ReportStartupFailure(log, e); }
-            return VmSession.Run(vm, plan, qmpPath, loggers);
+            return VmSession.Run(vm, plan, qmpSpecs, loggers, parse.GetValue(paused));
         });
         return command;
+    }
+
+    private static int PrintConfig(string path)
+    {
+        try
+        {
+            using var file = SnapshotFile.Open(path);
+            Console.WriteLine(ConfigFile.FromRecorded(RecordedVmConfig.FromJson(file.Info.VmConfig)));
+            return ExitCodes.Ok;
+        }
+        catch (Exception e) when (e is SnapshotFormatException or StateRestoreException or IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"minivmm: cannot read '{path}': {e.Message}");
+            return ExitCodes.BadInput;
+        }
     }
 }

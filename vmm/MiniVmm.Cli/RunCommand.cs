@@ -14,38 +14,54 @@ internal static class RunCommand
     {
         var kernel = new Option<string>("--kernel") { Description = "PVH ELF image to boot (e.g. from `minivmm firmware`)", Required = true };
         var cmdline = new Option<string>("--cmdline") { Description = "guest command line", DefaultValueFactory = _ => "" };
-        var mem = new Option<string>("--mem") { Description = "guest RAM (e.g. 512M, 1G)", DefaultValueFactory = _ => "512M" };
+        var mem = new Option<string>("--mem") { Description = "guest RAM: 512M, 1G, or a plain number of MiB (as QEMU's -m)", DefaultValueFactory = _ => "512M" };
         var cpus = new Option<int>("--cpus") { Description = "number of vCPUs", DefaultValueFactory = _ => 1 };
         var serial = new Option<string>("--serial") { Description = "serial console: stdio | file:PATH | none", DefaultValueFactory = _ => "stdio" };
         var hugePages = new Option<bool>("--huge-pages") { Description = "back guest RAM with transparent huge pages (default true; --huge-pages false turns it off)", DefaultValueFactory = _ => true };
         var logLevel = CommonOptions.LogLevel();
         var qmp = QmpCliOption.Create();
+        var paused = CommonOptions.Paused();
+        var config = new Option<string?>("--config") { Description = "read options from a JSON file: {\"kernel\": \"...\", \"mem\": \"512M\", ...} (keys are these options' names; options given here win)" };
         var snap = new SnapshotCliOptions();
 
-        var command = new Command("run", "Boot a guest and run it until it exits") { kernel, cmdline, mem, cpus, serial, hugePages, logLevel, qmp };
+        var command = new Command("run", "Boot a guest and run it until it exits") { kernel, cmdline, mem, cpus, serial, hugePages, logLevel, qmp, paused, config };
         foreach (var o in snap.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
-            if (!CommonOptions.TryGetLevel(parse.GetValue(logLevel)!, out var level)) return ExitCodes.BadInput;
-            if (!SizeParser.TryParse(parse.GetValue(mem)!, out ulong memBytes, out string? sizeError))
-                return CommonOptions.Fail("--mem: " + sizeError);
+            if (!CommonOptions.TryGetLevel(parse.GetValue(logLevel)!, out var level, out string? levelError)) return CommonOptions.Usage(parse, levelError!);
+            if (!TryParseMemory(parse.GetValue(mem)!, out ulong memBytes, out string? memError)) return CommonOptions.Usage(parse, memError!);
+            int vcpus = parse.GetValue(cpus);
+            if (vcpus < 1 || vcpus > VmConfig.MaxVcpus)
+                return CommonOptions.Usage(parse, $"--cpus: '{parse.GetResult(cpus)?.Tokens.FirstOrDefault()?.Value ?? vcpus.ToString()}' is outside 1..{VmConfig.MaxVcpus}");
             if (!TryParseSerial(parse.GetValue(serial)!, out var serialTarget))
-                return CommonOptions.Fail($"--serial: '{parse.GetValue(serial)}' is not stdio, none or file:PATH");
+                return CommonOptions.Usage(parse, $"--serial: '{parse.GetValue(serial)}' is not stdio, none or file:PATH");
             var config = new VmConfig
             {
                 KernelPath = parse.GetValue(kernel)!,
                 CommandLine = parse.GetValue(cmdline)!,
                 MemoryBytes = memBytes,
-                Vcpus = parse.GetValue(cpus),
+                Vcpus = vcpus,
                 HugePages = parse.GetValue(hugePages),
                 Serial = serialTarget,
             };
-            if (!TryGetSnapshotPlan(parse, snap, out var plan, out string? snapError)) return CommonOptions.Fail(snapError!);
-            if (!QmpCliOption.TryParse(parse.GetValue(qmp), out string? qmpPath, out string? qmpError)) return CommonOptions.Fail(qmpError!);
+            if (!TryGetSnapshotPlan(parse, snap, out var plan, out string? snapError)) return CommonOptions.Usage(parse, snapError!);
+            if (!QmpCliOption.TryParse(parse.GetValue(qmp), out var qmpSpecs, out string? qmpError)) return CommonOptions.Usage(parse, qmpError!);
+            if (parse.GetValue(paused) && qmpSpecs.Count == 0) return CommonOptions.Usage(parse, "--paused needs --qmp: the monitor's cont starts the VM");
             using var loggers = Logging.Create(level);
-            return Execute(config, plan, qmpPath, loggers);
+            return Execute(config, plan, qmpSpecs, loggers, parse.GetValue(paused));
         });
         return command;
+    }
+
+    /// <summary>--mem: a size, a plain number in MiB; range errors quote what was typed, not a byte count.</summary>
+    internal static bool TryParseMemory(string text, out ulong bytes, out string? error)
+    {
+        if (!SizeParser.TryParse(text, out bytes, out error, unitlessScale: SizeParser.MiB)) { error = "--mem: " + error; return false; }
+        error = bytes < VmConfig.MinMemory ? $"--mem: '{text}' is too small: at least {VmConfig.MinMemory >> 20} MiB"
+            : bytes > VmConfig.MaxMemory ? $"--mem: '{text}' is more than the supported {VmConfig.MaxMemory >> 20} MiB"
+            : bytes % 4096 != 0 ? $"--mem: '{text}' is not a multiple of 4 KiB"
+            : null;
+        return error is null;
     }
 
     internal static bool TryParseSerial(string text, out SerialTarget target)
@@ -100,18 +116,19 @@ internal static class RunCommand
         try { options.Validate(); }
         catch (ArgumentException e) { error = "--snapshot-fault-around: " + e.Message; return false; }
         bool exitAfter = parse.GetValue(snap.ExitAfter);
+        if (to is not null && SnapshotNaming.Validate(to) is { } nameError) { error = nameError; return false; }
         if (to is null && (delay is not null || exitAfter)) { error = "--snapshot-after and --exit-after-snapshot need --snapshot-to"; return false; }
-        plan = to is null ? null : new SnapshotPlan(to, options, delay, exitAfter, parse.GetValue(snap.Stats));
+        plan = to is null ? null : new SnapshotPlan(to, options, delay, exitAfter, parse.GetValue(snap.Stats), parse.GetValue(snap.Overwrite));
         return true;
     }
 
-    private static int Execute(VmConfig config, SnapshotPlan? plan, string? qmpPath, ILoggerFactory loggers)
+    private static int Execute(VmConfig config, SnapshotPlan? plan, IReadOnlyList<QmpSpec> qmpSpecs, ILoggerFactory loggers, bool paused)
     {
         var log = loggers.CreateLogger("minivmm");
         Vm vm;
         try { vm = Vm.Create(config, loggers); }
         catch (Exception e) { return CommonOptions.ReportStartupFailure(log, e); }
 
-        return VmSession.Run(vm, plan, qmpPath, loggers);
+        return VmSession.Run(vm, plan, qmpSpecs, loggers, paused);
     }
 }

@@ -7,7 +7,11 @@ namespace MiniVmm.Cli;
 /// <summary>The `--snapshot-*` options of `minivmm run` and their parsing.</summary>
 internal sealed class SnapshotCliOptions
 {
-    public Option<string?> To { get; } = new("--snapshot-to") { Description = "take a live snapshot into FILE, or stream it to exec:CMD (run by /bin/sh)" };
+    public Option<string?> To { get; } = new("--snapshot-to")
+    {
+        Description = "take a live snapshot into FILE (%n: a counter, %t: the UTC time, e.g. 'vm-%n.mvs'), or stream it to exec:CMD (run by /bin/sh)",
+    };
+    public Option<bool> Overwrite { get; } = new("--snapshot-overwrite") { Description = "replace an existing snapshot file (default: refuse)" };
     public Option<string?> After { get; } = new("--snapshot-after") { Description = "when to snapshot: a duration such as 500ms, 2s, 1m (default: only on SIGUSR1 or a guest request)" };
     public Option<string> Mode { get; } = new("--snapshot-mode") { Description = "write-tracking | stop-copy | dirty-log", DefaultValueFactory = _ => "write-tracking" };
     public Option<double> RateLimit { get; } = new("--snapshot-rate-limit") { Description = "cap the background scan at this many MiB/s (0 = unlimited)" };
@@ -18,7 +22,7 @@ internal sealed class SnapshotCliOptions
 
     public Option<string?> Stats { get; } = new("--snapshot-stats") { Description = "append each snapshot's statistics (incl. every fault stall) as a JSON line to FILE" };
 
-    public IEnumerable<Option> All => [To, After, Mode, RateLimit, FaultAround, ConvergeTimeout, Timeout, ExitAfter, Stats];
+    public IEnumerable<Option> All => [To, Overwrite, After, Mode, RateLimit, FaultAround, ConvergeTimeout, Timeout, ExitAfter, Stats];
 
     public static bool TryParseMode(string text, out SnapshotMode mode)
     {

@@ -19,11 +19,12 @@ internal static class SnapshotCommand
     private static Command Inspect()
     {
         var file = new Argument<string>("FILE");
-        var c = new Command("inspect", "Show a snapshot's header, layout and state sections") { file };
+        var json = JsonOption();
+        var c = new Command("inspect", "Show a snapshot's header, layout and state sections") { file, json };
         c.SetAction(parse => Guard(parse.GetValue(file)!, () =>
         {
             using var snapshot = SnapshotFile.Open(parse.GetValue(file)!);
-            Console.WriteLine(snapshot.Describe());
+            Console.WriteLine(parse.GetValue(json) ? JsonOutput.Inspect(snapshot) : snapshot.Describe());
             return ExitCodes.Ok;
         }));
         return c;
@@ -32,11 +33,17 @@ internal static class SnapshotCommand
     private static Command Verify()
     {
         var file = new Argument<string>("FILE");
-        var c = new Command("verify", "Check every checksum and that the snapshot is complete") { file };
+        var json = JsonOption();
+        var c = new Command("verify", "Check every checksum and that the snapshot is complete") { file, json };
         c.SetAction(parse => Guard(parse.GetValue(file)!, () =>
         {
             using var snapshot = SnapshotFile.Open(parse.GetValue(file)!);
             var result = snapshot.Verify();
+            if (parse.GetValue(json))
+            {
+                Console.WriteLine(JsonOutput.Verify(parse.GetValue(file)!, result));
+                return result.IsValid ? ExitCodes.Ok : ExitCodes.BadInput;
+            }
             if (!result.IsValid)
             {
                 foreach (var error in result.Errors) Console.Error.WriteLine($"minivmm: {parse.GetValue(file)}: {error}");
@@ -63,6 +70,8 @@ internal static class SnapshotCommand
         }));
         return c;
     }
+
+    internal static Option<bool> JsonOption() => new("--json") { Description = "print one JSON object (kebab-case keys; see docs/OUTPUT.md)" };
 
     private static int Guard(string path, Func<int> action)
     {

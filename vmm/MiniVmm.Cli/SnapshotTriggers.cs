@@ -6,7 +6,8 @@ using MiniVmm.Snapshot;
 
 namespace MiniVmm.Cli;
 
-internal sealed record SnapshotPlan(string Destination, SnapshotOptions Options, TimeSpan? Delay, bool ExitAfter, string? StatsPath = null);
+internal sealed record SnapshotPlan(string Destination, SnapshotOptions Options, TimeSpan? Delay, bool ExitAfter, string? StatsPath = null,
+    bool Overwrite = false);
 
 /// <summary>
 /// Wires the ways a snapshot starts (--snapshot-after timer, SIGUSR1, a guest request on the control port) and is
@@ -27,13 +28,17 @@ internal sealed class SnapshotTriggers : IDisposable
         if (plan is null)
         {
             // Snapshots started from the monitor still get their summary line.
-            controller.Completed += result => Console.Error.WriteLine("minivmm: " + result.Summary());
+            controller.Completed += result => Console.Error.WriteLine(OutcomeLine(result));
             vm.GuestSnapshotRequested += () => log.LogWarning("the guest requested a snapshot, but no --snapshot-to was given");
             return triggers;
         }
+        var naming = new SnapshotNaming(plan.Destination, plan.Overwrite);
         void Start()
         {
-            if (!controller.TryStart(plan.Destination, plan.Options, out string? error))
+            string? error = null;
+            if (controller.CurrentJob is not null) error = "a snapshot is already in progress";
+            else if (naming.TryNext(DateTime.UtcNow, out string destination, out error)) controller.TryStart(destination, plan.Options, out error);
+            if (error is not null)
             {
                 Console.Error.WriteLine($"minivmm: snapshot not started: {error}");
                 if (plan.ExitAfter && controller.CurrentJob is null)
@@ -42,7 +47,7 @@ internal sealed class SnapshotTriggers : IDisposable
         }
         controller.Completed += result =>
         {
-            Console.Error.WriteLine("minivmm: " + result.Summary());
+            Console.Error.WriteLine(OutcomeLine(result));
             if (plan.StatsPath is { } stats) SnapshotStatsFile.Append(stats, result);
             if (plan.ExitAfter) vm.RequestStop(new VmExitStatus(VmStopReason.AfterSnapshot, result.Succeeded ? 0u : 1u, result.Error));
         };
@@ -52,6 +57,12 @@ internal sealed class SnapshotTriggers : IDisposable
         triggers._registrations.Add(PosixSignalRegistration.Create((PosixSignal)SIGUSR2, ctx => { ctx.Cancel = true; vm.Loop.Post(() => controller.Cancel()); }));
         return triggers;
     }
+
+    /// <summary>The one line a finished snapshot gets, whatever the log level: the summary, or why there is none.</summary>
+    internal static string OutcomeLine(SnapshotResult result) =>
+        result.Succeeded ? "minivmm: " + result.Summary()
+        : result.Cancelled ? $"minivmm: snapshot ({result.Engine}) cancelled; its partial output was removed"
+        : $"minivmm: snapshot ({result.Engine}) failed: {result.Error}";
 
     public void Dispose()
     {

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using MiniVmm.Machine;
 using MiniVmm.Machine.Snapshots;
@@ -11,34 +10,47 @@ namespace MiniVmm.Cli;
 /// </summary>
 internal static class VmSession
 {
-    public static int Run(Vm vm, SnapshotPlan? plan, string? qmpPath, ILoggerFactory loggers)
+    /// <param name="paused">build the VM but hold its vCPUs until the monitor's `cont` (QEMU's -S)</param>
+    public static int Run(Vm vm, SnapshotPlan? plan, IReadOnlyList<QmpSpec> qmp, ILoggerFactory loggers, bool paused = false)
     {
         var log = loggers.CreateLogger("minivmm");
+        using var stopRequested = new CancellationTokenSource();
+        int stopSignal = HostSignals.SIGINT;
         var controller = new SnapshotController(vm, loggers);
-        if (!QmpCliOption.TryStart(vm, controller, qmpPath, loggers, out var monitor, out string? qmpError))
+        if (!QmpCliOption.TryStart(vm, controller, qmp, loggers, out var monitor, out string? qmpError))
         {
             vm.Dispose();
             return CommonOptions.Fail(qmpError!);
         }
         using (vm)
         using (monitor)
-        using (PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop))
-        using (PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop))
+        using (HostSignals.Handle(Stop))
         using (SnapshotTriggers.Attach(vm, controller, plan, loggers))
         {
-            var status = vm.Run();
+            if (qmp.FirstOrDefault(q => q.Wait) is { } waitOn && !WaitForClient(monitor!, waitOn, stopRequested.Token))
+                return HostSignals.ExitCodeFor(stopSignal);
+            if (paused) controller.RunState.HoldFromStart();
+            var status = vm.Run(paused);
             // A bad snapshot found after the guest started (lazy restore) is the user's input problem: say so plainly,
             // as for a file refused up front, not only in the log.
             if (status.Reason == VmStopReason.CorruptSnapshot) Console.Error.WriteLine("minivmm: " + status.Detail);
-            if (status.Reason is VmStopReason.GuestExit or VmStopReason.AfterSnapshot) log.LogInformation("VM stopped: {Status}", status);
-            else log.LogWarning("VM stopped: {Status}", status);
+            if (status.IsNormal) log.LogInformation("VM stopped: {Status}", status.Describe());
+            else log.LogWarning("VM stopped: {Status}", status.Describe());
             return QmpCliOption.ExitCode(monitor, status);
         }
 
-        void Stop(PosixSignalContext ctx)
+        void Stop(int signal)
         {
-            ctx.Cancel = true;
-            vm.RequestStop(new VmExitStatus(VmStopReason.HostRequest, Detail: $"received {ctx.Signal}"));
+            stopSignal = signal;
+            vm.RequestStop(new VmExitStatus(VmStopReason.HostRequest, (uint)signal, "stopped by " + (signal == HostSignals.SIGINT ? "SIGINT" : "SIGTERM")));
+            stopRequested.Cancel();
         }
+    }
+
+    /// <summary>QEMU's `server,wait`: nothing runs until a client connects (a signal ends the wait).</summary>
+    private static bool WaitForClient(MiniVmm.Machine.Monitor.QmpServer monitor, QmpSpec spec, CancellationToken stop)
+    {
+        Console.Error.WriteLine($"minivmm: waiting for a QMP client on {Path.GetFullPath(spec.Path)} (wait=on; the VM starts once one connects)");
+        return monitor.WaitForClient(stop);
     }
 }

@@ -11,13 +11,24 @@ public sealed partial class Vm
     private ulong _stdinToken;
     private bool _stdinWatched;
     private readonly byte[] _stdinBuffer = new byte[64];
+    private readonly byte[] _stdinFiltered = new byte[65];
+    private TerminalRawInput? _rawTerminal;
+    private MiniVmm.Machine.Devices.SerialEscape? _escape;
 
     private void StartStdinInput()
     {
         // Regular files and /dev/null cannot be polled (epoll_ctl fails), so only terminals and pipes feed input.
         if (Config.Serial is not SerialTarget.Stdio) return;
         _stdin = new FileDescriptor(0, ownsHandle: false);
-        _stdinStream = Console.OpenStandardInput(1);
+        // A terminal goes raw as under QEMU -nographic: keys reach the guest as typed (Ctrl-C too); Ctrl-A x quits.
+        _rawTerminal = TerminalRawInput.TryEnter(0);
+        // On a terminal, .NET's console stream edits and echoes input itself; plain read(2) passes the bytes as typed.
+        _stdinStream = _rawTerminal is not null
+            ? new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(0, ownsHandle: false), FileAccess.Read, bufferSize: 0)
+            : Console.OpenStandardInput(1);
+        if (_rawTerminal is not null)
+            _escape = new MiniVmm.Machine.Devices.SerialEscape(
+                () => RequestStop(new VmExitStatus(VmStopReason.HostRequest, Detail: "stopped by Ctrl-A x")), text => Console.Error.Write(text));
         WatchStdin();
     }
 
@@ -55,8 +66,17 @@ public sealed partial class Vm
             _stdin = null;
             return;
         }
-        lock (Devices.GateOf(Serial)) Serial.EnqueueInput(_stdinBuffer.AsSpan(0, n));
+        if (_escape is not null)
+        {
+            int m = _escape.Filter(_stdinBuffer.AsSpan(0, n), _stdinFiltered);
+            lock (Devices.GateOf(Serial)) Serial.EnqueueInput(_stdinFiltered.AsSpan(0, m));
+        }
+        else lock (Devices.GateOf(Serial)) Serial.EnqueueInput(_stdinBuffer.AsSpan(0, n));
     }
 
-    private void StopStdinInput() => _stdinStream?.Dispose();
+    private void StopStdinInput()
+    {
+        _rawTerminal?.Dispose();
+        _stdinStream?.Dispose();
+    }
 }

@@ -295,14 +295,18 @@ public sealed partial class Vm : IDisposable
             RequestStop(new VmExitStatus(VmStopReason.InternalError, Detail: $"vcpu{thread.Index}: {fault.Message}"));
     }
 
-    /// <summary>Starts the vCPUs and runs the main loop on the calling thread until the VM stops.</summary>
-    public VmExitStatus Run()
+    /// <summary>
+    /// Starts the vCPUs and runs the main loop on the calling thread until the VM stops. With <paramref name="paused"/>
+    /// (QEMU's -S) the vCPU threads start held, before the first guest instruction, until <see cref="ResumeVcpus"/>.
+    /// </summary>
+    public VmExitStatus Run(bool paused = false)
     {
         StartStdinInput();
-        foreach (var t in _vcpuThreads) t.Start();
+        foreach (var t in _vcpuThreads) t.Start(paused);
         LazyPages?.GuestStarted();
         // Benchmarks read this line: CLOCK_MONOTONIC (Stopwatch's clock on Linux) when the guest may first execute.
-        _log.LogInformation("vCPUs started at monotonic {Nanoseconds} ns",
+        if (paused) _log.LogInformation("VM ready and paused: the monitor's cont starts it");
+        else _log.LogInformation("vCPUs started at monotonic {Nanoseconds} ns",
             (long)(System.Diagnostics.Stopwatch.GetTimestamp() * (1e9 / System.Diagnostics.Stopwatch.Frequency)));
         Loop.Run();
         try { ShuttingDown?.Invoke(); }

@@ -10,7 +10,7 @@ public enum VmStopReason
     EmulationFailure,
     /// <summary>The guest asked for a reset (i8042 0xFE, system-event reset). MiniVmm stops rather than reboots.</summary>
     Reset,
-    /// <summary>SIGINT/SIGTERM or an API stop.</summary>
+    /// <summary>SIGINT/SIGTERM (GuestStatus = the signal number), the monitor's quit or an API stop (GuestStatus 0).</summary>
     HostRequest,
     /// <summary>A VMM failure (a bug or a kernel call that failed).</summary>
     InternalError,
@@ -40,10 +40,27 @@ public sealed record VmExitStatus(VmStopReason Reason, uint GuestStatus = 0, str
         VmStopReason.TripleFault => ExitTripleFault,
         VmStopReason.EmulationFailure => ExitEmulationFailure,
         VmStopReason.Reset => ExitReset,
-        VmStopReason.HostRequest => ExitHostRequest,
+        // 128 + the signal, as a shell reports a process a signal ended (SIGINT 130, SIGTERM 143).
+        VmStopReason.HostRequest => GuestStatus is > 0 and < 64 ? 128 + (int)GuestStatus : ExitHostRequest,
         VmStopReason.AfterSnapshot => GuestStatus == 0 ? 0 : ExitSnapshotFailed,
         VmStopReason.CorruptSnapshot => ExitCorruptSnapshot,
         _ => ExitInternalError,
+    };
+
+    /// <summary>True for the stops a user asks for or expects (the guest's own exit, a signal, quit): not problems.</summary>
+    public bool IsNormal => Reason is VmStopReason.GuestExit or VmStopReason.AfterSnapshot or VmStopReason.HostRequest;
+
+    /// <summary>What happened, in a user's words (no enum names): "the guest exited with status 0", "stopped by SIGINT".</summary>
+    public string Describe() => Reason switch
+    {
+        VmStopReason.GuestExit => $"the guest exited with status {GuestStatus}",
+        VmStopReason.HostRequest => Detail ?? (GuestStatus == 0 ? "stopped on request" : $"stopped by signal {GuestStatus}"),
+        VmStopReason.AfterSnapshot => GuestStatus == 0 ? "stopped after the snapshot" : $"stopped after a failed snapshot{(Detail is null ? "" : ": " + Detail)}",
+        VmStopReason.TripleFault => "the guest stopped with a triple fault" + (Detail is null ? "" : ": " + Detail),
+        VmStopReason.EmulationFailure => "KVM could not run the guest" + (Detail is null ? "" : ": " + Detail),
+        VmStopReason.Reset => "the guest asked for a reset" + (Detail is null ? "" : ": " + Detail),
+        VmStopReason.CorruptSnapshot => "the snapshot is damaged" + (Detail is null ? "" : ": " + Detail),
+        _ => "internal error" + (Detail is null ? "" : ": " + Detail),
     };
 
     public override string ToString() => Reason == VmStopReason.GuestExit

@@ -4,12 +4,15 @@ namespace MiniVmm.Snapshot.Engines;
 
 /// <summary>
 /// Keeps a copy loop under a bandwidth cap (bytes/s; 0 = unlimited) by sleeping when it runs ahead. It is fed the
-/// bytes that reached the destination so far (the sink's count), not the bytes scanned: zero pages cost no I/O, so
-/// they do not use up the budget, and bytes written by the fault handler (never delayed itself) make the scan yield.
+/// bytes the loop itself has sent to the destination, not the bytes scanned: zero pages cost no I/O, so they do not
+/// use up the budget. Bytes written by write-tracking's fault handler are not charged: they were never delayed, and
+/// charging them made the scan sleep for seconds after the guest had already written everything out.
 /// </summary>
 public sealed class ScanThrottle(long bytesPerSecond)
 {
     private readonly long _start = Stopwatch.GetTimestamp();
+
+    public bool IsLimited => bytesPerSecond > 0;
 
     public void WaitFor(long bytesWrittenSoFar, CancellationToken cancel)
     {

@@ -254,6 +254,7 @@ internal sealed class WriteTrackingRun
         var cancel = Job.CancellationToken;
         var throttle = new ScanThrottle(_options.RateLimitBytesPerSecond); // faults are served regardless
         var staging = new byte[64 * (int)GuestMemory.PageSize];
+        long scanBytes = 0; // only the scan's own writes: the fault path's are never delayed and must not delay the scan
         try
         {
             for (int ri = 0; ri < _memory.Regions.Count && !cancel.IsCancellationRequested; ri++)
@@ -263,12 +264,12 @@ internal sealed class WriteTrackingRun
                 for (long first = 0; first < r.PageCount && !cancel.IsCancellationRequested; first += _options.ScanChunkPages)
                 {
                     long count = Math.Min(_options.ScanChunkPages, r.PageCount - first);
-                    _saver.SaveRangeStaged(ri, first, count, staging);
+                    scanBytes += _saver.SaveRangeStaged(ri, first, count, staging, countNonZero: throttle.IsLimited);
                     states.WaitUntilSaved(first, count, cancel);
                     if (!_options.UnsafeSkipWriteProtection)
                         _uffd!.WriteProtect((nint)((ulong)r.DangerousGetHostAddress() + (ulong)first * GuestMemory.PageSize),
                             (ulong)count * GuestMemory.PageSize, protect: false);
-                    throttle.WaitFor(_sink.BytesWritten, cancel);
+                    throttle.WaitFor(scanBytes, cancel);
                 }
             }
         }

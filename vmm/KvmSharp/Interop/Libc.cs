@@ -98,6 +98,18 @@ public static unsafe partial class Libc
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int sigaction(int signum, sigaction_t* act, sigaction_t* oldact);
 
+    [LibraryImport(Lib)]
+    public static partial int isatty(int fd);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int tcgetattr(int fd, termios_t* termios);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int tcsetattr(int fd, int optionalActions, termios_t* termios);
+
+    [LibraryImport(Lib)]
+    public static partial void cfmakeraw(termios_t* termios);
+
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int pthread_sigmask(int how, ulong* set, ulong* oldset);
 
@@ -144,6 +156,16 @@ public struct epoll_event
 {
     public uint events;
     public ulong data;
+}
+
+/// <summary>glibc's struct termios on x86-64 (60 bytes).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct termios_t
+{
+    public uint c_iflag, c_oflag, c_cflag, c_lflag;
+    public byte c_line;
+    public fixed byte c_cc[32];
+    public uint c_ispeed, c_ospeed;
 }
 
 /// <summary>glibc's struct sigaction on x86-64 (152 bytes): handler, 1024-bit mask, flags, restorer.</summary>

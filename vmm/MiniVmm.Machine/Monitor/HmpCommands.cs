@@ -12,10 +12,14 @@ namespace MiniVmm.Machine.Monitor;
 /// </summary>
 public sealed class HmpCommands(QmpCommands qmp)
 {
+    private readonly HmpInspect _inspect = new(qmp.Vm, qmp.RunState);
+
     private const string Help = """
         cont|c -- resume the VM
         help|? -- this list
-        info cpus|migrate|migrate_capabilities|migrate_parameters|status|version
+        info cpus|migrate|migrate_capabilities|migrate_parameters|registers [-a]|status|version
+        x /fmt addr -- guest memory at a virtual address (vCPU 0's page tables); fmt /[count][x|d|u|o|c][b|h|w|g]
+        xp /fmt addr -- guest memory at a physical address
         migrate [-d] uri -- snapshot to exec:CMD or file:PATH (always detached)
         migrate_cancel -- cancel the snapshot in progress
         migrate_set_capability capability state -- e.g. background-snapshot on (alias track-writes-ram)
@@ -45,12 +49,17 @@ public sealed class HmpCommands(QmpCommands qmp)
         switch (name)
         {
             case "help" or "?": return Help;
-            case "info": return Info(args.Count > 0 ? args[0] : "");
+            case "info": return Info(args.Count > 0 ? args[0] : "", args.Skip(1).ToList());
             case "stop": Expect(name, args, 0); qmp.Invoke("stop"); return "";
             case "cont" or "c": Expect(name, args, 0); qmp.Invoke("cont"); return "";
             case "quit" or "q": Expect(name, args, 0); qmp.Invoke("quit"); return "";
             case "system_reset": Expect(name, args, 0); qmp.Invoke("system_reset"); return "";
             case "migrate_cancel": Expect(name, args, 0); qmp.Invoke("migrate_cancel"); return "";
+            case "x" or "xp":
+            {
+                if (args.Count is < 1 or > 2) throw QmpException.Generic($"{name} takes [/fmt] addr");
+                return _inspect.Examine(args.Count == 2 ? args[0] : null, args[^1], physical: name == "xp", cpu: 0);
+            }
             case "migrate":
             {
                 // -d (detach) is accepted and implied: a monitor command never waits for the snapshot here.
@@ -113,7 +122,7 @@ public sealed class HmpCommands(QmpCommands qmp)
         return (long)(v * (1L << shift));
     }
 
-    private string Info(string what)
+    private string Info(string what, List<string> infoArgs)
     {
         switch (what)
         {
@@ -125,6 +134,10 @@ public sealed class HmpCommands(QmpCommands qmp)
                     "paused" => "VM status: paused\n",
                     _ => $"VM status: paused ({status})\n",
                 };
+            case "registers":
+                return string.Concat(Enumerable.Range(0, qmp.Vm.VcpuThreads.Count)
+                    .Where(i => i == 0 || infoArgs.Contains("-a"))
+                    .Select(_inspect.Registers));
             case "version":
                 return $"{QmpMessages.QemuMajor}.{QmpMessages.QemuMinor}.{QmpMessages.QemuMicro} ({QmpMessages.Package})\n";
             case "cpus":
@@ -151,7 +164,7 @@ public sealed class HmpCommands(QmpCommands qmp)
                 return FormatMigrate(qmp.Migration.Query());
             default:
                 return what.Length == 0
-                    ? "info cpus|migrate|migrate_capabilities|migrate_parameters|status|version\n"
+                    ? "info cpus|migrate|migrate_capabilities|migrate_parameters|registers|status|version\n"
                     : $"unknown info command: '{what}'\n";
         }
     }

@@ -35,6 +35,7 @@ public sealed class QmpCommands
         Add("query-version", [], _ => QmpMessages.Version());
         Add("query-commands", [], _ => new JsonArray(_table.Keys.Order().Select(n => (JsonNode)new JsonObject { ["name"] = n }).ToArray()));
         Add("query-name", [], _ => new JsonObject());
+        Add("query-qmp-schema", [], _ => QmpSchema.Describe(_table.Values, QmpServerEvents));
         Add("query-kvm", [], _ => new JsonObject { ["enabled"] = true, ["present"] = true });
         Add("query-status", [], _ => new JsonObject
         {
@@ -75,6 +76,7 @@ public sealed class QmpCommands
             a => hmp.Execute(a.String("command-line")!));
     }
 
+    internal Vm Vm => _vm;
     public MigrationTracker Migration => _migration;
     public MigrationSettings Settings => _settings;
     public VmRunState RunState => _runState;
@@ -88,6 +90,9 @@ public sealed class QmpCommands
         if (!TryGet(name, out var command)) throw new QmpException(QmpErrorClass.CommandNotFound, $"The command {name} has not been found");
         return command.Run(QmpArguments.Check(arguments, command.Schema));
     }
+
+    /// <summary>The events a client can receive (for query-qmp-schema).</summary>
+    internal static readonly string[] QmpServerEvents = ["STOP", "RESUME", "SHUTDOWN", "MIGRATION"];
 
     private void Add(string name, IReadOnlyList<QmpParameter> schema, Func<QmpArguments, JsonNode?> run) =>
         _table[name] = new Command(name, schema, run);
@@ -130,7 +135,7 @@ public sealed class QmpCommands
     }
 
     /// <summary>Marks a stop caused by `quit`, which the CLI turns into exit status 0 as QEMU does.</summary>
-    public const string QuitDetail = "quit from the QMP monitor";
+    public const string QuitDetail = "stopped by quit from the monitor";
 
     private JsonArray QueryCpus()
     {

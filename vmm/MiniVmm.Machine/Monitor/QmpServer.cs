@@ -7,56 +7,93 @@ using MiniVmm.Machine.Snapshots;
 namespace MiniVmm.Machine.Monitor;
 
 /// <summary>
-/// A QMP monitor on a Unix socket (QEMU's `-qmp unix:PATH,server,nowait`). It serves one client at a time: a second
-/// one gets an error line saying so and is closed, and the first keeps its session. Sockets are served by .NET's
-/// socket engine on the thread pool; only command execution goes to the main loop (<see cref="MainLoop.Post"/>), so
-/// a client can never block the VM. Events (STOP, RESUME, SHUTDOWN, MIGRATION) go to a client that has negotiated.
+/// A QMP monitor on one or more Unix sockets (QEMU's `-qmp unix:PATH,server,nowait`, given several times). Every
+/// socket takes several clients at once (up to <see cref="MaxClients"/> in all); each has its own session, and
+/// events (STOP, RESUME, SHUTDOWN, MIGRATION) go to every client that has negotiated, so an interactive monitor and
+/// a scripted snapshot can share one VM. They share one command set: migration settings and the snapshot in progress
+/// are the VM's, as in QEMU. Sockets are served by .NET's socket engine on the thread pool; only command execution
+/// goes to the main loop (<see cref="MainLoop.Post"/>), so a client can never block the VM.
 /// </summary>
 public sealed class QmpServer : IDisposable
 {
+    /// <summary>Clients served at once over all sockets; one more gets an error line and is closed.</summary>
+    public const int MaxClients = 16;
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(30);
     private readonly Vm _vm;
     private readonly ILogger _log;
-    private readonly Socket _listener;
+    private readonly List<(Socket Listener, string Path)> _listeners = new();
     private readonly object _gate = new();
     private readonly CancellationTokenSource _closing = new();
-    private QmpSession? _session;
+    private readonly List<QmpSession> _sessions = new();
+    private readonly ManualResetEventSlim _firstClient = new();
     private string _shutdownReason = "guest-shutdown";
     private int _disposed;
 
-    private QmpServer(Vm vm, SnapshotController controller, Socket listener, string path, ILoggerFactory loggers)
+    private QmpServer(Vm vm, SnapshotController controller, ILoggerFactory loggers)
     {
         _vm = vm;
         _log = loggers.CreateLogger("MiniVmm.Qmp");
-        _listener = listener;
-        SocketPath = path;
         Commands = new QmpCommands(vm, controller, Emit, StopVm);
         vm.ShuttingDown += OnShuttingDown;
     }
 
     /// <summary>Listens on <paramref name="path"/> (0600). Throws IOException/SocketException when it cannot.</summary>
-    public static QmpServer Start(Vm vm, SnapshotController controller, string path, ILoggerFactory loggers)
+    public static QmpServer Start(Vm vm, SnapshotController controller, string path, ILoggerFactory loggers) =>
+        Start(vm, controller, [path], loggers);
+
+    /// <summary>Listens on every path (0600 each). Throws IOException/SocketException when one cannot be created.</summary>
+    public static QmpServer Start(Vm vm, SnapshotController controller, IReadOnlyList<string> paths, ILoggerFactory loggers)
     {
-        var listener = QmpSocket.Listen(path);
-        var server = new QmpServer(vm, controller, listener, Path.GetFullPath(path), loggers);
-        _ = Task.Run(server.AcceptLoopAsync);
-        server._log.LogInformation("QMP monitor listening on {Path}", server.SocketPath);
+        if (paths.Count == 0) throw new ArgumentException("no QMP socket path", nameof(paths));
+        var server = new QmpServer(vm, controller, loggers);
+        try
+        {
+            foreach (string path in paths)
+            {
+                string full = Path.GetFullPath(path);
+                if (server._listeners.Any(l => l.Path == full)) throw new IOException($"QMP socket '{full}' is given twice");
+                server._listeners.Add((QmpSocket.Listen(path), full));
+            }
+        }
+        catch
+        {
+            server.Dispose();
+            throw;
+        }
+        foreach (var (listener, full) in server._listeners)
+        {
+            _ = Task.Run(() => server.AcceptLoopAsync(listener));
+            server._log.LogInformation("QMP monitor listening on {Path}", full);
+        }
         return server;
     }
 
-    public string SocketPath { get; }
+    /// <summary>The first socket's full path.</summary>
+    public string SocketPath => _listeners[0].Path;
+
+    public IReadOnlyList<string> SocketPaths => _listeners.Select(l => l.Path).ToList();
 
     internal QmpCommands Commands { get; }
 
     /// <summary>True when the VM stopped because a client sent `quit` (QEMU exits 0 then).</summary>
     public bool QuitRequested { get; private set; }
 
-    private async Task AcceptLoopAsync()
+    /// <summary>
+    /// QEMU's `server,wait`: blocks until a client has connected to any socket, or <paramref name="cancel"/> fires.
+    /// True when one did.
+    /// </summary>
+    public bool WaitForClient(CancellationToken cancel)
+    {
+        try { _firstClient.Wait(cancel); return true; }
+        catch (OperationCanceledException) { return false; }
+    }
+
+    private async Task AcceptLoopAsync(Socket listener)
     {
         while (!_closing.IsCancellationRequested)
         {
             Socket client;
-            try { client = await _listener.AcceptAsync(_closing.Token).ConfigureAwait(false); }
+            try { client = await listener.AcceptAsync(_closing.Token).ConfigureAwait(false); }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
             {
                 if (_closing.IsCancellationRequested) return;
@@ -67,17 +104,21 @@ public sealed class QmpServer : IDisposable
             QmpSession? session = null;
             lock (_gate)
             {
-                if (_session is null && !_vm.IsStopping) _session = session = new QmpSession(client, this, _log);
+                if (_sessions.Count < MaxClients && !_vm.IsStopping) _sessions.Add(session = new QmpSession(client, this, _log));
             }
             if (session is null) _ = RefuseAsync(client);
-            else _ = session.RunAsync();
+            else
+            {
+                _firstClient.Set();
+                _ = session.RunAsync();
+            }
         }
     }
 
-    /// <summary>A second client learns why it gets nothing, instead of waiting on a greeting that never comes.</summary>
+    /// <summary>A client over the limit learns why it gets nothing, instead of waiting on a greeting that never comes.</summary>
     private async Task RefuseAsync(Socket client)
     {
-        string why = _vm.IsStopping ? "the VM is shutting down" : "another QMP client is connected; MiniVmm serves one QMP client at a time";
+        string why = _vm.IsStopping ? "the VM is shutting down" : $"{MaxClients} QMP clients are connected, the most MiniVmm serves at once";
         _log.LogInformation("refused a QMP client: {Reason}", why);
         try
         {
@@ -92,10 +133,7 @@ public sealed class QmpServer : IDisposable
 
     internal void OnSessionEnded(QmpSession session)
     {
-        lock (_gate)
-        {
-            if (_session == session) _session = null;
-        }
+        lock (_gate) _sessions.Remove(session);
     }
 
     /// <summary>Runs a command on the main loop and queues its reply from there; gives up (with an error) after a bound.</summary>
@@ -128,12 +166,17 @@ public sealed class QmpServer : IDisposable
                 $"{command.Name} did not run within {CommandTimeout.TotalSeconds:F0} s (the VM is busy or stopping)", id));
     }
 
-    /// <summary>Sends an event to the client, if one has negotiated. Called on the main loop.</summary>
+    /// <summary>Sends an event to every client that has negotiated. Called on the main loop.</summary>
     private void Emit(string name, JsonObject? data)
     {
-        QmpSession? session;
-        lock (_gate) session = _session;
-        if (session is { Negotiated: true }) session.Send(QmpMessages.Event(name, data, DateTimeOffset.UtcNow));
+        string message = QmpMessages.Event(name, data, DateTimeOffset.UtcNow);
+        foreach (var session in Sessions())
+            if (session.Negotiated) session.Send(message);
+    }
+
+    private QmpSession[] Sessions()
+    {
+        lock (_gate) return _sessions.ToArray();
     }
 
     private void StopVm(VmExitStatus status)
@@ -150,9 +193,9 @@ public sealed class QmpServer : IDisposable
     private void OnShuttingDown()
     {
         Emit("SHUTDOWN", new JsonObject { ["guest"] = _shutdownReason.StartsWith("guest", StringComparison.Ordinal), ["reason"] = _shutdownReason });
-        QmpSession? session;
-        lock (_gate) session = _session;
-        session?.FlushAndClose(TimeSpan.FromMilliseconds(500));
+        var sessions = Sessions();
+        // Flushed together: each gets the same bound, not one after the other.
+        Task.WaitAll(sessions.Select(s => Task.Run(() => s.FlushAndClose(TimeSpan.FromMilliseconds(500)))).ToArray(), TimeSpan.FromSeconds(2));
     }
 
     public void Dispose()
@@ -160,10 +203,12 @@ public sealed class QmpServer : IDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _vm.ShuttingDown -= OnShuttingDown;
         _closing.Cancel();
-        _listener.Dispose();
-        QmpSession? session;
-        lock (_gate) session = _session;
-        session?.Abort();
-        try { File.Delete(SocketPath); } catch (IOException) { }
+        foreach (var (listener, path) in _listeners)
+        {
+            listener.Dispose();
+            try { File.Delete(path); } catch (IOException) { }
+        }
+        foreach (var session in Sessions()) session.Abort();
+        _firstClient.Dispose();
     }
 }

@@ -14,6 +14,7 @@ public sealed class VmRunState(Vm vm)
     private readonly object _gate = new();
     private bool _userPaused;
     private bool _snapshotPaused;
+    private bool _prelaunch;
 
     public bool IsUserPaused { get { lock (_gate) return _userPaused; } }
 
@@ -23,8 +24,17 @@ public sealed class VmRunState(Vm vm)
         get
         {
             if (vm.IsStopping) return "shutdown";
-            lock (_gate) return _userPaused ? "paused" : _snapshotPaused ? "finish-migrate" : "running";
+            lock (_gate) return _prelaunch ? "prelaunch" : _userPaused ? "paused" : _snapshotPaused ? "finish-migrate" : "running";
         }
+    }
+
+    /// <summary>
+    /// The VM is started with its vCPUs held (`--paused`, QEMU's -S): a user's hold, so `cont` releases it and a
+    /// snapshot leaves it held. QMP reports "prelaunch" until the first `cont`. Call before <see cref="Vm.Run"/>.
+    /// </summary>
+    public void HoldFromStart()
+    {
+        lock (_gate) _userPaused = _prelaunch = true;
     }
 
     /// <summary>The user's `stop`. False when already stopped. Throws TimeoutException when a vCPU does not stop.</summary>
@@ -45,9 +55,25 @@ public sealed class VmRunState(Vm vm)
         lock (_gate)
         {
             if (!_userPaused) return false;
-            _userPaused = false;
+            _userPaused = _prelaunch = false;
             if (!_snapshotPaused) vm.ResumeVcpus();
             return true;
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> with every vCPU out of the guest (the monitor's register and memory views): a
+    /// running VM is paused for just that long, a paused one stays as it is. Throws TimeoutException when a vCPU does
+    /// not stop.
+    /// </summary>
+    public T WithVcpusOut<T>(Func<T> work)
+    {
+        lock (_gate)
+        {
+            bool pause = !_userPaused && !_snapshotPaused;
+            if (pause) PauseOrUndo();
+            try { return work(); }
+            finally { if (pause) vm.ResumeVcpus(); }
         }
     }
 

@@ -85,7 +85,7 @@ public sealed class SnapshotController
             _destination = null;
             _job = null;
             _vm.Control.SetStatus(StatusFailed);
-            _log.LogError("snapshot did not start: {Error}", e.Message);
+            _log.LogDebug("snapshot did not start: {Error}", e.Message); // the caller reports it to the user
             return false;
         }
         var job = _job;
@@ -112,8 +112,8 @@ public sealed class SnapshotController
         _destination = null;
         _job = null;
         _vm.Control.SetStatus(result.Succeeded ? StatusDone : StatusFailed);
-        if (result.Succeeded) _log.LogInformation("{Summary}", result.Summary());
-        else _log.LogError("{Summary}", result.Summary());
+        // At debug level only: whoever started it (the CLI, the monitor's client) reports the outcome once.
+        _log.LogDebug("{Summary}", result.Summary());
         Completed?.Invoke(result);
     }
 }

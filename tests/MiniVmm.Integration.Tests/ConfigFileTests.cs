@@ -1,0 +1,46 @@
+using System.Text.Json.Nodes;
+using MiniVmm.Tests.Shared;
+
+namespace MiniVmm.Integration.Tests;
+
+/// <summary>`run --config` and `restore --print-config`: the printed file boots the same machine; bad files name the key.</summary>
+public sealed class ConfigFileTests
+{
+    [KvmFact]
+    public void Print_config_of_a_snapshot_boots_the_same_machine_with_flags_overriding()
+    {
+        string image = GuestFiles.TempPath("config.mvs");
+        MinivmmProcess.Run("run", "--kernel", GuestFiles.Writer, "--mem", "96", "--cpus", "2", "--cmdline", "mb=8 cpus=2 sweeps=0 report_ms=0",
+            "--snapshot-to", image, "--snapshot-after", "200ms", "--exit-after-snapshot", "--serial", "none").ExitCode.Should().Be(0);
+        var printed = MinivmmProcess.Run("restore", "--print-config", image);
+        printed.ExitCode.Should().Be(0, printed.Stderr);
+        var config = JsonNode.Parse(printed.Stdout)!.AsObject();
+        ((string?)config["kernel"]).Should().Be(GuestFiles.Writer);
+        ((string?)config["mem"]).Should().Be("96M");
+        ((int?)config["cpus"]).Should().Be(2);
+        ((string?)config["cmdline"]).Should().Be("mb=8 cpus=2 sweeps=0 report_ms=0", "without the tsc_khz= the recording host appended");
+
+        string file = GuestFiles.TempPath("vm.json");
+        File.WriteAllText(file, printed.Stdout);
+        // The file's machine, with a finite run given on the command line: the flag wins over the file's cmdline.
+        var run = MinivmmProcess.Run("run", "--config", file, "--cmdline", "mb=8 cpus=2 sweeps=3 report_ms=0", "--serial", "none", "--log-level", "information");
+        run.ExitCode.Should().Be(0, run.Stderr);
+        run.Stderr.Should().Contain("2 vCPU(s), 96 MiB").And.Contain("sweeps=3");
+        File.Delete(image); File.Delete(file);
+    }
+
+    [Theory]
+    [InlineData("""{"kernel": "x", "memory": "1G"}""", "'memory' is not a run option")]
+    [InlineData("""{"kernel": "x", "cpus": [2]}""", "'cpus' must be")]
+    [InlineData("""{"kernel": "x", "mem": "lots"}""", "--mem: 'lots'")]
+    [InlineData("""["kernel"]""", "not a JSON object")]
+    public void A_bad_config_file_is_exit_120_naming_the_key(string json, string message)
+    {
+        string file = GuestFiles.TempPath("bad.json");
+        File.WriteAllText(file, json);
+        var r = MinivmmProcess.Run("run", "--config", file);
+        r.ExitCode.Should().Be(120);
+        r.Stderr.Should().Contain(message);
+        File.Delete(file);
+    }
+}

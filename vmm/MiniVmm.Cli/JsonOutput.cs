@@ -1,0 +1,131 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using MiniVmm.Snapshot;
+using MiniVmm.Snapshot.Format;
+
+namespace MiniVmm.Cli;
+
+/// <summary>
+/// The machine-readable outputs (`snapshot inspect --json`, `snapshot verify --json`, `snapshot --qmp --json`,
+/// `--snapshot-stats`): one JSON object each, keys in kebab-case as QMP's, sizes in bytes, times in milliseconds
+/// (`-ms`) or microseconds (`-us`) as the key says. Written with Utf8JsonWriter/JsonNode (no reflection: NativeAOT-safe).
+/// </summary>
+internal static class JsonOutput
+{
+    public static string Inspect(SnapshotFile file)
+    {
+        var info = file.Info;
+        long presentPages = Enumerable.Range(0, file.RegionCount).Sum(file.PresentPages);
+        long memory = info.Regions.Sum(r => (long)r.Size);
+        var regions = new JsonArray();
+        for (int g = 0; g < info.Regions.Count; g++)
+        {
+            var r = info.Regions[g];
+            regions.Add((JsonNode)new JsonObject
+            {
+                ["index"] = g,
+                ["guest-address"] = r.GuestAddress,
+                ["size"] = r.Size,
+                ["pages"] = r.PageCount,
+                ["pages-present"] = file.PresentPages(g),
+                ["file-offset"] = file.RegionDataOffset(g),
+            });
+        }
+        var sections = new JsonArray();
+        foreach (var s in file.Sections)
+            sections.Add((JsonNode)new JsonObject { ["id"] = s.Id, ["version"] = s.Version, ["size"] = s.Data.Length });
+        var o = new JsonObject
+        {
+            ["path"] = file.Path,
+            ["format-version"] = file.FormatVersion,
+            ["complete"] = true,
+            ["engine"] = info.Engine,
+            ["created"] = file.CreatedAt.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture),
+            ["host-cpu"] = info.HostCpuModel,
+            ["file-size"] = file.FileLength,
+            ["page-data-size"] = presentPages * SnapshotFormat.PageSize,
+            ["memory-size"] = memory,
+            ["pages-present"] = presentPages,
+            ["pages-zero"] = memory / SnapshotFormat.PageSize - presentPages,
+            ["regions"] = regions,
+            ["state-size"] = file.StateLength,
+            ["state-sections"] = sections,
+            ["trailer-size"] = file.TrailerLength,
+            ["vm-config"] = VmConfig(info.VmConfig),
+        };
+        return o.ToJsonString();
+    }
+
+    public static string Verify(string path, VerifyResult r) => new JsonObject
+    {
+        ["path"] = path,
+        ["valid"] = r.IsValid,
+        ["pages-checked"] = r.PresentPagesChecked,
+        ["zero-pages-confirmed"] = r.AbsentPagesChecked,
+        ["bytes-read"] = r.BytesRead,
+        ["error-count"] = r.ErrorCount,
+        ["errors"] = new JsonArray(r.Errors.Select(e => (JsonNode)JsonValue.Create(e)!).ToArray()),
+    }.ToJsonString();
+
+    /// <summary>`--snapshot-stats`: one line per snapshot, with every fault-stall sample.</summary>
+    public static string Stats(SnapshotResult r)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("engine", r.Engine);
+            w.WriteBoolean("succeeded", r.Succeeded);
+            w.WriteBoolean("cancelled", r.Cancelled);
+            if (r.Error is not null) w.WriteString("error", r.Error);
+            w.WriteNumber("pages-saved", r.PagesSaved);
+            w.WriteNumber("zero-pages", r.ZeroPages);
+            w.WriteNumber("bytes-written", r.BytesWritten);
+            w.WriteNumber("faults-served", r.FaultsServed);
+            w.WriteNumber("downtime-ms", r.Downtime.TotalMilliseconds);
+            w.WriteNumber("write-ms", r.WriteTime.TotalMilliseconds);
+            w.WriteNumber("total-ms", r.TotalTime.TotalMilliseconds);
+            w.WriteNumber("fsync-ms", r.FsyncTime.TotalMilliseconds);
+            w.WriteNumber("iterations", r.Iterations);
+            w.WriteBoolean("converged", r.Converged);
+            w.WriteStartArray("fault-stall-us");
+            foreach (double us in r.FaultStallSamplesUs) w.WriteNumberValue(Math.Round(us, 1));
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    /// <summary>The header's VM configuration with its keys in the same kebab-case (MemoryBytes → memory-bytes).</summary>
+    private static JsonNode? VmConfig(string json)
+    {
+        JsonNode? node;
+        try { node = JsonNode.Parse(json); }
+        catch (JsonException) { return json; }
+        return Rename(node);
+    }
+
+    private static JsonNode? Rename(JsonNode? node) => node switch
+    {
+        JsonObject o => new JsonObject(o.Select(p => KeyValuePair.Create(Kebab(p.Key), Rename(p.Value?.DeepClone())))),
+        JsonArray a => new JsonArray(a.Select(e => Rename(e?.DeepClone())).ToArray()),
+        _ => node?.DeepClone(),
+    };
+
+    internal static string Kebab(string name)
+    {
+        var sb = new StringBuilder(name.Length + 4);
+        for (int i = 0; i < name.Length; i++)
+        {
+            char c = name[i];
+            if (char.IsUpper(c))
+            {
+                if (i > 0 && (char.IsLower(name[i - 1]) || (i + 1 < name.Length && char.IsLower(name[i + 1])))) sb.Append('-');
+                sb.Append(char.ToLowerInvariant(c));
+            }
+            else sb.Append(c == '_' ? '-' : c);
+        }
+        return sb.ToString();
+    }
+}
