@@ -51,6 +51,17 @@ public sealed class ProjectGraphTests
     public void Devices_do_not_reference_kvm_bindings() =>
         Documented.Edges["MiniVmm.Devices"].Should().NotContain("KvmSharp");
 
+    [Fact]
+    public void Only_the_kernel_bindings_and_core_may_compile_unsafe_code()
+    {
+        // Raw addresses live in KvmSharp and Core's guest-memory layer; everything else uses spans and owning types.
+        var unsafeProjects = Directory.EnumerateFiles(Repository.Root, "*.csproj", SearchOption.AllDirectories)
+            .Where(p => !p.Contains("/bin/", StringComparison.Ordinal) && !p.Contains("/obj/", StringComparison.Ordinal))
+            .Where(p => System.Xml.Linq.XDocument.Load(p).Descendants("AllowUnsafeBlocks").Any(e => e.Value.Trim() == "true"))
+            .Select(System.IO.Path.GetFileNameWithoutExtension);
+        unsafeProjects.Should().BeEquivalentTo(["KvmSharp", "MiniVmm.Core"]);
+    }
+
     [Theory]
     [MemberData(nameof(ProductionProjects))]
     public void The_compiled_assembly_references_only_documented_projects(string project)
