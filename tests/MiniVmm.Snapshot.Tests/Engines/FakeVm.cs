@@ -10,10 +10,10 @@ namespace MiniVmm.Snapshot.Tests.Engines;
 /// thread that sweeps RAM writing generation stamps (first and last 8 bytes of each page). Before the first resume it
 /// writes only the first <c>touchedPages</c>, so the rest is never-touched memory until the snapshot runs.
 /// <para>
-/// The writer stores through native memcpy on purpose: a vCPU writes guest RAM inside KVM_RUN, outside managed code,
-/// so a thread blocked on a write-protected page never holds up the garbage collector. A managed store blocked in a
-/// page fault would (the runtime cannot suspend it for a GC while the fault thread waits for that GC): a deadlock no
-/// real vCPU can cause.
+/// The writer stores through native memcpy, as a vCPU writes guest RAM inside KVM_RUN, outside managed code: a thread
+/// blocked on a write-protected page is then in a P/Invoke, where the runtime never has to stop it for a garbage
+/// collection. (Managed stores with a GC.Collect loop beside them were tried too and did not hang; native stores keep
+/// the test faithful to vCPUs rather than relying on that.)
 /// </para>
 /// </summary>
 internal sealed partial class FakeVm : ISnapshotSource, IDisposable
