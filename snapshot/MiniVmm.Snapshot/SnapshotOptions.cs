@@ -49,6 +49,19 @@ public sealed record SnapshotOptions
     /// </summary>
     public TimeSpan? DirtyLogConvergeTimeout { get; init; }
 
+    /// <summary>
+    /// Longest a guest write fault may wait for room to copy its pages into memory when every fault buffer is still
+    /// queued for a destination that does not keep up. Past it the snapshot fails (the VM runs on, un-protected):
+    /// the fault path never writes to the destination itself, so a stalled reader cannot hold a vCPU longer.
+    /// </summary>
+    public TimeSpan MaxFaultWait { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// A destination that accepts no data for this long fails the snapshot (stream destinations: a reader that stopped
+    /// reading). Infinite = wait for ever (cancel still works).
+    /// </summary>
+    public TimeSpan StallTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>TEST ONLY: skip write protection, so the image is not point-in-time. The negative control of the tests.</summary>
     public bool UnsafeSkipWriteProtection { get; init; }
 
@@ -60,5 +73,8 @@ public sealed record SnapshotOptions
             throw new ArgumentException($"scan chunk of {ScanChunkPages} pages is not a power of two in 16..512");
         if (RateLimitBytesPerSecond < 0) throw new ArgumentException("rate limit must not be negative");
         if (DirtyLogConvergeTimeout < TimeSpan.Zero) throw new ArgumentException("converge timeout must not be negative");
+        if (MaxFaultWait <= TimeSpan.Zero) throw new ArgumentException("the fault wait limit must be positive");
+        if (StallTimeout <= TimeSpan.Zero && StallTimeout != Timeout.InfiniteTimeSpan)
+            throw new ArgumentException("the snapshot stall timeout must be positive");
     }
 }

@@ -1,3 +1,4 @@
+using MiniVmm.Core.Runtime;
 using MiniVmm.Firmware;
 using MiniVmm.Machine;
 using MiniVmm.Machine.Snapshots;
@@ -108,14 +109,19 @@ public sealed class RestoreModeTests
         File.Delete(image);
     }
 
+    /// <summary>Guest address of the writer's first code page: the page a restored vCPU touches first.</summary>
+    private const long WriterCodeGpa = 0x100000;
+
     [KvmTheory]
-    [InlineData(RestoreMemoryMode.Eager)]
-    [InlineData(RestoreMemoryMode.Lazy)]
-    public void A_corrupt_page_is_caught_by_its_checksum_before_the_guest_sees_it(RestoreMemoryMode mode)
+    [InlineData(RestoreMemoryMode.Eager, false)]
+    [InlineData(RestoreMemoryMode.Lazy, false)]
+    [InlineData(RestoreMemoryMode.Lazy, true)]
+    public void A_corrupt_page_is_caught_by_its_checksum_before_the_guest_sees_it(RestoreMemoryMode mode, bool codePage)
     {
         string image = TakeWriterSnapshot(1, $"corrupt-{mode}.mvs");
         long offset;
-        using (var file = SnapshotFile.Open(image)) offset = file.RegionDataOffset(0) + (long)GuestAbi.BufferGpa + 4096 * 10 + 8;
+        using (var file = SnapshotFile.Open(image))
+            offset = file.RegionDataOffset(0) + (codePage ? WriterCodeGpa + 64 : (long)GuestAbi.BufferGpa + 4096 * 10 + 8);
         using (var f = new FileStream(image, FileMode.Open, FileAccess.ReadWrite))
         {
             f.Position = offset;
@@ -137,6 +143,8 @@ public sealed class RestoreModeTests
                 status.Reason.Should().Be(VmStopReason.CorruptSnapshot);
                 status.ProcessExitCode.Should().Be(120);
                 status.Detail.Should().Contain("checksum");
+                // A vCPU parked in a userfault on the corrupt page is woken and stops, not abandoned after a timeout.
+                restored.Vm.VcpuThreads.Should().OnlyContain(t => t.State == VcpuRunState.Stopped);
             }
         }
         File.Delete(image);
@@ -171,6 +179,27 @@ public sealed class RestoreModeTests
         {
             // Immediately, while pages are still being fetched.
             var result = SnapshotHarness.Take(restored, second, new SnapshotOptions());
+            result.Succeeded.Should().BeTrue(result.Error);
+            restored.Stop();
+        }
+        RestoredWriterCompletes(second, new RestoreOptions { Memory = RestoreMemoryMode.Lazy });
+        File.Delete(first);
+        File.Delete(second);
+    }
+
+    [KvmFact]
+    public void Snapshot_of_an_mmap_restored_vm_refuses_write_tracking_with_the_alternatives_and_works_with_stop_copy()
+    {
+        string first = TakeWriterSnapshot(1, "mmap-1.mvs");
+        string second = GuestFiles.TempPath("mmap-2.mvs");
+        var (restored, _) = SnapshotHarness.Restore(first, options: new RestoreOptions { Memory = RestoreMemoryMode.Mmap });
+        using (restored)
+        {
+            var refused = SnapshotHarness.Take(restored, second, new SnapshotOptions());
+            refused.Succeeded.Should().BeFalse();
+            refused.Error.Should().Contain("--memory mmap").And.Contain("stop-copy");
+            File.Exists(second).Should().BeFalse();
+            var result = SnapshotHarness.Take(restored, second, new SnapshotOptions { Mode = SnapshotMode.StopAndCopy });
             result.Succeeded.Should().BeTrue(result.Error);
             restored.Stop();
         }

@@ -83,9 +83,16 @@ internal static class RunCommand
             if (mode != SnapshotMode.DirtyLog) { error = "--snapshot-converge-timeout only applies to --snapshot-mode dirty-log"; return false; }
             convergeTimeout = d;
         }
+        TimeSpan stallTimeout = new SnapshotOptions().StallTimeout;
+        if (parse.GetValue(snap.Timeout) is { } st)
+        {
+            if (!SnapshotCliOptions.TryParseDuration(st, out var d)) { error = $"--snapshot-timeout: '{st}' is not a duration (e.g. 10s, 0 = never)"; return false; }
+            stallTimeout = d == TimeSpan.Zero ? System.Threading.Timeout.InfiniteTimeSpan : d;
+        }
         var options = new SnapshotOptions
         {
             Mode = mode,
+            StallTimeout = stallTimeout,
             DirtyLogConvergeTimeout = convergeTimeout,
             RateLimitBytesPerSecond = (long)(rate * (1 << 20)),
             FaultAroundPages = parse.GetValue(snap.FaultAround),

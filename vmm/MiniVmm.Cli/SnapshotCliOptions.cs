@@ -13,11 +13,12 @@ internal sealed class SnapshotCliOptions
     public Option<double> RateLimit { get; } = new("--snapshot-rate-limit") { Description = "cap the background scan at this many MiB/s (0 = unlimited)" };
     public Option<int> FaultAround { get; } = new("--snapshot-fault-around") { Description = "pages saved per write fault (power of two, 1..512)", DefaultValueFactory = _ => 512 };
     public Option<string?> ConvergeTimeout { get; } = new("--snapshot-converge-timeout") { Description = "dirty-log: stop iterating after this long (e.g. 5s) and stop-and-copy the rest (default: only the 30-iteration cap)" };
+    public Option<string?> Timeout { get; } = new("--snapshot-timeout") { Description = "fail a snapshot whose destination takes no data for this long (default 10s; 0 = never)" };
     public Option<bool> ExitAfter { get; } = new("--exit-after-snapshot") { Description = "stop the VM once the snapshot is complete (exit 0 on success)" };
 
     public Option<string?> Stats { get; } = new("--snapshot-stats") { Description = "append each snapshot's statistics (incl. every fault stall) as a JSON line to FILE" };
 
-    public IEnumerable<Option> All => [To, After, Mode, RateLimit, FaultAround, ConvergeTimeout, ExitAfter, Stats];
+    public IEnumerable<Option> All => [To, After, Mode, RateLimit, FaultAround, ConvergeTimeout, Timeout, ExitAfter, Stats];
 
     public static bool TryParseMode(string text, out SnapshotMode mode)
     {

@@ -120,6 +120,11 @@ public sealed partial class Vm : IDisposable
         EffectiveCommandLine = config.AppendTscKhz && !config.CommandLine.Contains("tsc_khz=", StringComparison.Ordinal)
             ? (config.CommandLine + " tsc_khz=" + TscKhz).Trim()
             : config.CommandLine;
+        int userBytes = System.Text.Encoding.UTF8.GetByteCount(config.CommandLine);
+        int effectiveBytes = System.Text.Encoding.UTF8.GetByteCount(EffectiveCommandLine);
+        if (effectiveBytes > PvhLoader.MaxCommandLineBytes && userBytes <= PvhLoader.MaxCommandLineBytes)
+            throw new VmConfigException($"the kernel command line is {userBytes} bytes; with the ' tsc_khz={TscKhz}' MiniVmm appends " +
+                $"it is {effectiveBytes}, above the limit of {PvhLoader.MaxCommandLineBytes}: shorten it, or pass tsc_khz= yourself");
     }
 
     /// <summary>
@@ -192,7 +197,10 @@ public sealed partial class Vm : IDisposable
         try
         {
             var info = new FileInfo(path);
-            if (!info.Exists) throw new VmConfigException($"kernel '{path}' does not exist");
+            if (!info.Exists && !Directory.Exists(path)) throw new VmConfigException($"kernel '{path}' does not exist");
+            // A device reports length 0 and reads for ever; a FIFO blocks in open: only regular files are kernels.
+            var kind = FileKinds.Of(path);
+            if (kind != FileKind.Regular) throw new VmConfigException($"kernel '{path}' is {FileKinds.Describe(kind)}, not a regular file");
             if (info.Length > 256L << 20) throw new VmConfigException($"kernel '{path}' is {info.Length} bytes; more than 256 MiB is not a kernel");
             return File.ReadAllBytes(path);
         }
@@ -239,13 +247,20 @@ public sealed partial class Vm : IDisposable
         switch (target)
         {
             case SerialTarget.Stdio:
-                var stdout = new StreamByteSink(Console.OpenStandardOutput(), ownsStream: true);
+                var stdout = new StreamByteSink(Console.OpenStandardOutput(), ownsStream: true, _log, "stdout");
                 _owned.Add(stdout);
                 return stdout;
             case SerialTarget.File f:
                 try
                 {
-                    var file = new StreamByteSink(new FileStream(f.Path, FileMode.Create, FileAccess.Write, FileShare.Read), ownsStream: true);
+                    // A FIFO would block here until someone opens it for reading; a socket or directory cannot be written.
+                    // Character devices (/dev/null, a tty) are fine.
+                    var kind = FileKinds.Of(f.Path);
+                    if (kind is not (FileKind.Missing or FileKind.Regular or FileKind.CharacterDevice))
+                        throw new VmConfigException($"serial output file '{f.Path}' is {FileKinds.Describe(kind)}; use a regular file, a character device, or --serial stdio and a shell pipe");
+                    // Unbuffered: every guest write reaches the file at once, and closing has nothing left to flush.
+                    var file = new StreamByteSink(new FileStream(f.Path, FileMode.Create, FileAccess.Write, FileShare.Read, bufferSize: 0),
+                        ownsStream: true, _log, f.Path);
                     _owned.Add(file);
                     return file;
                 }
@@ -305,6 +320,10 @@ public sealed partial class Vm : IDisposable
         catch (Exception e) { _log.LogError(e, "shutdown hook failed"); }
         if (Loop.Failure is { } failure)
             RequestStop(new VmExitStatus(VmStopReason.InternalError, Detail: failure.Message));
+        foreach (var t in _vcpuThreads) t.RequestStop();
+        // A vCPU parked in a userfault on a page the lazy restore could not serve (corrupt file) would wait for ever:
+        // with every vCPU already kicked (a stop is pending, so none re-enters the guest), release the range.
+        LazyPages?.ReleaseFaultsAfterFailure();
         foreach (var t in _vcpuThreads) t.Stop(TimeSpan.FromSeconds(5));
         return _exitStatus ?? new VmExitStatus(VmStopReason.InternalError, Detail: "main loop ended without a stop request");
     }
@@ -326,6 +345,13 @@ public sealed partial class Vm : IDisposable
     {
         foreach (var t in _vcpuThreads) t?.Dispose();
         StopStdinInput();
+        if (_vcpuThreads.Any(t => t is { HasEnded: false }))
+        {
+            // A thread still inside KVM_RUN uses kvm_run and guest RAM: unmapping them under it would crash the
+            // process. Leaking them (reclaimed at exit) is the lesser evil; it is reported as an internal error.
+            _log.LogError("internal error: a vCPU thread did not stop; its VM's memory is left mapped");
+            return;
+        }
         foreach (var v in _vcpus) v?.Dispose();
         for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
         Memory.Dispose();

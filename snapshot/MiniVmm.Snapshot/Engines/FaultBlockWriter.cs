@@ -7,7 +7,9 @@ namespace MiniVmm.Snapshot.Engines;
 /// Takes disk latency off the write-fault path. The fault handler copies a faulting block out of guest RAM into one
 /// of a fixed set of buffers (allocated before the freeze), marks its pages saved, un-protects them — the guest goes
 /// on — and queues the copy; this class's own thread hands queued copies to the sink. When every buffer is in flight
-/// the handler writes synchronously instead, so memory stays bounded (8 MiB by default).
+/// the handler waits for one to come back, for a bounded time: it never writes to the destination itself, so a
+/// destination that stops taking data can delay a guest write by at most that bound (then the snapshot fails).
+/// Memory stays bounded (the buffers are allocated before the freeze).
 /// </summary>
 public sealed class FaultBlockWriter : IDisposable
 {
@@ -55,25 +57,46 @@ public sealed class FaultBlockWriter : IDisposable
     public Exception? Error { get { lock (_gate) return _error; } }
 
     /// <summary>
-    /// Copies [first, first+pages) of <paramref name="region"/> out of guest RAM into a free buffer and queues it.
-    /// False when no buffer is free: the caller then writes synchronously. Never allocates.
+    /// Copies [first, first+pages) of <paramref name="region"/> out of guest RAM into a free buffer and queues it,
+    /// waiting at most <paramref name="maxWait"/> for a buffer to come back from the writer thread. Never allocates.
     /// </summary>
-    public bool TryCopyAndQueue(GuestMemoryRegion region, int regionIndex, long first, int pages)
+    /// <exception cref="SnapshotException">No buffer came back in time (the destination stalled), or the writer closed.</exception>
+    /// <exception cref="OperationCanceledException">The snapshot was cancelled while waiting.</exception>
+    public void CopyAndQueue(GuestMemoryRegion region, int regionIndex, long first, int pages, TimeSpan maxWait)
     {
+        if (pages * (int)GuestMemory.PageSize > _buffers[^1].Length)
+            throw new ArgumentOutOfRangeException(nameof(pages), pages, "larger than the largest fault buffer");
         int buffer;
+        long deadline = Environment.TickCount64 + (long)maxWait.TotalMilliseconds;
         lock (_gate)
         {
-            var pool = pages <= _smallPages ? _freeSmall : _freeLarge;
-            if (_closing || pages * (int)GuestMemory.PageSize > _buffers[^1].Length || !pool.TryPop(out buffer)) return false;
+            while (!TryTakeBuffer(pages, out buffer))
+            {
+                if (_closing) throw new SnapshotException("internal error: a fault block was queued after the writer closed");
+                _cancel.ThrowIfCancellationRequested();
+                if (_error is { } writeError) throw new SnapshotException("the destination failed: " + writeError.Message, writeError);
+                long left = deadline - Environment.TickCount64;
+                if (left <= 0)
+                    throw new SnapshotException($"the destination stalled: a guest write waited {maxWait.TotalMilliseconds:0} ms " +
+                        "for buffer space (every fault buffer still queued for the destination)");
+                // Short slices: cancellation has no pulse of its own.
+                Monitor.Wait(_gate, (int)Math.Min(left, 20));
+            }
         }
         int bytes = pages * (int)GuestMemory.PageSize;
         region.GetSpan((ulong)first * GuestMemory.PageSize, bytes).CopyTo(_buffers[buffer]);
         lock (_gate)
         {
             _queue.Enqueue((regionIndex, first, pages, buffer));
-            Monitor.Pulse(_gate);
+            Monitor.PulseAll(_gate);
         }
-        return true;
+    }
+
+    /// <summary>A buffer of the block's class, else any buffer large enough. Caller holds the gate.</summary>
+    private bool TryTakeBuffer(int pages, out int buffer)
+    {
+        if (pages <= _smallPages && _freeSmall.TryPop(out buffer)) return true;
+        return _freeLarge.TryPop(out buffer);
     }
 
     /// <summary>Waits until every queued copy reached the sink, then stops the thread.</summary>
@@ -110,6 +133,7 @@ public sealed class FaultBlockWriter : IDisposable
             lock (_gate)
             {
                 (_buffers[item.Buffer].Length <= _smallPages * (int)GuestMemory.PageSize ? _freeSmall : _freeLarge).Push(item.Buffer);
+                Monitor.PulseAll(_gate); // a fault handler may be waiting for this buffer
             }
         }
     }

@@ -11,8 +11,11 @@ public sealed class PageSaver(GuestMemory memory, ISnapshotSink sink, PageStates
 {
     public PageStates[] States => states;
 
-    /// <summary>Optional asynchronous path for the fault handler's small runs (see <see cref="FaultBlockWriter"/>).</summary>
+    /// <summary>Optional asynchronous path for the fault handler's runs (see <see cref="FaultBlockWriter"/>).</summary>
     public FaultBlockWriter? AsyncWriter { get; set; }
+
+    /// <summary>How long an asynchronous save may wait for a free buffer (see <see cref="FaultBlockWriter.CopyAndQueue"/>).</summary>
+    public TimeSpan AsyncWait { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Saves the unsaved pages of [first, first+count) that this caller manages to claim.</summary>
     public void SaveRange(int region, long first, long count) => SaveRange(region, first, count, async: false);
@@ -47,8 +50,8 @@ public sealed class PageSaver(GuestMemory memory, ISnapshotSink sink, PageStates
     }
 
     /// <summary>
-    /// Like <see cref="SaveRange(int,long,long)"/>; with <paramref name="async"/> each claimed run is copied into a
-    /// buffer and written later (falls back to a direct write when no buffer is free).
+    /// Like <see cref="SaveRange(int,long,long)"/>; with <paramref name="async"/> (and an <see cref="AsyncWriter"/>)
+    /// each claimed run is copied into a buffer and written later by the writer's thread — never by the caller.
     /// </summary>
     public void SaveRange(int region, long first, long count, bool async)
     {
@@ -72,8 +75,9 @@ public sealed class PageSaver(GuestMemory memory, ISnapshotSink sink, PageStates
 
     private void SaveClaimed(int region, long first, long count, bool async)
     {
-        if (async && AsyncWriter is { } writer && writer.TryCopyAndQueue(memory.Regions[region], region, first, (int)count))
+        if (async && AsyncWriter is { } writer)
         {
+            writer.CopyAndQueue(memory.Regions[region], region, first, (int)count, AsyncWait);
             var pages = states[region];
             for (long p = first; p < first + count; p++) pages.MarkSaved(p);
             return;

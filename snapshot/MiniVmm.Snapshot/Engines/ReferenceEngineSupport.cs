@@ -17,6 +17,8 @@ internal static class ReferenceEngineSupport
             PagesDone = () => saver.States.Sum(s => s.SavedCount),
             BytesWritten = () => sink.BytesWritten,
         };
+        // A cancel or failure must not wait for a destination that stopped reading.
+        job.CancellationToken.Register(sink.Interrupt);
         return (saver, job);
     }
 
@@ -41,6 +43,8 @@ internal static class ReferenceEngineSupport
     public static void Finish(SnapshotJob job, ISnapshotSink sink, IReadOnlyList<StateSection>? sections, Exception? error,
         long start, long writeDone, TimeSpan downtime, int iterations, bool converged, ILogger log)
     {
+        // After a cancel, interrupted writes are its echo, not a failure of their own.
+        if (error is OperationCanceledException && job.CancellationToken.IsCancellationRequested) error = null;
         bool cancelled = job.CancellationToken.IsCancellationRequested && error is null;
         if (error is null && !cancelled)
         {

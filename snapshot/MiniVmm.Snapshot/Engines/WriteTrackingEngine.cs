@@ -76,6 +76,7 @@ internal sealed class WriteTrackingRun
         _sequentialNext = new long[_memory.Regions.Count];
         Array.Fill(_sequentialNext, -1);
         _saver.AsyncWriter = _blockWriter;
+        _saver.AsyncWait = options.MaxFaultWait;
     }
 
     public SnapshotJob Job { get; }
@@ -116,6 +117,10 @@ internal sealed class WriteTrackingRun
     private void Prepare()
     {
         _source.PrepareMemory();
+        if (_memory.IsFileBacked)
+            throw new SnapshotException("a write-tracking snapshot needs anonymous guest RAM, and this VM's RAM is a private " +
+                "mapping of its snapshot file (restored with --memory mmap), which userfaultfd cannot write-protect; " +
+                "use --snapshot-mode stop-copy or dirty-log, or restore with --memory lazy (the default) or eager");
         // Before the freeze, while the guest runs: map the huge zero page into never-touched 2 MiB areas, so that
         // protecting them at the freeze costs one entry each instead of a page table of markers (halves the downtime
         // of a half-empty 512 MiB guest on THP memory; harmless elsewhere).
@@ -179,6 +184,8 @@ internal sealed class WriteTrackingRun
             epoll.Add(_uffd!.Handle, Libc.EPOLLIN, 1);
             epoll.Add(_scanDone.Handle, Libc.EPOLLIN, 2);
             var cancel = Job.CancellationToken;
+            // Cancel wakes the loop at once (disposed before the scanner can dispose _scanDone: it joins this thread).
+            using var wake = cancel.Register(() => _scanDone.Signal());
             bool scanFinished = false;
             while (true)
             {
@@ -198,6 +205,19 @@ internal sealed class WriteTrackingRun
         catch (Exception e)
         {
             Fail(e);
+            // No one serves faults from here on: wake every blocked writer now rather than when the scanner ends
+            // (it may be inside a destination write until the sink is interrupted).
+            UnprotectAll();
+        }
+    }
+
+    /// <summary>Removes write protection from all RAM, waking blocked writers; the registration stays (failure path).</summary>
+    private void UnprotectAll()
+    {
+        foreach (var r in _memory.Regions)
+        {
+            try { _uffd!.WriteProtect(r.DangerousGetHostAddress(), r.Size, protect: false); }
+            catch (Exception e) when (e is KvmException or ObjectDisposedException) { _log.LogError(e, "could not un-protect guest RAM"); }
         }
     }
 
@@ -258,6 +278,9 @@ internal sealed class WriteTrackingRun
         }
         _scanDone.Signal();
         ((Thread)faultThread!).Join();
+        // Every page is out of guest RAM by now (saved, or copied into a fault buffer), or the snapshot failed: either
+        // way the guest need not wait for the buffers to reach the destination.
+        ReleaseProtection();
         _blockWriter.Drain();
         if (_blockWriter.Error is { } writeError) Fail(writeError);
         Finish();
@@ -265,6 +288,8 @@ internal sealed class WriteTrackingRun
 
     private void Fail(Exception e)
     {
+        // After a cancel, interrupted writes and waits are its echo, not a failure of their own.
+        if (e is OperationCanceledException && Job.CancellationToken.IsCancellationRequested) return;
         Interlocked.CompareExchange(ref _error, e, null);
         Job.Cancel();
     }

@@ -35,6 +35,13 @@ public interface ISnapshotSink : IDisposable
     /// <summary>Cancels: deletes the partial file or closes the stream without an end record. Never throws; no-op after Complete.</summary>
     void Abort();
 
+    /// <summary>
+    /// Makes writes that wait on the destination (a full pipe) fail at once, and every later write too; safe from any
+    /// thread at any time. The engines call it when a snapshot is cancelled or fails, so that no thread of theirs stays
+    /// held by a reader that stopped reading. The sink can then only be aborted.
+    /// </summary>
+    void Interrupt() { }
+
     /// <summary>Time spent in fsync (file and directory) during <see cref="Complete"/>; zero for streams.</summary>
     TimeSpan FsyncTime { get; }
 }

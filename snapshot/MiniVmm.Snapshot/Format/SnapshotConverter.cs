@@ -13,6 +13,8 @@ public static class SnapshotConverter
     public static void Convert(string streamPath, string filePath, bool fsync = true)
     {
         ArgumentException.ThrowIfNullOrEmpty(streamPath);
+        // A pipe or FIFO could keep convert waiting for ever; `exec:cat > FILE` saves the stream to a file first.
+        SnapshotFile.RequireRegularSnapshot(streamPath, "snapshot stream");
         using var stream = new FileStream(streamPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
         Convert(stream, filePath, fsync, $"snapshot stream '{streamPath}'");
     }

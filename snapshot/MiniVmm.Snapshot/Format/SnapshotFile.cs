@@ -47,6 +47,10 @@ public sealed partial class SnapshotFile : IDisposable
     public static SnapshotFile Open(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        RequireRegularSnapshot(path, "snapshot");
+        if (path.EndsWith(SnapshotFormat.PartialSuffix, StringComparison.Ordinal))
+            throw new SnapshotFormatException($"snapshot '{path}' is an unfinished snapshot: a save writes " +
+                $"there and renames the file once it is complete; rename it first if you know it is complete");
         var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         try
         {
@@ -57,6 +61,17 @@ public sealed partial class SnapshotFile : IDisposable
             handle.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Refuses FIFOs, devices, sockets and directories before they are opened: a FIFO would block the open (or the
+    /// reads) for ever and a device has no length. A missing file is left to the open, which names the error.
+    /// </summary>
+    internal static void RequireRegularSnapshot(string path, string what)
+    {
+        var kind = KvmSharp.FileKinds.Of(path);
+        if (kind is not (KvmSharp.FileKind.Regular or KvmSharp.FileKind.Missing))
+            throw new SnapshotFormatException($"{what} '{path}' is {KvmSharp.FileKinds.Describe(kind)}, not a regular file");
     }
 
     private static SnapshotFile Load(string path, SafeFileHandle handle)

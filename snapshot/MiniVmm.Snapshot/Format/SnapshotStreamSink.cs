@@ -30,6 +30,7 @@ internal sealed class SnapshotStreamWriter : ISnapshotSink
     private readonly object _gate = new();
     private readonly byte[] _record = new byte[StreamRecord.Size];
     private volatile int _state;
+    private Exception? _failure; // why the stream was given up, when a write failed
     private long _pagesWritten, _zeroPages, _bytesWritten;
 
     public SnapshotStreamWriter(Stream destination, SnapshotHeaderInfo info, bool leaveOpen, long createdUnixMs)
@@ -70,9 +71,10 @@ internal sealed class SnapshotStreamWriter : ISnapshotSink
                 {
                     AppendBatch(region, batch, table);
                 }
-                catch
+                catch (Exception e)
                 {
                     // A half-written record can't be taken back: the stream is unusable from here on.
+                    if (e is not OperationCanceledException) _failure ??= e;
                     AbortCore();
                     throw;
                 }
@@ -150,6 +152,11 @@ internal sealed class SnapshotStreamWriter : ISnapshotSink
         Interlocked.Add(ref _bytesWritten, data.Length);
     }
 
+    public void Interrupt()
+    {
+        if (_destination is KvmSharp.PipeWriteStream pipe) pipe.Interrupt();
+    }
+
     public void Abort()
     {
         lock (_gate)
@@ -171,7 +178,12 @@ internal sealed class SnapshotStreamWriter : ISnapshotSink
     private void ThrowIfNotOpen()
     {
         int s = _state;
-        if (s == StateAborted) throw new OperationCanceledException("the snapshot was aborted");
+        if (s == StateAborted)
+        {
+            // Other writers report the first failure's cause, not a bare "aborted" that would hide it.
+            if (_failure is { } cause) throw new IOException(cause.Message, cause);
+            throw new OperationCanceledException("the snapshot was aborted");
+        }
         if (s == StateCompleted) throw new InvalidOperationException("the snapshot is already complete");
     }
 

@@ -382,6 +382,21 @@ public sealed class LazyPageServer : IDisposable
         }
     }
 
+    /// <summary>
+    /// After a failure (see <see cref="Failure"/>) and once the caller has kicked every vCPU: unregisters guest RAM,
+    /// which wakes every thread blocked on a page that will never be served (the fault then resolves as ordinary
+    /// anonymous memory, which no vCPU with a stop pending runs on). No-op while serving normally.
+    /// </summary>
+    public void ReleaseFaultsAfterFailure()
+    {
+        if (Failure is null) return;
+        foreach (var r in _memory.Regions)
+        {
+            try { Uffd.Unregister(r.DangerousGetHostAddress(), r.Size); }
+            catch (Exception e) when (e is KvmSharp.KvmException or ObjectDisposedException) { _log.LogDebug(e, "unregister after failure"); }
+        }
+    }
+
     public void Dispose()
     {
         _cancel.Cancel();

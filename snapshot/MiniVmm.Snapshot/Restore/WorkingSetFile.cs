@@ -31,6 +31,7 @@ public static class WorkingSetFile
     /// <summary>Reads and validates a working-set file; pages beyond <paramref name="maxPage"/> are a format error.</summary>
     public static IReadOnlyList<ulong> Read(string path, ulong maxPage)
     {
+        SnapshotFile.RequireRegularSnapshot(path, "working-set file");
         var info = new FileInfo(path);
         if (info.Length < 32 || info.Length > (64L << 20))
             throw new SnapshotFormatException($"working-set file {path} has an impossible size ({info.Length} bytes)");

@@ -58,6 +58,22 @@ public sealed class SinkLifecycleTests : IDisposable
     }
 
     [Fact]
+    public void A_complete_file_named_partial_is_rejected_by_open()
+    {
+        var s = Scenario.Default();
+        string path = _dir.File("c.snap");
+        using (var sink = SnapshotFileSink.Create(path, s.Info))
+        {
+            s.WriteMix(sink);
+            sink.Complete(s.Sections);
+        }
+        File.Copy(path, path + SnapshotFormat.PartialSuffix);
+        using (SnapshotFile.Open(path)) { }
+        FluentActions.Invoking(() => SnapshotFile.Open(path + SnapshotFormat.PartialSuffix))
+            .Should().Throw<SnapshotFormatException>().WithMessage("*unfinished snapshot*rename*");
+    }
+
+    [Fact]
     public void A_partial_file_is_rejected_by_open()
     {
         var s = Scenario.Default();

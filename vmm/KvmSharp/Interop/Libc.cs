@@ -106,6 +106,36 @@ public static unsafe partial class Libc
 
     [LibraryImport(Lib, SetLastError = true)]
     public static partial long lseek(SafeHandle fd, long offset, int whence);
+
+    public const int F_DUPFD_CLOEXEC = 1030, F_GETFL = 3, F_SETFL = 4, F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032;
+    public const int EPIPE = 32;
+    public const short POLLIN = 0x1, POLLOUT = 0x4, POLLERR = 0x8, POLLHUP = 0x10;
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int fcntl(int fd, int cmd, int arg);
+
+    [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int stat(string path, stat_t* buf);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int poll(pollfd_t* fds, nuint nfds, int timeout);
+}
+
+/// <summary>struct stat on x86-64 (144 bytes); only st_mode (offset 24) and st_size (offset 48) are read.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 144)]
+public struct stat_t
+{
+    [FieldOffset(24)] public uint st_mode;
+    [FieldOffset(48)] public long st_size;
+}
+
+/// <summary>struct pollfd: fd, requested events, returned events (8 bytes).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct pollfd_t
+{
+    public int fd;
+    public short events;
+    public short revents;
 }
 
 /// <summary>struct epoll_event is packed on x86-64: 4-byte events then 8-byte data, 12 bytes in all.</summary>

@@ -13,9 +13,19 @@ public sealed class GuestMemory : IDisposable
     public const ulong PageSize = 4096;
     private readonly GuestMemoryRegion[] _regions;
 
-    private GuestMemory(GuestMemoryRegion[] regions) => _regions = regions;
+    private GuestMemory(GuestMemoryRegion[] regions, bool fileBacked = false)
+    {
+        _regions = regions;
+        IsFileBacked = fileBacked;
+    }
 
     public IReadOnlyList<GuestMemoryRegion> Regions => _regions;
+
+    /// <summary>
+    /// True for <see cref="MapPrivate"/> memory: a private file mapping, which userfaultfd cannot write-protect (the
+    /// kernel allows UFFD write protection on anonymous, shmem and hugetlbfs memory only).
+    /// </summary>
+    public bool IsFileBacked { get; }
 
     /// <summary>Total RAM in bytes.</summary>
     public ulong Size => _regions.Aggregate(0UL, (s, r) => s + r.Size);
@@ -45,7 +55,7 @@ public sealed class GuestMemory : IDisposable
                     throw new ArgumentException($"region 0x{gpa:x}+{size} at file offset {offset} is not page aligned");
                 mapped.Add(new GuestMemoryRegion(mapped.Count, gpa, MemoryMapping.OfFile(file, size, offset, writable: true, shared: false)));
             }
-            return new GuestMemory(mapped.ToArray());
+            return new GuestMemory(mapped.ToArray(), fileBacked: true);
         }
         catch
         {

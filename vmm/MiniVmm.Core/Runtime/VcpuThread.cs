@@ -136,14 +136,21 @@ public sealed class VcpuThread : IDisposable
         }
     }
 
-    /// <summary>Stops the loop and waits for the thread to end.</summary>
-    public void Stop(TimeSpan timeout)
+    /// <summary>Asks the loop to stop and kicks the vCPU out of KVM_RUN, without waiting.</summary>
+    public void RequestStop()
     {
         lock (_gate)
         {
             _stopRequested = true;
             Monitor.PulseAll(_gate);
         }
+        if (_thread.IsAlive) _vcpu.Kick();
+    }
+
+    /// <summary>Stops the loop and waits for the thread to end.</summary>
+    public void Stop(TimeSpan timeout)
+    {
+        RequestStop();
         if (!_thread.IsAlive) return;
         var deadline = DateTime.UtcNow + timeout;
         while (!_thread.Join(20))
@@ -231,6 +238,9 @@ public sealed class VcpuThread : IDisposable
             item?.Invoke(_vcpu);
         }
     }
+
+    /// <summary>True once the thread has ended (or never started): its vCPU and mappings may then be released.</summary>
+    public bool HasEnded => !_thread.IsAlive;
 
     public void Dispose() => Stop(TimeSpan.FromSeconds(5));
 }

@@ -33,6 +33,8 @@ public sealed class MigrationSettings
     public long DowntimeLimitMs { get; private set; } = 300;
     public string Engine { get; private set; } = "auto";
     public int FaultAroundPages { get; private set; } = new SnapshotOptions().FaultAroundPages;
+    /// <summary>`x-minivmm-stall-timeout` (ms): a destination that takes no data this long fails the snapshot; 0 = never.</summary>
+    public long StallTimeoutMs { get; private set; } = (long)new SnapshotOptions().StallTimeout.TotalMilliseconds;
 
     public SnapshotOptions ToOptions() => new()
     {
@@ -45,6 +47,7 @@ public sealed class MigrationSettings
         },
         RateLimitBytesPerSecond = MaxBandwidth,
         FaultAroundPages = FaultAroundPages,
+        StallTimeout = StallTimeoutMs == 0 ? Timeout.InfiniteTimeSpan : TimeSpan.FromMilliseconds(StallTimeoutMs),
     };
 
     /// <summary>`migrate-set-capabilities`: all entries are checked before any is applied, as in QEMU.</summary>
@@ -92,6 +95,7 @@ public sealed class MigrationSettings
         new("downtime-limit", QmpType.Int),
         new("x-minivmm-engine", QmpType.String),
         new("x-minivmm-fault-around", QmpType.Int),
+        new("x-minivmm-stall-timeout", QmpType.Int),
     ];
 
     /// <summary>`migrate-set-parameters`: validates every value, then applies them together.</summary>
@@ -107,8 +111,12 @@ public sealed class MigrationSettings
         long faultAround = args.Int("x-minivmm-fault-around") ?? FaultAroundPages;
         if (faultAround < 1 || faultAround > 512 || (faultAround & (faultAround - 1)) != 0)
             throw QmpException.Generic("Parameter 'x-minivmm-fault-around' expects a power of two from 1 to 512 (pages)");
+        long stall = args.Int("x-minivmm-stall-timeout") ?? StallTimeoutMs;
+        if (stall < 0 || stall > 86_400_000)
+            throw QmpException.Generic("Parameter 'x-minivmm-stall-timeout' expects milliseconds from 0 (never) to 86400000");
         MaxBandwidth = bandwidth;
         DowntimeLimitMs = downtime;
+        StallTimeoutMs = stall;
         Engine = engine;
         FaultAroundPages = (int)faultAround;
     }
@@ -119,5 +127,6 @@ public sealed class MigrationSettings
         ["downtime-limit"] = DowntimeLimitMs,
         ["x-minivmm-engine"] = Engine,
         ["x-minivmm-fault-around"] = FaultAroundPages,
+        ["x-minivmm-stall-timeout"] = StallTimeoutMs,
     };
 }

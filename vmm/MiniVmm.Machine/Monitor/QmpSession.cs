@@ -67,13 +67,26 @@ internal sealed class QmpSession
         }
     }
 
-    /// <summary>Queues a message; safe from any thread. Drops the client when its queue is full.</summary>
+    /// <summary>Queues a message; safe from any thread. Drops the client when its queue is full (logged once).</summary>
     public void Send(string message)
     {
         if (_out.Writer.TryWrite(message)) return;
-        if (_out.Reader.Completion.IsCompleted) return;
+        // The queue stays full after it is closed (nobody reads it), so every later message lands here: warn once.
+        if (Interlocked.Exchange(ref _droppedForNotReading, 1) != 0) return;
         _log.LogWarning("QMP client does not read its replies ({Count} queued); disconnecting it", MaxQueuedMessages);
         Abort();
+    }
+
+    private int _droppedForNotReading;
+    private int _badRequestsLogged;
+
+    /// <summary>Bad client input is logged without a stack trace, and only the first few times per session.</summary>
+    private void LogBadRequest(string what, string text)
+    {
+        int n = Interlocked.Increment(ref _badRequestsLogged);
+        if (n <= 5)
+            _log.LogWarning("QMP request not understood ({What}): {Request}{More}", what, text.Length > 200 ? text[..200] : text,
+                n == 5 ? " (further bad requests of this client are not logged)" : "");
     }
 
     /// <summary>Sends what is queued (bounded by <paramref name="timeout"/>) and closes: the VM is going away.</summary>
@@ -127,9 +140,47 @@ internal sealed class QmpSession
         catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException or JsonException)
         {
             // A request this code did not foresee must not end the session (nor touch the VM): report it.
-            _log.LogError(e, "QMP request not understood: {Request}", text.Length > 200 ? text[..200] : text);
-            Send(QmpMessages.Error(QmpErrorClass.GenericError, "internal error handling the request: " + e.Message, id));
+            LogBadRequest(e.Message, text);
+            string reply;
+            try { reply = QmpMessages.Error(QmpErrorClass.GenericError, "the request could not be handled: " + e.Message, id); }
+            catch (Exception) { reply = QmpMessages.Error(QmpErrorClass.GenericError, "the request could not be handled: " + e.Message, null); }
+            Send(reply);
         }
+    }
+
+    /// <summary>
+    /// Refuses strings and keys that are not valid UTF-16 once unescaped (a lone surrogate such as "\ud800"): the
+    /// parser accepts them and only reading the value fails, which would otherwise surface deep in a command.
+    /// </summary>
+    private static void RequireValidStrings(JsonNode? node)
+    {
+        switch (node)
+        {
+            case JsonObject o:
+                foreach (var (key, value) in o)
+                {
+                    if (!IsValidUtf16(key)) throw QmpException.Generic("JSON parse error, invalid UTF-16 in a member name");
+                    RequireValidStrings(value);
+                }
+                break;
+            case JsonArray a:
+                foreach (var item in a) RequireValidStrings(item);
+                break;
+            case JsonValue v when v.GetValueKind() == JsonValueKind.String:
+                try { _ = v.GetValue<string>(); }
+                catch (InvalidOperationException) { throw QmpException.Generic("JSON parse error, invalid UTF-16 escape in a string"); }
+                break;
+        }
+    }
+
+    private static bool IsValidUtf16(string s)
+    {
+        for (int i = 0; i < s.Length; i++)
+        {
+            if (char.IsHighSurrogate(s[i]) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1])) { i++; continue; }
+            if (char.IsSurrogate(s[i])) return false;
+        }
+        return true;
     }
 
     /// <summary>Checks a request's shape as QEMU does; <paramref name="id"/> is set as soon as it is known, so errors echo it.</summary>
@@ -138,11 +189,13 @@ internal sealed class QmpSession
         id = null;
         JsonNode? node;
         try { node = JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { MaxDepth = 64, AllowDuplicateProperties = false }); }
-        catch (Exception e) when (e is JsonException or ArgumentException)
+        catch (Exception e) when (e is JsonException or ArgumentException or InvalidOperationException)
         {
             throw QmpException.Generic("JSON parse error, " + e.Message);
         }
         if (node is not JsonObject request) throw QmpException.Generic("QMP input must be a JSON object");
+        try { RequireValidStrings(request); }
+        catch (InvalidOperationException) { throw QmpException.Generic("JSON parse error, invalid UTF-16 escape in a member name"); }
         id = request["id"];
         foreach (var (key, _) in request)
             if (key is not ("execute" or "arguments" or "id"))

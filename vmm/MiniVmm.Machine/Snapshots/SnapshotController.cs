@@ -70,7 +70,7 @@ public sealed class SnapshotController
             var engine = SnapshotEngines.For(options.Mode);
             var info = new SnapshotHeaderInfo(engine.Name, _source.DescribeConfig(), RecordedVmConfig.HostCpuModel(),
                 _vm.Memory.Regions.Select(r => new SnapshotRegion(r.GuestAddress, r.Size)).ToList());
-            _destination = SnapshotDestination.Open(destination, info);
+            _destination = SnapshotDestination.Open(destination, info, options.StallTimeout);
             _vm.Control.SetStatus(StatusRunning);
             _job = engine.Start(_source, _destination.Sink, options, _log);
         }

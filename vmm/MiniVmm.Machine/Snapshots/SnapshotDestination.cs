@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.IO.Pipes;
+using KvmSharp;
 using MiniVmm.Snapshot.Format;
 
 namespace MiniVmm.Machine.Snapshots;
@@ -10,18 +12,24 @@ namespace MiniVmm.Machine.Snapshots;
 public sealed class SnapshotDestination : IDisposable
 {
     private readonly Process? _process;
+    private readonly PipeWriteStream? _pipe;
 
-    private SnapshotDestination(ISnapshotSink sink, Process? process, string description)
+    private SnapshotDestination(ISnapshotSink sink, Process? process, PipeWriteStream? pipe, string description)
     {
         Sink = sink;
         _process = process;
+        _pipe = pipe;
         Description = description;
     }
 
     public ISnapshotSink Sink { get; }
     public string Description { get; }
 
-    public static SnapshotDestination Open(string destination, SnapshotHeaderInfo info)
+    /// <summary>
+    /// Opens the destination. For exec: a reader that takes no data for <paramref name="stallTimeout"/> fails the
+    /// snapshot (infinite: never).
+    /// </summary>
+    public static SnapshotDestination Open(string destination, SnapshotHeaderInfo info, TimeSpan? stallTimeout = null)
     {
         if (destination.StartsWith("exec:", StringComparison.Ordinal))
         {
@@ -31,35 +39,54 @@ public sealed class SnapshotDestination : IDisposable
             psi.ArgumentList.Add("-c");
             psi.ArgumentList.Add(command);
             var process = Process.Start(psi) ?? throw new IOException($"cannot start '{command}'");
+            PipeWriteStream? pipe = null;
             try
             {
-                return new SnapshotDestination(SnapshotStreamSink.Create(process.StandardInput.BaseStream, info), process, destination);
+                // Our own non-blocking duplicate of the pipe replaces .NET's blocking stream (closed at once, so ours is
+                // the only write end): a stopped or hung reader then cannot hold a snapshot thread, and cancel works.
+                var stdin = (PipeStream)process.StandardInput.BaseStream;
+                pipe = PipeWriteStream.DuplicateOf(stdin.SafePipeHandle);
+                pipe.StallTimeout = stallTimeout ?? Timeout.InfiniteTimeSpan;
+                process.StandardInput.Close();
+                return new SnapshotDestination(SnapshotStreamSink.Create(pipe, info), process, pipe, destination);
             }
             catch
             {
-                process.Kill();
+                pipe?.Dispose();
+                KillTree(process);
                 process.Dispose();
                 throw;
             }
         }
         string path = destination.StartsWith("file:", StringComparison.Ordinal) ? destination[5..] : destination;
-        return new SnapshotDestination(SnapshotFileSink.Create(path, info), null, path);
+        return new SnapshotDestination(SnapshotFileSink.Create(path, info), null, null, path);
     }
 
-    /// <summary>For exec: closes the pipe and waits for the command; a non-zero exit means the reader failed.</summary>
+    /// <summary>
+    /// For exec: after success waits for the command (the sink closed the pipe: end of file); after a failure the output
+    /// is worthless, so the command and its children are killed at once instead of being waited for.
+    /// A non-zero exit means the reader failed.
+    /// </summary>
     public string? FinishProcess(bool succeeded)
     {
         if (_process is null) return null;
-        try { _process.StandardInput.Close(); } catch (Exception e) when (e is IOException or ObjectDisposedException) { /* the sink closed it */ }
-        if (!succeeded && !_process.WaitForExit(2000)) { try { _process.Kill(); } catch (InvalidOperationException) { } }
+        _pipe?.Dispose();
+        if (!succeeded) KillTree(_process);
         _process.WaitForExit(30000);
         if (!_process.HasExited) return "the exec: command did not exit";
         return _process.ExitCode == 0 ? null : $"the exec: command exited with status {_process.ExitCode}";
     }
 
+    private static void KillTree(Process process)
+    {
+        try { process.Kill(entireProcessTree: true); }
+        catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception or NotSupportedException) { }
+    }
+
     public void Dispose()
     {
         Sink.Dispose();
+        _pipe?.Dispose();
         _process?.Dispose();
     }
 }
