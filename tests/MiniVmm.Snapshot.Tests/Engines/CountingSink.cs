@@ -47,5 +47,7 @@ internal sealed class CountingSink(ISnapshotSink inner, long pages) : ISnapshotS
         inner.Abort();
     }
 
+    public void Interrupt() => inner.Interrupt();
+
     public void Dispose() => inner.Dispose();
 }

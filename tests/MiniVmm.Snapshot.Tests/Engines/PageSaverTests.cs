@@ -84,22 +84,20 @@ public sealed class PageSaverTests : IDisposable
     }
 
     [Fact]
-    public void With_every_buffer_in_flight_the_fault_path_writes_synchronously()
+    public void With_every_buffer_in_flight_the_fault_path_waits_a_bounded_time_and_never_writes_itself()
     {
         using var release = new ManualResetEventSlim();
         var sink = new RecordingSink(_states) { HoldFirstWrite = release };
-        using var writer = new FaultBlockWriter(sink, 4, 1, 16, 1, CancellationToken.None);
-        var saver = new PageSaver(_memory, sink, _states) { AsyncWriter = writer };
+        using var writer = new FaultBlockWriter(sink, 4, 1, 16, 0, CancellationToken.None);
+        var saver = new PageSaver(_memory, sink, _states) { AsyncWriter = writer, AsyncWait = TimeSpan.FromMilliseconds(50) };
         saver.SaveRange(0, 0, 4, async: true);
-        sink.FirstWriteStarted.Wait(TimeSpan.FromSeconds(20)).Should().BeTrue();   // the only small buffer is now in flight
-        saver.SaveRange(0, 4, 4, async: true);                                    // so this one goes straight to the sink
+        sink.FirstWriteStarted.Wait(TimeSpan.FromSeconds(20)).Should().BeTrue(); // the only buffer is now in flight
 
-        sink.Writes.Should().ContainSingle().Which.Should().Match<RecordingSink.Write>(
-            w => w.First == 4 && w.ThreadId == Environment.CurrentManagedThreadId);
+        saver.Invoking(s => s.SaveRange(0, 4, 4, async: true)).Should().Throw<SnapshotException>().WithMessage("*stalled*");
+        Enumerable.Range(4, 4).Should().OnlyContain(p => !_states[0].IsSaved(p), "pages that were not copied are not saved");
         release.Set();
         writer.Drain();
-        Runs(sink).Should().BeEquivalentTo(new[] { (4L, 4L), (0L, 4L) });
-        _states[0].SavedCount.Should().Be(8);
+        sink.Writes.Should().ContainSingle().Which.ThreadId.Should().NotBe(Environment.CurrentManagedThreadId);
     }
 
     [Fact]
