@@ -22,8 +22,8 @@ public sealed record SnapshotOptions
 
     /// <summary>
     /// Pages saved and un-protected together around a write fault (a power of two, 1..512). Default 512 = 2 MiB, one
-    /// transparent huge page: a fault round trip costs ~100+ µs here whatever its size, and the measured sweep
-    /// (experiments/REPORT.md) gave 10x the guest write rate of 16-page blocks at max rate, equal rates at 10k pages/s.
+    /// transparent huge page: a fault round trip costs the same whatever its size, so fewer, larger blocks keep a
+    /// writing guest fastest (measured: docs/DESIGN-NOTES.md, "Fault-around"; experiments/REPORT.md).
     /// </summary>
     public int FaultAroundPages { get; init; } = 512;
 

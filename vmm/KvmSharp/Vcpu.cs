@@ -187,7 +187,7 @@ public sealed unsafe partial class Vcpu : IDisposable
         finally { NativeMemory.Free(buf); }
     }
 
-    /// <summary>KVM_GET_TSC_KHZ: the guest TSC rate, which paced guests need (CPUID 0x15/0x16 read zero here).</summary>
+    /// <summary>KVM_GET_TSC_KHZ: the guest TSC rate, which paced guests need (CPUID 0x15/0x16 may read 0).</summary>
     public int GetTscKhz() => Check(Libc.ioctl_int(_fd, Kvm.KVM_GET_TSC_KHZ, 0), "KVM_GET_TSC_KHZ");
 
     /// <summary>KVM_KVMCLOCK_CTRL: tells a kvmclock guest it was paused (soft-lockup detectors then stay quiet).</summary>

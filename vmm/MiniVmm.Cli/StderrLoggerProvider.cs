@@ -6,7 +6,7 @@ namespace MiniVmm.Cli;
 /// <summary>
 /// One line per message on stderr: "HH:mm:ss.fff level: category[event] message", then the exception if any.
 /// Used instead of Microsoft.Extensions.Logging.Console, whose set-up (options, formatters, a writer thread) took
-/// 4-5 ms of a 10-20 ms VM start here. Writes are synchronous: log lines are rare (warnings by default), none is lost
+/// a visible part of a VM start (docs/DESIGN-NOTES.md). Writes are synchronous: log lines are rare, none is lost
 /// at exit, and lines from different threads never interleave (one locked write each).
 /// </summary>
 internal sealed class StderrLoggerProvider : ILoggerProvider

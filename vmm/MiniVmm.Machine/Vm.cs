@@ -161,8 +161,8 @@ public sealed partial class Vm : IDisposable
                 throw new VmConfigException($"KVM supports at most {maxVcpus} vCPUs; {config.Vcpus} requested");
             kvmVm = kvm.CreateVm();
             // Memory slots go in before the irqchip and PIT: those register in-kernel I/O devices, which starts an
-            // SRCU grace period, and a memslot update right after waits for it — measured 7-11 ms per slot here
-            // instead of 0.3 ms (about half of a restore's time to first instruction).
+            // SRCU grace period, and a memslot update right after waits for it (measured: docs/DESIGN-NOTES.md,
+            // "VM start-up").
             memory = memoryFactory?.Invoke() ?? GuestMemory.CreateAnonymous(config.MemoryBytes, config.HugePages);
             foreach (var region in memory.Regions)
                 kvmVm.SetUserMemoryRegion((uint)region.Index, region.GuestAddress, region.Size, region.DangerousGetHostAddress());

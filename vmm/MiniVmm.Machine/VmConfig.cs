@@ -24,7 +24,7 @@ public sealed record VmConfig
     public int Vcpus { get; init; } = 1;
     /// <summary>
     /// Back guest RAM with transparent huge pages (MADV_HUGEPAGE). On by default: write-protecting RAM at a snapshot's
-    /// freeze then works per 2 MiB entry (0.1 ms instead of 9–13 ms for 512 MiB, docs/DESIGN-NOTES.md).
+    /// freeze then works per 2 MiB entry instead of per 4 KiB page (measured: docs/DESIGN-NOTES.md, "Huge pages").
     /// </summary>
     public bool HugePages { get; init; } = true;
     public SerialTarget Serial { get; init; } = new SerialTarget.Stdio();

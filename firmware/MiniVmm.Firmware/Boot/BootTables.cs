@@ -5,7 +5,7 @@ namespace MiniVmm.Firmware.Boot;
 /// <summary>
 /// Builds the boot stub's data at image-generation time: GDT (+ pseudo-descriptor), per-vCPU 64-bit TSSs with an I/O
 /// permission bitmap, and identity page tables. Pre-building them keeps the CPL0 code (run by KVM's instruction
-/// emulator on kvm_pvm, ~1e6 instructions/s) to a handful of instructions.
+/// emulator on kvm_pvm, docs/DESIGN.md §1) to a handful of instructions.
 /// </summary>
 public static class BootTables
 {

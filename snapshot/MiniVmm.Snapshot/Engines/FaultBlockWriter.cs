@@ -70,6 +70,8 @@ public sealed class FaultBlockWriter : IDisposable
         long deadline = Environment.TickCount64 + (long)maxWait.TotalMilliseconds;
         lock (_gate)
         {
+            // Checked first: with a buffer free the loop below would queue a copy no thread is left to write.
+            if (_closing) throw new SnapshotException("internal error: a fault block was queued after the writer closed");
             while (!TryTakeBuffer(pages, out buffer))
             {
                 if (_closing) throw new SnapshotException("internal error: a fault block was queued after the writer closed");

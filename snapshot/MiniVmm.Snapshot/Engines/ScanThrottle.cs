@@ -19,6 +19,7 @@ public sealed class ScanThrottle(long bytesPerSecond)
         if (bytesPerSecond <= 0) return;
         double due = (double)bytesWrittenSoFar / bytesPerSecond;
         double elapsed = Stopwatch.GetElapsedTime(_start).TotalSeconds;
-        if (due > elapsed) cancel.WaitHandle.WaitOne(TimeSpan.FromSeconds(due - elapsed));
+        // WaitOne takes at most int.MaxValue ms (24.8 days); a tiny cap far behind would otherwise throw.
+        if (due > elapsed) cancel.WaitHandle.WaitOne(TimeSpan.FromMilliseconds(Math.Min((due - elapsed) * 1000, int.MaxValue)));
     }
 }

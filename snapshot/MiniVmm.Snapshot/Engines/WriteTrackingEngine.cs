@@ -8,7 +8,7 @@ using MiniVmm.Snapshot.Format;
 namespace MiniVmm.Snapshot.Engines;
 
 /// <summary>
-/// The live snapshot of DESIGN §4: freeze RAM with userfaultfd write protection, restart the vCPUs at once, then save
+/// The live snapshot of docs/DESIGN.md §4: freeze RAM with userfaultfd write protection, restart the vCPUs at once, then save
 /// every page exactly once — pages the guest writes first (fault handler, arrival order, fault-around blocks), the rest
 /// by a linear scan. A page is un-protected only after its content has been handed to the destination.
 /// </summary>

@@ -24,6 +24,7 @@ public sealed class MainLoop : IDisposable
     private readonly ILogger _log;
     private ulong _nextToken = 1;
     private volatile bool _stop;
+    private volatile bool _disposed;
     private int _threadId = -1;
 
     public MainLoop(ILogger log)
@@ -37,11 +38,16 @@ public sealed class MainLoop : IDisposable
 
     public bool IsLoopThread => Environment.CurrentManagedThreadId == _threadId;
 
-    /// <summary>Queues a bottom-half to run on the loop thread. Safe from any thread.</summary>
+    /// <summary>
+    /// Queues a bottom-half to run on the loop thread. Safe from any thread, also while or after the VM is torn down
+    /// (a signal handler or a snapshot completion may still post then): after <see cref="Run"/> has returned the work
+    /// is dropped, and after <see cref="Dispose"/> the call does nothing.
+    /// </summary>
     public void Post(Action bottomHalf)
     {
+        if (_disposed) return;
         _bottomHalves.Enqueue(bottomHalf);
-        _wake.Signal();
+        Wake();
     }
 
     /// <summary>Watches <paramref name="fd"/>; the handler gets the epoll event bits. Returns a token for removal.</summary>
@@ -71,7 +77,13 @@ public sealed class MainLoop : IDisposable
     public void Stop()
     {
         _stop = true;
-        _wake.Signal();
+        Wake();
+    }
+
+    private void Wake()
+    {
+        try { _wake.Signal(); }
+        catch (ObjectDisposedException) { } // disposed meanwhile: there is no loop left to wake
     }
 
     /// <summary>Runs the loop on the calling thread until <see cref="Stop"/>.</summary>
@@ -128,6 +140,7 @@ public sealed class MainLoop : IDisposable
 
     public void Dispose()
     {
+        _disposed = true;
         _epoll.Dispose();
         _wake.Dispose();
     }

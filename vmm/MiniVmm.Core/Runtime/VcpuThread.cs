@@ -85,8 +85,8 @@ public sealed class VcpuThread : IDisposable
 
     /// <summary>
     /// Runs <paramref name="work"/> on the calling thread while the vCPU is paused (it is parked outside KVM_RUN, so
-    /// its ioctls are free). Saves the two thread wake-ups of <see cref="Invoke{T}"/>, which cost ~1–4 ms each on a
-    /// nested-virtualization host: state capture sits inside the snapshot's downtime.
+    /// its ioctls are free). Saves the two thread wake-ups of <see cref="Invoke{T}"/>, which can cost milliseconds on a
+    /// nested host (docs/DESIGN-NOTES.md, "Downtime breakdown"): state capture sits inside the snapshot's downtime.
     /// </summary>
     public T InvokePaused<T>(Func<Vcpu, T> work)
     {

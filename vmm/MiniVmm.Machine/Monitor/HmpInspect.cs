@@ -1,3 +1,4 @@
+using MiniVmm.Machine.Snapshots;
 using System.Globalization;
 using System.Text;
 using KvmSharp.Interop;

@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Logging;
-using MiniVmm.Machine.Monitor;
 using MiniVmm.Snapshot;
 using MiniVmm.Snapshot.Engines;
 using MiniVmm.Snapshot.Format;

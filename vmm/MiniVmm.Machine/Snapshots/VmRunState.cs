@@ -1,4 +1,4 @@
-namespace MiniVmm.Machine.Monitor;
+namespace MiniVmm.Machine.Snapshots;
 
 /// <summary>
 /// Who holds the vCPUs paused: the user (QMP `stop`) and/or a snapshot engine (its freeze, or all of stop-and-copy).

@@ -1,9 +1,8 @@
 using MiniVmm.Core.Memory;
-using MiniVmm.Machine.Snapshots;
 using MiniVmm.Snapshot;
 using MiniVmm.Snapshot.Format;
 
-namespace MiniVmm.Machine.Monitor;
+namespace MiniVmm.Machine.Snapshots;
 
 /// <summary>
 /// The VM as the snapshot engines see it, with pause and resume routed through <see cref="VmRunState"/>: an engine's

@@ -1,0 +1,53 @@
+using MiniVmm.Snapshot.Format;
+
+namespace MiniVmm.Snapshot.Tests.Engines;
+
+/// <summary>
+/// Wraps a real sink and counts how often each page of region 0 is handed to it, so a test can check "every page
+/// exactly once". Can fail like a full disk after a number of pages.
+/// </summary>
+internal sealed class CountingSink(ISnapshotSink inner, long pages) : ISnapshotSink
+{
+    private readonly int[] _counts = new int[pages];
+    private long _handed;
+
+    /// <summary>Throw a disk-full IOException once this many pages have been handed over (null: never).</summary>
+    public long? FailAfterPages { get; init; }
+
+    public int CountOf(long page) => Volatile.Read(ref _counts[page]);
+    public bool Aborted { get; private set; }
+    public bool Completed { get; private set; }
+    public IReadOnlyList<StateSection>? CompletedSections { get; private set; }
+
+    public bool IsSeekable => inner.IsSeekable;
+    public long PagesWritten => inner.PagesWritten;
+    public long ZeroPages => inner.ZeroPages;
+    public long BytesWritten => inner.BytesWritten;
+    public TimeSpan FsyncTime => inner.FsyncTime;
+
+    public void WritePages(int region, long firstPage, ReadOnlySpan<byte> data)
+    {
+        long count = data.Length / SnapshotFormat.PageSize;
+        if (FailAfterPages is { } limit && Interlocked.Add(ref _handed, count) > limit)
+            throw new IOException("No space left on device");
+        for (long p = firstPage; p < firstPage + count; p++) Interlocked.Increment(ref _counts[p]);
+        inner.WritePages(region, firstPage, data);
+    }
+
+    public void Complete(IReadOnlyList<StateSection> sections)
+    {
+        inner.Complete(sections);
+        Completed = true;
+        CompletedSections = sections;
+    }
+
+    public void Abort()
+    {
+        Aborted = true;
+        inner.Abort();
+    }
+
+    public void Interrupt() => inner.Interrupt();
+
+    public void Dispose() => inner.Dispose();
+}
