@@ -71,7 +71,10 @@ internal static class RestoreCommand
             {
                 vm = VmRestore.Restore(parse.GetValue(file)!, restoreOptions, loggers);
             }
-            catch (Exception e) when (e is SnapshotFormatException or StateRestoreException or IOException or UnauthorizedAccessException)
+            // Every defect of the file's content is one of the first two (a value KVM refuses included); a KvmException
+            // here is the host lacking a feature (121, below), although it is an IOException.
+            catch (Exception e) when (e is SnapshotFormatException or StateRestoreException or UnauthorizedAccessException
+                                      || (e is IOException && e is not KvmSharp.KvmException))
             {
                 Console.Error.WriteLine($"minivmm: cannot restore '{parse.GetValue(file)}': {e.Message}");
                 return ExitCodes.BadInput;

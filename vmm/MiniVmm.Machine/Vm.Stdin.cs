@@ -39,7 +39,7 @@ public sealed partial class Vm
     private void OnStdinReadable()
     {
         int free;
-        lock (SerialGate.Gate) free = Serial.RxFreeSpace;
+        lock (Devices.GateOf(Serial)) free = Serial.RxFreeSpace;
         if (free == 0)
         {
             // FIFO full: stop polling (level-triggered epoll would spin) until the guest drains it.
@@ -55,7 +55,7 @@ public sealed partial class Vm
             _stdin = null;
             return;
         }
-        lock (SerialGate.Gate) Serial.EnqueueInput(_stdinBuffer.AsSpan(0, n));
+        lock (Devices.GateOf(Serial)) Serial.EnqueueInput(_stdinBuffer.AsSpan(0, n));
     }
 
     private void StopStdinInput() => _stdinStream?.Dispose();

@@ -6,7 +6,6 @@ using MiniVmm.Core.Bus;
 using MiniVmm.Core.Memory;
 using MiniVmm.Core.Runtime;
 using MiniVmm.Devices;
-using MiniVmm.Devices.Legacy;
 using MiniVmm.Machine.Devices;
 using MiniVmm.Machine.State;
 using MiniVmm.Machine.Vcpus;
@@ -20,9 +19,6 @@ namespace MiniVmm.Machine;
 /// </summary>
 public sealed partial class Vm : IDisposable
 {
-    /// <summary>Device states recorded in a snapshot, applied when the devices are created.</summary>
-    internal sealed record RestoredDevices(Serial8250State? Serial, DebugExitPortState? DebugExit, ControlPortState? Control);
-
     private readonly ILogger _log;
     private readonly List<IDisposable> _owned = new();
     private readonly VcpuThread[] _vcpuThreads;
@@ -37,13 +33,6 @@ public sealed partial class Vm : IDisposable
     public Bus Pio { get; }
     public Bus Mmio { get; }
     public MainLoop Loop { get; }
-    public Serial8250 Serial { get; }
-    public SerializedDevice SerialGate { get; }
-    public ControlPort Control { get; }
-    public DebugExitPort DebugExit { get; }
-    /// <summary>Locks of the devices, taken while their state is saved (vCPUs are paused then, but the main loop is not).</summary>
-    internal SerializedDevice DebugExitGate { get; }
-    internal SerializedDevice ControlGate { get; }
     public int TscKhz { get; }
     public string EffectiveCommandLine { get; }
     public IReadOnlyList<VcpuThread> VcpuThreads => _vcpuThreads;
@@ -62,7 +51,7 @@ public sealed partial class Vm : IDisposable
     /// <summary>Raised (on a vCPU thread) when the guest writes 1 to the control port.</summary>
     public event Action? GuestSnapshotRequested;
 
-    private Vm(VmConfig config, ILoggerFactory loggers, KvmSystem kvm, VirtualMachine kvmVm, GuestMemory memory, RestoredDevices? restored)
+    private Vm(VmConfig config, ILoggerFactory loggers, KvmSystem kvm, VirtualMachine kvmVm, GuestMemory memory, IReadOnlyList<DeviceState>? restoredDevices)
     {
         Config = config;
         _log = loggers.CreateLogger("MiniVmm.Vm");
@@ -74,52 +63,46 @@ public sealed partial class Vm : IDisposable
         Loop = new MainLoop(loggers.CreateLogger("MiniVmm.MainLoop"));
         _owned.Add(Loop);
 
-        IByteSink sink = CreateSerialSink(config.Serial);
-        var serialIrq = new KvmInterruptLine(kvmVm, Serial8250.Com1Irq);
-        Action rxDrained = () => Loop.Post(WatchStdin);
-        Serial = restored?.Serial is { } serialState
-            ? Serial8250.Restore(serialState, sink, serialIrq, rxDrained)
-            : new Serial8250(sink, serialIrq, rxDrained);
-        SerialGate = new SerializedDevice(Serial);
-        Pio.Register(Serial8250.Com1Port, Serial8250.RegisterWindowSize, SerialGate, "serial-com1");
-        Action<uint> onExit = v => RequestStop(new VmExitStatus(VmStopReason.GuestExit, v));
-        DebugExit = restored?.DebugExit is { } exitState ? DebugExitPort.Restore(exitState, onExit) : new DebugExitPort(onExit);
-        DebugExitGate = new SerializedDevice(DebugExit);
-        Pio.Register(DebugExitPort.DefaultPort, DebugExitPort.RegisterWindowSize, DebugExitGate, "debug-exit");
-        Pio.Register(I8042.DefaultPort, I8042.RegisterWindowSize,
-            new SerializedDevice(new I8042(() => RequestStop(new VmExitStatus(VmStopReason.Reset, Detail: "guest requested a reset through the i8042")))), "i8042");
-        Action onSnapshot = () => GuestSnapshotRequested?.Invoke();
-        Control = restored?.Control is { } controlState ? ControlPort.Restore(controlState, onSnapshot) : new ControlPort(onSnapshot);
-        ControlGate = new SerializedDevice(Control);
-        Pio.Register(ControlPort.DefaultPort, ControlPort.RegisterWindowSize, ControlGate, "control");
-        Pio.Freeze();
-        Mmio.Freeze();
-
-        SupportedCpuid = kvm.GetSupportedCpuid();
-        _vcpus = new Vcpu[config.Vcpus];
-        _vcpuThreads = new VcpuThread[config.Vcpus];
-        var dispatcher = new VmExitDispatcher(Pio, Mmio, memory, RequestStop, () => Volatile.Read(ref _stopping) != 0,
-            loggers.CreateLogger("MiniVmm.Exits"));
-        var vcpuLog = loggers.CreateLogger("MiniVmm.Vcpu");
-        for (int i = 0; i < config.Vcpus; i++)
+        try
         {
-            var vcpu = kvmVm.CreateVcpu(i);
-            _vcpus[i] = vcpu;
-            vcpu.SetCpuid(CpuidTable.ForVcpu(SupportedCpuid, i, config.Vcpus));
-            var thread = new VcpuThread(vcpu, dispatcher, vcpuLog);
-            thread.Exited += OnVcpuExited;
-            _vcpuThreads[i] = thread;
+            Devices = BuildDevices(restoredDevices, CreateSerialSink(config.Serial));
+            Pio.Freeze();
+            Mmio.Freeze();
+
+            SupportedCpuid = kvm.GetSupportedCpuid();
+            _vcpus = new Vcpu[config.Vcpus];
+            _vcpuThreads = new VcpuThread[config.Vcpus];
+            var dispatcher = new VmExitDispatcher(Pio, Mmio, memory, RequestStop, () => Volatile.Read(ref _stopping) != 0,
+                loggers.CreateLogger("MiniVmm.Exits"));
+            var vcpuLog = loggers.CreateLogger("MiniVmm.Vcpu");
+            for (int i = 0; i < config.Vcpus; i++)
+            {
+                var vcpu = kvmVm.CreateVcpu(i);
+                _vcpus[i] = vcpu;
+                vcpu.SetCpuid(CpuidTable.ForVcpu(SupportedCpuid, i, config.Vcpus));
+                var thread = new VcpuThread(vcpu, dispatcher, vcpuLog);
+                thread.Exited += OnVcpuExited;
+                _vcpuThreads[i] = thread;
+            }
+            TscKhz = SafeTscKhz(_vcpus[0]);
+            // Found now, while no vCPU runs: which MSRs KVM can save. Doing it at the first snapshot would add the
+            // discovery's many ioctls to that snapshot's downtime.
+            long msrStart = System.Diagnostics.Stopwatch.GetTimestamp();
+            StateCapture = new VcpuStateCapture(kvm, loggers.CreateLogger("MiniVmm.State"));
+            StateCapture.DiscoverMsrs(_vcpus[0]);
+            _log.LogDebug("MSR discovery took {Ms:F2} ms", System.Diagnostics.Stopwatch.GetElapsedTime(msrStart).TotalMilliseconds);
+            EffectiveCommandLine = config.AppendTscKhz && !config.CommandLine.Contains("tsc_khz=", StringComparison.Ordinal)
+                ? (config.CommandLine + " tsc_khz=" + TscKhz).Trim()
+                : config.CommandLine;
         }
-        TscKhz = SafeTscKhz(_vcpus[0]);
-        // Found now, while no vCPU runs: which MSRs KVM can save. Doing it at the first snapshot would add the
-        // discovery's many ioctls to that snapshot's downtime.
-        long msrStart = System.Diagnostics.Stopwatch.GetTimestamp();
-        StateCapture = new VcpuStateCapture(kvm, loggers.CreateLogger("MiniVmm.State"));
-        StateCapture.DiscoverMsrs(_vcpus[0]);
-        _log.LogDebug("MSR discovery took {Ms:F2} ms", System.Diagnostics.Stopwatch.GetElapsedTime(msrStart).TotalMilliseconds);
-        EffectiveCommandLine = config.AppendTscKhz && !config.CommandLine.Contains("tsc_khz=", StringComparison.Ordinal)
-            ? (config.CommandLine + " tsc_khz=" + TscKhz).Trim()
-            : config.CommandLine;
+        catch
+        {
+            // The caller disposes the KVM fds and RAM; what this constructor made so far goes here.
+            foreach (var t in _vcpuThreads ?? []) t?.Dispose();
+            foreach (var v in _vcpus ?? []) v?.Dispose();
+            for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
+            throw;
+        }
     }
 
     /// <summary>
@@ -148,7 +131,8 @@ public sealed partial class Vm : IDisposable
     }
 
     /// <summary>A VM with RAM, devices and vCPUs but nothing loaded (restore fills it from a snapshot).</summary>
-    internal static Vm CreateEmpty(VmConfig config, ILoggerFactory loggers, RestoredDevices? restored = null, Func<GuestMemory>? memoryFactory = null)
+    /// <param name="restoredDevices">The snapshot's device states when restoring; null on boot.</param>
+    internal static Vm CreateEmpty(VmConfig config, ILoggerFactory loggers, IReadOnlyList<DeviceState>? restoredDevices = null, Func<GuestMemory>? memoryFactory = null)
     {
         config.Validate();
         var kvm = KvmSystem.Open();
@@ -176,7 +160,7 @@ public sealed partial class Vm : IDisposable
                 kvmVm.SetTssAddress(0xfffb_d000); // VMX needs a real-mode TSS somewhere outside RAM
             kvmVm.CreateIrqChip();
             kvmVm.CreatePit2();
-            return new Vm(config, loggers, kvm, kvmVm, memory, restored);
+            return new Vm(config, loggers, kvm, kvmVm, memory, restoredDevices);
         }
         catch
         {

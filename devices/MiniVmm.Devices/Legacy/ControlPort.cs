@@ -1,10 +1,25 @@
 using System.Buffers.Binary;
 using MiniVmm.Core.Bus;
+using MiniVmm.Core.State;
 
 namespace MiniVmm.Devices.Legacy;
 
 /// <summary>The saved state of a <see cref="ControlPort"/>: the status value the VMM last set.</summary>
-public sealed record ControlPortState(uint Status);
+/// <remarks>Encoding, version 1: <c>u32 status</c>, little endian.</remarks>
+public sealed record ControlPortState(uint Status)
+{
+    public byte[] Encode()
+    {
+        var data = new byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(data, Status);
+        return data;
+    }
+
+    /// <exception cref="DeviceStateException">Not 4 bytes.</exception>
+    public static ControlPortState Decode(ReadOnlySpan<byte> d) => d.Length == 4
+        ? new ControlPortState(BinaryPrimitives.ReadUInt32LittleEndian(d))
+        : throw new DeviceStateException(nameof(ControlPort), $"{d.Length} bytes; 4 expected");
+}
 
 /// <summary>
 /// MiniVmm's own guest-to-VMM control port (port 0x520, 4 bytes wide).
@@ -32,7 +47,7 @@ public sealed record ControlPortState(uint Status);
 /// | saved state           | snapshot file | any uint is a valid status: only null is rejected                  |
 /// </code>
 /// </remarks>
-public sealed class ControlPort : IBusDevice
+public sealed class ControlPort : IBusDevice, IPersistent<ControlPort, Action>
 {
     /// <summary>The I/O port MiniVmm maps it at.</summary>
     public const ushort DefaultPort = 0x520;
@@ -89,6 +104,16 @@ public sealed class ControlPort : IBusDevice
     }
 
     public ControlPortState Save() => new(Status);
+
+    public static ushort StateVersion => 1;
+
+    /// <param name="onSnapshotRequest">Called when the guest requests a snapshot.</param>
+    public static ControlPort Create(Action onSnapshotRequest) => new(onSnapshotRequest);
+
+    public byte[] SaveState() => Save().Encode();
+
+    public static ControlPort RestoreState(Action onSnapshotRequest, ushort version, ReadOnlySpan<byte> state) =>
+        Restore(ControlPortState.Decode(state), onSnapshotRequest);
 
     public static ControlPort Restore(ControlPortState state, Action onSnapshotRequest)
     {

@@ -1,10 +1,34 @@
 using System.Buffers.Binary;
 using MiniVmm.Core.Bus;
+using MiniVmm.Core.State;
 
 namespace MiniVmm.Devices.Legacy;
 
 /// <summary>The saved state of a <see cref="DebugExitPort"/>: the last value the guest wrote, if any.</summary>
-public sealed record DebugExitPortState(uint? LastValue);
+/// <remarks>Encoding, version 1: <c>u8 has-value (0/1), u32 value</c> (0 when there is none), little endian.</remarks>
+public sealed record DebugExitPortState(uint? LastValue)
+{
+    private const int EncodedBytes = 5;
+
+    public byte[] Encode()
+    {
+        var data = new byte[EncodedBytes];
+        data[0] = (byte)(LastValue.HasValue ? 1 : 0);
+        BinaryPrimitives.WriteUInt32LittleEndian(data.AsSpan(1), LastValue ?? 0);
+        return data;
+    }
+
+    /// <exception cref="DeviceStateException">Not 5 bytes, a flag that is neither 0 nor 1, or a value without the flag.</exception>
+    public static DebugExitPortState Decode(ReadOnlySpan<byte> d)
+    {
+        const string Device = nameof(DebugExitPort);
+        if (d.Length != EncodedBytes) throw new DeviceStateException(Device, $"{d.Length} bytes; {EncodedBytes} expected");
+        if (d[0] > 1) throw new DeviceStateException(Device, $"has-value flag {d[0]} is neither 0 nor 1");
+        uint value = BinaryPrimitives.ReadUInt32LittleEndian(d[1..]);
+        if (d[0] == 0 && value != 0) throw new DeviceStateException(Device, $"value {value} recorded without its flag");
+        return new DebugExitPortState(d[0] == 1 ? value : null);
+    }
+}
 
 /// <summary>
 /// QEMU <c>isa-debug-exit</c> compatible exit port (port 0xF4, 4 bytes wide): a guest write of 1, 2 or 4 bytes is read
@@ -25,7 +49,7 @@ public sealed record DebugExitPortState(uint? LastValue);
 /// | saved state          | snapshot file | only a last value (any uint or none): nothing to reject        |
 /// </code>
 /// </remarks>
-public sealed class DebugExitPort : IBusDevice
+public sealed class DebugExitPort : IBusDevice, IPersistent<DebugExitPort, Action<uint>>
 {
     /// <summary>The conventional I/O port (QEMU's default iobase).</summary>
     public const ushort DefaultPort = 0xF4;
@@ -81,6 +105,16 @@ public sealed class DebugExitPort : IBusDevice
     }
 
     public DebugExitPortState Save() => new(LastValue);
+
+    public static ushort StateVersion => 1;
+
+    /// <param name="onExit">Called with the value the guest wrote.</param>
+    public static DebugExitPort Create(Action<uint> onExit) => new(onExit);
+
+    public byte[] SaveState() => Save().Encode();
+
+    public static DebugExitPort RestoreState(Action<uint> onExit, ushort version, ReadOnlySpan<byte> state) =>
+        Restore(DebugExitPortState.Decode(state), onExit);
 
     /// <exception cref="DeviceStateException">Never in practice: every value is valid. Null state throws
     /// <see cref="ArgumentNullException"/>.</exception>

@@ -1,10 +1,21 @@
 using MiniVmm.Core.Bus;
+using MiniVmm.Core.State;
 
 namespace MiniVmm.Devices.Legacy;
 
 /// <summary>The saved state of an <see cref="I8042"/>. The model keeps no guest-visible state (no keyboard, no
 /// output buffer, no command byte), so the record is empty; it exists so every device snapshots the same way.</summary>
-public sealed record I8042State;
+/// <remarks>Encoding, version 1: zero bytes. A controller model that gains a command byte or an output buffer bumps
+/// the version.</remarks>
+public sealed record I8042State
+{
+    public static byte[] Encode() => [];
+
+    /// <exception cref="DeviceStateException">Any byte at all.</exception>
+    public static I8042State Decode(ReadOnlySpan<byte> d) => d.IsEmpty
+        ? new I8042State()
+        : throw new DeviceStateException(nameof(I8042), $"{d.Length} bytes; the version-1 state is empty");
+}
 
 /// <summary>
 /// Just enough of the PC keyboard controller (i8042) for a guest to reboot the machine: writing command 0xFE
@@ -23,10 +34,10 @@ public sealed record I8042State;
 /// |-----------------------------|---------------|---------------------------------------------------------|
 /// | register offset/width/value | guest         | only 0xFE at offset 4 acts; everything else is ignored   |
 /// | reset request rate          | guest         | each request calls the callback once; no queue           |
-/// | saved state                 | snapshot file | empty record: only null is rejected                      |
+/// | saved state                 | snapshot file | empty record: null and any byte are rejected             |
 /// </code>
 /// </remarks>
-public sealed class I8042 : IBusDevice
+public sealed class I8042 : IBusDevice, IPersistent<I8042, Action>
 {
     /// <summary>I/O port base (the data port).</summary>
     public const ushort DefaultPort = 0x60;
@@ -84,6 +95,16 @@ public sealed class I8042 : IBusDevice
     }
 
     public I8042State Save() => new();
+
+    public static ushort StateVersion => 1;
+
+    /// <param name="onReset">Called when the guest pulses the reset line.</param>
+    public static I8042 Create(Action onReset) => new(onReset);
+
+    public byte[] SaveState() => I8042State.Encode();
+
+    public static I8042 RestoreState(Action onReset, ushort version, ReadOnlySpan<byte> state) =>
+        Restore(I8042State.Decode(state), onReset);
 
     public static I8042 Restore(I8042State state, Action onReset)
     {

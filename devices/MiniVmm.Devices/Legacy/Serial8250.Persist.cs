@@ -1,11 +1,28 @@
 using System.Collections.Immutable;
 using MiniVmm.Core.Bus;
+using MiniVmm.Core.State;
 
 namespace MiniVmm.Devices.Legacy;
 
-/// <summary>Snapshot support: <see cref="Save"/> and a <see cref="Restore"/> that validates like guest input.</summary>
-public sealed partial class Serial8250
+/// <summary>Snapshot support: <see cref="Save"/> and a <see cref="Restore"/> that validates like guest input, and the
+/// byte-level <see cref="IPersistent{TSelf,TArgs}"/> contract the device manager uses on top of them.</summary>
+public sealed partial class Serial8250 : IPersistent<Serial8250, Serial8250.Wiring>
 {
+    /// <summary>What a UART is connected to: the constructor arguments for boot and restore alike.</summary>
+    /// <param name="Sink">Receives every byte the guest transmits.</param>
+    /// <param name="Interrupt">The COM IRQ line.</param>
+    /// <param name="RxDrained">Optional: called when a guest read empties the RX FIFO.</param>
+    public sealed record Wiring(IByteSink Sink, IInterruptLine Interrupt, Action? RxDrained = null);
+
+    public static ushort StateVersion => 1;
+
+    public static Serial8250 Create(Wiring args) => new(args.Sink, args.Interrupt, args.RxDrained);
+
+    public byte[] SaveState() => Save().Encode();
+
+    public static Serial8250 RestoreState(Wiring args, ushort version, ReadOnlySpan<byte> state) =>
+        Restore(Serial8250State.Decode(state), args.Sink, args.Interrupt, args.RxDrained);
+
     /// <summary>Captures the guest-visible state. Call while the vCPUs are paused for a consistent snapshot.</summary>
     public Serial8250State Save()
     {

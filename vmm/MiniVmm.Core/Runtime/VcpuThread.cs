@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using KvmSharp;
 using Microsoft.Extensions.Logging;
 
@@ -98,7 +99,8 @@ public sealed class VcpuThread : IDisposable
         }
     }
 
-    /// <summary>Runs <paramref name="work"/> on the vCPU thread while it is paused and returns its result.</summary>
+    /// <summary>Runs <paramref name="work"/> on the vCPU thread while it is paused and returns its result; an exception
+    /// it throws is rethrown here as it is (type and stack kept).</summary>
     public T Invoke<T>(Func<Vcpu, T> work)
     {
         T result = default!;
@@ -118,7 +120,9 @@ public sealed class VcpuThread : IDisposable
         }
         if (_state is VcpuRunState.Created) { RunPendingWork(); }
         done.Wait();
-        if (error is not null) throw new InvalidOperationException($"vcpu{Index}: {error.Message}", error);
+        // The work's own exception, unchanged: callers tell a bad snapshot (StateRestoreException) from a VMM bug by
+        // its type, so wrapping it would turn every refused state into an internal error.
+        if (error is not null) ExceptionDispatchInfo.Throw(error);
         return result;
     }
 

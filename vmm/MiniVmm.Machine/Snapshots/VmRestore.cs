@@ -3,8 +3,6 @@ using MiniVmm.Core.Memory;
 using MiniVmm.Machine.State;
 using MiniVmm.Snapshot.Format;
 using MiniVmm.Snapshot.Restore;
-using MiniVmm.Snapshot.State;
-using KvmSharp.Interop;
 
 namespace MiniVmm.Machine.Snapshots;
 
@@ -32,8 +30,11 @@ public sealed record RestoreOptions
 }
 
 /// <summary>
-/// Restore: every check that can fail runs before a kernel object exists (file, config, device state); then the VM is
-/// built from the recorded config, RAM is filled (eagerly, mapped, or lazily) and state is applied.
+/// Restore: the file, the recorded config and every state section are checked before a kernel object exists; then the
+/// VM is built from the recorded config (devices rebuilt from their sections, which they validate), RAM is filled
+/// (eagerly, mapped, or lazily) and the KVM state is applied. Every defect of the snapshot's content — including a value
+/// KVM refuses — is a <see cref="SnapshotFormatException"/> or <see cref="StateRestoreException"/> (exit 120) naming
+/// what is wrong; a host without a KVM feature is a <see cref="KvmSharp.KvmException"/> (exit 121).
 /// </summary>
 public static class VmRestore
 {
@@ -49,8 +50,7 @@ public static class VmRestore
         {
             var recorded = RecordedVmConfig.FromJson(file.Info.VmConfig);
             CheckCompatible(file, recorded, options);
-            var sections = file.Sections.ToDictionary(s => s.Id);
-            var devices = DecodeDevices(sections);
+            var state = VmStateSections.FromSections(file.Sections, recorded.Vcpus);
             IReadOnlyList<ulong>? workingSet = null;
             string wsPath = WorkingSetFile.PathFor(path);
             if (options.Memory == RestoreMemoryMode.Lazy && options.UseWorkingSet && options.RecordWorkingSet is null && File.Exists(wsPath))
@@ -66,10 +66,12 @@ public static class VmRestore
                 Serial = options.Serial,
                 AppendTscKhz = false,
             };
+            try { config.Validate(); }
+            catch (VmConfigException e) { throw new StateRestoreException("the snapshot's VM configuration is unusable: " + e.Message, e); }
             Func<GuestMemory>? memoryFactory = null;
             if (options.Memory == RestoreMemoryMode.Mmap)
                 memoryFactory = () => MapFile(path, file);
-            vm = Vm.CreateEmpty(config, loggers, devices, memoryFactory);
+            vm = Vm.CreateEmpty(config, loggers, state.Devices, memoryFactory);
             log.LogDebug("VM built at {Ms:F2} ms", System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
 
             LazyPageServer? lazy = null;
@@ -96,10 +98,10 @@ public static class VmRestore
                         };
                     break;
             }
-            ApplyVmState(vm, sections);
+            KvmVmStateCapture.Apply(vm.KvmVm, state.Kvm);
             var restoring = vm;
             foreach (var t in vm.VcpuThreads)
-                t.Invoke(v => { restoring.StateCapture.Restore(v, sections, log); return 0; });
+                t.Invoke(v => { restoring.StateCapture.Restore(v, state.Vcpus[v.Index], log); return 0; });
             foreach (var v in vm.Vcpus) v.TryNotifyClockPaused();
             // Serve faults from now on: the first KVM_RUN may already write guest RAM (kvmclock pages).
             lazy?.Start(workingSet, options.RecordWorkingSet);
@@ -139,21 +141,6 @@ public static class VmRestore
             throw new StateRestoreException($"the snapshot was taken on a '{file.Info.HostCpuModel}' host; this one is '{host}' (CPUID and MSRs may differ; pass --allow-cpu-mismatch to try anyway)");
     }
 
-    private static Vm.RestoredDevices DecodeDevices(Dictionary<string, StateSection> sections)
-    {
-        try
-        {
-            return new Vm.RestoredDevices(
-                sections.TryGetValue("dev.serial-com1", out var s) ? DeviceStateCodec.DecodeSerial(s.Data) : null,
-                sections.TryGetValue("dev.debug-exit", out var d) ? DeviceStateCodec.DecodeDebugExit(d.Data) : null,
-                sections.TryGetValue("dev.control", out var c) ? DeviceStateCodec.DecodeControl(c.Data) : null);
-        }
-        catch (FormatException e)
-        {
-            throw new StateRestoreException("device state in the snapshot is malformed: " + e.Message, e);
-        }
-    }
-
     /// <summary>Reads present pages straight into guest RAM in 2 MiB batches (absent pages stay zero), verifying checksums.</summary>
     private static void LoadMemory(SnapshotFile file, GuestMemory memory)
     {
@@ -170,16 +157,5 @@ public static class VmRestore
                 file.ReadPages(ri, first, region.GetSpan((ulong)first * GuestMemory.PageSize, (int)(count * (long)GuestMemory.PageSize)));
             }
         }
-    }
-
-    private static void ApplyVmState(Vm vm, Dictionary<string, StateSection> sections)
-    {
-        byte[] Need(string id) => sections.TryGetValue(id, out var s) ? s.Data : throw new StateRestoreException($"the snapshot has no {id} section");
-        vm.KvmVm.SetIrqChip(AbiBytes.To<kvm_irqchip>(Need("vm.pic0"), "vm.pic0"));
-        vm.KvmVm.SetIrqChip(AbiBytes.To<kvm_irqchip>(Need("vm.pic1"), "vm.pic1"));
-        vm.KvmVm.SetIrqChip(AbiBytes.To<kvm_irqchip>(Need("vm.ioapic"), "vm.ioapic"));
-        vm.KvmVm.SetPit2(AbiBytes.To<kvm_pit_state2>(Need("vm.pit2"), "vm.pit2"));
-        // kvmclock goes back to the recorded value before any vCPU runs, so the guest sees no jump backwards.
-        vm.KvmVm.SetClock(AbiBytes.To<kvm_clock_data>(Need("vm.clock"), "vm.clock"));
     }
 }

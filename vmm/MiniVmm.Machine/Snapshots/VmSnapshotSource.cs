@@ -1,10 +1,7 @@
-using KvmSharp.Interop;
-using Microsoft.Extensions.Logging;
 using MiniVmm.Core.Memory;
 using MiniVmm.Machine.State;
 using MiniVmm.Snapshot;
 using MiniVmm.Snapshot.Format;
-using MiniVmm.Snapshot.State;
 
 namespace MiniVmm.Machine.Snapshots;
 
@@ -12,12 +9,10 @@ namespace MiniVmm.Machine.Snapshots;
 public sealed class VmSnapshotSource : ISnapshotSource
 {
     private readonly Vm _vm;
-    private readonly VcpuStateCapture _vcpuState;
 
     public VmSnapshotSource(Vm vm)
     {
         _vm = vm;
-        _vcpuState = vm.StateCapture;
     }
 
     public static readonly TimeSpan PauseTimeout = TimeSpan.FromSeconds(2);
@@ -34,7 +29,7 @@ public sealed class VmSnapshotSource : ISnapshotSource
         CommandLine = vm.EffectiveCommandLine,
         TscKhz = vm.TscKhz,
         HugePages = vm.Config.HugePages,
-        Devices = ["serial-com1", "debug-exit", "i8042", "control"],
+        Devices = [.. vm.Devices.Ids],
     };
 
     public void PrepareMemory()
@@ -46,20 +41,15 @@ public sealed class VmSnapshotSource : ISnapshotSource
 
     public void Pause() => _vm.PauseVcpus(PauseTimeout);
 
-    public IReadOnlyList<StateSection> CaptureState()
+    public IReadOnlyList<StateSection> CaptureState() => VmStateSections.ToSections(Capture(_vm));
+
+    /// <summary>The whole VM state, read while the vCPUs are paused (each device under its lock: the main loop runs).</summary>
+    internal static VmState Capture(Vm vm)
     {
-        var sections = new List<StateSection>();
-        foreach (var t in _vm.VcpuThreads)
-            t.InvokePaused(v => { _vcpuState.Capture(v, sections); return 0; });
-        sections.Add(new StateSection("vm.pic0", 1, AbiBytes.Of(_vm.KvmVm.GetIrqChip(Kvm.KVM_IRQCHIP_PIC_MASTER))));
-        sections.Add(new StateSection("vm.pic1", 1, AbiBytes.Of(_vm.KvmVm.GetIrqChip(Kvm.KVM_IRQCHIP_PIC_SLAVE))));
-        sections.Add(new StateSection("vm.ioapic", 1, AbiBytes.Of(_vm.KvmVm.GetIrqChip(Kvm.KVM_IRQCHIP_IOAPIC))));
-        sections.Add(new StateSection("vm.pit2", 1, AbiBytes.Of(_vm.KvmVm.GetPit2())));
-        sections.Add(new StateSection("vm.clock", 1, AbiBytes.Of(_vm.KvmVm.GetClock())));
-        lock (_vm.SerialGate.Gate) sections.Add(new StateSection("dev.serial-com1", DeviceStateCodec.Version, DeviceStateCodec.Encode(_vm.Serial.Save())));
-        lock (_vm.DebugExitGate.Gate) sections.Add(new StateSection("dev.debug-exit", DeviceStateCodec.Version, DeviceStateCodec.Encode(_vm.DebugExit.Save())));
-        lock (_vm.ControlGate.Gate) sections.Add(new StateSection("dev.control", DeviceStateCodec.Version, DeviceStateCodec.Encode(_vm.Control.Save())));
-        return sections;
+        var vcpus = new VcpuState[vm.VcpuThreads.Count];
+        foreach (var t in vm.VcpuThreads)
+            vcpus[t.Index] = t.InvokePaused(v => vm.StateCapture.Capture(v));
+        return new VmState(vcpus, KvmVmStateCapture.Capture(vm.KvmVm), vm.Devices.Save());
     }
 
     public void ScheduleResume(Action onResumed) => _vm.Loop.Post(() =>

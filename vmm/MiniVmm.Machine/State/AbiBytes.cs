@@ -12,7 +12,7 @@ internal static class AbiBytes
     {
         int size = Marshal.SizeOf<T>();
         if (data.Length != size)
-            throw new StateRestoreException($"{what}: {data.Length} bytes recorded, {size} expected by this kernel ABI");
+            throw new StateRestoreException($"section '{what}': {data.Length} bytes recorded, {size} expected by this kernel ABI");
         return MemoryMarshal.Read<T>(data);
     }
 
@@ -21,10 +21,11 @@ internal static class AbiBytes
     public static T[] ToArray<T>(byte[] data, string what) where T : unmanaged
     {
         int size = Marshal.SizeOf<T>();
-        if (data.Length % size != 0) throw new StateRestoreException($"{what}: {data.Length} bytes is not a whole number of {size}-byte entries");
+        if (data.Length % size != 0) throw new StateRestoreException($"section '{what}': {data.Length} bytes is not a whole number of {size}-byte entries");
         return MemoryMarshal.Cast<byte, T>(data).ToArray();
     }
 }
 
-/// <summary>Recorded state that cannot be applied (malformed, or not accepted by this host's KVM).</summary>
+/// <summary>Recorded state that cannot be applied: malformed, of an unknown version, or refused by this host's KVM.
+/// Always a defect of the snapshot's content (the CLI exits 120); the message names the section.</summary>
 public sealed class StateRestoreException(string message, Exception? inner = null) : Exception(message, inner);

@@ -1,14 +1,13 @@
 using KvmSharp;
 using KvmSharp.Interop;
-using MiniVmm.Snapshot.Format;
 using Microsoft.Extensions.Logging;
 
 namespace MiniVmm.Machine.State;
 
 /// <summary>
 /// Saves and restores everything KVM keeps for a vCPU — regs, sregs, XSAVE (or FPU), XCRs, MSRs incl. KVM's own,
-/// LAPIC, pending events, MP state, debug registers — as one section per kernel struct ("vcpu0.regs", ...).
-/// Capture runs on the vCPU's thread while it is paused.
+/// LAPIC, pending events, MP state, debug registers — as a typed <see cref="VcpuState"/> (one section per kernel
+/// struct in the file, see <see cref="VmStateSections"/>). Capture runs while the vCPU is paused.
 /// </summary>
 internal sealed class VcpuStateCapture
 {
@@ -30,20 +29,19 @@ internal sealed class VcpuStateCapture
         _msrCandidates = kvm.GetMsrIndexList();
     }
 
-    public void Capture(Vcpu vcpu, List<StateSection> into)
-    {
-        string p = $"vcpu{vcpu.Index}.";
-        into.Add(new StateSection(p + "mp_state", 1, BitConverter.GetBytes(vcpu.GetMpState())));
-        into.Add(new StateSection(p + "regs", 1, AbiBytes.Of(vcpu.GetRegs())));
-        into.Add(new StateSection(p + "sregs", 1, AbiBytes.Of(vcpu.GetSregs())));
-        if (_hasXsave) into.Add(new StateSection(p + "xsave", 1, vcpu.GetXsave(_xsaveSize)));
-        else into.Add(new StateSection(p + "fpu", 1, AbiBytes.Of(vcpu.GetFpu())));
-        if (_hasXcrs) into.Add(new StateSection(p + "xcrs", 1, AbiBytes.Of(vcpu.GetXcrs())));
-        into.Add(new StateSection(p + "lapic", 1, AbiBytes.Of(vcpu.GetLapic())));
-        into.Add(new StateSection(p + "msrs", 1, AbiBytes.OfArray(ReadMsrs(vcpu))));
-        if (_hasEvents) into.Add(new StateSection(p + "events", 1, AbiBytes.Of(vcpu.GetEvents())));
-        if (_hasDebugRegs) into.Add(new StateSection(p + "debugregs", 1, AbiBytes.Of(vcpu.GetDebugRegs())));
-    }
+    /// <summary>Reads every part of the vCPU's state (on its thread, or while it is parked outside KVM_RUN).</summary>
+    public VcpuState Capture(Vcpu vcpu) => new(
+        vcpu.Index,
+        vcpu.GetMpState(),
+        vcpu.GetRegs(),
+        vcpu.GetSregs(),
+        _hasXsave ? vcpu.GetXsave(_xsaveSize) : null,
+        _hasXsave ? null : vcpu.GetFpu(),
+        _hasXcrs ? vcpu.GetXcrs() : null,
+        vcpu.GetLapic(),
+        ReadMsrs(vcpu),
+        _hasEvents ? vcpu.GetEvents() : null,
+        _hasDebugRegs ? vcpu.GetDebugRegs() : null);
 
     /// <summary>KVM_GET_MSRS stops at the first MSR it cannot read: find KVM's readable subset once, on an idle vCPU.</summary>
     public void DiscoverMsrs(Vcpu vcpu)
@@ -69,28 +67,55 @@ internal sealed class VcpuStateCapture
         return entries;
     }
 
-    /// <summary>Applies a vCPU's sections in the order KVM needs (LAPIC before MSRs such as TSC_DEADLINE, events last).</summary>
-    public void Restore(Vcpu vcpu, IReadOnlyDictionary<string, StateSection> sections, ILogger log)
+    /// <summary>
+    /// Applies a decoded vCPU state in the order KVM needs (LAPIC before MSRs such as TSC_DEADLINE, MP state last). The
+    /// values come from a snapshot file: KVM refusing one is a bad file, reported with the section it came from.
+    /// </summary>
+    /// <exception cref="StateRestoreException">A value KVM refuses, or a part this host's KVM cannot take.</exception>
+    public void Restore(Vcpu vcpu, VcpuState state, ILogger log)
     {
-        string p = $"vcpu{vcpu.Index}.";
-        byte[] Need(string name) => sections.TryGetValue(p + name, out var s)
-            ? s.Data
-            : throw new StateRestoreException($"the snapshot has no {p}{name} section");
-
-        vcpu.SetSregs(AbiBytes.To<kvm_sregs>(Need("sregs"), p + "sregs"));
-        vcpu.SetRegs(AbiBytes.To<kvm_regs>(Need("regs"), p + "regs"));
-        if (sections.TryGetValue(p + "xsave", out var xsave)) vcpu.SetXsave(xsave.Data);
-        else vcpu.SetFpu(AbiBytes.To<kvm_fpu>(Need("fpu"), p + "fpu"));
-        if (sections.TryGetValue(p + "xcrs", out var xcrs)) vcpu.SetXcrs(AbiBytes.To<kvm_xcrs>(xcrs.Data, p + "xcrs"));
-        vcpu.SetLapic(AbiBytes.To<kvm_lapic_state>(Need("lapic"), p + "lapic"));
+        int i = state.Index;
+        Apply(i, VmStateSections.Sregs, () => vcpu.SetSregs(state.Sregs));
+        Apply(i, VmStateSections.Regs, () => vcpu.SetRegs(state.Regs));
+        if (state.Xsave is { } xsave)
+        {
+            if (!_hasXsave)
+                throw new StateRestoreException($"section '{VmStateSections.Vcpu(i, VmStateSections.Xsave)}' needs KVM_CAP_XSAVE, which this host's KVM lacks");
+            Apply(i, VmStateSections.Xsave, () => vcpu.SetXsave(FitXsave(xsave, i)));
+        }
+        else
+        {
+            Apply(i, VmStateSections.Fpu, () => vcpu.SetFpu(state.Fpu!.Value));
+        }
+        if (state.Xcrs is { } xcrs && _hasXcrs) Apply(i, VmStateSections.Xcrs, () => vcpu.SetXcrs(xcrs));
+        Apply(i, VmStateSections.Lapic, () => vcpu.SetLapic(state.Lapic));
         // IA32_TSC_DEADLINE is relative to the TSC: set it after IA32_TSC, or the deadline fires at the wrong time.
-        var msrs = AbiBytes.ToArray<kvm_msr_entry>(Need("msrs"), p + "msrs").OrderBy(m => m.index == MsrTscDeadline ? 1 : 0).ToArray();
-        SetMsrsTolerant(vcpu, msrs, log);
-        if (sections.TryGetValue(p + "events", out var ev)) vcpu.SetEvents(AbiBytes.To<kvm_vcpu_events>(ev.Data, p + "events"));
-        if (sections.TryGetValue(p + "debugregs", out var dr)) vcpu.SetDebugRegs(AbiBytes.To<kvm_debugregs>(dr.Data, p + "debugregs"));
-        var mp = Need("mp_state");
-        if (mp.Length != 4) throw new StateRestoreException($"{p}mp_state: {mp.Length} bytes, 4 expected");
-        vcpu.SetMpState(BitConverter.ToUInt32(mp));
+        var msrs = state.Msrs.OrderBy(m => m.index == MsrTscDeadline ? 1 : 0).ToArray();
+        Apply(i, VmStateSections.Msrs, () => SetMsrsTolerant(vcpu, msrs, log));
+        if (state.Events is { } ev && _hasEvents) Apply(i, VmStateSections.Events, () => vcpu.SetEvents(ev));
+        if (state.DebugRegs is { } dr && _hasDebugRegs) Apply(i, VmStateSections.DebugRegs, () => vcpu.SetDebugRegs(dr));
+        Apply(i, VmStateSections.MpState, () => vcpu.SetMpState(state.MpState));
+    }
+
+    /// <summary>KVM_SET_XSAVE reads as many bytes as this host's XSAVE area has: a shorter recorded area (an older
+    /// CPU's) is zero-extended, which leaves the missing components in their initial state; a longer one is refused.</summary>
+    private byte[] FitXsave(byte[] xsave, int index)
+    {
+        if (xsave.Length == _xsaveSize) return xsave;
+        if (xsave.Length > _xsaveSize)
+            throw new StateRestoreException($"section '{VmStateSections.Vcpu(index, VmStateSections.Xsave)}': {xsave.Length} bytes recorded; this host's KVM takes {_xsaveSize}");
+        var fitted = new byte[_xsaveSize];
+        xsave.CopyTo(fitted, 0);
+        return fitted;
+    }
+
+    private static void Apply(int index, string part, Action set)
+    {
+        try { set(); }
+        catch (KvmException e)
+        {
+            throw new StateRestoreException($"section '{VmStateSections.Vcpu(index, part)}': KVM refused the recorded value ({e.Message})", e);
+        }
     }
 
     /// <summary>Sets MSRs, skipping (and logging) any this host's KVM refuses instead of failing the restore.</summary>
