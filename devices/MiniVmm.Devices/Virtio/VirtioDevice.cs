@@ -23,8 +23,11 @@ public abstract class VirtioDevice : IDisposable
     private bool _active;
     private bool _paused;
 
-    protected VirtioDevice(IVirtioDoorbell? doorbell)
+    /// <param name="startPaused">Take no requests until <see cref="Resume"/> (a VM being built or restored: guest RAM
+    /// may not be loaded yet).</param>
+    protected VirtioDevice(IVirtioDoorbell? doorbell, bool startPaused = false)
     {
+        _paused = startPaused;
         if (doorbell is null)
         {
             var managed = new ManagedDoorbell();
@@ -47,6 +50,10 @@ public abstract class VirtioDevice : IDisposable
     public ulong AckedFeatures { get; private set; }
 
     public abstract void ReadConfig(uint offset, Span<byte> data);
+
+    /// <summary>The device's config space as the guest sees it, recorded in snapshots: a restore refuses a device whose
+    /// config differs (a drive image that changed size), since the guest driver has cached it.</summary>
+    public virtual byte[] ConfigSnapshot() => [];
     public virtual void WriteConfig(uint offset, ReadOnlySpan<byte> data) { }
 
     /// <summary>Serves one chain taken from queue <paramref name="queueIndex"/>; returns the bytes written into it.

@@ -106,6 +106,16 @@ public static unsafe partial class Libc
 
     [LibraryImport(Lib, SetLastError = true)]
     public static partial long lseek(SafeHandle fd, long offset, int whence);
+
+    public const int FALLOC_FL_KEEP_SIZE = 0x01, FALLOC_FL_PUNCH_HOLE = 0x02;
+    public const int O_DIRECT = 0x4000;
+    public const uint GRND_NONBLOCK = 1;
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int fallocate(SafeHandle fd, int mode, long offset, long len);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint getrandom(void* buf, nuint buflen, uint flags);
 }
 
 /// <summary>struct epoll_event is packed on x86-64: 4-byte events then 8-byte data, 12 bytes in all.</summary>

@@ -1,3 +1,4 @@
+using MiniVmm.Devices.Virtio.Block;
 using MiniVmm.Core.Memory;
 using MiniVmm.Machine.State;
 using MiniVmm.Snapshot;
@@ -30,6 +31,8 @@ public sealed class VmSnapshotSource : ISnapshotSource
         TscKhz = vm.TscKhz,
         HugePages = vm.Config.HugePages,
         Devices = [.. vm.Devices.Ids],
+        Drives = [.. vm.Config.Drives.Select(d => new RecordedDrive(d.Path, d.ReadOnly, d.Cache == DriveCache.None ? "none" : "writeback"))],
+        Rng = vm.Config.Rng,
     };
 
     public void PrepareMemory()

@@ -32,7 +32,8 @@ public sealed class RawImage : IDisposable
     }
 
     /// <summary>Opens <paramref name="spec"/>'s file (buffered). Throws <see cref="DriveException"/> with a clear message.</summary>
-    public static RawImage Open(DriveSpec spec, IFileSpace? space = null)
+    /// <param name="openDirect">For cache=none: opens the same file with O_DIRECT (null when the host refuses).</param>
+    public static RawImage Open(DriveSpec spec, IFileSpace? space = null, Func<string, bool, SafeFileHandle?>? openDirect = null)
     {
         try
         {
@@ -40,7 +41,18 @@ public sealed class RawImage : IDisposable
             var handle = System.IO.File.OpenHandle(spec.Path, FileMode.Open,
                 spec.ReadOnly ? FileAccess.Read : FileAccess.ReadWrite,
                 spec.ReadOnly ? FileShare.Read : FileShare.None);
-            return new RawImage(handle, spec.Path, spec.ReadOnly, space);
+            SafeFileHandle? direct = null;
+            try
+            {
+                if (spec.Cache == DriveCache.None && openDirect is not null) direct = openDirect(spec.Path, spec.ReadOnly);
+                return new RawImage(handle, spec.Path, spec.ReadOnly, space, direct);
+            }
+            catch
+            {
+                direct?.Dispose();
+                handle.Dispose();
+                throw;
+            }
         }
         catch (FileNotFoundException e) { throw new DriveException($"drive '{spec.Path}' does not exist", e); }
         catch (DirectoryNotFoundException e) { throw new DriveException($"drive '{spec.Path}' does not exist", e); }

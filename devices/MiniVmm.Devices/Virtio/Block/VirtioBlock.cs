@@ -24,8 +24,9 @@ public sealed class VirtioBlock : VirtioDevice
     private readonly RateLimitedLog _log;
     private readonly string _name;
 
-    public VirtioBlock(RawImage image, string name = "virtio-blk", IVirtioDoorbell? doorbell = null, ILogger? logger = null)
-        : base(doorbell)
+    public VirtioBlock(RawImage image, string name = "virtio-blk", IVirtioDoorbell? doorbell = null, ILogger? logger = null,
+        bool startPaused = false)
+        : base(doorbell, startPaused)
     {
         _image = image;
         _name = name;
@@ -52,6 +53,8 @@ public sealed class VirtioBlock : VirtioDevice
     protected override ulong DeviceFeatures =>
         P.FeatureSegMax | P.FeatureBlkSize | P.FeatureFlush |
         (_image.ReadOnly ? P.FeatureReadOnly : P.FeatureDiscard | P.FeatureWriteZeroes);
+
+    public override byte[] ConfigSnapshot() => (byte[])_config.Clone();
 
     public override void ReadConfig(uint offset, Span<byte> data)
     {

@@ -1,11 +1,32 @@
 using System.Collections.Immutable;
+using Microsoft.Extensions.Logging;
+using MiniVmm.Core.Bus;
+using MiniVmm.Core.Memory;
+using MiniVmm.Core.State;
 using MiniVmm.Devices.Virtio.Queue;
 
 namespace MiniVmm.Devices.Virtio.Mmio;
 
 /// <summary>Snapshot support: save while the device is quiesced; restore re-checks everything as guest input.</summary>
-public sealed partial class VirtioMmioTransport
+public sealed partial class VirtioMmioTransport : IPersistent<VirtioMmioTransport, VirtioMmioTransport.Wiring>
 {
+    /// <summary>What the VM wires a virtio-mmio device to (never part of its saved state).</summary>
+    public sealed record Wiring(VirtioDevice Device, GuestMemory Memory, IInterruptLine Interrupt, ILogger? Logger);
+
+    public static ushort StateVersion => 1;
+
+    public static VirtioMmioTransport Create(Wiring args) => new(args.Device, args.Memory, args.Interrupt, args.Logger);
+
+    public static VirtioMmioTransport RestoreState(Wiring args, ushort version, ReadOnlySpan<byte> state)
+    {
+        var transport = Create(args);
+        transport.Restore(VirtioMmioState.Decode(args.Device.Name, state));
+        return transport;
+    }
+
+    /// <summary>Encoded <see cref="Save"/>; the device must be quiesced (the VM quiesces it when it pauses).</summary>
+    public byte[] SaveState() => Save().Encode();
+
     /// <summary>Captures the transport and ring positions. Call after <see cref="VirtioDevice.Quiesce"/>.</summary>
     public VirtioMmioState Save()
     {
@@ -21,7 +42,8 @@ public sealed partial class VirtioMmioTransport
                     running?.NextAvail ?? q.NextAvail, running?.NextUsed ?? q.NextUsed));
             }
             return new VirtioMmioState(Device.DeviceId, _status, _needsReset, _driverFeatures, _deviceFeaturesSel,
-                _driverFeaturesSel, _queueSel, InterruptStatus, _configGeneration, queues.MoveToImmutable());
+                _driverFeaturesSel, _queueSel, InterruptStatus, _configGeneration, queues.MoveToImmutable(),
+                ImmutableArray.Create(Device.ConfigSnapshot()));
         }
     }
 
@@ -72,6 +94,8 @@ public sealed partial class VirtioMmioTransport
             throw new DeviceStateException(name, "FEATURES_OK without VERSION_1");
         if ((s.Status & VirtioStatus.DriverOk) != 0 && (s.Status & VirtioStatus.FeaturesOk) == 0)
             throw new DeviceStateException(name, "DRIVER_OK without FEATURES_OK");
+        if (!s.DeviceConfig.IsDefault && !s.DeviceConfig.AsSpan().SequenceEqual(Device.ConfigSnapshot()))
+            throw new DeviceStateException(name, "the device's configuration differs from the snapshot's (a drive image of another size?)");
         if ((s.InterruptStatus & ~3u) != 0) throw new DeviceStateException(name, $"interrupt status 0x{s.InterruptStatus:x} has unknown bits");
         if (s.Queues.IsDefault || s.Queues.Length != _queues.Length)
             throw new DeviceStateException(name, $"{(s.Queues.IsDefault ? 0 : s.Queues.Length)} queues, expected {_queues.Length}");

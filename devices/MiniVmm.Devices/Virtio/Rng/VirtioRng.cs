@@ -7,7 +7,8 @@ namespace MiniVmm.Devices.Virtio.Rng;
 /// virtio-rng (entropy device, virtio 1.2 §5.4): one request queue; every device-writable buffer the driver posts is
 /// filled with host entropy. No config space, no device features.
 /// </summary>
-public sealed class VirtioRng(IEntropySource entropy, IVirtioDoorbell? doorbell = null, string name = "virtio-rng") : VirtioDevice(doorbell)
+public sealed class VirtioRng(IEntropySource entropy, IVirtioDoorbell? doorbell = null, string name = "virtio-rng", bool startPaused = false)
+    : VirtioDevice(doorbell, startPaused)
 {
     /// <summary>At most this much per request, so one huge buffer cannot hold the worker for long.</summary>
     public const int MaxBytesPerRequest = 64 * 1024;
