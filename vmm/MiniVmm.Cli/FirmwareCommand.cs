@@ -8,7 +8,7 @@ internal static class FirmwareCommand
 {
     public static Command Create()
     {
-        var outDir = new Option<string>("--out") { Description = "directory for hello.elf and writer.elf", Required = true };
+        var outDir = new Option<string>("--out") { Description = "directory for hello.elf, writer.elf and vblk.elf", Required = true };
         var command = new Command("firmware", "Write the built-in test guests (hello.elf, writer.elf)") { outDir };
         command.SetAction(parse =>
         {
