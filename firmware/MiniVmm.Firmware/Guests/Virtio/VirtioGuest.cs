@@ -186,6 +186,13 @@ public static class VirtioGuest
             a.xor(r10d, r10d);
             a.jmp(loop);
             a.Here(ref notSectors);
+            var notSnap = a.CreateLabel();
+            MatchKey("snapshot=", notSnap);
+            a.call(_dec);
+            a.mov(__qword_ptr[(long)Var.Snapshot], rax);
+            a.xor(r10d, r10d);
+            a.jmp(loop);
+            a.Here(ref notSnap);
             MatchKey("tsc_khz=", notTsc);
             a.call(_dec);
             a.test(rax, rax);
@@ -647,6 +654,7 @@ public static class VirtioGuest
             rt.Print(a, "vblk: wrote and verified generation ");
             rt.PrintDec(a, Var.Gen);
             rt.LineEnd(a);
+            EmitSnapshotCheck();
 
             a.Here(ref end);
             // reads=N: N timed 4 KiB reads, cycling over the checked sectors
@@ -680,6 +688,68 @@ public static class VirtioGuest
             rt.LineEnd(a);
             a.Here(ref noReads);
             a.ret();
+        }
+
+        /// <summary>snapshot=1: request a snapshot on the control port, wait until the VMM has taken the request
+        /// (status leaves 0), then read every sector again through the same queue, pass after pass while the snapshot
+        /// runs (status 1; at most 512 passes: a restored VM keeps the status it had at the freeze, 1). The freeze falls
+        /// inside these reads, so a restored VM finishes them through the restored device at its saved ring
+        /// positions.</summary>
+        private void EmitSnapshotCheck()
+        {
+            var skip = a.CreateLabel(); var wait = a.CreateLabel(); var got = a.CreateLabel(); var tooLong = a.CreateLabel();
+            var again = a.CreateLabel();
+            a.cmp(__qword_ptr[(long)Var.Snapshot], 0);
+            a.je(skip);
+            Rdtsc();
+            a.mov(r8, __qword_ptr[(long)Var.TscKhz]);
+            a.imul(r8, r8, 10_000);
+            a.add(r8, rax);
+            a.mov(edx, (uint)GuestAbi.ControlPort);
+            a.mov(eax, GuestAbi.ControlSnapshotRequest);
+            a.@out(dx, eax);
+            a.Here(ref wait);
+            a.mov(edx, (uint)GuestAbi.ControlPort);
+            a.@in(eax, dx);
+            a.test(eax, eax);
+            a.jnz(got);
+            a.pause();
+            Rdtsc();
+            a.cmp(rax, r8);
+            a.jb(wait);
+            a.Here(ref tooLong);
+            Fail("vblk: FAIL the snapshot request was not taken");
+            a.jmp(skip);
+            a.Here(ref got);
+            a.cmp(eax, 3);   // failed
+            a.je(tooLong);
+            var passesDone = a.CreateLabel();
+            a.mov(r13d, 512);
+            a.Here(ref again);
+            ForEachChunk(() =>
+            {
+                a.mov(rdi, (long)BlkData);
+                a.mov(ecx, 4096);
+                a.mov(eax, 0xAB);
+                a.rep.stosb();
+                Request(TypeIn, 4096, true, "vblk: FAIL read after the snapshot");
+                a.mov(r8, __qword_ptr[(long)Var.Gen]);
+                a.mov(r9, r14);
+                a.call(_verify);
+            });
+            a.mov(edx, (uint)GuestAbi.ControlPort);
+            a.@in(eax, dx);
+            a.cmp(eax, 1);   // still running
+            a.jne(passesDone);
+            a.dec(r13);
+            a.jnz(again);
+            a.Here(ref passesDone);
+            rt.LineBegin(a);
+            rt.Print(a, "vblk: after the snapshot request, generation ");
+            rt.PrintDec(a, Var.Gen);
+            rt.Print(a, " verified again");
+            rt.LineEnd(a);
+            a.Here(ref skip);
         }
 
         private void EmitRngTest()

@@ -63,5 +63,6 @@ internal static class VirtioGuestLayout
         public const ulong BlkAvail = V + 0x68;     // saved AvailIdx per device
         public const ulong RngAvail = V + 0x70;
         public const ulong Capacity = V + 0x78;
+        public const ulong Snapshot = V + 0x80;     // snapshot=1: ask the VMM for a snapshot, then check again
     }
 }
