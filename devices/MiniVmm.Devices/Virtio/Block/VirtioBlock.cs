@@ -152,6 +152,7 @@ public sealed class VirtioBlock : VirtioDevice
                 {
                     int got = _image.Read(fileOffset, span, aligned);
                     if (got < n) span[got..].Clear(); // cannot happen within the checked range; never leak stale RAM
+                    memory.NoteHostWrite(gpa, (ulong)n);
                 }
                 else
                 {
