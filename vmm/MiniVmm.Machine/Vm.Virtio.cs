@@ -66,7 +66,10 @@ public sealed partial class Vm
         int slot = _virtio.Count;
         ulong address = VirtioMmioBase + (ulong)slot * VirtioMmioRegisters.WindowSize;
         uint gsi = VirtioFirstGsi + (uint)slot;
+        // Ownership order matters: _owned is disposed in reverse, so the device (its worker joined) goes before the
+        // irqfd and the ioeventfd it uses.
         VirtioDevice device;
+        IInterruptLine line;
         try
         {
             IVirtioDoorbell doorbell;
@@ -83,6 +86,17 @@ public sealed partial class Vm
                 _owned.Add(managed);
                 doorbell = managed;
             }
+            try
+            {
+                var irqfd = new IrqFdInterruptLine(KvmVm.CreateIrqFd(gsi));
+                _owned.Add(irqfd);
+                line = irqfd;
+            }
+            catch (KvmException e)
+            {
+                log.LogWarning("{Device}: no irqfd ({Error}); interrupts use KVM_IRQ_LINE", id, e.Message);
+                line = new KvmInterruptLine(KvmVm, gsi);
+            }
             device = create(doorbell);
         }
         catch
@@ -90,19 +104,7 @@ public sealed partial class Vm
             ownedUntilDevice?.Dispose();
             throw;
         }
-        _owned.Add(device); // disposed (worker joined) before its doorbell and before guest RAM
-        IInterruptLine line;
-        try
-        {
-            var irqfd = new IrqFdInterruptLine(KvmVm.CreateIrqFd(gsi));
-            _owned.Add(irqfd);
-            line = irqfd;
-        }
-        catch (KvmException e)
-        {
-            log.LogWarning("{Device}: no irqfd ({Error}); interrupts use KVM_IRQ_LINE", id, e.Message);
-            line = new KvmInterruptLine(KvmVm, gsi);
-        }
+        _owned.Add(device);
         devices.AddMmio<VirtioMmioTransport, VirtioMmioTransport.Wiring>(id, address, VirtioMmioRegisters.WindowSize,
             new(device, Memory, line, log));
         _virtio.Add(device);

@@ -130,12 +130,19 @@ public abstract class VirtioDevice : IDisposable
 
     private void WorkerLoop()
     {
-        while (true)
+        try
         {
-            _doorbell.Wait();
-            if (_disposed) return;
-            for (int q = 0; q < QueueCount; q++)
-                Drain(q);
+            while (true)
+            {
+                _doorbell.Wait();
+                if (_disposed) return;
+                for (int q = 0; q < QueueCount; q++)
+                    Drain(q);
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            // Only after a Dispose that gave up waiting for a stuck request: the doorbell is gone, so is the device.
         }
     }
 
@@ -167,6 +174,13 @@ public abstract class VirtioDevice : IDisposable
                 {
                     _active = false;
                     host.DeviceError($"queue {queueIndex}: {e.Message}");
+                    return;
+                }
+                catch (Exception e)
+                {
+                    // A host-side failure (not the guest's): the device stops rather than take the process down.
+                    _active = false;
+                    host.DeviceError($"queue {queueIndex}: internal error: {e.GetType().Name}: {e.Message}");
                     return;
                 }
             }
