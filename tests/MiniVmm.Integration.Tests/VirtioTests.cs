@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
 using MiniVmm.Tests.Shared;
 
 namespace MiniVmm.Integration.Tests;
@@ -34,6 +33,7 @@ public sealed class VirtioTests
         first.ExitCode.Should().Be(0, first.Stdout + first.Stderr);
         first.Stdout.Should().Contain("vblk: found generation 0").And.Contain("vblk: wrote and verified generation 1")
             .And.Contain("vrng: 64 random bytes").And.Contain("vblk: done failures=0");
+        first.Stderr.Should().BeEmpty("no warning: the ioeventfd and irqfd were set up and the guest broke no rule");
         ImageWord(image, 5, 3).Should().Be(Stamp(1, 5, 3));
 
         var second = MinivmmProcess.Run("run", "--kernel", GuestFiles.Virtio, "--mem", "64M", "--drive", $"file={image},cache=none");
@@ -65,19 +65,20 @@ public sealed class VirtioTests
     {
         string image = NewImage();
         using var holder = MinivmmProcess.Start("run", "--kernel", GuestFiles.Writer, "--mem", "64M", "--cmdline", "mb=4 sweeps=0 report_ms=0",
-            "--serial", "none", "--drive", $"file={image}");
+            "--serial", "none", "--drive", $"file={image}", "--log-level", "information");
         try
         {
-            // The holder takes its lock while it builds the VM; until then a second run may still get the image.
             holder.StandardInput.Close();
-            var deadline = Stopwatch.StartNew();
-            MinivmmProcess.Result second;
-            do
+            // The image is locked while the VM is built; "vCPUs started" comes after that.
+            var started = Task.Run(() =>
             {
-                Thread.Sleep(100);
-                second = MinivmmProcess.Run("run", "--kernel", GuestFiles.Virtio, "--mem", "64M", "--drive", $"file={image}");
-            }
-            while (second.ExitCode == 0 && deadline.Elapsed < TimeSpan.FromSeconds(30));
+                while (holder.StandardError.ReadLine() is { } line)
+                    if (line.Contains("vCPUs started", StringComparison.Ordinal)) return true;
+                return false;
+            });
+            started.Wait(TimeSpan.FromMinutes(2)).Should().BeTrue("the first VM starts");
+            started.Result.Should().BeTrue("the first VM starts");
+            var second = MinivmmProcess.Run("run", "--kernel", GuestFiles.Virtio, "--mem", "64M", "--drive", $"file={image}");
             second.ExitCode.Should().Be(120, second.Stderr);
             second.Stderr.Should().Contain(image).And.Contain("being used by another process");
             holder.HasExited.Should().BeFalse("the first VM keeps running");
