@@ -24,7 +24,7 @@ public static class FirmwareCommand
         }
         if (dir is null)
         {
-            stderr.WriteLine("usage: firmware --out DIR   (writes hello.elf and writer.elf)");
+            stderr.WriteLine("usage: firmware --out DIR   (writes hello.elf, writer.elf and vblk.elf)");
             return 2;
         }
         foreach (var path in GuestImages.WriteAll(dir))

@@ -8,6 +8,7 @@ public static class GuestImages
 {
     public const string HelloFileName = "hello.elf";
     public const string WriterFileName = "writer.elf";
+    public const string VirtioFileName = "vblk.elf";
 
     /// <summary>Prints <see cref="GuestAbi.HelloLine"/> and exits with status 0.</summary>
     public static byte[] Hello() => HelloGuest.Build();
@@ -15,7 +16,10 @@ public static class GuestImages
     /// <summary>The self-checking memory writer (parameters on the boot command line; see firmware/README.md).</summary>
     public static byte[] Writer() => WriterGuest.Build();
 
-    /// <summary>Writes hello.elf and writer.elf into <paramref name="dir"/> (created if missing); returns their paths.</summary>
+    /// <summary>The virtio-blk / virtio-rng checker (firmware/README.md, "vblk").</summary>
+    public static byte[] Virtio() => Guests.Virtio.VirtioGuest.Build();
+
+    /// <summary>Writes hello.elf, writer.elf and vblk.elf into <paramref name="dir"/> (created if missing); returns their paths.</summary>
     public static IReadOnlyList<string> WriteAll(string dir)
     {
         Directory.CreateDirectory(dir);
@@ -23,6 +27,8 @@ public static class GuestImages
         var writer = Path.Combine(dir, WriterFileName);
         File.WriteAllBytes(hello, Hello());
         File.WriteAllBytes(writer, Writer());
-        return [hello, writer];
+        var vblk = Path.Combine(dir, VirtioFileName);
+        File.WriteAllBytes(vblk, Virtio());
+        return [hello, writer, vblk];
     }
 }

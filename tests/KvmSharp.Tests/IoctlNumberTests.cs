@@ -29,6 +29,8 @@ public sealed class IoctlNumberTests
         { "KVM_IRQ_LINE", Kvm.KVM_IRQ_LINE, W, 0xAE, 0x61, 8 },
         { "KVM_GET_IRQCHIP", Kvm.KVM_GET_IRQCHIP, RW, 0xAE, 0x62, 520 },
         { "KVM_SET_IRQCHIP", Kvm.KVM_SET_IRQCHIP, R, 0xAE, 0x63, 520 },
+        { "KVM_IRQFD", Kvm.KVM_IRQFD, W, 0xAE, 0x76, 32 },
+        { "KVM_IOEVENTFD", Kvm.KVM_IOEVENTFD, W, 0xAE, 0x79, 64 },
         { "KVM_CREATE_PIT2", Kvm.KVM_CREATE_PIT2, W, 0xAE, 0x77, 64 },
         { "KVM_SET_CLOCK", Kvm.KVM_SET_CLOCK, W, 0xAE, 0x7b, 48 },
         { "KVM_GET_CLOCK", Kvm.KVM_GET_CLOCK, R, 0xAE, 0x7c, 48 },
@@ -87,6 +89,8 @@ public sealed class IoctlNumberTests
         Kvm.KVM_SET_SREGS.Should().Be(0x4138AE84u);
         Kvm.KVM_SET_USER_MEMORY_REGION.Should().Be(0x4020AE46u);
         Kvm.KVM_GET_SUPPORTED_CPUID.Should().Be(0xC008AE05u);
+        Kvm.KVM_IRQFD.Should().Be(0x4020AE76u);
+        Kvm.KVM_IOEVENTFD.Should().Be(0x4040AE79u);
         Uffd.UFFDIO_API.Should().Be(0xC018AA3Fu);
         Uffd.UFFDIO_REGISTER.Should().Be(0xC020AA00u);
         Uffd.UFFDIO_WRITEPROTECT.Should().Be(0xC018AA06u);

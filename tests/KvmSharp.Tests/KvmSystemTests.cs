@@ -71,4 +71,40 @@ public sealed class KvmSystemTests
         Action overflow = () => mem.GetSpan(ulong.MaxValue - 1, 16);
         overflow.Should().Throw<ArgumentOutOfRangeException>();
     }
+
+    [KvmFact]
+    public void Ioeventfd_registers_once_per_address_and_deassigns_on_dispose()
+    {
+        using var kvm = KvmSystem.Open();
+        kvm.CheckExtension(Kvm.KVM_CAP_IOEVENTFD).Should().BePositive();
+        using var vm = kvm.CreateVm();
+        var first = vm.CreateIoEventFd(0xd000_0050, 4);
+        first.Address.Should().Be(0xd000_0050);
+        // KVM refuses a second identical registration: proof the first one is in place.
+        var duplicate = () => vm.CreateIoEventFd(0xd000_0050, 4);
+        duplicate.Should().Throw<KvmException>().Where(e => e.Errno == Libc.EEXIST);
+        // A user-space wake reaches a waiter (the path a device worker uses to stop).
+        first.Wake();
+        first.Wait().Should().Be(1);
+        first.Dispose();
+        using var again = vm.CreateIoEventFd(0xd000_0050, 4);
+        var badLength = () => vm.CreateIoEventFd(0xd000_0050, 3);
+        badLength.Should().Throw<ArgumentOutOfRangeException>();
+    }
+
+    [KvmFact]
+    public void Irqfd_attaches_to_an_ioapic_gsi_and_detaches_on_dispose()
+    {
+        using var kvm = KvmSystem.Open();
+        kvm.CheckExtension(Kvm.KVM_CAP_IRQFD).Should().BePositive();
+        using var vm = kvm.CreateVm();
+        vm.CreateIrqChip();
+        var irq = vm.CreateIrqFd(5);
+        irq.Gsi.Should().Be(5);
+        irq.Trigger();
+        irq.Dispose();
+        irq.Dispose(); // idempotent
+        using var other = vm.CreateIrqFd(5);
+        other.Trigger();
+    }
 }

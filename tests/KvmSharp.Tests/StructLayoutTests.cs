@@ -35,6 +35,8 @@ public sealed unsafe class StructLayoutTests
         sizeof(kvm_dirty_log).Should().Be(16);
         sizeof(kvm_enable_cap).Should().Be(104);
         sizeof(kvm_run_io).Should().Be(16);
+        sizeof(kvm_ioeventfd).Should().Be(64);
+        sizeof(kvm_irqfd).Should().Be(32);
         sizeof(uffdio_api).Should().Be(24);
         sizeof(uffdio_range).Should().Be(16);
         sizeof(uffdio_register).Should().Be(32);

@@ -94,6 +94,16 @@ public sealed unsafe class VirtualMachine : IDisposable
         }
     }
 
+    /// <summary>
+    /// KVM_IOEVENTFD: guest writes of <paramref name="length"/> bytes to <paramref name="address"/> (only of value
+    /// <paramref name="dataMatch"/> when given) signal the returned eventfd instead of exiting to user space.
+    /// </summary>
+    public IoEventFd CreateIoEventFd(ulong address, uint length, ulong? dataMatch = null, bool pio = false) =>
+        new(_fd, address, length, dataMatch, pio);
+
+    /// <summary>KVM_IRQFD: an eventfd that injects an interrupt on <paramref name="gsi"/> of the in-kernel irqchip.</summary>
+    public IrqFd CreateIrqFd(uint gsi) => new(_fd, gsi);
+
     public Vcpu CreateVcpu(int index)
     {
         int fd = Check(Libc.ioctl_int(_fd, Kvm.KVM_CREATE_VCPU, index), "KVM_CREATE_VCPU");

@@ -8,16 +8,16 @@ internal static class FirmwareCommand
 {
     public static Command Create()
     {
-        var outDir = new Option<string>("--out") { Description = "directory for hello.elf and writer.elf", Required = true };
-        var command = new Command("firmware", "Write the built-in test guests (hello.elf, writer.elf)") { outDir };
+        var outDir = new Option<string>("--out") { Description = "directory for hello.elf, writer.elf and vblk.elf", Required = true };
+        var command = new Command("firmware", "Write the built-in test guests (hello.elf, writer.elf, vblk.elf)") { outDir };
         command.SetAction(parse =>
         {
             string dir = parse.GetValue(outDir)!;
             try
             {
                 Directory.CreateDirectory(dir);
-                GuestImages.WriteAll(dir);
-                Console.WriteLine($"wrote {Path.Combine(dir, "hello.elf")} and {Path.Combine(dir, "writer.elf")}");
+                var written = GuestImages.WriteAll(dir);
+                Console.WriteLine("wrote " + string.Join(", ", written));
                 return ExitCodes.Ok;
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)

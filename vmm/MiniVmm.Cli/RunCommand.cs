@@ -18,13 +18,20 @@ internal static class RunCommand
         var cpus = new Option<int>("--cpus") { Description = "number of vCPUs", DefaultValueFactory = _ => 1 };
         var serial = new Option<string>("--serial") { Description = "serial console: stdio | file:PATH | none", DefaultValueFactory = _ => "stdio" };
         var hugePages = new Option<bool>("--huge-pages") { Description = "back guest RAM with transparent huge pages (default true; --huge-pages false turns it off)", DefaultValueFactory = _ => true };
+        var drives = new Option<string[]>("--drive")
+        {
+            Description = "virtio-blk disk on a raw image: file=PATH[,readonly=on][,cache=none|writeback] (repeatable)",
+            AllowMultipleArgumentsPerToken = false,
+            DefaultValueFactory = _ => [],
+        };
+        var rng = new Option<bool>("--rng") { Description = "add a virtio-rng device fed by the host's getrandom" };
         var logLevel = CommonOptions.LogLevel();
         var qmp = QmpCliOption.Create();
         var paused = CommonOptions.Paused();
         var config = new Option<string?>("--config") { Description = "read options from a JSON file: {\"kernel\": \"...\", \"mem\": \"512M\", ...} (keys are these options' names; options given here win)" };
         var snap = new SnapshotCliOptions();
 
-        var command = new Command("run", "Boot a guest and run it until it exits") { kernel, cmdline, mem, cpus, serial, hugePages, logLevel, qmp, paused, config };
+        var command = new Command("run", "Boot a guest and run it until it exits") { kernel, cmdline, mem, cpus, serial, hugePages, drives, rng, logLevel, qmp, paused, config };
         foreach (var o in snap.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -35,8 +42,16 @@ internal static class RunCommand
                 return CommonOptions.Usage(parse, $"--cpus: '{parse.GetResult(cpus)?.Tokens.FirstOrDefault()?.Value ?? vcpus.ToString()}' is outside 1..{VmConfig.MaxVcpus}");
             if (!TryParseSerial(parse.GetValue(serial)!, out var serialTarget))
                 return CommonOptions.Usage(parse, $"--serial: '{parse.GetValue(serial)}' is not stdio, none or file:PATH");
+            var driveSpecs = new List<MiniVmm.Devices.Virtio.Block.DriveSpec>();
+            foreach (string d in parse.GetValue(drives) ?? [])
+            {
+                try { driveSpecs.Add(MiniVmm.Devices.Virtio.Block.DriveSpec.Parse(d)); }
+                catch (FormatException e) { return CommonOptions.Usage(parse, "--drive: " + e.Message); }
+            }
             var config = new VmConfig
             {
+                Drives = driveSpecs,
+                Rng = parse.GetValue(rng),
                 KernelPath = parse.GetValue(kernel)!,
                 CommandLine = parse.GetValue(cmdline)!,
                 MemoryBytes = memBytes,

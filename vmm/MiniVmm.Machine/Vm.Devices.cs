@@ -18,7 +18,7 @@ public sealed partial class Vm
     public ControlPort Control { get; private set; } = null!;
     public DebugExitPort DebugExit { get; private set; } = null!;
 
-    private DeviceManager BuildDevices(IReadOnlyList<DeviceState>? restored, IByteSink serialSink)
+    private DeviceManager BuildDevices(IReadOnlyList<DeviceState>? restored, IByteSink serialSink, Microsoft.Extensions.Logging.ILoggerFactory loggers)
     {
         var devices = new DeviceManager(Pio, Mmio, restored);
         Serial = devices.AddPio<Serial8250, Serial8250.Wiring>("serial-com1", Serial8250.Com1Port, Serial8250.RegisterWindowSize,
@@ -29,6 +29,7 @@ public sealed partial class Vm
             () => RequestStop(new VmExitStatus(VmStopReason.Reset, Detail: "guest requested a reset through the i8042")));
         Control = devices.AddPio<ControlPort, Action>("control", ControlPort.DefaultPort, ControlPort.RegisterWindowSize,
             () => GuestSnapshotRequested?.Invoke());
+        AddVirtioDevices(devices, loggers);
         devices.Complete();
         return devices;
     }

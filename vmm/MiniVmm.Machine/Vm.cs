@@ -65,7 +65,7 @@ public sealed partial class Vm : IDisposable
 
         try
         {
-            Devices = BuildDevices(restoredDevices, CreateSerialSink(config.Serial));
+            Devices = BuildDevices(restoredDevices, CreateSerialSink(config.Serial), loggers);
             Pio.Freeze();
             Mmio.Freeze();
 
@@ -91,14 +91,17 @@ public sealed partial class Vm : IDisposable
             StateCapture = new VcpuStateCapture(kvm, loggers.CreateLogger("MiniVmm.State"));
             StateCapture.DiscoverMsrs(_vcpus[0]);
             _log.LogDebug("MSR discovery took {Ms:F2} ms", System.Diagnostics.Stopwatch.GetElapsedTime(msrStart).TotalMilliseconds);
-            EffectiveCommandLine = config.AppendTscKhz && !config.CommandLine.Contains("tsc_khz=", StringComparison.Ordinal)
+            string cmdline = config.AppendTscKhz && !config.CommandLine.Contains("tsc_khz=", StringComparison.Ordinal)
                 ? (config.CommandLine + " tsc_khz=" + TscKhz).Trim()
                 : config.CommandLine;
+            if (config.AnnounceVirtioDevices && _virtioAnnouncements.Count > 0)
+                cmdline = (cmdline + " " + string.Join(' ', _virtioAnnouncements)).Trim();
+            EffectiveCommandLine = cmdline;
             int userBytes = System.Text.Encoding.UTF8.GetByteCount(config.CommandLine);
             int effectiveBytes = System.Text.Encoding.UTF8.GetByteCount(EffectiveCommandLine);
             if (effectiveBytes > PvhLoader.MaxCommandLineBytes && userBytes <= PvhLoader.MaxCommandLineBytes)
-                throw new VmConfigException($"the kernel command line is {userBytes} bytes; with the ' tsc_khz={TscKhz}' MiniVmm appends " +
-                    $"it is {effectiveBytes}, above the limit of {PvhLoader.MaxCommandLineBytes}: shorten it, or pass tsc_khz= yourself");
+                throw new VmConfigException($"the kernel command line is {userBytes} bytes; with what MiniVmm appends (tsc_khz=, " +
+                    $"virtio_mmio.device=) it is {effectiveBytes}, above the limit of {PvhLoader.MaxCommandLineBytes}: shorten it, or pass tsc_khz= yourself");
         }
         catch
         {
@@ -302,6 +305,7 @@ public sealed partial class Vm : IDisposable
     public VmExitStatus Run(bool paused = false)
     {
         StartStdinInput();
+        ResumeVirtio(); // built paused: guest RAM is loaded now
         foreach (var t in _vcpuThreads) t.Start(paused);
         LazyPages?.GuestStarted();
         // Benchmarks read this line: CLOCK_MONOTONIC (Stopwatch's clock on Linux) when the guest may first execute.
@@ -321,16 +325,21 @@ public sealed partial class Vm : IDisposable
         return _exitStatus ?? new VmExitStatus(VmStopReason.InternalError, Detail: "main loop ended without a stop request");
     }
 
-    /// <summary>Pauses every vCPU (each out of KVM_RUN). Throws when one does not pause in time.</summary>
+    /// <summary>
+    /// Pauses every vCPU (each out of KVM_RUN), then stops the virtio devices from taking requests and waits for the ones
+    /// in flight, so guest RAM and device state hold still. Throws when either does not happen in time.
+    /// </summary>
     public void PauseVcpus(TimeSpan timeout)
     {
         foreach (var t in _vcpuThreads)
             if (!t.Pause(timeout) && t.State != VcpuRunState.Stopped)
                 throw new TimeoutException($"vcpu{t.Index} did not pause within {timeout.TotalMilliseconds} ms");
+        QuiesceVirtio();
     }
 
     public void ResumeVcpus()
     {
+        ResumeVirtio();
         foreach (var t in _vcpuThreads) t.Resume();
     }
 

@@ -30,6 +30,13 @@ public sealed record VmConfig
     public SerialTarget Serial { get; init; } = new SerialTarget.Stdio();
     /// <summary>Append ` tsc_khz=N` (the rate KVM reports) unless the command line has one: paced guests need it.</summary>
     public bool AppendTscKhz { get; init; } = true;
+    /// <summary>virtio-blk drives (<c>--drive</c>), in slot order.</summary>
+    public IReadOnlyList<MiniVmm.Devices.Virtio.Block.DriveSpec> Drives { get; init; } = [];
+    /// <summary>A virtio-rng device (<c>--rng</c>).</summary>
+    public bool Rng { get; init; }
+    /// <summary>Append <c>virtio_mmio.device=4K@ADDR:IRQ</c> per virtio device (off on restore: the recorded command
+    /// line has them already).</summary>
+    public bool AnnounceVirtioDevices { get; init; } = true;
 
     /// <summary>Throws <see cref="VmConfigException"/> naming the first bad setting.</summary>
     public void Validate()

@@ -26,7 +26,9 @@ public static unsafe class Kvm
     public static readonly uint KVM_IRQ_LINE = Ioc.IOW(KVMIO, 0x61, (uint)sizeof(kvm_irq_level));
     public static readonly uint KVM_GET_IRQCHIP = Ioc.IOWR(KVMIO, 0x62, (uint)sizeof(kvm_irqchip));
     public static readonly uint KVM_SET_IRQCHIP = Ioc.IOR(KVMIO, 0x63, (uint)sizeof(kvm_irqchip));
+    public static readonly uint KVM_IRQFD = Ioc.IOW(KVMIO, 0x76, (uint)sizeof(kvm_irqfd));
     public static readonly uint KVM_CREATE_PIT2 = Ioc.IOW(KVMIO, 0x77, (uint)sizeof(kvm_pit_config));
+    public static readonly uint KVM_IOEVENTFD = Ioc.IOW(KVMIO, 0x79, (uint)sizeof(kvm_ioeventfd));
     public static readonly uint KVM_SET_CLOCK = Ioc.IOW(KVMIO, 0x7b, (uint)sizeof(kvm_clock_data));
     public static readonly uint KVM_GET_CLOCK = Ioc.IOR(KVMIO, 0x7c, (uint)sizeof(kvm_clock_data));
     public static readonly uint KVM_GET_PIT2 = Ioc.IOR(KVMIO, 0x9f, (uint)sizeof(kvm_pit_state2));
@@ -69,7 +71,9 @@ public static unsafe class Kvm
     public const int KVM_CAP_EXT_CPUID = 7;
     public const int KVM_CAP_NR_VCPUS = 9;
     public const int KVM_CAP_NR_MEMSLOTS = 10;
+    public const int KVM_CAP_IRQFD = 32;
     public const int KVM_CAP_PIT2 = 33;
+    public const int KVM_CAP_IOEVENTFD = 36;
     public const int KVM_CAP_IMMEDIATE_EXIT = 136;
     public const int KVM_CAP_ADJUST_CLOCK = 39;
     public const int KVM_CAP_VCPU_EVENTS = 41;
@@ -113,4 +117,11 @@ public static unsafe class Kvm
     public const uint KVM_IRQCHIP_IOAPIC = 2;
 
     public const uint KVM_CLOCK_TSC_STABLE = 2;
+
+    public const uint KVM_IOEVENTFD_FLAG_DATAMATCH = 1u << 0;
+    public const uint KVM_IOEVENTFD_FLAG_PIO = 1u << 1;
+    public const uint KVM_IOEVENTFD_FLAG_DEASSIGN = 1u << 2;
+
+    public const uint KVM_IRQFD_FLAG_DEASSIGN = 1u << 0;
+    public const uint KVM_IRQFD_FLAG_RESAMPLE = 1u << 1;
 }

@@ -259,3 +259,27 @@ public static class KvmRunLayout
 {
     public const int ExitUnionOffset = 32;
 }
+
+/// <summary>struct kvm_ioeventfd: a guest write to [addr, addr+len) (optionally only of value datamatch) signals fd
+/// inside KVM instead of exiting to user space.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct kvm_ioeventfd
+{
+    public ulong datamatch;
+    public ulong addr;
+    public uint len;
+    public int fd;
+    public uint flags;
+    public fixed byte pad[36];
+}
+
+/// <summary>struct kvm_irqfd: a write to fd injects an interrupt on gsi.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct kvm_irqfd
+{
+    public uint fd;
+    public uint gsi;
+    public uint flags;
+    public uint resamplefd;
+    public fixed byte pad[16];
+}

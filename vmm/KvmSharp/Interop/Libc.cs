@@ -131,6 +131,16 @@ public static unsafe partial class Libc
 
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int poll(pollfd_t* fds, nuint nfds, int timeout);
+
+    public const int FALLOC_FL_KEEP_SIZE = 0x01, FALLOC_FL_PUNCH_HOLE = 0x02;
+    public const int O_DIRECT = 0x4000;
+    public const uint GRND_NONBLOCK = 1;
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int fallocate(SafeHandle fd, int mode, long offset, long len);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint getrandom(void* buf, nuint buflen, uint flags);
 }
 
 /// <summary>struct stat on x86-64 (144 bytes); only st_mode (offset 24) and st_size (offset 48) are read.</summary>

@@ -8,7 +8,7 @@ namespace MiniVmm.Core.Memory;
 /// Guest RAM: the only way into it. Every access is checked (overflow-safe) against the regions and copies bytes in or
 /// out; nobody outside this layer and KvmSharp holds a pointer into guest memory.
 /// </summary>
-public sealed class GuestMemory : IDisposable
+public sealed partial class GuestMemory : IDisposable
 {
     public const ulong PageSize = 4096;
     private readonly GuestMemoryRegion[] _regions;
@@ -69,11 +69,19 @@ public sealed class GuestMemory : IDisposable
 
     public void Read(ulong gpa, Span<byte> destination) => Resolve(gpa, destination.Length).CopyTo(destination);
 
-    public void Write(ulong gpa, ReadOnlySpan<byte> source) => source.CopyTo(Resolve(gpa, source.Length));
+    public void Write(ulong gpa, ReadOnlySpan<byte> source)
+    {
+        source.CopyTo(Resolve(gpa, source.Length));
+        NoteHostWrite(gpa, (ulong)source.Length);
+    }
 
     public T Read<T>(ulong gpa) where T : unmanaged => MemoryMarshal.Read<T>(Resolve(gpa, Unsafe.SizeOf<T>()));
 
-    public void Write<T>(ulong gpa, T value) where T : unmanaged => MemoryMarshal.Write(Resolve(gpa, Unsafe.SizeOf<T>()), in value);
+    public void Write<T>(ulong gpa, T value) where T : unmanaged
+    {
+        MemoryMarshal.Write(Resolve(gpa, Unsafe.SizeOf<T>()), in value);
+        NoteHostWrite(gpa, (ulong)Unsafe.SizeOf<T>());
+    }
 
     /// <summary>Fills [gpa, gpa+length) with zero bytes.</summary>
     public void Clear(ulong gpa, ulong length)
@@ -82,6 +90,7 @@ public sealed class GuestMemory : IDisposable
         {
             int chunk = (int)Math.Min(length, 1UL << 30);
             Resolve(gpa, chunk).Clear();
+            NoteHostWrite(gpa, (ulong)chunk);
             gpa += (ulong)chunk;
             length -= (ulong)chunk;
         }

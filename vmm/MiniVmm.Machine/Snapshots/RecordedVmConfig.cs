@@ -15,6 +15,9 @@ public sealed record RecordedVmConfig
     public int TscKhz { get; init; }
     public bool HugePages { get; init; }
     public string[] Devices { get; init; } = [];
+    /// <summary>virtio-blk drives in slot order (the image contents are not part of the snapshot).</summary>
+    public RecordedDrive[] Drives { get; init; } = [];
+    public bool Rng { get; init; }
 
     public string ToJson() => JsonSerializer.Serialize(this, RecordedVmConfigJson.Default.RecordedVmConfig);
 
@@ -42,6 +45,9 @@ public sealed record RecordedVmConfig
         return "unknown";
     }
 }
+
+/// <summary>One <c>--drive</c> as recorded: restore reopens the same image with the same options.</summary>
+public sealed record RecordedDrive(string Path, bool ReadOnly, string Cache);
 
 [JsonSerializable(typeof(RecordedVmConfig))]
 // Hostile input: a key given twice, an unknown key or a null where a value belongs is a malformed config, not a guess.

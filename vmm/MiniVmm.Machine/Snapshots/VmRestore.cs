@@ -1,3 +1,4 @@
+using MiniVmm.Devices.Virtio.Block;
 using Microsoft.Extensions.Logging;
 using MiniVmm.Core.Memory;
 using MiniVmm.Machine.State;
@@ -65,6 +66,9 @@ public static class VmRestore
                 HugePages = recorded.HugePages,
                 Serial = options.Serial,
                 AppendTscKhz = false,
+                AnnounceVirtioDevices = false,
+                Drives = [.. recorded.Drives.Select(RecordedDriveSpec)],
+                Rng = recorded.Rng,
             };
             try { config.Validate(); }
             catch (VmConfigException e) { throw new StateRestoreException("the snapshot's VM configuration is unusable: " + e.Message, e); }
@@ -127,6 +131,18 @@ public static class VmRestore
         using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
         var regions = file.Info.Regions.Select((r, i) => (r.GuestAddress, r.Size, file.RegionDataOffset(i))).ToList();
         return GuestMemory.MapPrivate(handle, regions); // the mappings keep the file; the descriptor can go
+    }
+
+    private static DriveSpec RecordedDriveSpec(RecordedDrive d)
+    {
+        if (d is null || string.IsNullOrEmpty(d.Path)) throw new StateRestoreException("the snapshot records a drive without a path");
+        var cache = d.Cache switch
+        {
+            "none" => DriveCache.None,
+            "writeback" => DriveCache.Writeback,
+            _ => throw new StateRestoreException($"the snapshot records drive '{d.Path}' with unknown cache mode '{d.Cache}'"),
+        };
+        return new DriveSpec(d.Path, d.ReadOnly, cache);
     }
 
     private static void CheckCompatible(SnapshotFile file, RecordedVmConfig recorded, RestoreOptions options)

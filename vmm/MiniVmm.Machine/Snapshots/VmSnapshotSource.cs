@@ -1,3 +1,4 @@
+using MiniVmm.Devices.Virtio.Block;
 using MiniVmm.Core.Memory;
 using MiniVmm.Machine.State;
 using MiniVmm.Snapshot;
@@ -30,6 +31,8 @@ public sealed class VmSnapshotSource : ISnapshotSource
         TscKhz = vm.TscKhz,
         HugePages = vm.Config.HugePages,
         Devices = [.. vm.Devices.Ids],
+        Drives = [.. vm.Config.Drives.Select(d => new RecordedDrive(d.Path, d.ReadOnly, d.Cache == DriveCache.None ? "none" : "writeback"))],
+        Rng = vm.Config.Rng,
     };
 
     public void PrepareMemory()
@@ -60,7 +63,17 @@ public sealed class VmSnapshotSource : ISnapshotSource
 
     public void Resume() => _vm.ResumeVcpus();
 
-    public void SetDirtyLogging(bool enabled) => _vm.SetDirtyLogging(enabled);
+    public void SetDirtyLogging(bool enabled)
+    {
+        // Device (virtio) writes into guest RAM are not in KVM's log: GuestMemory logs them alongside.
+        if (enabled) _vm.Memory.StartHostWriteLog();
+        _vm.SetDirtyLogging(enabled);
+        if (!enabled) _vm.Memory.StopHostWriteLog();
+    }
 
-    public void GetAndClearDirtyLog(int region, Span<ulong> bitmap) => _vm.KvmVm.GetDirtyLog((uint)region, bitmap);
+    public void GetAndClearDirtyLog(int region, Span<ulong> bitmap)
+    {
+        _vm.KvmVm.GetDirtyLog((uint)region, bitmap);
+        _vm.Memory.TakeHostWrites(region, bitmap);
+    }
 }

@@ -1,0 +1,11 @@
+using Microsoft.Win32.SafeHandles;
+
+namespace MiniVmm.Devices.Virtio.Block;
+
+/// <summary>Host file-space operations the .NET file API lacks (fallocate), provided by the composition root.</summary>
+public interface IFileSpace
+{
+    /// <summary>Deallocates [offset, offset+length) so it reads as zeros (FALLOC_FL_PUNCH_HOLE). False when the host
+    /// file system cannot; the caller then writes zeros.</summary>
+    bool TryPunchHole(SafeFileHandle file, long offset, long length);
+}

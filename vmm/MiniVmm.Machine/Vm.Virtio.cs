@@ -1,0 +1,127 @@
+using KvmSharp;
+using Microsoft.Extensions.Logging;
+using MiniVmm.Core.Bus;
+using MiniVmm.Devices.Virtio;
+using MiniVmm.Devices.Virtio.Block;
+using MiniVmm.Devices.Virtio.Mmio;
+using MiniVmm.Devices.Virtio.Rng;
+using MiniVmm.Machine.Devices;
+
+namespace MiniVmm.Machine;
+
+/// <summary>
+/// virtio-mmio devices: one 4 KiB window each at <see cref="VirtioMmioBase"/> + i·4 KiB (in the 32-bit hole above the
+/// largest RAM MiniVmm supports), IOAPIC pin <see cref="VirtioFirstGsi"/> + i, in the order drives first, then the rng.
+/// QueueNotify is a KVM ioeventfd that wakes the device's worker; interrupts go through an irqfd. Each device is
+/// announced to Linux as <c>virtio_mmio.device=4K@ADDR:IRQ</c> on the command line.
+/// </summary>
+public sealed partial class Vm
+{
+    public const ulong VirtioMmioBase = 0xd000_0000;
+    /// <summary>GSIs 16-23 are IOAPIC-only pins: no clash with the ISA IRQs of the legacy devices.</summary>
+    public const uint VirtioFirstGsi = 16;
+    public const int MaxVirtioDevices = 8;
+
+    private readonly List<VirtioDevice> _virtio = new();
+    private readonly List<string> _virtioAnnouncements = new();
+
+    /// <summary>The virtio devices in slot order.</summary>
+    public IReadOnlyList<VirtioDevice> VirtioDevices => _virtio;
+
+    /// <summary>How long a pause waits for a device's request in flight (a disk write) before it fails.</summary>
+    public static readonly TimeSpan VirtioQuiesceTimeout = TimeSpan.FromSeconds(5);
+
+    private void AddVirtioDevices(DeviceManager devices, ILoggerFactory loggers)
+    {
+        int slots = Config.Drives.Count + (Config.Rng ? 1 : 0);
+        if (slots > MaxVirtioDevices)
+            throw new VmConfigException($"{slots} virtio devices requested; at most {MaxVirtioDevices} are supported");
+        var log = loggers.CreateLogger("MiniVmm.Virtio");
+        for (int i = 0; i < Config.Drives.Count; i++)
+        {
+            var spec = Config.Drives[i];
+            string name = $"virtio-blk{i}";
+            RawImage image;
+            try
+            {
+                image = RawImage.Open(spec, FallocateFileSpace.Instance, (path, readOnly) => OpenDirect(path, readOnly, log));
+            }
+            catch (DriveException e) { throw new VmConfigException(e.Message, e); }
+            AddVirtio(devices, name, doorbell => new VirtioBlock(image, name, doorbell, log, startPaused: true), log, image);
+        }
+        if (Config.Rng)
+            AddVirtio(devices, "virtio-rng", doorbell => new VirtioRng(GetRandomEntropy.Instance, doorbell, "virtio-rng", startPaused: true), log, null);
+    }
+
+    private static Microsoft.Win32.SafeHandles.SafeFileHandle? OpenDirect(string path, bool readOnly, ILogger log)
+    {
+        var handle = HostIo.TryOpenDirect(path, readOnly, out int errno);
+        if (handle is null)
+            log.LogWarning("drive '{Path}': the host file system refuses O_DIRECT (errno {Errno}); cache=none uses the page cache", path, errno);
+        return handle;
+    }
+
+    private void AddVirtio(DeviceManager devices, string id, Func<IVirtioDoorbell, VirtioDevice> create, ILogger log, IDisposable? ownedUntilDevice)
+    {
+        int slot = _virtio.Count;
+        ulong address = VirtioMmioBase + (ulong)slot * VirtioMmioRegisters.WindowSize;
+        uint gsi = VirtioFirstGsi + (uint)slot;
+        // Ownership order matters: _owned is disposed in reverse, so the device (its worker joined) goes before the
+        // irqfd and the ioeventfd it uses.
+        VirtioDevice device;
+        IInterruptLine line;
+        try
+        {
+            IVirtioDoorbell doorbell;
+            try
+            {
+                var ioeventfd = new IoEventFdDoorbell(KvmVm.CreateIoEventFd(address + VirtioMmioRegisters.QueueNotify, 4));
+                _owned.Add(ioeventfd);
+                doorbell = ioeventfd;
+            }
+            catch (KvmException e)
+            {
+                log.LogWarning("{Device}: no ioeventfd ({Error}); queue notifications exit to user space", id, e.Message);
+                var managed = new ManagedDoorbell();
+                _owned.Add(managed);
+                doorbell = managed;
+            }
+            try
+            {
+                var irqfd = new IrqFdInterruptLine(KvmVm.CreateIrqFd(gsi));
+                _owned.Add(irqfd);
+                line = irqfd;
+            }
+            catch (KvmException e)
+            {
+                log.LogWarning("{Device}: no irqfd ({Error}); interrupts use KVM_IRQ_LINE", id, e.Message);
+                line = new KvmInterruptLine(KvmVm, gsi);
+            }
+            device = create(doorbell);
+        }
+        catch
+        {
+            ownedUntilDevice?.Dispose();
+            throw;
+        }
+        _owned.Add(device);
+        devices.AddMmio<VirtioMmioTransport, VirtioMmioTransport.Wiring>(id, address, VirtioMmioRegisters.WindowSize,
+            new(device, Memory, line, log));
+        _virtio.Add(device);
+        _virtioAnnouncements.Add($"virtio_mmio.device=4K@0x{address:x}:{gsi}");
+        log.LogInformation("{Device} at MMIO 0x{Address:x}, IRQ {Gsi}", id, address, gsi);
+    }
+
+    /// <summary>Stops every virtio device from taking requests and waits for the ones in flight.</summary>
+    private void QuiesceVirtio()
+    {
+        foreach (var d in _virtio)
+            if (!d.Quiesce(VirtioQuiesceTimeout))
+                throw new TimeoutException($"{d.Name} did not finish its request in flight within {VirtioQuiesceTimeout.TotalSeconds} s");
+    }
+
+    private void ResumeVirtio()
+    {
+        foreach (var d in _virtio) d.Resume();
+    }
+}
