@@ -16,6 +16,7 @@ public sealed class SizeParserTests
     [InlineData("  8M ", 8UL << 20)]
     [InlineData("18446744073709551615", ulong.MaxValue)]
     [InlineData("16777215G", 16777215UL << 30)]
+    [InlineData("1T", 1UL << 40)]
     public void Parses_binary_sizes(string text, ulong expected)
     {
         SizeParser.TryParse(text, out ulong bytes, out string? error).Should().BeTrue(error);
@@ -24,7 +25,7 @@ public sealed class SizeParserTests
     }
 
     [Theory]
-    [InlineData("1T")]
+    [InlineData("1P")]
     [InlineData("-1")]
     [InlineData("+1")]
     [InlineData("1.5G")]

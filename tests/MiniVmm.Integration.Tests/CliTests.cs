@@ -73,7 +73,7 @@ public sealed class CliTests
     public void Guest_request_on_the_control_port_takes_the_snapshot()
     {
         string image = GuestFiles.TempPath("guest-request.mvs");
-        var run = MinivmmProcess.Run("run", "--kernel", GuestFiles.Writer, "--mem", "128M", "--cmdline", "mb=16 sweeps=3000 snapshot_after=2 report_ms=0",
+        var run = MinivmmProcess.Run("run", "--kernel", GuestFiles.Writer, "--mem", "128M", "--cmdline", "mb=16 sweeps=30000 snapshot_after=2 report_ms=0",
             "--snapshot-to", image, "--exit-after-snapshot", "--serial", "none");
         run.ExitCode.Should().Be(0, run.Stderr);
         MinivmmProcess.Run("snapshot", "verify", image).ExitCode.Should().Be(0);

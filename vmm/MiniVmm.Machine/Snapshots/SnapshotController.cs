@@ -65,6 +65,7 @@ public sealed class SnapshotController
     {
         error = null;
         if (_job is not null) { error = "a snapshot is already in progress"; return false; }
+        if (_vm.IsStopping) { error = "the VM is stopping"; return false; }
         try
         {
             var engine = SnapshotEngines.For(options.Mode);
@@ -75,7 +76,9 @@ public sealed class SnapshotController
             _job = engine.Start(_source, _destination.Sink, options, _log);
         }
         catch (Exception e) when (e is SnapshotException or IOException or UnauthorizedAccessException or ArgumentException
-                                      or TimeoutException or KvmSharp.KvmException or SnapshotFormatException)
+                                      or TimeoutException or KvmSharp.KvmException or SnapshotFormatException
+                                      // A vCPU that stopped (the guest exited) between the request and the freeze.
+                                      or InvalidOperationException)
         {
             error = e.Message;
             _destination?.Sink.Abort();
