@@ -35,6 +35,9 @@ SUMMARY = re.compile(
 ITER = re.compile(r", (\d+) iterations( \(did not converge\))?")
 RATE = re.compile(r"writer: gen=\d+ pages=\d+ fails=(\d+) rate=(\d+) pages/s")
 GEN = re.compile(r"writer: gen=(\d+) ")
+PROTECTED = re.compile(r"protected window (?P<prot>[\d.]+) ms")
+# The writer reports its rate every REPORT_MS: short enough that a 100 ms protected window holds several reports.
+REPORT_MS = 20
 
 
 def tsc_khz():
@@ -107,6 +110,11 @@ class Watched:
         out = [int(m.group(2)) for t, _, l in self.lines if t0 <= t <= t1 and (m := RATE.search(l))]
         return out
 
+    def window_rates(self, t0, t1):
+        """Rates of the reports that lie wholly inside [t0, t1] (a report at t covers the REPORT_MS before t)."""
+        span = REPORT_MS / 1000
+        return [int(m.group(2)) for t, _, l in self.lines if t0 <= t - span and t <= t1 and (m := RATE.search(l))]
+
     def rss_growth_kb(self, t0, t1):
         before = [kb for t, kb in self.rss if t < t0]
         during = [kb for t, kb in self.rss if t0 <= t <= t1 + 0.05]
@@ -127,7 +135,7 @@ def present_pages(minivmm, path):
 
 def writer_cmdline(rate, mb, khz, pattern="seq", cpus=1):
     r = "max" if rate == "max" else ("1" if rate == "idle" else str(rate))
-    return f"mb={mb} sweeps=0 rate={r} prefill=1 report_ms=50 tsc_khz={khz} pattern={pattern} cpus={cpus}"
+    return f"mb={mb} sweeps=0 rate={r} prefill=1 report_ms={REPORT_MS} tsc_khz={khz} pattern={pattern} cpus={cpus}"
 
 
 def run_minivmm(args, rate, engine, workdir, khz, pattern="seq", cpus=1, stalls=None):
@@ -163,15 +171,20 @@ def run_minivmm(args, rate, engine, workdir, khz, pattern="seq", cpus=1, stalls=
     t_end, m = summary
     total_s = float(m["total"]) / 1000
     t_start = t_end - total_s
+    # The protected window (freeze to the last page un-protected; the fsync after it is not part of it), the same
+    # definition as QEMU's migrate-to-completed below: only reports wholly inside it count.
+    pm = PROTECTED.search(next(l for t, s, l in w.lines if s == "err" and SUMMARY.search(l)))
+    protected_s = float(pm["prot"]) / 1000 if pm else total_s
     before = w.rates(t_start - args.delay + 0.1, t_start)
-    during = w.rates(t_start + 0.05, t_end)
+    during = w.window_rates(t_start, t_start + protected_s)
     after = w.rates(t_end + 0.05, t_end + args.after)
     pp = present_pages(args.minivmm, image)
     row = {
         "image_bytes": allocated(image), "nonzero_bytes": pp * 4096, "bytes_written": int(m["bytes"]),
         "downtime_ms": float(m["down"]), "total_ms": float(m["total"]), "write_ms": float(m["write"]),
         "fsync_ms": float(m["fsync"]), "faults": int(m["faults"]), "stall_p50_us": int(m["p50"]), "stall_p99_us": int(m["p99"]),
-        "rate_before": statistics.median(before) if before else "", "rate_during": statistics.median(during) if during else "",
+        "rate_before": statistics.median(before) if before else "", "rate_during": statistics.mean(during) if during else "",
+        "rate_during_worst": min(during) if during else "", "protected_ms": round(protected_s * 1000, 2),
         "rate_after": statistics.median(after) if after else "",
         "rss_growth_mib": round(w.rss_growth_kb(t_start, t_end) / 1024, 1),
         "pause_ms": m["pause"] or "", "capture_ms": m["capture"] or "", "protect_ms": m["protect"] or "",
@@ -216,7 +229,7 @@ def run_qemu(args, rate, workdir, khz, pattern="seq", cpus=1, precopy=False):
     total_ms = info.get("total-time") or round(wall * 1000, 1)
     converged = 1 if info.get("status") == "completed" else 0
     before = w.rates(t_start - args.delay + 0.1, t_start)
-    during = w.rates(t_start + 0.05, t_end)
+    during = w.window_rates(t_start, t_end)  # migrate to completed: QEMU's protected window
     after = w.rates(t_end + 0.05, t_end + args.after)
     row = {
         "rate_after": statistics.median(after) if after else "",
@@ -226,7 +239,8 @@ def run_qemu(args, rate, workdir, khz, pattern="seq", cpus=1, precopy=False):
         "bytes_written": os.path.getsize(image),
         "downtime_ms": info.get("downtime", ""), "total_ms": total_ms, "write_ms": total_ms,
         "fsync_ms": 0, "faults": "", "stall_p50_us": "", "stall_p99_us": "",
-        "rate_before": statistics.median(before) if before else "", "rate_during": statistics.median(during) if during else "",
+        "rate_before": statistics.median(before) if before else "", "rate_during": statistics.mean(during) if during else "",
+        "rate_during_worst": min(during) if during else "", "protected_ms": round((t_end - t_start) * 1000, 2),
         "rss_growth_mib": round(w.rss_growth_kb(t_start, t_end) / 1024, 1),
         "converged": converged, "iterations": ram.get("dirty-sync-count", ""),
     }
@@ -318,7 +332,7 @@ def main():
         wr.writeheader()
         wr.writerows(stall_rows)
     fields = ["pattern", "cpus", "rate", "engine", "rep", "mb", "fault_around", "iterations", "converged", "image_bytes", "nonzero_bytes", "bytes_written", "downtime_ms",
-              "total_ms", "write_ms", "fsync_ms", "faults", "stall_p50_us", "stall_p99_us", "rate_before", "rate_during", "rate_after",
+              "total_ms", "write_ms", "fsync_ms", "faults", "stall_p50_us", "stall_p99_us", "rate_before", "rate_during", "rate_during_worst", "protected_ms", "rate_after",
               "rss_growth_mib", "pause_ms", "capture_ms", "protect_ms", "qemu_sent_bytes", "error", "host", "kernel", "minivmm"]
     with open(os.path.join(args.out, "snapshot.csv"), "w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")

@@ -10,7 +10,7 @@ namespace MiniVmm.Integration.Tests;
 /// <summary>Snapshots that fail or are cancelled lose nothing: no output that looks valid, and the guest runs on unharmed.</summary>
 public sealed class SnapshotFailureTests
 {
-    private static GuestRun StartWriter(string args = "mb=64 sweeps=0")
+    internal static GuestRun StartWriter(string args = "mb=64 sweeps=0")
     {
         var (run, _) = GuestRun.Boot(GuestFiles.Writer, args);
         run.Start();
@@ -19,7 +19,7 @@ public sealed class SnapshotFailureTests
     }
 
     /// <summary>The guest keeps making progress and has found no inconsistency.</summary>
-    private static void GuestStillHealthy(GuestRun run)
+    internal static void GuestStillHealthy(GuestRun run)
     {
         ulong gen = run.VcpuStatus(0, GuestAbi.VcpuStatus.Generation);
         run.WaitUntil(() => run.VcpuStatus(0, GuestAbi.VcpuStatus.Generation) > gen + 1, "more sweeps after the snapshot ended");

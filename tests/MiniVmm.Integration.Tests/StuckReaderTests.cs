@@ -1,4 +1,3 @@
-using MiniVmm.Firmware;
 using MiniVmm.Snapshot;
 using MiniVmm.Tests.Shared;
 
@@ -11,20 +10,9 @@ namespace MiniVmm.Integration.Tests;
 /// </summary>
 public sealed class StuckReaderTests
 {
-    private static GuestRun StartWriter(string args)
-    {
-        var (run, _) = GuestRun.Boot(GuestFiles.Writer, args);
-        run.Start();
-        run.WaitUntil(() => run.VcpuStatus(0, GuestAbi.VcpuStatus.Generation) >= 1, "the first sweep");
-        return run;
-    }
+    private static GuestRun StartWriter(string args) => SnapshotFailureTests.StartWriter(args);
 
-    private static void GuestStillHealthy(GuestRun run)
-    {
-        ulong gen = run.VcpuStatus(0, GuestAbi.VcpuStatus.Generation);
-        run.WaitUntil(() => run.VcpuStatus(0, GuestAbi.VcpuStatus.Generation) > gen + 1, "more sweeps after the snapshot ended");
-        run.Status(GuestAbi.Status.TotalFailures).Should().Be(0);
-    }
+    private static void GuestStillHealthy(GuestRun run) => SnapshotFailureTests.GuestStillHealthy(run);
 
     /// <summary>A reader that writes its pid to <paramref name="pidFile"/>, then stops itself before reading.</summary>
     private static string StoppedReader(string pidFile) => $"exec:echo $$ > '{pidFile}'; kill -STOP $$; cat > /dev/null";

@@ -84,6 +84,7 @@ internal static class JsonOutput
             w.WriteNumber("bytes-written", r.BytesWritten);
             w.WriteNumber("faults-served", r.FaultsServed);
             w.WriteNumber("downtime-ms", r.Downtime.TotalMilliseconds);
+            w.WriteNumber("protected-window-ms", r.ProtectedWindow.TotalMilliseconds);
             w.WriteNumber("write-ms", r.WriteTime.TotalMilliseconds);
             w.WriteNumber("total-ms", r.TotalTime.TotalMilliseconds);
             w.WriteNumber("fsync-ms", r.FsyncTime.TotalMilliseconds);

@@ -40,6 +40,8 @@ internal static class ReferenceEngineSupport
         return resumedAt;
     }
 
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+
     public static void Finish(SnapshotJob job, ISnapshotSink sink, IReadOnlyList<StateSection>? sections, Exception? error,
         long start, long writeDone, TimeSpan downtime, int iterations, bool converged, ILogger log)
     {
@@ -68,6 +70,8 @@ internal static class ReferenceEngineSupport
             WriteTime = Stopwatch.GetElapsedTime(start, writeDone == 0 ? Stopwatch.GetTimestamp() : writeDone),
             TotalTime = Stopwatch.GetElapsedTime(start),
             FsyncTime = sink.FsyncTime,
+            // Until the copy ended and the guest ran free again (a stop-copy resume follows the copy).
+            ProtectedWindow = Max(Stopwatch.GetElapsedTime(start, writeDone == 0 ? Stopwatch.GetTimestamp() : writeDone), downtime),
             Iterations = iterations,
             Converged = converged,
         });

@@ -58,6 +58,7 @@ internal sealed class WriteTrackingRun
     private long _resumedAt;
     private string? _freezeBreakdown;
     private long _freezeStart;
+    private long _releasedAt;
     private Exception? _error;
 
     public WriteTrackingRun(ISnapshotSource source, ISnapshotSink sink, SnapshotOptions options, ILogger log)
@@ -282,6 +283,7 @@ internal sealed class WriteTrackingRun
         // Every page is out of guest RAM by now (saved, or copied into a fault buffer), or the snapshot failed: either
         // way the guest need not wait for the buffers to reach the destination.
         ReleaseProtection();
+        _releasedAt = Stopwatch.GetTimestamp();
         _blockWriter.Drain();
         if (_blockWriter.Error is { } writeError) Fail(writeError);
         Finish();
@@ -328,6 +330,7 @@ internal sealed class WriteTrackingRun
             WriteTime = Stopwatch.GetElapsedTime(_start, writeDone),
             TotalTime = Stopwatch.GetElapsedTime(_start),
             FsyncTime = _sink.FsyncTime,
+            ProtectedWindow = _releasedAt == 0 || _freezeStart == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(_freezeStart, _releasedAt),
             FaultStallP50 = _stalls.Percentile(50),
             FaultStallP99 = _stalls.Percentile(99),
             FaultStallMax = _stalls.Max,

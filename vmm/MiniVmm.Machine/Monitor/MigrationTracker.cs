@@ -158,6 +158,7 @@ public sealed class MigrationTracker
             extra["write-time-ms"] = Math.Round(r.WriteTime.TotalMilliseconds, 3);
             extra["fsync-time-ms"] = Math.Round(r.FsyncTime.TotalMilliseconds, 3);
             extra["downtime-us"] = (long)r.Downtime.TotalMicroseconds;
+            extra["protected-window-ms"] = Math.Round(r.ProtectedWindow.TotalMilliseconds, 3);
             extra["fault-stall-p50-us"] = (long)r.FaultStallP50.TotalMicroseconds;
             extra["fault-stall-p99-us"] = (long)r.FaultStallP99.TotalMicroseconds;
             extra["fault-stall-max-us"] = (long)r.FaultStallMax.TotalMicroseconds;
