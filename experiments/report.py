@@ -246,6 +246,12 @@ def main():
                "Columns: *image/non-zero* is the file on disk (page-addressed: a re-sent page overwrites its slot);",
                "*written/non-zero* is every byte the engine wrote, i.e. the size of a stream (`exec:`) image, where re-sent",
                "pages pile up; *converged* counts trials that converged / all trials (pre-copy engines, capped at 5 s).", "",
+               "**How we measure the guest's throughput *during* a snapshot**: over the *protected window* only, the same",
+               "definition for every engine and for QEMU: MiniVmm from the freeze to the moment the last page is saved and",
+               "un-protected (write-tracking) or the copy ends (stop-copy, dirty-log), as its summary line reports it; QEMU from",
+               "`migrate` to `completed`. MiniVmm's fsync after the write phase is *not* in the window (nothing is protected",
+               "then) and is reported apart in *total*. The value is the mean of the writer's 20 ms reports that lie wholly",
+               "inside the window (the CSV also has the worst report, `rate_during_worst`, and the window, `protected_ms`).", "",
                table(rows), "", "![bytes written](results/plots/written.png)", "![image size](results/plots/size.png)", "![total time](results/plots/total_ms.png)",
                "![downtime](results/plots/downtime_ms.png)", "![guest throughput](results/plots/frac.png)", ""]
     if has_cdf:
