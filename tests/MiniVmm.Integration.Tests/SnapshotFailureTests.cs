@@ -36,8 +36,10 @@ public sealed class SnapshotFailureTests
     public void Cancel_half_way_leaves_no_file_and_no_blocked_vcpu()
     {
         string image = GuestFiles.TempPath("cancel.mvs");
-        using var run = StartWriter();
-        var result = SnapshotHarness.Take(run, image, new SnapshotOptions { RateLimitBytesPerSecond = 8 << 20 }, controller =>
+        // A slow guest and a 1 MiB/s cap on the scan: the fault path saves almost nothing, so the 8 MiB take ~8 s and
+        // the cancel after 300 ms lands half-way (with a fast guest its faults would save everything at once).
+        using var run = StartWriter("mb=8 sweeps=0 rate=2000");
+        var result = SnapshotHarness.Take(run, image, new SnapshotOptions { RateLimitBytesPerSecond = 1 << 20 }, controller =>
         {
             Thread.Sleep(300);
             controller.Cancel().Should().BeTrue();
