@@ -70,11 +70,11 @@ public sealed class FaultBlockWriter : IDisposable
         long deadline = Environment.TickCount64 + (long)maxWait.TotalMilliseconds;
         lock (_gate)
         {
-            // Checked first: with a buffer free the loop below would queue a copy no thread is left to write.
-            if (_closing) throw new SnapshotException("internal error: a fault block was queued after the writer closed");
-            while (!TryTakeBuffer(pages, out buffer))
+            while (true)
             {
+                // Checked before taking a buffer: once closed, no thread is left to write a queued copy.
                 if (_closing) throw new SnapshotException("internal error: a fault block was queued after the writer closed");
+                if (TryTakeBuffer(pages, out buffer)) break;
                 _cancel.ThrowIfCancellationRequested();
                 if (_error is { } writeError) throw new SnapshotException("the destination failed: " + writeError.Message, writeError);
                 long left = deadline - Environment.TickCount64;

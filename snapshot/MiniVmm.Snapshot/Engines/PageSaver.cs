@@ -23,12 +23,11 @@ public sealed class PageSaver(GuestMemory memory, ISnapshotSink sink, PageStates
     /// <summary>
     /// The scanner's way: each claimed run is copied into <paramref name="staging"/>, marked saved at once, then
     /// written from the copy. A write fault on one of these pages waits for a memory copy, never for the disk.
-    /// Returns the bytes of non-zero pages it wrote when <paramref name="countNonZero"/> (a bandwidth cap counts
-    /// only what reaches the destination; zero pages are holes), else 0.
+    /// Returns the bytes the destination took for them (what a bandwidth cap charges).
     /// </summary>
-    public long SaveRangeStaged(int region, long first, long count, byte[] staging, bool countNonZero = false)
+    public long SaveRangeStaged(int region, long first, long count, byte[] staging)
     {
-        long nonZero = 0;
+        long written = 0;
         long batch = staging.Length / (long)GuestMemory.PageSize;
         for (long start = first; start < first + count; start += batch)
         {
@@ -46,21 +45,11 @@ public sealed class PageSaver(GuestMemory memory, ISnapshotSink sink, PageStates
                 int bytes = checked((int)((p - runStart) * (long)GuestMemory.PageSize));
                 memory.Regions[region].GetSpan((ulong)runStart * GuestMemory.PageSize, bytes).CopyTo(staging);
                 for (long q = runStart; q < p; q++) pages.MarkSaved(q);
-                sink.WritePages(region, runStart, staging.AsSpan(0, bytes));
-                if (countNonZero) nonZero += NonZeroBytes(staging.AsSpan(0, bytes));
+                written += sink.WritePages(region, runStart, staging.AsSpan(0, bytes));
                 runStart = -1;
             }
         }
-        return nonZero;
-    }
-
-    private static long NonZeroBytes(ReadOnlySpan<byte> run)
-    {
-        long n = 0;
-        int page = (int)GuestMemory.PageSize;
-        for (int off = 0; off < run.Length; off += page)
-            if (run.Slice(off, page).IndexOfAnyExcept((byte)0) >= 0) n += page;
-        return n;
+        return written;
     }
 
     /// <summary>

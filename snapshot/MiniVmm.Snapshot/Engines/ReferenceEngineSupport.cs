@@ -45,6 +45,7 @@ internal static class ReferenceEngineSupport
     public static void Finish(SnapshotJob job, ISnapshotSink sink, IReadOnlyList<StateSection>? sections, Exception? error,
         long start, long writeDone, TimeSpan downtime, int iterations, bool converged, ILogger log)
     {
+        long writeEnd = writeDone == 0 ? Stopwatch.GetTimestamp() : writeDone;
         // After a cancel, interrupted writes are its echo, not a failure of their own.
         if (error is OperationCanceledException && job.CancellationToken.IsCancellationRequested) error = null;
         bool cancelled = job.CancellationToken.IsCancellationRequested && error is null;
@@ -67,11 +68,11 @@ internal static class ReferenceEngineSupport
             ZeroPages = sink.ZeroPages,
             BytesWritten = sink.BytesWritten,
             Downtime = downtime,
-            WriteTime = Stopwatch.GetElapsedTime(start, writeDone == 0 ? Stopwatch.GetTimestamp() : writeDone),
+            WriteTime = Stopwatch.GetElapsedTime(start, writeEnd),
             TotalTime = Stopwatch.GetElapsedTime(start),
             FsyncTime = sink.FsyncTime,
             // Until the copy ended and the guest ran free again (a stop-copy resume follows the copy).
-            ProtectedWindow = Max(Stopwatch.GetElapsedTime(start, writeDone == 0 ? Stopwatch.GetTimestamp() : writeDone), downtime),
+            ProtectedWindow = Max(Stopwatch.GetElapsedTime(start, writeEnd), downtime),
             Iterations = iterations,
             Converged = converged,
         });

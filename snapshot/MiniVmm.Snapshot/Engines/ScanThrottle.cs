@@ -12,8 +12,6 @@ public sealed class ScanThrottle(long bytesPerSecond)
 {
     private readonly long _start = Stopwatch.GetTimestamp();
 
-    public bool IsLimited => bytesPerSecond > 0;
-
     public void WaitFor(long bytesWrittenSoFar, CancellationToken cancel)
     {
         if (bytesPerSecond <= 0) return;

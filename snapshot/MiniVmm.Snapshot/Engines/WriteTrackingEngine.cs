@@ -265,7 +265,7 @@ internal sealed class WriteTrackingRun
                 for (long first = 0; first < r.PageCount && !cancel.IsCancellationRequested; first += _options.ScanChunkPages)
                 {
                     long count = Math.Min(_options.ScanChunkPages, r.PageCount - first);
-                    scanBytes += _saver.SaveRangeStaged(ri, first, count, staging, countNonZero: throttle.IsLimited);
+                    scanBytes += _saver.SaveRangeStaged(ri, first, count, staging);
                     states.WaitUntilSaved(first, count, cancel);
                     if (!_options.UnsafeSkipWriteProtection)
                         _uffd!.WriteProtect((nint)((ulong)r.DangerousGetHostAddress() + (ulong)first * GuestMemory.PageSize),
@@ -350,10 +350,9 @@ internal sealed class WriteTrackingRun
     private void ReleaseProtection()
     {
         if (_uffd is null) return;
+        UnprotectAll();
         foreach (var r in _memory.Regions)
         {
-            try { _uffd.WriteProtect(r.DangerousGetHostAddress(), r.Size, protect: false); }
-            catch (KvmException e) { _log.LogError(e, "could not un-protect guest RAM"); }
             try { _uffd.Unregister(r.DangerousGetHostAddress(), r.Size); }
             catch (KvmException e) { _log.LogError(e, "could not unregister guest RAM from userfaultfd"); }
         }

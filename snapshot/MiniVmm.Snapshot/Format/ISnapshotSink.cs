@@ -13,9 +13,10 @@ public interface ISnapshotSink : IDisposable
     /// Stores <c>pages.Length / 4096</c> consecutive pages of region <paramref name="region"/> starting at
     /// <paramref name="firstPage"/>. <paramref name="pages"/> may be a span over live guest memory: it is copied once and
     /// never kept. All-zero pages are detected and not stored. A page written again replaces the earlier content (a page
-    /// that became zero is removed again). Thread-safe for distinct pages.
+    /// that became zero is removed again). Thread-safe for distinct pages. Returns the bytes this call wrote to the
+    /// destination (what a bandwidth cap charges: zero pages that were never stored cost nothing).
     /// </summary>
-    void WritePages(int region, long firstPage, ReadOnlySpan<byte> pages);
+    long WritePages(int region, long firstPage, ReadOnlySpan<byte> pages);
 
     /// <summary>Non-zero pages stored (a page written twice counts twice).</summary>
     long PagesWritten { get; }

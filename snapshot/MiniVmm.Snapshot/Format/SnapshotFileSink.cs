@@ -96,9 +96,10 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
     public long BytesWritten => Interlocked.Read(ref _bytesWritten);
     public TimeSpan FsyncTime { get; private set; }
 
-    public void WritePages(int region, long firstPage, ReadOnlySpan<byte> pages)
+    public long WritePages(int region, long firstPage, ReadOnlySpan<byte> pages)
     {
         ThrowIfNotOpen();
+        long written = 0;
         long count = PageBatch.CheckArguments(_info.Regions, region, firstPage, pages.Length);
         var table = Tables[region];
         long areaOffset = _offsets[region];
@@ -119,6 +120,7 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
                         for (int k = i; k < end; k++) table.MarkPresent(batch.FirstPage + k, batch.Checksum(k));
                         Interlocked.Add(ref _pagesWritten, end - i);
                         Interlocked.Add(ref _bytesWritten, (long)(end - i) * SnapshotFormat.PageSize);
+                        written += (long)(end - i) * SnapshotFormat.PageSize;
                     }
                     else
                     {
@@ -130,6 +132,7 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
                             RandomAccess.Write(_handle, PageBatch.ZeroPage, areaOffset + p * SnapshotFormat.PageSize);
                             table.MarkAbsent(p);
                             Interlocked.Add(ref _bytesWritten, SnapshotFormat.PageSize);
+                            written += SnapshotFormat.PageSize;
                         }
                         Interlocked.Add(ref _zeroPages, end - i);
                     }
@@ -142,6 +145,7 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
         {
             throw new OperationCanceledException("the snapshot was aborted");
         }
+        return written;
     }
 
     public void Complete(IReadOnlyList<StateSection> sections)

@@ -59,9 +59,10 @@ internal sealed class SnapshotStreamWriter : ISnapshotSink
     public long BytesWritten => Interlocked.Read(ref _bytesWritten);
     public TimeSpan FsyncTime => TimeSpan.Zero;
 
-    public void WritePages(int region, long firstPage, ReadOnlySpan<byte> pages)
+    public long WritePages(int region, long firstPage, ReadOnlySpan<byte> pages)
     {
         ThrowIfNotOpen();
+        long written = 0;
         long count = PageBatch.CheckArguments(_info.Regions, region, firstPage, pages.Length);
         var table = _tables[region];
         var batch = PageBatch.ForCurrentThread();
@@ -74,7 +75,9 @@ internal sealed class SnapshotStreamWriter : ISnapshotSink
                 ThrowIfNotOpen();
                 try
                 {
+                    long before = _bytesWritten; // every append happens under _gate
                     AppendBatch(region, batch, table);
+                    written += _bytesWritten - before;
                 }
                 catch (Exception e)
                 {
@@ -86,6 +89,7 @@ internal sealed class SnapshotStreamWriter : ISnapshotSink
             }
             done += n;
         }
+        return written;
     }
 
     private void AppendBatch(int region, PageBatch batch, PageTable table)

@@ -25,13 +25,13 @@ internal sealed class CountingSink(ISnapshotSink inner, long pages) : ISnapshotS
     public long BytesWritten => inner.BytesWritten;
     public TimeSpan FsyncTime => inner.FsyncTime;
 
-    public void WritePages(int region, long firstPage, ReadOnlySpan<byte> data)
+    public long WritePages(int region, long firstPage, ReadOnlySpan<byte> data)
     {
         long count = data.Length / SnapshotFormat.PageSize;
         if (FailAfterPages is { } limit && Interlocked.Add(ref _handed, count) > limit)
             throw new IOException("No space left on device");
         for (long p = firstPage; p < firstPage + count; p++) Interlocked.Increment(ref _counts[p]);
-        inner.WritePages(region, firstPage, data);
+        return inner.WritePages(region, firstPage, data);
     }
 
     public void Complete(IReadOnlyList<StateSection> sections)

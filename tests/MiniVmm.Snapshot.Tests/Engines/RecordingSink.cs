@@ -28,7 +28,7 @@ internal sealed class RecordingSink(PageStates[]? states = null) : ISnapshotSink
     public long BytesWritten => PagesWritten * SnapshotFormat.PageSize;
     public TimeSpan FsyncTime => TimeSpan.Zero;
 
-    public void WritePages(int region, long firstPage, ReadOnlySpan<byte> pages)
+    public long WritePages(int region, long firstPage, ReadOnlySpan<byte> pages)
     {
         long count = pages.Length / SnapshotFormat.PageSize;
         bool saved = states is not null && Enumerable.Range(0, (int)count).All(i => states[region].IsSaved(firstPage + i));
@@ -39,6 +39,7 @@ internal sealed class RecordingSink(PageStates[]? states = null) : ISnapshotSink
         if (Throw is { } e) throw e;
         lock (_gate) _writes.Add(new Write(region, firstPage, copy, Environment.CurrentManagedThreadId, saved));
         Interlocked.Add(ref _pages, count);
+        return count * SnapshotFormat.PageSize;
     }
 
     public void Complete(IReadOnlyList<StateSection> sections) { }

@@ -149,7 +149,7 @@ internal sealed class QmpSession
     }
 
     /// <summary>
-    /// Refuses strings and keys that are not valid UTF-16 once unescaped (a lone surrogate such as "\ud800"): the
+    /// Refuses string values that are not valid UTF-16 once unescaped (a lone surrogate such as "\ud800"): the
     /// parser accepts them and only reading the value fails, which would otherwise surface deep in a command.
     /// </summary>
     private static void RequireValidStrings(JsonNode? node)
@@ -157,11 +157,8 @@ internal sealed class QmpSession
         switch (node)
         {
             case JsonObject o:
-                foreach (var (key, value) in o)
-                {
-                    if (!IsValidUtf16(key)) throw QmpException.Generic("JSON parse error, invalid UTF-16 in a member name");
-                    RequireValidStrings(value);
-                }
+                // Member names were unescaped (and so checked) by the parse itself: it rejects duplicates.
+                foreach (var (_, value) in o) RequireValidStrings(value);
                 break;
             case JsonArray a:
                 foreach (var item in a) RequireValidStrings(item);
@@ -171,16 +168,6 @@ internal sealed class QmpSession
                 catch (InvalidOperationException) { throw QmpException.Generic("JSON parse error, invalid UTF-16 escape in a string"); }
                 break;
         }
-    }
-
-    private static bool IsValidUtf16(string s)
-    {
-        for (int i = 0; i < s.Length; i++)
-        {
-            if (char.IsHighSurrogate(s[i]) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1])) { i++; continue; }
-            if (char.IsSurrogate(s[i])) return false;
-        }
-        return true;
     }
 
     /// <summary>Checks a request's shape as QEMU does; <paramref name="id"/> is set as soon as it is known, so errors echo it.</summary>
@@ -194,8 +181,7 @@ internal sealed class QmpSession
             throw QmpException.Generic("JSON parse error, " + e.Message);
         }
         if (node is not JsonObject request) throw QmpException.Generic("QMP input must be a JSON object");
-        try { RequireValidStrings(request); }
-        catch (InvalidOperationException) { throw QmpException.Generic("JSON parse error, invalid UTF-16 escape in a member name"); }
+        RequireValidStrings(request);
         id = request["id"];
         foreach (var (key, _) in request)
             if (key is not ("execute" or "arguments" or "id"))

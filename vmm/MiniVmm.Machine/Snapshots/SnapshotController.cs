@@ -76,9 +76,7 @@ public sealed class SnapshotController
             _job = engine.Start(_source, _destination.Sink, options, _log);
         }
         catch (Exception e) when (e is SnapshotException or IOException or UnauthorizedAccessException or ArgumentException
-                                      or TimeoutException or KvmSharp.KvmException or SnapshotFormatException
-                                      // A vCPU that stopped (the guest exited) between the request and the freeze.
-                                      or InvalidOperationException)
+                                      or TimeoutException or KvmSharp.KvmException or SnapshotFormatException)
         {
             error = e.Message;
             _destination?.Sink.Abort();

@@ -1,3 +1,4 @@
+using MiniVmm.Core.Runtime;
 namespace MiniVmm.Machine.Snapshots;
 
 /// <summary>
@@ -81,7 +82,14 @@ public sealed class VmRunState(Vm vm)
     {
         lock (_gate)
         {
-            if (!_userPaused && !_snapshotPaused) PauseOrUndo();
+            bool pausedHere = !_userPaused && !_snapshotPaused;
+            if (pausedHere) PauseOrUndo();
+            // A vCPU that has stopped (the guest exited, the VM is shutting down) has no state left to capture.
+            if (vm.VcpuThreads.FirstOrDefault(t => t.State == VcpuRunState.Stopped) is { } stopped)
+            {
+                if (pausedHere) vm.ResumeVcpus();
+                throw new MiniVmm.Snapshot.Engines.SnapshotException($"the VM is stopping (vcpu{stopped.Index} has stopped)");
+            }
             _snapshotPaused = true;
         }
     }
