@@ -3,7 +3,8 @@
 
 One writer snapshot (256 MiB non-zero in 512 MiB, max rate) per VMM is taken first; then each restore mode is timed,
 fresh process per trial:
-  first instruction: process start -> vCPUs started (MiniVmm logs CLOCK_MONOTONIC; QEMU: first serial line, an upper bound)
+  first guest line: process start -> the restored guest's first serial line (the same definition for both VMMs)
+  first instruction: MiniVmm only, process start -> vCPUs started (its CLOCK_MONOTONIC log line); QEMU has no such mark
   first sweep: process start -> the writer's generation has advanced by 2 (one whole sweep after the restored point)
   RSS: peak resident memory of one restored VM, and of 4 mmap clones together.
 Usage: bench_restore.py MINIVMM GUEST_DIR OUT_DIR [--reps N]
@@ -27,6 +28,10 @@ STARTED = re.compile(r"vCPUs started at monotonic (\d+) ns")
 CMD = "mb=256 sweeps=0 report_ms=5 tsc_khz={khz}"
 
 
+def first_line_time(w):
+    return next((t for t, _, l in w.lines if GEN.search(l)), None)
+
+
 def first_sweep_time(w):
     gens = [(t, int(m.group(1))) for t, _, l in w.lines if (m := GEN.search(l))]
     if not gens:
@@ -46,8 +51,9 @@ def minivmm_trial(args, image, mode, extra=()):
     w.proc.terminate()
     w.wait(30)
     started = next((int(m.group(1)) for _, _, l in w.lines if (m := STARTED.search(l))), None)
-    return {"first_instruction_ms": (started - t0) / 1e6 if started else "", "first_sweep_ms": sweep * 1000 if sweep else "",
-            "rss_mib": round(peak / 1024, 1)}
+    line = first_line_time(w)
+    return {"first_line_ms": line * 1000 if line else "", "first_instruction_ms": (started - t0) / 1e6 if started else "",
+            "first_sweep_ms": sweep * 1000 if sweep else "", "rss_mib": round(peak / 1024, 1)}
 
 
 def qemu_cmd(args, khz, extra):
@@ -62,11 +68,11 @@ def qemu_trial(args, image, khz):
     while time.monotonic() < deadline and first_sweep_time(w) is None and w.proc.poll() is None:
         time.sleep(0.01)
     sweep = first_sweep_time(w)
-    first_line = next((t for t, s, l in w.lines if GEN.search(l)), None)
+    line = first_line_time(w)
     peak = max((kb for _, kb in w.rss), default=0)
     w.proc.kill()
     w.wait(30)
-    return {"first_instruction_ms": first_line * 1000 if first_line else "", "first_sweep_ms": sweep * 1000 if sweep else "",
+    return {"first_line_ms": line * 1000 if line else "", "first_instruction_ms": "", "first_sweep_ms": sweep * 1000 if sweep else "",
             "rss_mib": round(peak / 1024, 1)}
 
 
@@ -123,16 +129,16 @@ def main():
             c.wait(30)
         rows.append({"vmm": "minivmm", "mode": "4 mmap clones (total PSS)", "rep": 0, "rss_mib": round(total / 1024, 1)})
     with open(os.path.join(args.out, "restore.csv"), "w", newline="") as f:
-        wr = csv.DictWriter(f, fieldnames=["vmm", "mode", "rep", "first_instruction_ms", "first_sweep_ms", "rss_mib"])
+        wr = csv.DictWriter(f, fieldnames=["vmm", "mode", "rep", "first_line_ms", "first_instruction_ms", "first_sweep_ms", "rss_mib"])
         wr.writeheader()
         wr.writerows(rows)
-    print(f"\n{'vmm':>8} {'mode':>26} {'first instr ms (min/med)':>25} {'first sweep ms (min/med)':>25} {'RSS MiB':>8}")
+    print(f"\n{'vmm':>8} {'mode':>26} {'first line ms (min/med)':>25} {'first sweep ms (min/med)':>25} {'RSS MiB':>8}")
     for key in dict.fromkeys((r["vmm"], r["mode"]) for r in rows):
         rs = [r for r in rows if (r["vmm"], r["mode"]) == key]
         def mm(k):
             v = [r[k] for r in rs if isinstance(r.get(k), (int, float))]
             return f"{min(v):9.1f} / {statistics.median(v):9.1f}" if v else "n/a"
-        print(f"{key[0]:>8} {key[1]:>26} {mm('first_instruction_ms'):>25} {mm('first_sweep_ms'):>25} {statistics.median([r['rss_mib'] for r in rs]):8.1f}")
+        print(f"{key[0]:>8} {key[1]:>26} {mm('first_line_ms'):>25} {mm('first_sweep_ms'):>25} {statistics.median([r['rss_mib'] for r in rs]):8.1f}")
 
 
 if __name__ == "__main__":
