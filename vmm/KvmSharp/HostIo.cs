@@ -33,7 +33,7 @@ public static unsafe class HostIo
     {
         if (Libc.fallocate(file, Libc.FALLOC_FL_PUNCH_HOLE | Libc.FALLOC_FL_KEEP_SIZE, offset, length) == 0) return true;
         int errno = Marshal.GetLastPInvokeError();
-        if (errno is 95 /* EOPNOTSUPP */ or 38 /* ENOSYS */) return false;
+        if (errno is Libc.EOPNOTSUPP or Libc.ENOSYS) return false;
         throw new IOException($"fallocate(PUNCH_HOLE) failed: errno {errno}");
     }
 

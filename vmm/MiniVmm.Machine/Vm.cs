@@ -356,6 +356,12 @@ public sealed partial class Vm : IDisposable
         }
         foreach (var v in _vcpus) v?.Dispose();
         for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
+        if (_virtio.Any(d => !d.HasStopped))
+        {
+            // A device worker stuck in host I/O may still read or write guest RAM through its spans: same rule as above.
+            _log.LogError("internal error: a virtio device worker did not stop; its VM's memory is left mapped");
+            return;
+        }
         Memory.Dispose();
         KvmVm.Dispose();
         Kvm.Dispose();

@@ -189,6 +189,12 @@ public abstract class VirtioDevice : IDisposable
 
     protected virtual void Dispose(bool disposing) { }
 
+    /// <summary>
+    /// False while the worker thread is still alive (after a <see cref="Dispose"/> that gave up waiting for a request
+    /// stuck in host I/O): it may still write guest RAM, so the owner must not unmap it.
+    /// </summary>
+    public bool HasStopped => _worker is not { IsAlive: true };
+
     public void Dispose()
     {
         _disposed = true;

@@ -25,6 +25,9 @@ internal sealed class MockQueue
     {
         _memory = memory;
         Size = size;
+        // Every MockQueue uses the same addresses: a driver hands a device zeroed rings, so must a second queue
+        // built over a first one's (its avail.idx and descriptors would otherwise be served after a reset).
+        memory.Clear(DescAddress, DataStart - DescAddress);
     }
 
     public ushort Size { get; }

@@ -120,7 +120,7 @@ public static unsafe partial class Libc
     public static partial long lseek(SafeHandle fd, long offset, int whence);
 
     public const int F_DUPFD_CLOEXEC = 1030, F_GETFL = 3, F_SETFL = 4, F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032;
-    public const int EPIPE = 32;
+    public const int EPIPE = 32, ENOSYS = 38, EOPNOTSUPP = 95;
     public const short POLLIN = 0x1, POLLOUT = 0x4, POLLERR = 0x8, POLLHUP = 0x10;
 
     [LibraryImport(Lib, SetLastError = true)]

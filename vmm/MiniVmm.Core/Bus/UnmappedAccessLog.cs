@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using MiniVmm.Core.Logging;
 
 namespace MiniVmm.Core.Bus;
 
@@ -13,15 +14,10 @@ namespace MiniVmm.Core.Bus;
 public sealed partial class UnmappedAccessLog
 {
     private readonly ILogger _logger;
-    private readonly TimeProvider _time;
-    private readonly Lock _windowLock = new();
-    private long _windowStart;
-    private int _messagesInWindow;
-    private long _suppressedInWindow;
+    private readonly LogRateLimiter _limit;
 
     private long _reads;
     private long _writes;
-    private long _suppressed;
 
     public UnmappedAccessLog(BusKind kind, string busName, ILogger? logger = null, int maxMessagesPerSecond = 10,
         TimeProvider? timeProvider = null)
@@ -33,8 +29,7 @@ public sealed partial class UnmappedAccessLog
         BusName = busName ?? throw new ArgumentNullException(nameof(busName));
         _logger = logger ?? NullLogger.Instance;
         MaxMessagesPerSecond = maxMessagesPerSecond;
-        _time = timeProvider ?? TimeProvider.System;
-        _windowStart = _time.GetTimestamp();
+        _limit = new LogRateLimiter(maxMessagesPerSecond, timeProvider);
     }
 
     /// <summary>Creates a log for <paramref name="bus"/> (same kind and name).</summary>
@@ -56,7 +51,7 @@ public sealed partial class UnmappedAccessLog
     public long UnmappedWrites => Interlocked.Read(ref _writes);
 
     /// <summary>Messages not logged because of the rate limit.</summary>
-    public long SuppressedMessages => Interlocked.Read(ref _suppressed);
+    public long SuppressedMessages => _limit.Suppressed;
 
     /// <summary>The value an unmapped read returns: all ones on PIO (a floating ISA bus), zeros on MMIO.</summary>
     public static void FillUnmappedRead(BusKind kind, Span<byte> data) =>
@@ -67,7 +62,7 @@ public sealed partial class UnmappedAccessLog
     {
         FillUnmappedRead(Kind, data);
         Interlocked.Increment(ref _reads);
-        if (TryTakeMessageSlot(out long suppressed))
+        if (_limit.TryTake(out long suppressed))
         {
             LogSuppressedIfAny(suppressed);
             LogUnmappedRead(BusName, address, data.Length);
@@ -78,7 +73,7 @@ public sealed partial class UnmappedAccessLog
     public void OnUnmappedWrite(ulong address, ReadOnlySpan<byte> data)
     {
         Interlocked.Increment(ref _writes);
-        if (TryTakeMessageSlot(out long suppressed))
+        if (_limit.TryTake(out long suppressed))
         {
             LogSuppressedIfAny(suppressed);
             LogUnmappedWrite(BusName, address, data.Length, ToHexValue(data));
@@ -98,32 +93,6 @@ public sealed partial class UnmappedAccessLog
     {
         if (!bus.TryWrite(address, data))
             OnUnmappedWrite(address, data);
-    }
-
-    /// <summary>True when a message may be logged now. <paramref name="suppressedBefore"/> is the number of messages
-    /// dropped in the window that just closed (non-zero only for the first message of a new window).</summary>
-    private bool TryTakeMessageSlot(out long suppressedBefore)
-    {
-        suppressedBefore = 0;
-        lock (_windowLock)
-        {
-            long now = _time.GetTimestamp();
-            if (_time.GetElapsedTime(_windowStart, now) >= TimeSpan.FromSeconds(1))
-            {
-                suppressedBefore = _suppressedInWindow;
-                _suppressedInWindow = 0;
-                _messagesInWindow = 0;
-                _windowStart = now;
-            }
-            if (_messagesInWindow < MaxMessagesPerSecond)
-            {
-                _messagesInWindow++;
-                return true;
-            }
-            _suppressedInWindow++;
-        }
-        Interlocked.Increment(ref _suppressed);
-        return false;
     }
 
     private void LogSuppressedIfAny(long suppressed)

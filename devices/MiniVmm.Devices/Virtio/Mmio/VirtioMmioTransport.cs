@@ -72,7 +72,7 @@ public sealed partial class VirtioMmioTransport : IBusDevice, IVirtioDeviceHost
         }
         if (data.Length != 4 || offset % 4 != 0)
         {
-            _log.Warn(Device.Name, $"ignored a {data.Length}-byte read of register 0x{offset:x} (registers are 32-bit)");
+            if (_log.TryTake(out long suppressed)) _log.Write(Device.Name, $"ignored a {data.Length}-byte read of register 0x{offset:x} (registers are 32-bit)", suppressed);
             return;
         }
         uint value;
@@ -116,7 +116,7 @@ public sealed partial class VirtioMmioTransport : IBusDevice, IVirtioDeviceHost
         }
         if (data.Length != 4 || offset % 4 != 0)
         {
-            _log.Warn(Device.Name, $"ignored a {data.Length}-byte write of register 0x{offset:x} (registers are 32-bit)");
+            if (_log.TryTake(out long suppressed)) _log.Write(Device.Name, $"ignored a {data.Length}-byte write of register 0x{offset:x} (registers are 32-bit)", suppressed);
             return;
         }
         uint value = BinaryPrimitives.ReadUInt32LittleEndian(data);
@@ -183,7 +183,7 @@ public sealed partial class VirtioMmioTransport : IBusDevice, IVirtioDeviceHost
             case R.QueueDeviceHigh: if (EditableQueue("QueueDeviceHigh") is { } f) f.Device = High(f.Device, value); break;
             case R.ShmSel: break;
             default:
-                _log.Warn(Device.Name, $"ignored a write of 0x{value:x} to read-only or unknown register 0x{offset:x}");
+                if (_log.TryTake(out long suppressed)) _log.Write(Device.Name, $"ignored a write of 0x{value:x} to read-only or unknown register 0x{offset:x}", suppressed);
                 break;
         }
     }
@@ -289,7 +289,7 @@ public sealed partial class VirtioMmioTransport : IBusDevice, IVirtioDeviceHost
     /// <summary>Enters DEVICE_NEEDS_RESET; if the driver is live it gets a configuration-change interrupt.</summary>
     public void DeviceError(string message)
     {
-        _log.Warn(Device.Name, message + "; device needs reset");
+        if (_log.TryTake(out long suppressed)) _log.Write(Device.Name, message + "; device needs reset", suppressed);
         bool wasSet = _needsReset;
         _needsReset = true;
         // _status is only read here: a torn read can at worst skip this one interrupt.
