@@ -64,7 +64,7 @@ public sealed class StateFileTests(WriterSnapshotFixture snapshot) : IClassFixtu
                      "null JSON field", "MemoryBytes off by a page", "version 2 of vcpu0.regs", "version 2 of vm.pit2",
                      "version 2 of dev.serial-com1", "version 0 of dev.i8042", "vm.pic0 holding pic1", "unknown section",
                      "section of a vCPU the VM lacks", "missing vm.clock", "missing dev.control", "bad serial IER",
-                     "byte in the empty dev.i8042",
+                     "byte in the empty dev.i8042", "no Drives key", "drive that is a FIFO", "xsave of 4100 bytes",
                  })
             data.Add(c);
         return data;
@@ -113,10 +113,23 @@ public sealed class StateFileTests(WriterSnapshotFixture snapshot) : IClassFixtu
             "missing dev.control" => (SnapshotCrafting.Craft(snapshot.Path, file, s => s.Without("dev.control")), "no section 'dev.control'"),
             "bad serial IER" => (SnapshotCrafting.Craft(snapshot.Path, file, s => s.Replace("dev.serial-com1", x => x with { Data = [0xff, .. x.Data[1..]] })),
                 "section 'dev.serial-com1': invalid Serial8250 state: IER 0xff"),
+            "no Drives key" => (SnapshotCrafting.Craft(snapshot.Path, file, config: c => c.Replace(",\"Drives\":[]", "")), "VM configuration is malformed"),
+            "drive that is a FIFO" => (SnapshotCrafting.Craft(snapshot.Path, file, config: c => c.Replace("\"Drives\":[]",
+                $"\"Drives\":[{{\"Path\":\"{NewFifo()}\",\"ReadOnly\":false,\"Cache\":\"writeback\"}}]")), "is a FIFO"),
+            "xsave of 4100 bytes" => (SnapshotCrafting.Craft(snapshot.Path, file, s => s.Replace("vcpu0.xsave", x => x with { Data = [.. x.Data[..4096], 0, 0, 0, 0] })),
+                "vcpu0.xsave"),
             "byte in the empty dev.i8042" => (SnapshotCrafting.Craft(snapshot.Path, file, s => s.Replace("dev.i8042", x => x with { Data = [0] })),
                 "section 'dev.i8042': invalid I8042 state"),
             _ => throw new ArgumentException(name),
         };
+    }
+
+    private static string NewFifo()
+    {
+        string path = GuestFiles.TempPath("drive.fifo");
+        using var p = System.Diagnostics.Process.Start("mkfifo", [path])!;
+        p.WaitForExit();
+        return path;
     }
 
     /// <summary>The exception a restore of <paramref name="path"/> fails with; fails the test if it succeeds.</summary>

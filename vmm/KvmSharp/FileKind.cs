@@ -54,11 +54,15 @@ public static unsafe class FileKinds
         _ => "not a regular file",
     };
 
-    /// <summary>Throws <see cref="IOException"/> unless <paramref name="path"/> is a regular file (or missing: opening it reports that).</summary>
-    public static void RequireRegular(string path, string what)
+    /// <summary>
+    /// Why <paramref name="path"/> cannot serve as <paramref name="what"/>, or null when it is one of
+    /// <paramref name="allowed"/> or missing (the caller's open then names that error). The callers throw their own
+    /// exception type with it, so every "a FIFO where a file belongs" message reads the same.
+    /// </summary>
+    public static string? Refusal(string path, string what, string expected, params FileKind[] allowed)
     {
         var kind = Of(path);
-        if (kind is not (FileKind.Regular or FileKind.Missing))
-            throw new IOException($"{what} '{path}' is {Describe(kind)}, not a regular file");
+        if (kind == FileKind.Missing || Array.IndexOf(allowed, kind) >= 0) return null;
+        return $"{what} '{path}' is {Describe(kind)}, not {expected}";
     }
 }

@@ -41,6 +41,9 @@ public sealed partial class Vm
         {
             var spec = Config.Drives[i];
             string name = $"virtio-blk{i}";
+            // A FIFO would block the open for ever, and a socket or device is no disk: the path may come from a snapshot.
+            if (FileKinds.Refusal(spec.Path, "drive", "a regular file or a block device", FileKind.Regular, FileKind.BlockDevice) is { } why)
+                throw new VmConfigException(why);
             RawImage image;
             try
             {

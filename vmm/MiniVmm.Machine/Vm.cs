@@ -191,8 +191,7 @@ public sealed partial class Vm : IDisposable
             var info = new FileInfo(path);
             if (!info.Exists && !Directory.Exists(path)) throw new VmConfigException($"kernel '{path}' does not exist");
             // A device reports length 0 and reads for ever; a FIFO blocks in open: only regular files are kernels.
-            var kind = FileKinds.Of(path);
-            if (kind != FileKind.Regular) throw new VmConfigException($"kernel '{path}' is {FileKinds.Describe(kind)}, not a regular file");
+            if (FileKinds.Refusal(path, "kernel", "a regular file", FileKind.Regular) is { } why) throw new VmConfigException(why);
             if (info.Length > 256L << 20) throw new VmConfigException($"kernel '{path}' is {info.Length} bytes; more than 256 MiB is not a kernel");
             return File.ReadAllBytes(path);
         }
@@ -247,9 +246,9 @@ public sealed partial class Vm : IDisposable
                 {
                     // A FIFO would block here until someone opens it for reading; a socket or directory cannot be written.
                     // Character devices (/dev/null, a tty) are fine.
-                    var kind = FileKinds.Of(f.Path);
-                    if (kind is not (FileKind.Missing or FileKind.Regular or FileKind.CharacterDevice))
-                        throw new VmConfigException($"serial output file '{f.Path}' is {FileKinds.Describe(kind)}; use a regular file, a character device, or --serial stdio and a shell pipe");
+                    if (FileKinds.Refusal(f.Path, "serial output file", "a regular file or a character device (use --serial stdio and a shell pipe)",
+                            FileKind.Regular, FileKind.CharacterDevice) is { } why)
+                        throw new VmConfigException(why);
                     // Unbuffered: every guest write reaches the file at once, and closing has nothing left to flush.
                     var file = new StreamByteSink(new FileStream(f.Path, FileMode.Create, FileAccess.Write, FileShare.Read, bufferSize: 0),
                         ownsStream: true, _log, f.Path);

@@ -72,9 +72,8 @@ public sealed partial class SnapshotFile : IDisposable
     /// </summary>
     internal static void RequireRegularSnapshot(string path, string what)
     {
-        var kind = KvmSharp.FileKinds.Of(path);
-        if (kind is not (KvmSharp.FileKind.Regular or KvmSharp.FileKind.Missing))
-            throw new SnapshotFormatException($"{what} '{path}' is {KvmSharp.FileKinds.Describe(kind)}, not a regular file");
+        if (KvmSharp.FileKinds.Refusal(path, what, "a regular file", KvmSharp.FileKind.Regular) is { } why)
+            throw new SnapshotFormatException(why);
     }
 
     private static SnapshotFile Load(string path, SafeFileHandle handle)
@@ -89,9 +88,7 @@ public sealed partial class SnapshotFile : IDisposable
                 $"{what} is truncated: its header needs {headerLength} bytes but the file has only {length}");
         var header = SnapshotHeader.Decode(head.AsSpan(0, headerLength), expectStream: false, what);
         if (!header.IsComplete)
-            throw new SnapshotFormatException(path.EndsWith(SnapshotFormat.PartialSuffix, StringComparison.Ordinal)
-                ? $"{what} is an unfinished snapshot: the save did not complete (or is still running)"
-                : $"{what} is incomplete: the save that wrote it did not finish");
+            throw new SnapshotFormatException($"{what} is incomplete: the save that wrote it did not finish");
         if (length < header.FileLength)
             throw new SnapshotFormatException($"{what} is truncated: the file has {length} bytes but its header says {header.FileLength}");
         if (length > header.FileLength)

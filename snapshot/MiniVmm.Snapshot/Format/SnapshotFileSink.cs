@@ -17,7 +17,7 @@ public static class SnapshotFileSink
     public static ISnapshotSink Create(string path, SnapshotHeaderInfo info, bool fsync = true, DateTimeOffset? createdAt = null,
         Guid? snapshotId = null) =>
         SnapshotFileWriter.Create(path, info, fsync, (createdAt ?? DateTimeOffset.UtcNow).ToUnixTimeMilliseconds(),
-            snapshotId ?? Guid.NewGuid());
+            SnapshotFormat.IdForNewSnapshot(snapshotId));
 }
 
 /// <summary>

@@ -55,5 +55,14 @@ public static class SnapshotFormat
 
     internal static Guid ReadId(ReadOnlySpan<byte> source) => new(source[..SnapshotIdSize], bigEndian: true);
 
+    /// <summary>The id a new snapshot gets: <paramref name="given"/> or a random one; never the all-zero id, which
+    /// every reader refuses (two nil-id files could be spliced without the binding noticing).</summary>
+    internal static Guid IdForNewSnapshot(Guid? given) => given switch
+    {
+        null => Guid.NewGuid(),
+        { } id when id == Guid.Empty => throw new ArgumentException("a snapshot id must not be the all-zero UUID", nameof(given)),
+        { } id => id,
+    };
+
     internal static long AlignUp(long value, long alignment) => (value + alignment - 1) & ~(alignment - 1);
 }

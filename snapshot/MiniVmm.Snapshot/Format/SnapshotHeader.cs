@@ -155,6 +155,7 @@ internal sealed record SnapshotHeader(
         uint configLength = r.U32("VM config length");
         string config = r.String((int)Math.Min(configLength, int.MaxValue), SnapshotFormat.MaxVmConfigBytes, "VM config");
         var id = SnapshotFormat.ReadId(r.Bytes(SnapshotFormat.SnapshotIdSize, "snapshot id"));
+        if (id == Guid.Empty) throw new SnapshotFormatException($"{ctx} is corrupt: its snapshot id is all zero");
         var regions = new SnapshotRegion[regionCount];
         var offsets = new long[regionCount];
         for (int i = 0; i < regionCount; i++)

@@ -13,7 +13,7 @@ public static class SnapshotStreamSink
     public static ISnapshotSink Create(Stream destination, SnapshotHeaderInfo info, bool leaveOpen = false, DateTimeOffset? createdAt = null,
         Guid? snapshotId = null) =>
         new SnapshotStreamWriter(destination, info, leaveOpen, (createdAt ?? DateTimeOffset.UtcNow).ToUnixTimeMilliseconds(),
-            snapshotId ?? Guid.NewGuid());
+            SnapshotFormat.IdForNewSnapshot(snapshotId));
 }
 
 /// <summary>

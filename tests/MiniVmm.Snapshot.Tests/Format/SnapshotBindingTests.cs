@@ -94,4 +94,23 @@ public sealed class SnapshotBindingTests : IDisposable
         }
         return ms.ToArray();
     }
+
+    [Fact]
+    public void The_all_zero_snapshot_id_is_refused_when_written_and_when_read()
+    {
+        var s = Scenario.Default();
+        FluentActions.Invoking(() => SnapshotFileSink.Create(_dir.File("nil.snap"), s.Info, fsync: false, snapshotId: Guid.Empty))
+            .Should().Throw<ArgumentException>();
+
+        // A header whose id was zeroed, with its checksum recomputed: checksum-valid, still refused.
+        var bytes = Build("a.snap", IdA, 1);
+        byte[] id = IdA.ToByteArray(bigEndian: true);
+        int at = bytes.AsSpan(0, SnapshotFormat.HeaderAreaSize).IndexOf(id);
+        at.Should().BePositive("the header carries the id");
+        Array.Clear(bytes, at, id.Length);
+        int length = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(12));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(length - 8),
+            System.IO.Hashing.XxHash3.HashToUInt64(bytes.AsSpan(0, length - 8)));
+        OpenFails(bytes).Message.Should().Contain("snapshot id is all zero");
+    }
 }

@@ -27,7 +27,9 @@ public sealed record RecordedVmConfig
         try { config = JsonSerializer.Deserialize(json, RecordedVmConfigJson.Default.RecordedVmConfig); }
         catch (JsonException e) { throw new StateRestoreException("the snapshot's VM configuration is malformed: " + e.Message, e); }
         if (config is null) throw new StateRestoreException("the snapshot has no VM configuration");
-        if (config.KernelPath is null || config.CommandLine is null || config.Devices is null || config.Devices.Any(d => d is null))
+        // The source-generated reader leaves a missing key's property null (initializers do not run): check them all.
+        if (config.KernelPath is null || config.CommandLine is null || config.Devices is null || config.Devices.Any(d => d is null)
+            || config.Drives is null || config.Drives.Any(d => d is null))
             throw new StateRestoreException("the snapshot's VM configuration is malformed: a field is null");
         if (config.FormatVersion != 1) throw new StateRestoreException($"VM configuration version {config.FormatVersion} is not supported");
         return config;

@@ -75,7 +75,9 @@ public static class VmRestore
             Func<GuestMemory>? memoryFactory = null;
             if (options.Memory == RestoreMemoryMode.Mmap)
                 memoryFactory = () => MapFile(path, file);
-            vm = Vm.CreateEmpty(config, loggers, state.Devices, memoryFactory);
+            // What the recorded config names must exist here in a usable form (a drive image, not a FIFO): else a bad file.
+            try { vm = Vm.CreateEmpty(config, loggers, state.Devices, memoryFactory); }
+            catch (VmConfigException e) { throw new StateRestoreException("the snapshot's VM cannot be rebuilt: " + e.Message, e); }
             log.LogDebug("VM built at {Ms:F2} ms", System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
 
             LazyPageServer? lazy = null;

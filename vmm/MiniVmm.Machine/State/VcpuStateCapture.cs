@@ -89,8 +89,11 @@ internal sealed class VcpuStateCapture
     private byte[] FitXsave(byte[] xsave, int index)
     {
         if (xsave.Length == _xsaveSize) return xsave;
-        if (xsave.Length > _xsaveSize)
-            throw new StateRestoreException($"section '{VmStateSections.Vcpu(index, VmStateSections.Xsave)}': {xsave.Length} bytes recorded; this host's KVM takes {_xsaveSize}");
+        // The two sizes a MiniVmm writes: the legacy 4096-byte area, or its host's KVM_CAP_XSAVE2 size. Anything else is
+        // a truncated or padded section, and zero-padding it would hand KVM a made-up tail.
+        if (xsave.Length != 4096)
+            throw new StateRestoreException($"section '{VmStateSections.Vcpu(index, VmStateSections.Xsave)}': {xsave.Length} bytes recorded; " +
+                $"an XSAVE area is 4096 bytes or this host's {_xsaveSize}");
         var fitted = new byte[_xsaveSize];
         xsave.CopyTo(fitted, 0);
         return fitted;
