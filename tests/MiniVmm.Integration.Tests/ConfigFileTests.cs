@@ -10,7 +10,10 @@ public sealed class ConfigFileTests
     public void Print_config_of_a_snapshot_boots_the_same_machine_with_flags_overriding()
     {
         string image = GuestFiles.TempPath("config.mvs");
+        string disk = GuestFiles.TempPath("config,disk.img"); // a comma in the path must survive the round trip
+        File.WriteAllBytes(disk, new byte[1 << 20]);
         MinivmmProcess.Run("run", "--kernel", GuestFiles.Writer, "--mem", "96", "--cpus", "2", "--cmdline", "mb=8 cpus=2 sweeps=0 report_ms=0",
+            "--drive", $"file={disk.Replace(",", ",,")},readonly=on", "--rng",
             "--snapshot-to", image, "--snapshot-after", "200ms", "--exit-after-snapshot", "--serial", "none").ExitCode.Should().Be(0);
         var printed = MinivmmProcess.Run("restore", "--print-config", image);
         printed.ExitCode.Should().Be(0, printed.Stderr);
@@ -18,7 +21,10 @@ public sealed class ConfigFileTests
         ((string?)config["kernel"]).Should().Be(GuestFiles.Writer);
         ((string?)config["mem"]).Should().Be("96M");
         ((int?)config["cpus"]).Should().Be(2);
-        ((string?)config["cmdline"]).Should().Be("mb=8 cpus=2 sweeps=0 report_ms=0", "without the tsc_khz= the recording host appended");
+        ((string?)config["cmdline"]).Should().Be("mb=8 cpus=2 sweeps=0 report_ms=0",
+            "without the tsc_khz= and virtio_mmio.device= the recording host appended");
+        config["drive"]!.AsArray().Select(d => (string?)d).Should().Equal($"file={disk.Replace(",", ",,")},readonly=on,cache=writeback");
+        ((bool?)config["rng"]).Should().BeTrue();
 
         string file = GuestFiles.TempPath("vm.json");
         File.WriteAllText(file, printed.Stdout);
@@ -26,7 +32,7 @@ public sealed class ConfigFileTests
         var run = MinivmmProcess.Run("run", "--config", file, "--cmdline", "mb=8 cpus=2 sweeps=3 report_ms=0", "--serial", "none", "--log-level", "information");
         run.ExitCode.Should().Be(0, run.Stderr);
         run.Stderr.Should().Contain("2 vCPU(s), 96 MiB").And.Contain("sweeps=3");
-        File.Delete(image); File.Delete(file);
+        File.Delete(image); File.Delete(file); File.Delete(disk);
     }
 
     [Theory]
@@ -34,6 +40,7 @@ public sealed class ConfigFileTests
     [InlineData("""{"kernel": "x", "cpus": [2]}""", "'cpus' must be")]
     [InlineData("""{"kernel": "x", "mem": "lots"}""", "--mem: 'lots'")]
     [InlineData("""["kernel"]""", "not a JSON object")]
+    [InlineData("""{"kernel": "x", "cmdline": "--rng"}""", "kernel 'x' does not exist")] // a value is never read as an option
     public void A_bad_config_file_is_exit_120_naming_the_key(string json, string message)
     {
         string file = GuestFiles.TempPath("bad.json");

@@ -14,6 +14,8 @@ namespace MiniVmm.Cli;
 /// </summary>
 internal static class ConfigFile
 {
+    private const int MaxConfigBytes = 1 << 20;
+
     /// <summary>The arguments with the config file's settings added for every option not already given; false with a message on a bad file.</summary>
     public static bool TryExpand(Command run, ParseResult parse, string[] args, out string[] expanded, out string? error)
     {
@@ -25,6 +27,9 @@ internal static class ConfigFile
         JsonObject settings;
         try
         {
+            // A FIFO or device would block or never end; a config file is small.
+            if (KvmSharp.FileKinds.Refusal(path, "--config", "a regular file", KvmSharp.FileKind.Regular) is { } why) throw new IOException(why);
+            if (File.Exists(path) && new FileInfo(path).Length > MaxConfigBytes) throw new IOException($"it is larger than {MaxConfigBytes} bytes");
             settings = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }) as JsonObject
                 ?? throw new JsonException("the file is not a JSON object");
         }
@@ -44,12 +49,14 @@ internal static class ConfigFile
                 return false;
             }
             if (parse.GetResult(option) is { Implicit: false }) continue; // the command line wins
-            if (!TryTokens(value, key == "qmp", out var tokens))
+            bool repeatable = option.Arity.MaximumNumberOfValues > 1;
+            if (!TryTokens(value, repeatable, out var tokens))
             {
-                error = $"{path}: '{key}' must be {(key == "qmp" ? "a string or a list of strings" : "a string, number or true/false")}";
+                error = $"{path}: '{key}' must be {(repeatable ? "a string or a list of strings" : "a string, number or true/false")}";
                 return false;
             }
-            foreach (string t in tokens) { extra.Add(option.Name); extra.Add(t); }
+            // One --key=value token each: a value starting with '-' or '@' must not be read as an option or a response file.
+            foreach (string t in tokens) extra.Add($"{option.Name}={t}");
         }
         expanded = [.. args, .. extra];
         return true;
@@ -89,19 +96,20 @@ internal static class ConfigFile
     /// <summary>What `run --config` accepts to boot the machine a snapshot recorded (restore --print-config).</summary>
     public static string FromRecorded(MiniVmm.Machine.Snapshots.RecordedVmConfig recorded)
     {
-        // The recorded command line has the tsc_khz= MiniVmm appended on the recording host: a new boot appends its own.
-        string cmdline = recorded.CommandLine;
-        string appended = " tsc_khz=" + recorded.TscKhz.ToString(CultureInfo.InvariantCulture);
-        if (recorded.TscKhz > 0 && cmdline.EndsWith(appended, StringComparison.Ordinal)) cmdline = cmdline[..^appended.Length];
-        else if (cmdline == appended.Trim()) cmdline = "";
+        // The user's command line: a new boot appends its own tsc_khz= and device announcements.
+        ulong mem = recorded.MemoryBytes;
         var o = new JsonObject
         {
             ["kernel"] = recorded.KernelPath,
-            ["cmdline"] = cmdline,
-            ["mem"] = (recorded.MemoryBytes >> 20).ToString(CultureInfo.InvariantCulture) + "M",
+            ["cmdline"] = recorded.UserCommandLine,
+            ["mem"] = mem % (1UL << 20) == 0 ? (mem >> 20).ToString(CultureInfo.InvariantCulture) + "M" : mem.ToString(CultureInfo.InvariantCulture) + "B",
             ["cpus"] = recorded.Vcpus,
             ["huge-pages"] = recorded.HugePages,
         };
+        if (recorded.Drives.Length > 0)
+            o["drive"] = new JsonArray([.. recorded.Drives.Select(d => (JsonNode)JsonValue.Create(new MiniVmm.Devices.Virtio.Block.DriveSpec(
+                d.Path, d.ReadOnly, MiniVmm.Devices.Virtio.Block.DriveSpec.TryParseCache(d.Cache) ?? MiniVmm.Devices.Virtio.Block.DriveCache.Writeback).ToOptionText())!)]);
+        if (recorded.Rng) o["rng"] = true;
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 }

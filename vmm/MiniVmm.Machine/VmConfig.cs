@@ -20,6 +20,12 @@ public sealed record VmConfig
 
     public required string KernelPath { get; init; }
     public string CommandLine { get; init; } = "";
+
+    /// <summary>
+    /// The command line as the user gave it, where <see cref="CommandLine"/> already holds what MiniVmm appended
+    /// (restore: the recorded effective line); null when they are the same. Recorded so a config can be printed back.
+    /// </summary>
+    public string? UserCommandLine { get; init; }
     public ulong MemoryBytes { get; init; } = 512UL << 20;
     public int Vcpus { get; init; } = 1;
     /// <summary>

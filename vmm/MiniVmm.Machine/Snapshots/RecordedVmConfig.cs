@@ -11,7 +11,10 @@ public sealed record RecordedVmConfig
     public ulong MemoryBytes { get; init; }
     public int Vcpus { get; init; }
     public string KernelPath { get; init; } = "";
+    /// <summary>The guest's command line as it ran, with what MiniVmm appended (tsc_khz=, virtio_mmio.device=).</summary>
     public string CommandLine { get; init; } = "";
+    /// <summary>The command line as the user gave it (what `restore --print-config` prints back).</summary>
+    public string UserCommandLine { get; init; } = "";
     public int TscKhz { get; init; }
     public bool HugePages { get; init; }
     public string[] Devices { get; init; } = [];
@@ -28,7 +31,7 @@ public sealed record RecordedVmConfig
         catch (JsonException e) { throw new StateRestoreException("the snapshot's VM configuration is malformed: " + e.Message, e); }
         if (config is null) throw new StateRestoreException("the snapshot has no VM configuration");
         // The source-generated reader leaves a missing key's property null (initializers do not run): check them all.
-        if (config.KernelPath is null || config.CommandLine is null || config.Devices is null || config.Devices.Any(d => d is null)
+        if (config.KernelPath is null || config.CommandLine is null || config.UserCommandLine is null || config.Devices is null || config.Devices.Any(d => d is null)
             || config.Drives is null || config.Drives.Any(d => d is null))
             throw new StateRestoreException("the snapshot's VM configuration is malformed: a field is null");
         if (config.FormatVersion != 1) throw new StateRestoreException($"VM configuration version {config.FormatVersion} is not supported");

@@ -61,6 +61,7 @@ public static class VmRestore
             {
                 KernelPath = recorded.KernelPath.Length > 0 ? recorded.KernelPath : path,
                 CommandLine = recorded.CommandLine,
+                UserCommandLine = recorded.UserCommandLine,
                 MemoryBytes = recorded.MemoryBytes,
                 Vcpus = recorded.Vcpus,
                 HugePages = recorded.HugePages,
@@ -138,12 +139,8 @@ public static class VmRestore
     private static DriveSpec RecordedDriveSpec(RecordedDrive d)
     {
         if (d is null || string.IsNullOrEmpty(d.Path)) throw new StateRestoreException("the snapshot records a drive without a path");
-        var cache = d.Cache switch
-        {
-            "none" => DriveCache.None,
-            "writeback" => DriveCache.Writeback,
-            _ => throw new StateRestoreException($"the snapshot records drive '{d.Path}' with unknown cache mode '{d.Cache}'"),
-        };
+        var cache = DriveSpec.TryParseCache(d.Cache)
+            ?? throw new StateRestoreException($"the snapshot records drive '{d.Path}' with unknown cache mode '{d.Cache}'");
         return new DriveSpec(d.Path, d.ReadOnly, cache);
     }
 

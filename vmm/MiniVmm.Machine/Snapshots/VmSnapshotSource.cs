@@ -28,10 +28,11 @@ public sealed class VmSnapshotSource : ISnapshotSource
         Vcpus = vm.Config.Vcpus,
         KernelPath = vm.Config.KernelPath,
         CommandLine = vm.EffectiveCommandLine,
+        UserCommandLine = vm.Config.UserCommandLine ?? vm.Config.CommandLine,
         TscKhz = vm.TscKhz,
         HugePages = vm.Config.HugePages,
         Devices = [.. vm.Devices.Ids],
-        Drives = [.. vm.Config.Drives.Select(d => new RecordedDrive(d.Path, d.ReadOnly, d.Cache == DriveCache.None ? "none" : "writeback"))],
+        Drives = [.. vm.Config.Drives.Select(d => new RecordedDrive(d.Path, d.ReadOnly, DriveSpec.CacheName(d.Cache)))],
         Rng = vm.Config.Rng,
     };
 

@@ -43,12 +43,7 @@ public sealed record DriveSpec(string Path, bool ReadOnly = false, DriveCache Ca
                     };
                     break;
                 case "cache":
-                    cache = value switch
-                    {
-                        "none" => DriveCache.None,
-                        "writeback" => DriveCache.Writeback,
-                        _ => throw new FormatException($"--drive: cache={value} is not none or writeback"),
-                    };
+                    cache = TryParseCache(value) ?? throw new FormatException($"--drive: cache={value} is not none or writeback");
                     break;
                 default:
                     throw new FormatException($"--drive: unknown option '{key}' (known: file, readonly, cache)");
@@ -57,6 +52,20 @@ public sealed record DriveSpec(string Path, bool ReadOnly = false, DriveCache Ca
         if (path is null) throw new FormatException("--drive needs file=PATH");
         return new DriveSpec(path, readOnly, cache);
     }
+
+    /// <summary>The option's name of a cache mode, and back (null for an unknown name).</summary>
+    public static string CacheName(DriveCache cache) => cache == DriveCache.None ? "none" : "writeback";
+
+    public static DriveCache? TryParseCache(string name) => name switch
+    {
+        "none" => DriveCache.None,
+        "writeback" => DriveCache.Writeback,
+        _ => null,
+    };
+
+    /// <summary>The <c>--drive</c> text that parses back to this spec (commas in the path doubled).</summary>
+    public string ToOptionText() =>
+        $"file={Path.Replace(",", ",,", StringComparison.Ordinal)}{(ReadOnly ? ",readonly=on" : "")},cache={CacheName(Cache)}";
 
     /// <summary>Splits on single commas; ",," is a literal comma.</summary>
     private static IEnumerable<string> SplitOptions(string text)
