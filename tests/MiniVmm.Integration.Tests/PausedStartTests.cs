@@ -62,7 +62,10 @@ public sealed class PausedStartTests
     [Fact]
     public void Paused_without_a_monitor_is_a_usage_error()
     {
-        MinivmmProcess.Run("run", "--kernel", "x", "--paused").ExitCode.Should().Be(120, "nothing could ever continue it");
+        // A real kernel, so only the --paused check can make this exit 120 (a missing kernel would too); the guest never ran.
+        var r = MinivmmProcess.Run("run", "--kernel", GuestFiles.Hello, "--paused");
+        r.ExitCode.Should().Be(120, "nothing could ever continue it");
+        r.Stdout.Should().BeEmpty("the guest never ran");
     }
 
     internal static string SocketPath() => Path.Combine(Path.GetTempPath(), $"mvp-{Guid.NewGuid():N}"[..20] + ".sock");

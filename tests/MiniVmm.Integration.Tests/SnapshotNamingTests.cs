@@ -53,7 +53,9 @@ public sealed class SnapshotNamingTests
     [Fact]
     public void An_unknown_placeholder_is_a_usage_error()
     {
-        MinivmmProcess.Run("run", "--kernel", "x", "--snapshot-to", "vm-%q.mvs").ExitCode.Should().Be(120);
+        var r = MinivmmProcess.Run("run", "--kernel", GuestFiles.Hello, "--snapshot-to", "vm-%q.mvs");
+        r.ExitCode.Should().Be(120, "a real kernel: only the placeholder check can refuse this");
+        r.Stdout.Should().BeEmpty("the guest never ran");
     }
 
     private static Process Start(params string[] extra) => MinivmmProcess.Start(

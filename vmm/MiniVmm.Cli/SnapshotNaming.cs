@@ -12,8 +12,19 @@ namespace MiniVmm.Cli;
 internal sealed class SnapshotNaming(string pattern, bool overwrite)
 {
     private int _next = 1;
+    private readonly bool _counted = HasCounter(pattern);
 
-    public bool IsPattern => pattern.Contains('%', StringComparison.Ordinal);
+    /// <summary>True when the pattern has a %n placeholder (a literal %%n is not one).</summary>
+    private static bool HasCounter(string pattern)
+    {
+        for (int i = 0; i + 1 < pattern.Length; i++)
+        {
+            if (pattern[i] != '%') continue;
+            if (pattern[i + 1] == 'n') return true;
+            i++; // %% or %t: skip the placeholder's second character
+        }
+        return false;
+    }
 
     /// <summary>Checks the pattern's placeholders; null when it is fine.</summary>
     public static string? Validate(string pattern)
@@ -37,10 +48,10 @@ internal sealed class SnapshotNaming(string pattern, bool overwrite)
         for (int attempts = 0; ; attempts++)
         {
             destination = Expand(pattern, _next, utcNow);
-            bool counted = pattern.Contains("%n", StringComparison.Ordinal);
-            if (counted) _next++;
-            if (overwrite || !File.Exists(destination)) return true;
-            if (!counted || attempts > 100_000)
+            if (_counted) _next++;
+            // A name whose .partial exists is taken too: another save is writing it.
+            if (overwrite || !(File.Exists(destination) || File.Exists(destination + ".partial"))) return true;
+            if (!_counted || attempts > 100_000)
             {
                 error = $"'{destination}' exists; give --snapshot-overwrite to replace it, or a name with %n or %t";
                 return false;

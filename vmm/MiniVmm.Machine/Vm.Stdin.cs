@@ -10,8 +10,9 @@ public sealed partial class Vm
     private Stream? _stdinStream;
     private ulong _stdinToken;
     private bool _stdinWatched;
-    private readonly byte[] _stdinBuffer = new byte[64];
-    private readonly byte[] _stdinFiltered = new byte[65];
+    private const int StdinChunk = 64;
+    private readonly byte[] _stdinBuffer = new byte[StdinChunk];
+    private readonly byte[] _stdinFiltered = new byte[StdinChunk + 1]; // the escape filter may add one byte (C-a + key)
     private TerminalRawInput? _rawTerminal;
     private MiniVmm.Machine.Devices.SerialEscape? _escape;
 
@@ -51,14 +52,16 @@ public sealed partial class Vm
     {
         int free;
         lock (Devices.GateOf(Serial)) free = Serial.RxFreeSpace;
-        if (free == 0)
+        // With the escape filter on, a held C-a can come out as two bytes: keep one slot spare so nothing is dropped.
+        int reserve = _escape is null ? 0 : 1;
+        if (free <= reserve)
         {
             // FIFO full: stop polling (level-triggered epoll would spin) until the guest drains it.
             Loop.RemoveFd(_stdin!, _stdinToken);
             _stdinWatched = false;
             return;
         }
-        int n = _stdinStream!.Read(_stdinBuffer, 0, Math.Min(free, _stdinBuffer.Length));
+        int n = _stdinStream!.Read(_stdinBuffer, 0, Math.Min(free - reserve, _stdinBuffer.Length));
         if (n <= 0)
         {
             Loop.RemoveFd(_stdin!, _stdinToken); // EOF

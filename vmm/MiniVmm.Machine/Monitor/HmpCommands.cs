@@ -30,13 +30,14 @@ public sealed class HmpCommands(QmpCommands qmp)
 
         """;
 
-    public string Execute(string line)
+    /// <param name="cpu">The vCPU that `x` translates virtual addresses with (QMP's cpu-index; bounds-checked there).</param>
+    public string Execute(string line, int cpu = 0)
     {
         if (!HmpTokenizer.TryTokenize(line, out var words, out string? syntax)) return $"Error: {syntax}\n";
         if (words.Count == 0) return "";
         try
         {
-            return Run(words[0], words.Skip(1).ToList());
+            return Run(words[0], words.Skip(1).ToList(), cpu);
         }
         catch (QmpException e)
         {
@@ -44,7 +45,7 @@ public sealed class HmpCommands(QmpCommands qmp)
         }
     }
 
-    private string Run(string name, List<string> args)
+    private string Run(string name, List<string> args, int cpu)
     {
         switch (name)
         {
@@ -58,7 +59,7 @@ public sealed class HmpCommands(QmpCommands qmp)
             case "x" or "xp":
             {
                 if (args.Count is < 1 or > 2) throw QmpException.Generic($"{name} takes [/fmt] addr");
-                return _inspect.Examine(args.Count == 2 ? args[0] : null, args[^1], physical: name == "xp", cpu: 0);
+                return _inspect.Examine(args.Count == 2 ? args[0] : null, args[^1], physical: name == "xp", cpu: cpu);
             }
             case "migrate":
             {

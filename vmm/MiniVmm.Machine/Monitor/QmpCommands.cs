@@ -73,7 +73,7 @@ public sealed class QmpCommands
         Add("query-migrate", [], _ => _migration.Query());
         Add("migrate_cancel", [], _ => { _migration.Cancel(); return null; });
         Add("human-monitor-command", [new("command-line", QmpType.String, Required: true), new("cpu-index", QmpType.Int)],
-            a => hmp.Execute(a.String("command-line")!));
+            a => hmp.Execute(a.String("command-line")!, a.Int("cpu-index") is { } c ? (int)Math.Clamp(c, -1, int.MaxValue) : 0));
     }
 
     internal Vm Vm => _vm;
