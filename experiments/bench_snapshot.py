@@ -170,11 +170,23 @@ def run_minivmm(args, rate, engine, workdir, khz, pattern="seq", cpus=1, stalls=
         return {"error": " | ".join(l for _, s, l in w.lines if s == "err")[-300:]}
     t_end, m = summary
     total_s = float(m["total"]) / 1000
-    t_start = t_end - total_s
+    # The window's start is MiniVmm's own CLOCK_MONOTONIC freeze stamp (--snapshot-stats), on the same clock as
+    # w.start; inferring it from when the summary line arrived would shift it by the completion and pipe latency.
+    freeze_ns = 0
+    if os.path.exists(stats):
+        with open(stats) as f:
+            lines = f.read().splitlines()
+        if lines:
+            freeze_ns = json.loads(lines[-1]).get("freeze-monotonic-ns", 0)
+    if not freeze_ns:
+        return {"error": "no freeze-monotonic-ns in --snapshot-stats: cannot place the protected window"}
+    t_start = freeze_ns / 1e9 - w.start
     # The protected window (freeze to the last page un-protected; the fsync after it is not part of it), the same
     # definition as QEMU's migrate-to-completed below: only reports wholly inside it count.
     pm = PROTECTED.search(next(l for t, s, l in w.lines if s == "err" and SUMMARY.search(l)))
-    protected_s = float(pm["prot"]) / 1000 if pm else total_s
+    if not pm:
+        return {"error": "the summary line has no protected window"}
+    protected_s = float(pm["prot"]) / 1000
     before = w.rates(t_start - args.delay + 0.1, t_start)
     during = w.window_rates(t_start, t_start + protected_s)
     after = w.rates(t_end + 0.05, t_end + args.after)
@@ -214,8 +226,10 @@ def run_qemu(args, rate, workdir, khz, pattern="seq", cpus=1, precopy=False):
         if not w.wait_prefilled():
             raise RuntimeError("writer never finished its prefill sweep")
         time.sleep(args.delay)
-        t_start = time.monotonic() - w.start
-        info, wall = precopy_migrate(qmp, f"exec:cat > {image}", args.precopy_cap) if precopy else background_snapshot(qmp, f"exec:cat > {image}")
+        started = []  # when `migrate` was sent: the window starts there, not before the capability round trip
+        info, wall = (precopy_migrate(qmp, f"exec:cat > {image}", args.precopy_cap, started=started) if precopy
+                      else background_snapshot(qmp, f"exec:cat > {image}", started=started))
+        t_start = started[0] - w.start
         t_end = t_start + wall
         time.sleep(args.after)  # the guest's write rate "after"
         qmp.command("quit")
@@ -249,10 +263,12 @@ def run_qemu(args, rate, workdir, khz, pattern="seq", cpus=1, precopy=False):
     return row
 
 
-def precopy_migrate(qmp, uri, cap_s, poll=0.01):
+def precopy_migrate(qmp, uri, cap_s, poll=0.01, started=None):
     """QEMU's classic pre-copy migration into a file (max bandwidth unlimited), cancelled after cap_s if it never converges."""
     qmp.command("migrate-set-parameters", **{"max-bandwidth": 1 << 40})
     start = time.monotonic()
+    if started is not None:
+        started.append(start)
     qmp.command("migrate", uri=uri)
     while True:
         info = qmp.command("query-migrate")
@@ -260,10 +276,11 @@ def precopy_migrate(qmp, uri, cap_s, poll=0.01):
             return info, time.monotonic() - start
         if time.monotonic() - start > cap_s:
             qmp.command("migrate_cancel")
+            wall = time.monotonic() - start  # the window ends at the cancel, not after the wait below
             time.sleep(0.2)
             info = qmp.command("query-migrate")
             info["status"] = "not converged"
-            return info, time.monotonic() - start
+            return info, wall
         time.sleep(poll)
 
 

@@ -64,13 +64,16 @@ def hmp(qmp, line):
     return qmp.command("human-monitor-command", **{"command-line": line})
 
 
-def background_snapshot(qmp, uri, max_bandwidth=None, poll=0.005):
-    """QEMU 7.2's background snapshot: write-tracking RAM, one pass. Returns (query-migrate, wall seconds)."""
+def background_snapshot(qmp, uri, max_bandwidth=None, poll=0.005, started=None):
+    """QEMU 7.2's background snapshot: write-tracking RAM, one pass. Returns (query-migrate, wall seconds); the wall
+    runs from the `migrate` command (its time.monotonic() is appended to `started` when given) to `completed` seen."""
     qmp.command("migrate-set-capabilities",
                 capabilities=[{"capability": "background-snapshot", "state": True}])
     if max_bandwidth:
         qmp.command("migrate-set-parameters", **{"max-bandwidth": int(max_bandwidth)})
     start = time.monotonic()
+    if started is not None:
+        started.append(start)
     qmp.command("migrate", uri=uri)
     while True:
         info = qmp.command("query-migrate")

@@ -25,6 +25,16 @@ public sealed record SnapshotResult
     /// this window, the same definition as QEMU's `migrate` to `completed`.
     /// </summary>
     public TimeSpan ProtectedWindow { get; init; }
+
+    /// <summary>
+    /// When the protected window began (the freeze), on CLOCK_MONOTONIC in ns (0 when the snapshot never froze), so
+    /// a benchmark can place the window on the guest's own timeline instead of inferring it from when a line arrived.
+    /// </summary>
+    public long FreezeMonotonicNs { get; init; }
+
+    /// <summary>A <see cref="System.Diagnostics.Stopwatch"/> timestamp as CLOCK_MONOTONIC ns (Stopwatch's clock on Linux).</summary>
+    public static long MonotonicNs(long stopwatchTimestamp) =>
+        stopwatchTimestamp == 0 ? 0 : (long)(stopwatchTimestamp * (1e9 / System.Diagnostics.Stopwatch.Frequency));
     public TimeSpan FaultStallP50 { get; init; }
     public TimeSpan FaultStallP99 { get; init; }
     public TimeSpan FaultStallMax { get; init; }

@@ -85,6 +85,7 @@ internal static class JsonOutput
             w.WriteNumber("faults-served", r.FaultsServed);
             w.WriteNumber("downtime-ms", r.Downtime.TotalMilliseconds);
             w.WriteNumber("protected-window-ms", r.ProtectedWindow.TotalMilliseconds);
+            w.WriteNumber("freeze-monotonic-ns", r.FreezeMonotonicNs);
             w.WriteNumber("write-ms", r.WriteTime.TotalMilliseconds);
             w.WriteNumber("total-ms", r.TotalTime.TotalMilliseconds);
             w.WriteNumber("fsync-ms", r.FsyncTime.TotalMilliseconds);

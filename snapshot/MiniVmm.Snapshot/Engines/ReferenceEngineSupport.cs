@@ -73,6 +73,7 @@ internal static class ReferenceEngineSupport
             FsyncTime = sink.FsyncTime,
             // Until the copy ended and the guest ran free again (a stop-copy resume follows the copy).
             ProtectedWindow = Max(Stopwatch.GetElapsedTime(start, writeEnd), downtime),
+            FreezeMonotonicNs = SnapshotResult.MonotonicNs(start),
             Iterations = iterations,
             Converged = converged,
         });

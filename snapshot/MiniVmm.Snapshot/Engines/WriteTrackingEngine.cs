@@ -331,6 +331,7 @@ internal sealed class WriteTrackingRun
             TotalTime = Stopwatch.GetElapsedTime(_start),
             FsyncTime = _sink.FsyncTime,
             ProtectedWindow = _releasedAt == 0 || _freezeStart == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(_freezeStart, _releasedAt),
+            FreezeMonotonicNs = SnapshotResult.MonotonicNs(_freezeStart),
             FaultStallP50 = _stalls.Percentile(50),
             FaultStallP99 = _stalls.Percentile(99),
             FaultStallMax = _stalls.Max,
