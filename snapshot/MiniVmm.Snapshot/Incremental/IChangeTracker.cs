@@ -1,0 +1,24 @@
+namespace MiniVmm.Snapshot.Incremental;
+
+/// <summary>
+/// The pages a running VM wrote since its last snapshot (the changed set of the next incremental link). While it
+/// tracks, the tracker holds guest RAM registered with its own userfaultfd; a write-tracking snapshot takes the RAM over
+/// at the freeze and hands it back at its end, both times with the vCPUs paused, so that no write goes unseen.
+/// </summary>
+public interface IChangeTracker
+{
+    /// <summary>How changes are tracked, for logs ("userfaultfd WP_ASYNC + PAGEMAP_SCAN").</summary>
+    string Method { get; }
+
+    /// <summary>
+    /// vCPUs paused: stops tracking, releases guest RAM (so the snapshot can register it) and returns the pages written
+    /// since tracking (re)started, one bitmap per region. The tracker is idle until <see cref="Resume"/>.
+    /// </summary>
+    PageBitmap[] TakeChanged();
+
+    /// <summary>
+    /// vCPUs paused: tracks again from now on, starting from <paramref name="alreadyWritten"/> (pages written while the
+    /// snapshot held the RAM; they belong to the next link).
+    /// </summary>
+    void Resume(PageBitmap[] alreadyWritten);
+}
