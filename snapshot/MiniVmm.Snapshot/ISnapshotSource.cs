@@ -35,6 +35,19 @@ public interface ISnapshotSource
     /// <summary>Resumes at once (StopAndCopy and error paths).</summary>
     void Resume();
 
+    /// <summary>
+    /// From an engine thread (never the main loop): pauses the vCPUs, runs <paramref name="action"/>, resumes them, and
+    /// returns true; false, without running it, when that could not start within <paramref name="timeout"/> (the VM is
+    /// stopping). Exceptions of the action propagate after the resume.
+    /// </summary>
+    bool TryRunPaused(Action action, TimeSpan timeout)
+    {
+        Pause();
+        try { action(); }
+        finally { Resume(); }
+        return true;
+    }
+
     /// <summary>Turns KVM dirty-page logging on or off for every memory region.</summary>
     void SetDirtyLogging(bool enabled);
 

@@ -62,6 +62,22 @@ public sealed record SnapshotOptions
     /// </summary>
     public TimeSpan StallTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Write-tracking: the tracker that holds guest RAM between snapshots (null: none). The engine takes the RAM over
+    /// from it at the freeze and hands it back at the end, so the next link's changed set misses no write; pages the
+    /// guest writes during this snapshot belong to that next set.
+    /// </summary>
+    public Incremental.IChangeTracker? ChangeTracker { get; init; }
+
+    /// <summary>
+    /// Save only the pages <see cref="ChangeTracker"/> reports as written since the parent (the sink's header names
+    /// it); every other page is the parent's and is not read.
+    /// </summary>
+    public bool Incremental { get; init; }
+
+    /// <summary>TEST ONLY: drop one changed page from an incremental link (the chain tests' negative control).</summary>
+    public bool UnsafeDropOneChangedPage { get; init; }
+
     /// <summary>TEST ONLY: skip write protection, so the image is not point-in-time. The negative control of the tests.</summary>
     public bool UnsafeSkipWriteProtection { get; init; }
 
@@ -76,5 +92,6 @@ public sealed record SnapshotOptions
         if (MaxFaultWait <= TimeSpan.Zero) throw new ArgumentException("the fault wait limit must be positive");
         if (StallTimeout <= TimeSpan.Zero && StallTimeout != Timeout.InfiniteTimeSpan)
             throw new ArgumentException("the snapshot stall timeout must be positive");
+        if (Incremental && ChangeTracker is null) throw new ArgumentException("an incremental snapshot needs a change tracker");
     }
 }

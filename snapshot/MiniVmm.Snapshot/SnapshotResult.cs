@@ -43,6 +43,17 @@ public sealed record SnapshotResult
 
     /// <summary>Where the downtime went (pause, state capture, write protection), for tuning.</summary>
     public string? DowntimeBreakdown { get; init; }
+    /// <summary>The id the snapshot was written with, and its trailer checksum: what a child link names it by.</summary>
+    public Guid SnapshotId { get; init; }
+    public ulong TrailerChecksum { get; init; }
+
+    /// <summary>An incremental link: only <see cref="ChangedPages"/> pages (written since the parent) were saved.</summary>
+    public bool Incremental { get; init; }
+    public long ChangedPages { get; init; }
+
+    /// <summary>The second pause of a tracked snapshot, which hands guest RAM back to the change tracker (zero: none).</summary>
+    public TimeSpan HandoverPause { get; init; }
+
     public int Iterations { get; init; }
     public bool Converged { get; init; } = true;
 
@@ -51,7 +62,9 @@ public sealed record SnapshotResult
           $"{FaultsServed} faults served, downtime {Ms(Downtime)}{(DowntimeBreakdown is null ? "" : $" ({DowntimeBreakdown})")}, total {Ms(TotalTime)} (write {Ms(WriteTime)}, fsync {Ms(FsyncTime)}), " +
           $"fault stall p50 {Us(FaultStallP50)} p99 {Us(FaultStallP99)}" +
           (Iterations > 0 ? $", {Iterations} iterations{(Converged ? "" : " (did not converge)")}" : "") +
-          $", protected window {Ms(ProtectedWindow)}"
+          $", protected window {Ms(ProtectedWindow)}" +
+          (Incremental ? $", incremental: {ChangedPages} pages changed since the parent" : "") +
+          (HandoverPause > TimeSpan.Zero ? $", tracking handover {Ms(HandoverPause)}" : "")
         : $"snapshot ({Engine}) {(Cancelled ? "cancelled" : "failed")}: {Error}";
 
     private static string Ms(TimeSpan t) => $"{t.TotalMilliseconds:F2} ms";

@@ -13,7 +13,7 @@ namespace MiniVmm.Cli;
 /// </summary>
 internal static class JsonOutput
 {
-    public static string Inspect(SnapshotFile file)
+    public static string Inspect(SnapshotFile file, SnapshotChain? chain = null, string? chainError = null)
     {
         var info = file.Info;
         long presentPages = Enumerable.Range(0, file.RegionCount).Sum(file.PresentPages);
@@ -47,13 +47,37 @@ internal static class JsonOutput
             ["page-data-size"] = presentPages * SnapshotFormat.PageSize,
             ["memory-size"] = memory,
             ["pages-present"] = presentPages,
-            ["pages-zero"] = memory / SnapshotFormat.PageSize - presentPages,
+            ["pages-zero"] = file.IsIncremental ? 0 : memory / SnapshotFormat.PageSize - presentPages,
+            ["pages-from-parent"] = file.IsIncremental ? memory / SnapshotFormat.PageSize - presentPages : 0,
+            ["snapshot-id"] = file.SnapshotId.ToString(),
+            ["trailer-checksum"] = file.TrailerChecksum.ToString("x16", System.Globalization.CultureInfo.InvariantCulture),
+            ["parent"] = file.Parent is { } parent
+                ? new JsonObject
+                {
+                    ["snapshot-id"] = parent.SnapshotId.ToString(),
+                    ["trailer-checksum"] = parent.TrailerChecksum.ToString("x16", System.Globalization.CultureInfo.InvariantCulture),
+                }
+                : null,
             ["regions"] = regions,
             ["state-size"] = file.StateLength,
             ["state-sections"] = sections,
             ["trailer-size"] = file.TrailerLength,
             ["vm-config"] = VmConfig(info.VmConfig),
         };
+        if (chain is not null)
+        {
+            var links = new JsonArray();
+            foreach (var l in chain.Links)
+                links.Add((JsonNode)new JsonObject
+                {
+                    ["path"] = l.Path,
+                    ["snapshot-id"] = l.SnapshotId.ToString(),
+                    ["incremental"] = l.IsIncremental,
+                    ["pages-stored"] = Enumerable.Range(0, l.RegionCount).Sum(l.PresentPages),
+                });
+            o["chain"] = links;
+        }
+        if (chainError is not null) o["chain-error"] = chainError;
         return o.ToJsonString();
     }
 
@@ -91,6 +115,10 @@ internal static class JsonOutput
             w.WriteNumber("fsync-ms", r.FsyncTime.TotalMilliseconds);
             w.WriteNumber("iterations", r.Iterations);
             w.WriteBoolean("converged", r.Converged);
+            w.WriteBoolean("incremental", r.Incremental);
+            w.WriteNumber("changed-pages", r.ChangedPages);
+            w.WriteNumber("handover-pause-ms", r.HandoverPause.TotalMilliseconds);
+            if (r.DowntimeBreakdown is not null) w.WriteString("downtime-breakdown", r.DowntimeBreakdown);
             w.WriteStartArray("fault-stall-us");
             foreach (double us in r.FaultStallSamplesUs) w.WriteNumberValue(Math.Round(us, 1));
             w.WriteEndArray();

@@ -32,8 +32,9 @@ internal static class RestoreCommand
         var qmp = QmpCliOption.Create();
         var paused = CommonOptions.Paused();
         var printConfig = new Option<bool>("--print-config") { Description = "print the snapshot's machine as a `run --config` file and exit" };
+        var chainDirs = SnapshotCommand.ChainDirOption();
         var snap = new SnapshotCliOptions();
-        var command = new Command("restore", "Restore a snapshot and resume the guest") { file, serial, allowCpu, memory, record, noWorkingSet, logLevel, qmp, paused, printConfig };
+        var command = new Command("restore", "Restore a snapshot and resume the guest") { file, serial, allowCpu, memory, record, noWorkingSet, logLevel, qmp, paused, printConfig, chainDirs };
         foreach (var o in snap.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -74,7 +75,10 @@ internal static class RestoreCommand
                 Memory = mode,
                 RecordWorkingSet = recordFor,
                 UseWorkingSet = !parse.GetValue(noWorkingSet),
+                ChainDirectories = parse.GetValue(chainDirs) ?? [],
             };
+            if (plan?.IncrementalFrom is not null && mode != RestoreMemoryMode.Eager)
+                return CommonOptions.Usage(parse, "--incremental-from needs --memory eager: only eagerly restored RAM is tracked from the first instruction");
             using var loggers = Logging.Create(level);
             var log = loggers.CreateLogger("minivmm");
             Vm vm;
@@ -91,9 +95,29 @@ internal static class RestoreCommand
                 return ExitCodes.BadInput;
             }
             catch (Exception e) { return CommonOptions.ReportStartupFailure(log, e); }
+            if (plan?.IncrementalFrom is { } basePath && CheckIncrementalBase(vm, basePath) is { } baseError)
+            {
+                vm.Dispose();
+                Console.Error.WriteLine($"minivmm: --incremental-from: {baseError}");
+                return ExitCodes.BadInput;
+            }
             return VmSession.Run(vm, plan, qmpSpecs, loggers, parse.GetValue(paused));
         });
         return command;
+    }
+
+    /// <summary>Null when <paramref name="basePath"/> is the snapshot the VM was restored from (by content), else why not.</summary>
+    private static string? CheckIncrementalBase(Vm vm, string basePath)
+    {
+        try
+        {
+            using var baseFile = SnapshotFile.Open(basePath);
+            var from = vm.RestoredFrom!;
+            return baseFile.Identity == from.Identity ? null
+                : $"'{basePath}' (snapshot {baseFile.SnapshotId}) is not the snapshot this VM was restored from ('{from.Path}', {from.Identity.SnapshotId}): " +
+                  "an incremental link can only build on the snapshot its VM continues";
+        }
+        catch (Exception e) when (e is SnapshotFormatException or IOException or UnauthorizedAccessException) { return $"'{basePath}': {e.Message}"; }
     }
 
     private static int PrintConfig(string path)

@@ -60,6 +60,9 @@ internal static class RunCommand
                 Serial = serialTarget,
             };
             if (!TryGetSnapshotPlan(parse, snap, out var plan, out string? snapError)) return CommonOptions.Usage(parse, snapError!);
+            if (plan?.IncrementalFrom is not null)
+                return CommonOptions.Usage(parse, "--incremental-from applies to restore: a booted VM has no snapshot to build on " +
+                    "(--snapshot-incremental makes its first snapshot a full one and the later ones links of it)");
             if (!QmpCliOption.TryParse(parse.GetValue(qmp), out var qmpSpecs, out string? qmpError)) return CommonOptions.Usage(parse, qmpError!);
             if (parse.GetValue(paused) && qmpSpecs.Count == 0) return CommonOptions.Usage(parse, "--paused needs --qmp: the monitor's cont starts the VM");
             using var loggers = Logging.Create(level);
@@ -133,7 +136,16 @@ internal static class RunCommand
         bool exitAfter = parse.GetValue(snap.ExitAfter);
         if (to is not null && SnapshotNaming.Validate(to) is { } nameError) { error = nameError; return false; }
         if (to is null && (delay is not null || exitAfter)) { error = "--snapshot-after and --exit-after-snapshot need --snapshot-to"; return false; }
-        plan = to is null ? null : new SnapshotPlan(to, options, delay, exitAfter, parse.GetValue(snap.Stats), parse.GetValue(snap.Overwrite));
+        string? from = parse.GetValue(snap.IncrementalFrom);
+        bool incremental = parse.GetValue(snap.Incremental) || from is not null;
+        if (incremental)
+        {
+            if (to is null) { error = "--snapshot-incremental and --incremental-from need --snapshot-to"; return false; }
+            if (mode != SnapshotMode.WriteTracking) { error = "incremental snapshots need --snapshot-mode write-tracking"; return false; }
+            if (to.StartsWith("exec:", StringComparison.Ordinal)) { error = "incremental snapshots need a file destination, not exec:"; return false; }
+        }
+        plan = to is null ? null : new SnapshotPlan(to, options, delay, exitAfter, parse.GetValue(snap.Stats), parse.GetValue(snap.Overwrite),
+            incremental, from);
         return true;
     }
 

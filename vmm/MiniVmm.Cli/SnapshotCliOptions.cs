@@ -20,9 +20,20 @@ internal sealed class SnapshotCliOptions
     public Option<string?> Timeout { get; } = new("--snapshot-timeout") { Description = "fail a snapshot whose destination takes no data for this long (default 10s; 0 = never)" };
     public Option<bool> ExitAfter { get; } = new("--exit-after-snapshot") { Description = "stop the VM once the snapshot is complete (exit 0 on success)" };
 
+    public Option<bool> Incremental { get; } = new("--snapshot-incremental")
+    {
+        Description = "each snapshot after the first saves only the pages written since the previous one (an incremental link naming it; " +
+                      "restore --memory eager: the first one already builds on the restored snapshot). Needs a file destination; use %n",
+    };
+    public Option<string?> IncrementalFrom { get; } = new("--incremental-from")
+    {
+        Description = "restore: like --snapshot-incremental, and check that BASE is the snapshot being restored (the first link's parent)",
+        HelpName = "BASE",
+    };
+
     public Option<string?> Stats { get; } = new("--snapshot-stats") { Description = "append each snapshot's statistics (incl. every fault stall) as a JSON line to FILE" };
 
-    public IEnumerable<Option> All => [To, Overwrite, After, Mode, RateLimit, FaultAround, ConvergeTimeout, Timeout, ExitAfter, Stats];
+    public IEnumerable<Option> All => [To, Overwrite, After, Mode, RateLimit, FaultAround, ConvergeTimeout, Timeout, ExitAfter, Incremental, IncrementalFrom, Stats];
 
     public static bool TryParseMode(string text, out SnapshotMode mode)
     {

@@ -13,6 +13,7 @@ internal static class SnapshotCommand
         command.Subcommands.Add(Inspect());
         command.Subcommands.Add(Verify());
         command.Subcommands.Add(Convert());
+        command.Subcommands.Add(Merge());
         return command;
     }
 
@@ -20,11 +21,57 @@ internal static class SnapshotCommand
     {
         var file = new Argument<string>("FILE");
         var json = JsonOption();
-        var c = new Command("inspect", "Show a snapshot's header, layout and state sections") { file, json };
+        var chainDirs = ChainDirOption();
+        var c = new Command("inspect", "Show a snapshot's header, layout and state sections, and its chain when it is an incremental link") { file, json, chainDirs };
         c.SetAction(parse => Guard(parse.GetValue(file)!, () =>
         {
-            using var snapshot = SnapshotFile.Open(parse.GetValue(file)!);
-            Console.WriteLine(parse.GetValue(json) ? JsonOutput.Inspect(snapshot) : snapshot.Describe());
+            string path = parse.GetValue(file)!;
+            using var snapshot = SnapshotFile.Open(path);
+            SnapshotChain? chain = null;
+            string? chainError = null;
+            if (snapshot.IsIncremental)
+            {
+                try { chain = SnapshotChain.Open(path, parse.GetValue(chainDirs)); }
+                catch (Exception e) when (e is SnapshotFormatException or IOException or UnauthorizedAccessException) { chainError = e.Message; }
+            }
+            using (chain)
+            {
+                Console.WriteLine(parse.GetValue(json) ? JsonOutput.Inspect(snapshot, chain, chainError)
+                    : snapshot.Describe() + (chain?.DescribeLinks() ?? ""));
+            }
+            if (chainError is null) return ExitCodes.Ok;
+            Console.Error.WriteLine($"minivmm: {path}: {chainError}");
+            return ExitCodes.BadInput;
+        }));
+        return c;
+    }
+
+    /// <summary>Where the parents of an incremental link are looked for, besides the link's own directory.</summary>
+    internal static Option<string[]> ChainDirOption() => new("--chain-dir")
+    {
+        Description = "also look for an incremental snapshot's parents in DIR (repeatable; the snapshot's own directory is always searched)",
+        HelpName = "DIR",
+        Arity = ArgumentArity.ZeroOrMore,
+        AllowMultipleArgumentsPerToken = false,
+    };
+
+    private static Command Merge()
+    {
+        var tip = new Argument<string>("TIP") { Description = "the newest link of an incremental chain" };
+        var output = new Argument<string>("OUT") { Description = "full snapshot file to write (must not be a link of the chain)" };
+        var chainDirs = ChainDirOption();
+        var c = new Command("merge", "Squash an incremental chain into one full snapshot (written aside, renamed into place, verified)") { tip, output, chainDirs };
+        c.SetAction(parse => Guard(parse.GetValue(tip)!, () =>
+        {
+            using var chain = SnapshotChain.Open(parse.GetValue(tip)!, parse.GetValue(chainDirs));
+            MergeResult result;
+            try { result = SnapshotMerge.Merge(chain, parse.GetValue(output)!); }
+            catch (ArgumentException e)
+            {
+                Console.Error.WriteLine($"minivmm: {e.Message}");
+                return ExitCodes.BadInput;
+            }
+            Console.WriteLine($"merged {result.LinksMerged} link(s) into {result.Path}: {result.PagesStored} pages stored, snapshot id {result.SnapshotId}");
             return ExitCodes.Ok;
         }));
         return c;

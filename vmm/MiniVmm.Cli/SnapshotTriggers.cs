@@ -7,7 +7,7 @@ using MiniVmm.Snapshot;
 namespace MiniVmm.Cli;
 
 internal sealed record SnapshotPlan(string Destination, SnapshotOptions Options, TimeSpan? Delay, bool ExitAfter, string? StatsPath = null,
-    bool Overwrite = false);
+    bool Overwrite = false, bool Incremental = false, string? IncrementalFrom = null);
 
 /// <summary>
 /// Wires the ways a snapshot starts (--snapshot-after timer, SIGUSR1, a guest request on the control port) and is
@@ -37,7 +37,7 @@ internal sealed class SnapshotTriggers : IDisposable
         {
             string? error = null;
             if (controller.CurrentJob is not null) error = "a snapshot is already in progress";
-            else if (naming.TryNext(DateTime.UtcNow, out string destination, out error)) controller.TryStart(destination, plan.Options, out error);
+            else if (naming.TryNext(DateTime.UtcNow, out string destination, out error)) controller.TryStart(destination, plan.Options, out error, chain: plan.Incremental);
             if (error is not null)
             {
                 Console.Error.WriteLine($"minivmm: snapshot not started: {error}");

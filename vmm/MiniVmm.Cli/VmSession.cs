@@ -29,6 +29,14 @@ internal static class VmSession
         {
             if (qmp.FirstOrDefault(q => q.Wait) is { } waitOn && !WaitForClient(monitor!, waitOn, stopRequested.Token))
                 return HostSignals.ExitCodeFor(stopSignal);
+            if (plan is { Incremental: true })
+            {
+                try { controller.StartChainFromRestore(); }
+                catch (Exception e) when (e is MiniVmm.Snapshot.Engines.SnapshotException or KvmSharp.KvmException)
+                {
+                    return CommonOptions.Fail("incremental snapshots are not available: " + e.Message);
+                }
+            }
             if (paused) controller.RunState.HoldFromStart();
             var status = vm.Run(paused);
             // A bad snapshot found after the guest started (lazy restore) is the user's input problem: say so plainly,

@@ -42,6 +42,9 @@ public sealed partial class Vm : IDisposable
     /// <summary>Set when RAM is restored lazily: snapshot engines populate pages through it before reading them.</summary>
     internal MiniVmm.Snapshot.Restore.LazyPageServer? LazyPages { get; set; }
 
+    /// <summary>The snapshot this VM was restored from (null for a booted VM): an incremental snapshot can continue it.</summary>
+    public Snapshots.RestoredFrom? RestoredFrom { get; internal set; }
+
     /// <summary>
     /// Raised on the main-loop thread after the loop has ended and before the vCPUs stop: work that the loop would have
     /// finished (a snapshot in progress) completes here, while guest RAM still exists.

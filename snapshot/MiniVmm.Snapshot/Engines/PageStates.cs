@@ -23,6 +23,31 @@ public sealed class PageStates(long pageCount)
         Interlocked.Increment(ref _saved);
     }
 
+    /// <summary>
+    /// Marks every page outside <paramref name="changed"/> saved before any thread claims one (an incremental link:
+    /// those pages are the parent's, so neither the scan nor a fault saves them).
+    /// </summary>
+    public void MarkSavedExcept(Incremental.PageBitmap changed)
+    {
+        if (changed.PageCount != PageCount) throw new ArgumentException("the changed set is for another region");
+        long marked = 0;
+        for (long w = 0; w < changed.WordCount; w++)
+        {
+            ulong bits = changed.Word(w);
+            long first = w * 64;
+            int n = (int)Math.Min(64, PageCount - first);
+            if (bits == 0)
+            {
+                _states.AsSpan((int)first, n).Fill(Saved);
+                marked += n;
+                continue;
+            }
+            for (int b = 0; b < n; b++)
+                if ((bits & (1UL << b)) == 0) { _states[first + b] = Saved; marked++; }
+        }
+        Interlocked.Add(ref _saved, marked);
+    }
+
     public bool IsSaved(long page) => Volatile.Read(ref _states[page]) == Saved;
 
     /// <summary>Waits (spinning: the other thread is mid-copy of at most one block) until every page of the range is Saved.</summary>

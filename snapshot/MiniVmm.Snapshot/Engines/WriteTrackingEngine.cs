@@ -4,6 +4,7 @@ using KvmSharp.Interop;
 using Microsoft.Extensions.Logging;
 using MiniVmm.Core.Memory;
 using MiniVmm.Snapshot.Format;
+using MiniVmm.Snapshot.Incremental;
 
 namespace MiniVmm.Snapshot.Engines;
 
@@ -60,6 +61,16 @@ internal sealed class WriteTrackingRun
     private long _freezeStart;
     private long _releasedAt;
     private Exception? _error;
+    // Change tracking (options.ChangeTracker): the engine holds the RAM between the tracker's TakeChanged at the freeze
+    // and its Resume at the end. Pages stay protected until then, and every page the guest writes meanwhile is recorded
+    // (only the faulting page is un-protected), so the next link misses no write.
+    private readonly IChangeTracker? _tracker;
+    private PageBitmap[]? _changed;            // the pages this link saves (incremental), from the tracker
+    private PageBitmap[]? _writtenSinceFreeze; // the next link's first pages
+    private long _changedPages;
+    private volatile bool _trackingLost;
+    private bool _registered;                  // our userfaultfd holds the RAM (a tracker held it until the freeze)       // protection was dropped without recording (failure paths)
+    private TimeSpan _handoverPause;
 
     public WriteTrackingRun(ISnapshotSource source, ISnapshotSink sink, SnapshotOptions options, ILogger log)
     {
@@ -78,7 +89,11 @@ internal sealed class WriteTrackingRun
         Array.Fill(_sequentialNext, -1);
         _saver.AsyncWriter = _blockWriter;
         _saver.AsyncWait = options.MaxFaultWait;
+        _tracker = options.ChangeTracker;
     }
+
+    /// <summary>Whether the tracker holds the RAM until the freeze (then the engine registers it only while paused).</summary>
+    private bool TrackerHoldsRam => _tracker is { IsTracking: true };
 
     public SnapshotJob Job { get; }
 
@@ -122,26 +137,87 @@ internal sealed class WriteTrackingRun
             throw new SnapshotException("a write-tracking snapshot needs anonymous guest RAM, and this VM's RAM is a private " +
                 "mapping of its snapshot file (restored with --memory mmap), which userfaultfd cannot write-protect; " +
                 "use --snapshot-mode stop-copy or dirty-log, or restore with --memory lazy (the default) or eager");
+        if (_options.Incremental && !TrackerHoldsRam)
+            throw new SnapshotException("an incremental snapshot needs the pages written since its parent, and no tracker recorded them");
+        if (_tracker is not null)
+        {
+            // The tracker's userfaultfd holds the RAM until the freeze: register ours there, while paused.
+            _uffd = CreateUffd();
+            _writtenSinceFreeze = PageBitmap.ForRegions(_memory.Regions.Select(r => r.PageCount));
+            return;
+        }
         // Before the freeze, while the guest runs: map the huge zero page into never-touched 2 MiB areas, so that
         // protecting them at the freeze costs one entry each instead of a page table of markers (halves the downtime
         // of a half-empty 512 MiB guest on THP memory; harmless elsewhere).
         foreach (var r in _memory.Regions) r.TouchForRead(2UL << 20);
+        _uffd = CreateUffd();
+        try { RegisterRam(); }
+        catch
+        {
+            _uffd.Dispose(); // no thread uses it yet
+            _uffd = null;
+            throw;
+        }
+    }
+
+    private static UserfaultFd CreateUffd()
+    {
+        try { return UserfaultFd.Create(WriteTrackingEngine.RequiredFeatures, WriteTrackingEngine.DescribeFeatures); }
+        catch (KvmException e) { throw new SnapshotException("cannot prepare the write-tracking snapshot: " + e.Message, e); }
+    }
+
+    private void RegisterRam()
+    {
         try
         {
-            _uffd = UserfaultFd.Create(WriteTrackingEngine.RequiredFeatures, WriteTrackingEngine.DescribeFeatures);
             foreach (var r in _memory.Regions)
             {
-                ulong ioctls = _uffd.Register(r.DangerousGetHostAddress(), r.Size, Uffd.UFFDIO_REGISTER_MODE_WP);
+                ulong ioctls = _uffd!.Register(r.DangerousGetHostAddress(), r.Size, Uffd.UFFDIO_REGISTER_MODE_WP);
+                _registered = true;
                 if ((ioctls & (1UL << Uffd._UFFDIO_WRITEPROTECT)) == 0)
                     throw new SnapshotException("guest RAM cannot be write-protected through userfaultfd (UFFDIO_WRITEPROTECT unsupported for this memory)");
             }
         }
         catch (KvmException e)
         {
-            _uffd?.Dispose();
-            _uffd = null;
+            // The owner (Prepare, or the release after a failed freeze) disposes the userfaultfd.
             throw new SnapshotException("cannot prepare the write-tracking snapshot: " + e.Message, e);
         }
+    }
+
+    /// <summary>At the freeze (paused): takes the RAM and the changed set over from the tracker.</summary>
+    private void TakeOverFromTracker()
+    {
+        if (_tracker is null) return;
+        if (_tracker.IsTracking)
+        {
+            var changed = _tracker.TakeChanged();
+            if (_options.Incremental) _changed = changed;
+        }
+        RegisterRam();
+        if (_changed is null) return;
+        if (_options.UnsafeDropOneChangedPage) DropOneChangedPage(_changed);
+        for (int ri = 0; ri < _changed.Length; ri++)
+        {
+            _saver.States[ri].MarkSavedExcept(_changed[ri]);
+            _changedPages += _changed[ri].Count();
+        }
+    }
+
+    /// <summary>The negative control: forget the first changed page, so that the link lacks it.</summary>
+    private static void DropOneChangedPage(PageBitmap[] changed)
+    {
+        foreach (var bitmap in changed)
+            for (long w = 0; w < bitmap.WordCount; w++)
+                if (bitmap.Word(w) is var bits and not 0)
+                {
+                    long page = w * 64 + System.Numerics.BitOperations.TrailingZeroCount(bits);
+                    var copy = new PageBitmap(bitmap.PageCount);
+                    for (long p = 0; p < bitmap.PageCount; p++) if (p != page && bitmap.Get(p)) copy.Set(p);
+                    bitmap.Clear();
+                    bitmap.UnionWith(copy);
+                    return;
+                }
     }
 
     /// <summary>The only guest downtime: pause, capture state, protect all RAM, and queue the start bottom-half.</summary>
@@ -153,13 +229,16 @@ internal sealed class WriteTrackingRun
         try
         {
             _sections = _source.CaptureState();
+            long stateCaptured = Stopwatch.GetTimestamp();
+            TakeOverFromTracker();
             long captured = Stopwatch.GetTimestamp();
             if (!_options.UnsafeSkipWriteProtection)
                 foreach (var r in _memory.Regions)
                     _uffd!.WriteProtect(r.DangerousGetHostAddress(), r.Size, protect: true);
             long protectedAt = Stopwatch.GetTimestamp();
             _freezeBreakdown = $"pause {Stopwatch.GetElapsedTime(_freezeStart, paused).TotalMilliseconds:F2} ms, " +
-                $"capture {Stopwatch.GetElapsedTime(paused, captured).TotalMilliseconds:F2} ms, " +
+                $"capture {Stopwatch.GetElapsedTime(paused, stateCaptured).TotalMilliseconds:F2} ms, " +
+                (_tracker is null ? "" : $"take-over {Stopwatch.GetElapsedTime(stateCaptured, captured).TotalMilliseconds:F2} ms, ") +
                 $"protect {Stopwatch.GetElapsedTime(captured, protectedAt).TotalMilliseconds:F2} ms";
         }
         catch
@@ -208,6 +287,7 @@ internal sealed class WriteTrackingRun
             Fail(e);
             // No one serves faults from here on: wake every blocked writer now rather than when the scanner ends
             // (it may be inside a destination write until the sink is interrupted).
+            _trackingLost = true;
             UnprotectAll();
         }
     }
@@ -243,7 +323,14 @@ internal sealed class WriteTrackingRun
             _sequentialNext[ri] = first + count;
             _saver.SaveRange(ri, first, count, async: true);
             _saver.States[ri].WaitUntilSaved(first, count, Job.CancellationToken);
-            _uffd!.WriteProtect((nint)(start + (ulong)first * GuestMemory.PageSize), (ulong)count * GuestMemory.PageSize, protect: false);
+            if (_writtenSinceFreeze is { } written)
+            {
+                // Tracked: only the written page goes free, and it is the next link's; its neighbours stay protected.
+                written[ri].Set(page);
+                _uffd!.WriteProtect((nint)(start + (ulong)page * GuestMemory.PageSize), GuestMemory.PageSize, protect: false);
+            }
+            else
+                _uffd!.WriteProtect((nint)(start + (ulong)first * GuestMemory.PageSize), (ulong)count * GuestMemory.PageSize, protect: false);
             Interlocked.Increment(ref _faults);
             _stalls.Record(Stopwatch.GetTimestamp() - readAt);
             return;
@@ -267,7 +354,8 @@ internal sealed class WriteTrackingRun
                     long count = Math.Min(_options.ScanChunkPages, r.PageCount - first);
                     scanBytes += _saver.SaveRangeStaged(ri, first, count, staging);
                     states.WaitUntilSaved(first, count, cancel);
-                    if (!_options.UnsafeSkipWriteProtection)
+                    // Tracked: saved pages stay protected, so a later write is still seen (and recorded) by a fault.
+                    if (!_options.UnsafeSkipWriteProtection && _tracker is null)
                         _uffd!.WriteProtect((nint)((ulong)r.DangerousGetHostAddress() + (ulong)first * GuestMemory.PageSize),
                             (ulong)count * GuestMemory.PageSize, protect: false);
                     throttle.WaitFor(scanBytes, cancel);
@@ -278,15 +366,66 @@ internal sealed class WriteTrackingRun
         {
             Fail(e);
         }
-        _scanDone.Signal();
-        ((Thread)faultThread!).Join();
+        if (_tracker is not null && _error is null && !cancel.IsCancellationRequested)
+        {
+            // Tracked: the fault thread keeps recording writes while the buffers drain and the file completes; then,
+            // paused, the RAM goes back to the tracker.
+            _blockWriter.Drain();
+            if (_blockWriter.Error is { } drainError) Fail(drainError);
+            Finish((Thread)faultThread!); // the protected window ends at the handover
+            return;
+        }
+        StopFaultThread((Thread)faultThread!);
         // Every page is out of guest RAM by now (saved, or copied into a fault buffer), or the snapshot failed: either
         // way the guest need not wait for the buffers to reach the destination.
         ReleaseProtection();
         _releasedAt = Stopwatch.GetTimestamp();
         _blockWriter.Drain();
         if (_blockWriter.Error is { } writeError) Fail(writeError);
-        Finish();
+        Finish(null);
+    }
+
+    private void StopFaultThread(Thread faultThread)
+    {
+        _scanDone.Signal();
+        faultThread.Join();
+    }
+
+    /// <summary>
+    /// Tracked snapshots: with the vCPUs paused, serves the last faults, gives the RAM back to the tracker with what the
+    /// guest wrote meanwhile (plus this link's changed set when the link was not written, so nothing is lost) and
+    /// resumes. When the pause cannot happen (the VM is stopping) tracking ends; the next snapshot is then a full one.
+    /// </summary>
+    private void HandOver(Thread faultThread, bool linkWritten)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        bool ran = false;
+        try
+        {
+            ran = _source.TryRunPaused(() =>
+            {
+                t0 = Stopwatch.GetTimestamp();
+                StopFaultThread(faultThread);
+                ReleaseProtection();
+                _releasedAt = Stopwatch.GetTimestamp();
+                if (_trackingLost) return;
+                var seed = _writtenSinceFreeze!;
+                if (!linkWritten && _changed is { } changed)
+                    for (int ri = 0; ri < seed.Length; ri++) seed[ri].UnionWith(changed[ri]);
+                _tracker!.Resume(seed);
+                _handoverPause = Stopwatch.GetElapsedTime(t0);
+            }, TimeSpan.FromSeconds(3));
+        }
+        catch (Exception e) when (e is KvmException or SnapshotException or TimeoutException or InvalidOperationException)
+        {
+            _log.LogWarning("change tracking could not resume after the snapshot ({Error}); the next snapshot is a full one", e.Message);
+        }
+        if (!ran)
+        {
+            StopFaultThread(faultThread);
+            ReleaseProtection();
+            if (_releasedAt == 0) _releasedAt = Stopwatch.GetTimestamp();
+        }
     }
 
     private void Fail(Exception e)
@@ -297,19 +436,22 @@ internal sealed class WriteTrackingRun
         Job.Cancel();
     }
 
-    private void Finish()
+    /// <param name="trackedFaultThread">tracked snapshots: the fault thread still serving, stopped at the handover</param>
+    private void Finish(Thread? trackedFaultThread)
     {
         long writeDone = Stopwatch.GetTimestamp();
         bool cancelled = Job.CancellationToken.IsCancellationRequested && _error is null;
         var error = _error;
         if (error is null && !cancelled && _saver.States.Any(s => s.SavedCount != s.PageCount))
             error = new SnapshotException("internal error: not every page was saved");
-        ReleaseProtection();
+        if (trackedFaultThread is null) ReleaseProtection();
         if (error is null && !cancelled)
         {
             try { _sink.Complete(_sections); }
             catch (Exception e) { error = e; }
         }
+        bool written = error is null && !cancelled;
+        if (trackedFaultThread is not null) HandOver(trackedFaultThread, written);
         if (error is not null || cancelled)
         {
             try { _sink.Abort(); } catch (Exception e) { _log.LogWarning(e, "could not remove the partial snapshot"); }
@@ -337,6 +479,11 @@ internal sealed class WriteTrackingRun
             FaultStallMax = _stalls.Max,
             FaultStallSamplesUs = _stalls.SamplesMicroseconds(),
             DowntimeBreakdown = _freezeBreakdown,
+            SnapshotId = _sink.SnapshotId,
+            TrailerChecksum = written ? _sink.TrailerChecksum : 0,
+            Incremental = _changed is not null,
+            ChangedPages = _changedPages,
+            HandoverPause = _handoverPause,
         });
     }
 
@@ -351,6 +498,12 @@ internal sealed class WriteTrackingRun
     private void ReleaseProtection()
     {
         if (_uffd is null) return;
+        if (!_registered)
+        {
+            _uffd.Dispose();
+            _uffd = null;
+            return;
+        }
         UnprotectAll();
         foreach (var r in _memory.Regions)
         {

@@ -43,6 +43,12 @@ public interface ISnapshotSink : IDisposable
     /// </summary>
     void Interrupt() { }
 
+    /// <summary>The snapshot id written into header, state and trailer.</summary>
+    Guid SnapshotId => Guid.Empty;
+
+    /// <summary>The trailer's own checksum once <see cref="Complete"/> succeeded (0 before).</summary>
+    ulong TrailerChecksum => 0;
+
     /// <summary>Time spent in fsync (file and directory) during <see cref="Complete"/>; zero for streams.</summary>
     TimeSpan FsyncTime { get; }
 }

@@ -17,6 +17,9 @@ internal sealed class PageBatch
     public const int MaxPages = 64;
     public static readonly byte[] ZeroPage = new byte[SnapshotFormat.PageSize];
 
+    /// <summary>XXH3-64 of an all-zero page: what an incremental link records for a changed page that is zero now.</summary>
+    public static readonly ulong ZeroPageChecksum = System.IO.Hashing.XxHash3.HashToUInt64(ZeroPage);
+
     private readonly byte[] _buffer = new byte[MaxPages * SnapshotFormat.PageSize];
     private readonly bool[] _zero = new bool[MaxPages];
     private readonly ulong[] _sums = new ulong[MaxPages];

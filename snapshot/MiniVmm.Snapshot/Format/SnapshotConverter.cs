@@ -113,7 +113,7 @@ public static class SnapshotConverter
                         throw new SnapshotFormatException(
                             $"{what} is corrupt: trailer record at offset {at} has length {record.B}, {expected} expected");
                     var checker = new TrailerChecker(writer, what);
-                    stateHash = TrailerCodec.Read(r, regions, snapshotId, checker, what);
+                    stateHash = TrailerCodec.Read(r, regions, snapshotId, checker, what, out _);
                     if (checker.FirstMismatch is { } mismatch) throw new SnapshotFormatException(mismatch);
                     trailerSeen = true;
                     break;

@@ -19,6 +19,9 @@ public sealed partial class SnapshotFile
 
     private bool IsPresentUnchecked(int region, long page) => ((_bitmaps[region][page >> 6] >> (int)(page & 63)) & 1) != 0;
 
+    /// <summary>Word <paramref name="word"/> of a region's present bitmap (pages 64*word onwards; bulk scans).</summary>
+    internal ulong PresentWord(int region, long word) => _bitmaps[region][word];
+
     public long PresentPages(int region)
     {
         CheckRegion(region);
@@ -221,12 +224,16 @@ public sealed partial class SnapshotFile
         sb.AppendLine(inv, $"MiniVmm snapshot {Path}");
         sb.AppendLine(inv, $"  format      {FormatVersion} (file form, complete)");
         sb.AppendLine(inv, $"  snapshot id {SnapshotId}");
+        sb.AppendLine(Parent is { } parent
+            ? string.Create(inv, $"  parent      {parent} (incremental link: absent pages are the parent's)")
+            : "  parent      none (full snapshot)");
         sb.AppendLine(inv, $"  engine      {info.Engine}");
         sb.AppendLine(inv, $"  created     {CreatedAt.ToString("yyyy-MM-dd HH:mm:ss.fff", inv)} UTC");
         sb.AppendLine(inv, $"  host CPU    {info.HostCpuModel}");
         sb.AppendLine(inv, $"  file size   {FileLength} bytes ({Size(FileLength)}; page data {Size(presentPages * SnapshotFormat.PageSize)})");
+        string absent = IsIncremental ? "from the parent" : "zero (holes)";
         sb.AppendLine(inv, $"  memory      {info.Regions.Count} region(s), {Size(memory)}, {presentPages} pages present, "
-                           + $"{memory / SnapshotFormat.PageSize - presentPages} zero (holes)");
+                           + $"{memory / SnapshotFormat.PageSize - presentPages} {absent}");
         for (int g = 0; g < info.Regions.Count; g++)
         {
             var r = info.Regions[g];

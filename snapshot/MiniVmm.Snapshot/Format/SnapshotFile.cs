@@ -9,7 +9,7 @@ namespace MiniVmm.Snapshot.Format;
 /// completion marker, file length, trailer and state checksums); <see cref="ReadPage"/> checks a page's checksum when it
 /// is read and <see cref="Verify"/> checks every page. Reads are thread-safe (pread).
 /// </summary>
-public sealed partial class SnapshotFile : IDisposable
+public sealed partial class SnapshotFile : ISnapshotPages, IDisposable
 {
     private readonly SafeFileHandle _handle;
     private readonly SnapshotHeader _header;
@@ -20,8 +20,9 @@ public sealed partial class SnapshotFile : IDisposable
     private readonly string _what;
 
     private SnapshotFile(string path, SafeFileHandle handle, SnapshotHeader header, ulong[][] bitmaps, ulong[][] checksums,
-        long[] present, IReadOnlyList<StateSection> sections, (long, long, string)[] padding)
+        long[] present, IReadOnlyList<StateSection> sections, (long, long, string)[] padding, ulong trailerChecksum)
     {
+        TrailerChecksum = trailerChecksum;
         Path = path;
         _what = $"snapshot '{path}'";
         _handle = handle;
@@ -35,6 +36,7 @@ public sealed partial class SnapshotFile : IDisposable
 
     public string Path { get; }
     public SnapshotHeaderInfo Info => _header.Info;
+    public IReadOnlyList<SnapshotRegion> Regions => _header.Info.Regions;
     public IReadOnlyList<StateSection> Sections { get; }
     public string FormatVersion => _header.Version;
 
@@ -43,6 +45,17 @@ public sealed partial class SnapshotFile : IDisposable
     public DateTimeOffset CreatedAt => DateTimeOffset.FromUnixTimeMilliseconds(
         Math.Clamp(_header.CreatedUnixMs, DateTimeOffset.MinValue.ToUnixTimeMilliseconds(), DateTimeOffset.MaxValue.ToUnixTimeMilliseconds()));
     public long FileLength => _header.FileLength;
+
+    /// <summary>The checksum the trailer ends with (it covers every page checksum and the state checksum).</summary>
+    public ulong TrailerChecksum { get; }
+
+    /// <summary>How an incremental child names this snapshot: id plus trailer checksum.</summary>
+    public SnapshotParent Identity => new(SnapshotId, TrailerChecksum);
+
+    /// <summary>The snapshot this one is an incremental link of; null for a full snapshot.</summary>
+    public SnapshotParent? Parent => _header.Info.Parent;
+
+    public bool IsIncremental => Parent is not null;
     public long StateLength => _header.StateLength;
     public long TrailerLength => _header.TrailerLength;
 
@@ -64,6 +77,31 @@ public sealed partial class SnapshotFile : IDisposable
             handle.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The snapshot id in the header of <paramref name="path"/>, or null when it is not a regular file that starts
+    /// with a valid MiniVmm snapshot header (the chain's parent search skips such files). Reads only the header.
+    /// </summary>
+    internal static Guid? TryReadId(string path)
+    {
+        if (KvmSharp.FileKinds.Refusal(path, "snapshot", "a regular file", KvmSharp.FileKind.Regular) is not null) return null;
+        try
+        {
+            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+            var head = new byte[(int)Math.Min(RandomAccess.GetLength(handle), SnapshotFormat.HeaderAreaSize)];
+            int n = 0;
+            while (n < head.Length)
+            {
+                int r = RandomAccess.Read(handle, head.AsSpan(n), n);
+                if (r <= 0) break;
+                n += r;
+            }
+            int length = SnapshotHeader.ReadPrefix(head.AsSpan(0, n), expectStream: false, path);
+            if (length > n) return null;
+            return SnapshotHeader.Decode(head.AsSpan(0, length), expectStream: false, path).SnapshotId;
+        }
+        catch (Exception e) when (e is SnapshotFormatException or IOException or UnauthorizedAccessException) { return null; }
     }
 
     /// <summary>
@@ -105,7 +143,7 @@ public sealed partial class SnapshotFile : IDisposable
         var regions = header.Info.Regions;
         var keeper = new TrailerKeeper(regions.Count);
         var trailerReader = SequentialReader.ForFileRange(handle, header.TrailerOffset, header.TrailerLength, what);
-        ulong stateHash = TrailerCodec.Read(trailerReader, regions, header.SnapshotId, keeper, what);
+        ulong stateHash = TrailerCodec.Read(trailerReader, regions, header.SnapshotId, keeper, what, out ulong trailerChecksum);
 
         var state = new byte[header.StateLength];
         ReadExactly(handle, state, header.StateOffset, what, "state section");
@@ -124,7 +162,7 @@ public sealed partial class SnapshotFile : IDisposable
             if (gap.AsSpan().IndexOfAnyExcept((byte)0) is var g and >= 0)
                 throw new SnapshotFormatException($"{what} is corrupt: non-zero byte at offset {stateEnd + g} after the state section");
         }
-        return new SnapshotFile(path, handle, header, keeper.Bitmaps, keeper.Sums, keeper.Present, sections, padding);
+        return new SnapshotFile(path, handle, header, keeper.Bitmaps, keeper.Sums, keeper.Present, sections, padding, trailerChecksum);
     }
 
     /// <summary>Checks that regions, state and trailer lie in order inside the file without overlapping; returns the gaps.</summary>

@@ -37,6 +37,7 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
     private readonly long _createdUnixMs;
     private readonly Guid _snapshotId;
     private readonly bool _fsync;
+    private readonly bool _incremental;
     private readonly SafeFileHandle _handle;
     private readonly object _gate = new();
     private volatile int _state;
@@ -53,6 +54,7 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
         _memoryEnd = memoryEnd;
         _createdUnixMs = createdUnixMs;
         _fsync = fsync;
+        _incremental = info.Parent is not null;
         _handle = handle;
         Tables = info.Regions.Select(r => new PageTable(r.PageCount)).ToArray();
     }
@@ -95,6 +97,8 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
     public long ZeroPages => Interlocked.Read(ref _zeroPages);
     public long BytesWritten => Interlocked.Read(ref _bytesWritten);
     public TimeSpan FsyncTime { get; private set; }
+    public Guid SnapshotId => _snapshotId;
+    public ulong TrailerChecksum { get; private set; }
 
     public long WritePages(int region, long firstPage, ReadOnlySpan<byte> pages)
     {
@@ -121,6 +125,22 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
                         Interlocked.Add(ref _pagesWritten, end - i);
                         Interlocked.Add(ref _bytesWritten, (long)(end - i) * SnapshotFormat.PageSize);
                         written += (long)(end - i) * SnapshotFormat.PageSize;
+                    }
+                    else if (_incremental)
+                    {
+                        // A changed page that is zero now must still override the parent's: present, as a hole.
+                        for (int k = i; k < end; k++)
+                        {
+                            long p = batch.FirstPage + k;
+                            if (table.IsPresent(p) && table.Checksum(p) != PageBatch.ZeroPageChecksum)
+                            {
+                                RandomAccess.Write(_handle, PageBatch.ZeroPage, areaOffset + p * SnapshotFormat.PageSize);
+                                Interlocked.Add(ref _bytesWritten, SnapshotFormat.PageSize);
+                                written += SnapshotFormat.PageSize;
+                            }
+                            table.MarkPresent(p, PageBatch.ZeroPageChecksum);
+                        }
+                        Interlocked.Add(ref _zeroPages, end - i);
                     }
                     else
                     {
@@ -161,7 +181,7 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
                 Write(state, stateOffset);
                 long trailerOffset = SnapshotFormat.AlignUp(stateOffset + state.Length, SnapshotFormat.PageSize);
                 long position = trailerOffset;
-                TrailerCodec.Write(_info.Regions, Tables, stateHash, _snapshotId, chunk =>
+                ulong trailerChecksum = TrailerCodec.Write(_info.Regions, Tables, stateHash, _snapshotId, chunk =>
                 {
                     Write(chunk, position);
                     position += chunk.Length;
@@ -187,6 +207,7 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
                     NativeFile.FlushDirectory(Path.GetDirectoryName(Path.GetFullPath(_path)) ?? "/");
                     FsyncTime = fileFsync + fsyncClock.Elapsed;
                 }
+                TrailerChecksum = trailerChecksum;
                 _state = StateCompleted;
             }
             catch

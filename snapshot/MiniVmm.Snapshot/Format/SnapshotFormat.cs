@@ -8,10 +8,14 @@ public static class SnapshotFormat
 
     /// <summary>
     /// Readers accept only this major version, and minor versions up to <see cref="MinorVersion"/> (the policy is in
-    /// docs/snapshot-format.md). 2.0: a snapshot id in header, state and trailer binds the three together.
+    /// docs/snapshot-format.md). 2.0: a snapshot id in header, state and trailer binds the three together. 2.1: the
+    /// header names the parent of an incremental link.
     /// </summary>
     public const ushort MajorVersion = 2;
-    public const ushort MinorVersion = 0;
+    public const ushort MinorVersion = 1;
+
+    /// <summary>The first minor version whose header carries the parent reference.</summary>
+    internal const ushort ParentMinorVersion = 1;
 
     /// <summary>Bytes of the snapshot id (a random UUID) in the header, the state and the trailer.</summary>
     public const int SnapshotIdSize = 16;

@@ -31,6 +31,9 @@ internal sealed record SnapshotHeader(
     /// <summary>Everything before the strings.</summary>
     public const int FixedSize = 80;
 
+    /// <summary>Parent id and parent trailer checksum (2.1+).</summary>
+    private const int ParentFieldSize = SnapshotFormat.SnapshotIdSize + 8;
+
     public bool IsComplete => (Flags & FlagComplete) != 0;
     public string Version => $"{Major}.{Minor}";
 
@@ -40,6 +43,7 @@ internal sealed record SnapshotHeader(
     //  64 u64 fileLength  72 u32 regionCount  76 u32 reserved
     //  80 u16 len + engine UTF-8, u16 len + host CPU model UTF-8, u32 len + VM config UTF-8
     //     u8[16] snapshot id (the same in the state and the trailer)
+    //     2.1+: u8[16] parent snapshot id (all zero: no parent), u64 parent trailer checksum (0 without a parent)
     //     regionCount x (u64 guestAddress, u64 size, u64 fileOffset)
     //     u64 XXH3-64 of all preceding header bytes
     public byte[] Encode()
@@ -47,8 +51,11 @@ internal sealed record SnapshotHeader(
         var engine = Encoding.UTF8.GetBytes(Info.Engine);
         var cpu = Encoding.UTF8.GetBytes(Info.HostCpuModel);
         var config = Encoding.UTF8.GetBytes(Info.VmConfig);
+        bool hasParentField = Minor >= SnapshotFormat.ParentMinorVersion;
+        if (Info.Parent is not null && !hasParentField)
+            throw new ArgumentException($"format {Version} cannot name a parent snapshot");
         int length = FixedSize + 2 + engine.Length + 2 + cpu.Length + 4 + config.Length + SnapshotFormat.SnapshotIdSize
-                     + Info.Regions.Count * 24 + 8;
+                     + (hasParentField ? ParentFieldSize : 0) + Info.Regions.Count * 24 + 8;
         var b = new byte[length];
         var s = b.AsSpan();
         (IsStream ? SnapshotFormat.StreamMagic : SnapshotFormat.FileMagic).CopyTo(s);
@@ -72,6 +79,15 @@ internal sealed record SnapshotHeader(
         BinaryPrimitives.WriteUInt32LittleEndian(s[p..], (uint)config.Length); p += 4;
         config.CopyTo(s[p..]); p += config.Length;
         SnapshotFormat.WriteId(SnapshotId, s[p..]); p += SnapshotFormat.SnapshotIdSize;
+        if (hasParentField)
+        {
+            if (Info.Parent is { } parent)
+            {
+                SnapshotFormat.WriteId(parent.SnapshotId, s[p..]);
+                BinaryPrimitives.WriteUInt64LittleEndian(s[(p + SnapshotFormat.SnapshotIdSize)..], parent.TrailerChecksum);
+            }
+            p += ParentFieldSize;
+        }
         for (int i = 0; i < Info.Regions.Count; i++)
         {
             BinaryPrimitives.WriteUInt64LittleEndian(s[p..], Info.Regions[i].GuestAddress);
@@ -156,6 +172,16 @@ internal sealed record SnapshotHeader(
         string config = r.String((int)Math.Min(configLength, int.MaxValue), SnapshotFormat.MaxVmConfigBytes, "VM config");
         var id = SnapshotFormat.ReadId(r.Bytes(SnapshotFormat.SnapshotIdSize, "snapshot id"));
         if (id == Guid.Empty) throw new SnapshotFormatException($"{ctx} is corrupt: its snapshot id is all zero");
+        SnapshotParent? parent = null;
+        if (minor >= SnapshotFormat.ParentMinorVersion)
+        {
+            var parentId = SnapshotFormat.ReadId(r.Bytes(SnapshotFormat.SnapshotIdSize, "parent snapshot id"));
+            ulong parentTrailer = r.U64("parent trailer checksum");
+            if (parentId == Guid.Empty && parentTrailer != 0)
+                throw new SnapshotFormatException($"{ctx} is corrupt: a parent trailer checksum without a parent id");
+            if (parentId == id) throw new SnapshotFormatException($"{ctx} is corrupt: the snapshot names itself as its parent");
+            if (parentId != Guid.Empty) parent = new SnapshotParent(parentId, parentTrailer);
+        }
         var regions = new SnapshotRegion[regionCount];
         var offsets = new long[regionCount];
         for (int i = 0; i < regionCount; i++)
@@ -168,7 +194,7 @@ internal sealed record SnapshotHeader(
         if (expectStream && (flags != 0 || stateOffset != 0 || stateLength != 0 || trailerOffset != 0 || trailerLength != 0
                              || fileLength != 0 || offsets.Any(o => o != 0)))
             throw new SnapshotFormatException($"{ctx} is corrupt: a stream header has file layout fields set");
-        return new SnapshotHeader(expectStream, major, minor, flags, created, id, new SnapshotHeaderInfo(engine, config, cpu, regions),
+        return new SnapshotHeader(expectStream, major, minor, flags, created, id, new SnapshotHeaderInfo(engine, config, cpu, regions) { Parent = parent },
             offsets, stateOffset, stateLength, trailerOffset, trailerLength, fileLength);
     }
 

@@ -43,6 +43,8 @@ internal sealed class SnapshotStreamWriter : ISnapshotSink
         ArgumentNullException.ThrowIfNull(destination);
         if (!destination.CanWrite) throw new ArgumentException("the destination stream is not writable", nameof(destination));
         SnapshotHeader.ValidateInfo(info);
+        if (info.Parent is not null)
+            throw new NotSupportedException("an incremental snapshot needs a file destination: the stream form has no incremental links");
         _info = info with { Regions = info.Regions.ToArray() };
         _tables = _info.Regions.Select(r => new PageTable(r.PageCount)).ToArray();
         _destination = destination;
@@ -58,6 +60,8 @@ internal sealed class SnapshotStreamWriter : ISnapshotSink
     public long ZeroPages => Interlocked.Read(ref _zeroPages);
     public long BytesWritten => Interlocked.Read(ref _bytesWritten);
     public TimeSpan FsyncTime => TimeSpan.Zero;
+    public Guid SnapshotId => _snapshotId;
+    public ulong TrailerChecksum { get; private set; }
 
     public long WritePages(int region, long firstPage, ReadOnlySpan<byte> pages)
     {
@@ -135,7 +139,7 @@ internal sealed class SnapshotStreamWriter : ISnapshotSink
                 AppendRecord(new StreamRecord(StreamRecordType.State, 0, (ulong)state.Length, 0));
                 Append(state);
                 AppendRecord(new StreamRecord(StreamRecordType.Trailer, 0, (ulong)SnapshotLayout.TrailerLength(_info.Regions), 0));
-                TrailerCodec.Write(_info.Regions, _tables, stateHash, _snapshotId, Append);
+                TrailerChecksum = TrailerCodec.Write(_info.Regions, _tables, stateHash, _snapshotId, Append);
                 AppendRecord(new StreamRecord(StreamRecordType.End, 0, (ulong)BytesWritten, 0));
                 _out.Flush();
                 _state = StateCompleted;

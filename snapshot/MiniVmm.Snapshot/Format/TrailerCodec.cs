@@ -81,9 +81,11 @@ internal static class TrailerCodec
 
     /// <summary>
     /// Parses and validates a trailer of exactly <see cref="SnapshotLayout.TrailerLength"/> bytes that must belong to the
-    /// snapshot <paramref name="snapshotId"/> (the header's); returns the state checksum.
+    /// snapshot <paramref name="snapshotId"/> (the header's); returns the state checksum, and the trailer's own checksum
+    /// in <paramref name="trailerChecksum"/> (what an incremental child names its parent by).
     /// </summary>
-    public static ulong Read(SequentialReader r, IReadOnlyList<SnapshotRegion> regions, Guid snapshotId, ITrailerVisitor visitor, string what)
+    public static ulong Read(SequentialReader r, IReadOnlyList<SnapshotRegion> regions, Guid snapshotId, ITrailerVisitor visitor, string what,
+        out ulong trailerChecksum)
     {
         string ctx = $"{what} trailer";
         r.StartHash();
@@ -135,6 +137,7 @@ internal static class TrailerCodec
         ulong computed = r.StopHash();
         ulong stored = r.U64("trailer checksum");
         if (computed != stored) throw new SnapshotFormatException($"{ctx} is corrupt (trailer checksum mismatch)");
+        trailerChecksum = stored;
         // Compared once the trailer is known intact: a different id is then a splice, not damage.
         if (id != snapshotId)
             throw new SnapshotFormatException(

@@ -10,6 +10,9 @@ public interface IChangeTracker
     /// <summary>How changes are tracked, for logs ("userfaultfd WP_ASYNC + PAGEMAP_SCAN").</summary>
     string Method { get; }
 
+    /// <summary>Whether it holds the RAM and records writes now (false before the first Resume and after TakeChanged).</summary>
+    bool IsTracking { get; }
+
     /// <summary>
     /// vCPUs paused: stops tracking, releases guest RAM (so the snapshot can register it) and returns the pages written
     /// since tracking (re)started, one bitmap per region. The tracker is idle until <see cref="Resume"/>.

@@ -56,6 +56,8 @@ public sealed class PageBitmap
         for (int i = 0; i < _words.Length; i++) Interlocked.Or(ref _words[i], Volatile.Read(ref other._words[i]));
     }
 
+    public void Clear() => Array.Clear(_words);
+
     public long Count()
     {
         long n = 0;

@@ -24,7 +24,7 @@ public sealed class LazyPageServer : IDisposable
     private const long HugeBlockPages = HugePageStaging.Size / (long)GuestMemory.PageSize;
     private long _window = FaultAroundPages, _sequentialNext = -1; // fault thread only
 
-    private readonly SnapshotFile _file;
+    private readonly ISnapshotPages _file;
     private readonly GuestMemory _memory;
     private readonly ILogger _log;
     private readonly Action<string, bool> _onFatal;
@@ -48,7 +48,7 @@ public sealed class LazyPageServer : IDisposable
     [ThreadStatic] private static byte[]? t_buffer;
 
     /// <param name="hugePages">guest RAM is THP-backed (the VM's --huge-pages): install 2 MiB blocks where possible.</param>
-    public LazyPageServer(SnapshotFile file, GuestMemory memory, ILogger log, Action<string, bool> onFatal, bool hugePages = true)
+    public LazyPageServer(ISnapshotPages file, GuestMemory memory, ILogger log, Action<string, bool> onFatal, bool hugePages = true)
     {
         _file = file;
         _memory = memory;

@@ -25,6 +25,9 @@ public sealed class MigrationSettings
     public static readonly string[] EngineNames = ["auto", "write-tracking", "stop-copy", "dirty-log"];
 
     public bool BackgroundSnapshot { get; private set; }
+    /// <summary>MiniVmm's `x-minivmm-incremental`: each `migrate` after the first is an incremental link of the previous one.</summary>
+    public bool Incremental { get; private set; }
+    public const string IncrementalCapability = "x-minivmm-incremental";
     /// <summary>QEMU's `events` capability: MIGRATION events are sent only when it is on.</summary>
     public bool Events { get; private set; }
     /// <summary>Scan rate limit in bytes/s; 0 = unlimited (MiniVmm's default, where QEMU's is 32 MiB/s).</summary>
@@ -63,7 +66,7 @@ public sealed class MigrationSettings
             string name = entry.String("capability")!;
             bool state = entry.Bool("state")!.Value;
             if (BackgroundSnapshotNames.Contains(name)) name = "background-snapshot";
-            else if (name != "events")
+            else if (name != "events" && name != IncrementalCapability)
             {
                 if (!UnsupportedCapabilities.Contains(name))
                     throw QmpException.Generic($"Parameter '{at}.capability' does not accept value '{name}'");
@@ -75,6 +78,7 @@ public sealed class MigrationSettings
         {
             if (name == "background-snapshot") BackgroundSnapshot = state;
             else if (name == "events") Events = state;
+            else if (name == IncrementalCapability) Incremental = state;
         }
     }
 
@@ -84,6 +88,7 @@ public sealed class MigrationSettings
         {
             (JsonNode)new JsonObject { ["capability"] = "events", ["state"] = Events },
             (JsonNode)new JsonObject { ["capability"] = "background-snapshot", ["state"] = BackgroundSnapshot },
+            (JsonNode)new JsonObject { ["capability"] = IncrementalCapability, ["state"] = Incremental },
         };
         foreach (string name in UnsupportedCapabilities) list.Add((JsonNode)new JsonObject { ["capability"] = name, ["state"] = false });
         return list;

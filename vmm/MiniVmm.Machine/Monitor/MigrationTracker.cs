@@ -52,7 +52,7 @@ public sealed class MigrationTracker
         _error = null;
         _startedAt = Stopwatch.GetTimestamp();
         SetStatus("setup");
-        if (!_controller.TryStart(uri, _settings.ToOptions(), out string? error))
+        if (!_controller.TryStart(uri, _settings.ToOptions(), out string? error, chain: _settings.Incremental))
         {
             _error = error ?? "the snapshot did not start";
             SetStatus("failed");
@@ -164,6 +164,10 @@ public sealed class MigrationTracker
             extra["fault-stall-max-us"] = (long)r.FaultStallMax.TotalMicroseconds;
             if (r.DowntimeBreakdown is not null) extra["downtime-breakdown"] = r.DowntimeBreakdown;
             if (r.Iterations > 0) { extra["iterations"] = r.Iterations; extra["converged"] = r.Converged; }
+            extra["incremental"] = r.Incremental;
+            if (r.Incremental) extra["changed-pages"] = r.ChangedPages;
+            if (r.HandoverPause > TimeSpan.Zero) extra["handover-pause-us"] = (long)r.HandoverPause.TotalMicroseconds;
+            if (r.Succeeded && r.SnapshotId != Guid.Empty) extra["snapshot-id"] = r.SnapshotId.ToString();
         }
         return extra;
     }

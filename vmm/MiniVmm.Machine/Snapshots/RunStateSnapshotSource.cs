@@ -29,6 +29,33 @@ public sealed class RunStateSnapshotSource(VmSnapshotSource inner, VmRunState ru
 
     public void Resume() => runState.ReleaseForSnapshot();
 
+    public bool TryRunPaused(Action action, TimeSpan timeout)
+    {
+        if (vm.IsStopping || vm.Loop.IsLoopThread) return false;
+        const int Pending = 0, Running = 1, Abandoned = 2;
+        int state = Pending;
+        Exception? error = null;
+        var done = new ManualResetEventSlim();
+        vm.Loop.Post(() =>
+        {
+            if (Interlocked.CompareExchange(ref state, Running, Pending) != Pending) return; // the caller gave up
+            try
+            {
+                runState.AcquireForSnapshot();
+                try { action(); }
+                finally { runState.ReleaseForSnapshot(); }
+            }
+            catch (Exception e) { error = e; }
+            finally { done.Set(); }
+        });
+        // The loop may have ended (the VM stops): then the bottom-half never runs, and the caller must not wait for it.
+        if (!done.Wait(timeout) && Interlocked.CompareExchange(ref state, Abandoned, Pending) == Pending) return false;
+        done.Wait();
+        done.Dispose();
+        if (error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+        return true;
+    }
+
     public void SetDirtyLogging(bool enabled) => inner.SetDirtyLogging(enabled);
 
     public void GetAndClearDirtyLog(int region, Span<ulong> bitmap) => inner.GetAndClearDirtyLog(region, bitmap);

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using MiniVmm.Snapshot;
 using MiniVmm.Snapshot.Engines;
 using MiniVmm.Snapshot.Format;
+using MiniVmm.Snapshot.Incremental;
 
 namespace MiniVmm.Machine.Snapshots;
 
@@ -20,6 +21,12 @@ public sealed class SnapshotController
     private readonly ISnapshotSource _source;
     private SnapshotJob? _job;
     private SnapshotDestination? _destination;
+    // Incremental chains: the tracker records what the guest writes between snapshots; _parent is the last link this
+    // VM can continue (the snapshot it last wrote, or the one it was eagerly restored from) and _parentPath its file.
+    private IChangeTracker? _tracker;
+    private SnapshotParent? _parent;
+    private string? _parentPath;
+    private string? _pendingPath;
 
     public SnapshotController(Vm vm, ILoggerFactory loggers)
     {
@@ -60,17 +67,68 @@ public sealed class SnapshotController
 
     public SnapshotJob? CurrentJob => _job;
 
-    /// <summary>Starts a snapshot to <paramref name="destination"/>; call on the main loop. False (with a log line) when one is running or it cannot start.</summary>
-    public bool TryStart(string destination, SnapshotOptions options, out string? error)
+    /// <summary>How changes between snapshots are tracked (null until incremental snapshots were asked for).</summary>
+    public string? ChangeTrackingMethod => _tracker?.Method;
+
+    /// <summary>The link the next incremental snapshot would name as its parent (null: the next one is full).</summary>
+    public SnapshotParent? NextParent => _tracker is { IsTracking: true } ? _parent : null;
+
+    /// <summary>
+    /// Call before the vCPUs first run, for a VM whose snapshots form a chain: a VM restored eagerly is tracked from
+    /// now on, so its first snapshot is already an incremental link of the file it came from. Any other VM's first
+    /// snapshot is a full one (lazily restored RAM is still being filled by its own userfaultfd, which tracking needs).
+    /// </summary>
+    public void StartChainFromRestore()
+    {
+        EnsureTracker();
+        if (_vm.RestoredFrom is { Memory: RestoreMemoryMode.Eager } from && !_tracker!.IsTracking)
+        {
+            _tracker.Resume(PageBitmap.ForRegions(_vm.Memory.Regions.Select(r => r.PageCount)));
+            _parent = from.Identity;
+            _parentPath = Path.GetFullPath(from.Path);
+            _log.LogInformation("tracking writes since {Path} ({Method}): the next snapshot is an incremental link of it", from.Path, _tracker.Method);
+        }
+        else if (_vm.RestoredFrom is { } other)
+            _log.LogInformation("the first snapshot of this VM is a full one: RAM restored with --memory {Mode} is not tracked from the start (use --memory eager)",
+                other.Memory.ToString().ToLowerInvariant());
+    }
+
+    private void EnsureTracker()
+    {
+        if (_tracker is not null) return;
+        var tracker = ChangeTrackers.Create(_vm.Memory);
+        _vm.Adopt(tracker); // disposed with the VM, after the vCPUs stopped and before RAM is unmapped
+        _tracker = tracker;
+    }
+
+    /// <summary>
+    /// Starts a snapshot to <paramref name="destination"/>; call on the main loop. False (with a log line) when one is
+    /// running or it cannot start. With <paramref name="chain"/> the snapshot is an incremental link of the last one this
+    /// VM wrote (or was restored from) whenever the writes since then were tracked, else a full one that starts tracking.
+    /// </summary>
+    public bool TryStart(string destination, SnapshotOptions options, out string? error, bool chain = false)
     {
         error = null;
         if (_job is not null) { error = "a snapshot is already in progress"; return false; }
         if (_vm.IsStopping) { error = "the VM is stopping"; return false; }
         try
         {
+            if (chain) EnsureTracker();
+            SnapshotParent? parent = null;
+            _pendingPath = destination.StartsWith("exec:", StringComparison.Ordinal) ? null
+                : Path.GetFullPath(destination.StartsWith("file:", StringComparison.Ordinal) ? destination[5..] : destination);
+            if (_tracker is not null && options.Mode == SnapshotMode.WriteTracking)
+            {
+                parent = chain && _tracker.IsTracking ? _parent : null;
+                if (parent is not null && _pendingPath is not null && _pendingPath == _parentPath)
+                    throw new ArgumentException($"'{destination}' is this link's parent: an incremental snapshot must not replace it (use a new name, e.g. 'vm-%n.mvs')");
+                options = options with { ChangeTracker = _tracker, Incremental = parent is not null };
+            }
+            else if (chain)
+                throw new ArgumentException("incremental snapshots need the write-tracking engine (--snapshot-mode write-tracking)");
             var engine = SnapshotEngines.For(options.Mode);
             var info = new SnapshotHeaderInfo(engine.Name, _source.DescribeConfig(), RecordedVmConfig.HostCpuModel(),
-                _vm.Memory.Regions.Select(r => new SnapshotRegion(r.GuestAddress, r.Size)).ToList());
+                _vm.Memory.Regions.Select(r => new SnapshotRegion(r.GuestAddress, r.Size)).ToList()) { Parent = parent };
             _destination = SnapshotDestination.Open(destination, info, options.StallTimeout);
             _vm.Control.SetStatus(StatusRunning);
             _job = engine.Start(_source, _destination.Sink, options, _log);
@@ -94,6 +152,27 @@ public sealed class SnapshotController
         return true;
     }
 
+    /// <summary>
+    /// After a write-tracking snapshot of a tracked VM: a written link becomes the next parent. A failed one keeps the
+    /// old parent while tracking went on (the engine merged the link's pages back); when tracking ended with a failure
+    /// the chain cannot continue and the next snapshot is a full one.
+    /// </summary>
+    private void NoteChainLink(SnapshotResult result)
+    {
+        if (_tracker is null || result.Engine != "write-tracking") return;
+        if (!_tracker.IsTracking)
+        {
+            if (_parent is not null)
+                _log.LogWarning("change tracking ended with this snapshot; the next snapshot is a full one");
+            _parent = null;
+            _parentPath = null;
+            return;
+        }
+        if (!result.Succeeded) return;
+        _parent = new SnapshotParent(result.SnapshotId, result.TrailerChecksum);
+        _parentPath = _pendingPath;
+    }
+
     /// <summary>Cancels the running snapshot, if any.</summary>
     public bool Cancel()
     {
@@ -111,6 +190,7 @@ public sealed class SnapshotController
             result = result with { Succeeded = false, Error = processError };
         _destination = null;
         _job = null;
+        NoteChainLink(result);
         _vm.Control.SetStatus(result.Succeeded ? StatusDone : StatusFailed);
         // At debug level only: whoever started it (the CLI, the monitor's client) reports the outcome once.
         _log.LogDebug("{Summary}", result.Summary());

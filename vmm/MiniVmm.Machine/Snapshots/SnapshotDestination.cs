@@ -35,6 +35,8 @@ public sealed class SnapshotDestination : IDisposable
         {
             string command = destination[5..];
             if (command.Trim().Length == 0) throw new ArgumentException("exec: needs a command");
+            if (info.Parent is not null)
+                throw new ArgumentException("an incremental snapshot needs a file destination, not exec: (the stream form has no incremental links)");
             var psi = new ProcessStartInfo("/bin/sh") { RedirectStandardInput = true, UseShellExecute = false };
             psi.ArgumentList.Add("-c");
             psi.ArgumentList.Add(command);

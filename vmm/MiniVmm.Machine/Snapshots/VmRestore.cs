@@ -28,7 +28,12 @@ public sealed record RestoreOptions
     public TimeSpan? RecordWorkingSet { get; init; }
     /// <summary>Lazy: prefetch FILE.ws first when it exists (default).</summary>
     public bool UseWorkingSet { get; init; } = true;
+    /// <summary>Where an incremental snapshot's parents are looked for besides its own directory.</summary>
+    public IReadOnlyList<string> ChainDirectories { get; init; } = [];
 }
+
+/// <summary>What a VM was restored from: the tip it continues, and how its RAM came back.</summary>
+public sealed record RestoredFrom(string Path, SnapshotParent Identity, RestoreMemoryMode Memory, int Links);
 
 /// <summary>
 /// Restore: the file, the recorded config and every state section are checked before a kernel object exists; then the
@@ -43,8 +48,9 @@ public static class VmRestore
     {
         var log = loggers.CreateLogger("MiniVmm.Restore");
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-        var file = SnapshotFile.Open(path);
-        log.LogDebug("snapshot opened and validated in {Ms:F2} ms", System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+        var chain = SnapshotChain.Open(path, options.ChainDirectories);
+        var file = chain.Tip;
+        log.LogDebug("snapshot opened and validated in {Ms:F2} ms ({Links} link(s))", System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds, chain.Links.Count);
         Vm? vm = null;
         bool fileAdopted = false;
         try
@@ -75,7 +81,7 @@ public static class VmRestore
             catch (VmConfigException e) { throw new StateRestoreException("the snapshot's VM configuration is unusable: " + e.Message, e); }
             Func<GuestMemory>? memoryFactory = null;
             if (options.Memory == RestoreMemoryMode.Mmap)
-                memoryFactory = () => MapFile(path, file);
+                memoryFactory = () => MapFile(chain.Base);
             // What the recorded config names must exist here in a usable form (a drive image, not a FIFO): else a bad file.
             try { vm = Vm.CreateEmpty(config, loggers, state.Devices, memoryFactory); }
             catch (VmConfigException e) { throw new StateRestoreException("the snapshot's VM cannot be rebuilt: " + e.Message, e); }
@@ -85,15 +91,18 @@ public static class VmRestore
             switch (options.Memory)
             {
                 case RestoreMemoryMode.Eager:
-                    LoadMemory(file, vm.Memory);
+                    LoadMemory(chain, vm.Memory);
+                    break;
+                case RestoreMemoryMode.Mmap:
+                    OverlayNewerLinks(chain, vm.Memory);
                     break;
                 case RestoreMemoryMode.Lazy:
                     var stoppingVm = vm;
-                    lazy = new LazyPageServer(file, vm.Memory, log,
+                    lazy = new LazyPageServer(chain, vm.Memory, log,
                         (message, fileAtFault) => stoppingVm.RequestStop(new VmExitStatus(
                             fileAtFault ? VmStopReason.CorruptSnapshot : VmStopReason.InternalError, Detail: message)),
                         hugePages: recorded.HugePages);
-                    vm.Adopt(file);     // the page server reads it for the VM's lifetime
+                    vm.Adopt(chain);    // the page server reads it for the VM's lifetime
                     fileAdopted = true;
                     vm.Adopt(lazy);     // disposed after the vCPUs stop, before RAM is unmapped
                     vm.LazyPages = lazy;
@@ -113,14 +122,16 @@ public static class VmRestore
             // Serve faults from now on: the first KVM_RUN may already write guest RAM (kvmclock pages).
             lazy?.Start(workingSet, options.RecordWorkingSet);
             log.LogDebug("state applied at {Ms:F2} ms", System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
-            if (options.Memory != RestoreMemoryMode.Lazy) file.Dispose();
-            log.LogInformation("restored {Path} ({Mode}): {Vcpus} vCPU(s), {Mem} MiB", path, options.Memory, recorded.Vcpus, recorded.MemoryBytes >> 20);
+            vm.RestoredFrom = new RestoredFrom(path, file.Identity, options.Memory, chain.Links.Count);
+            if (options.Memory != RestoreMemoryMode.Lazy) chain.Dispose();
+            log.LogInformation("restored {Path} ({Mode}{Chain}): {Vcpus} vCPU(s), {Mem} MiB", path, options.Memory,
+                chain.Links.Count > 1 ? $", chain of {chain.Links.Count} links" : "", recorded.Vcpus, recorded.MemoryBytes >> 20);
             return vm;
         }
         catch
         {
             vm?.Dispose();
-            if (!fileAdopted) file.Dispose();
+            if (!fileAdopted) chain.Dispose();
             throw;
         }
     }
@@ -129,9 +140,9 @@ public static class VmRestore
     /// Maps the page area of each region privately. Snapshots are never modified in place (a new one is written aside
     /// and renamed over the old path, leaving the mapped inode unchanged), and incomplete files were refused by Open.
     /// </summary>
-    private static GuestMemory MapFile(string path, SnapshotFile file)
+    private static GuestMemory MapFile(SnapshotFile file)
     {
-        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
+        using var handle = File.OpenHandle(file.Path, FileMode.Open, FileAccess.Read);
         var regions = file.Info.Regions.Select((r, i) => (r.GuestAddress, r.Size, file.RegionDataOffset(i))).ToList();
         return GuestMemory.MapPrivate(handle, regions); // the mappings keep the file; the descriptor can go
     }
@@ -156,8 +167,31 @@ public static class VmRestore
             throw new StateRestoreException($"the snapshot was taken on a '{file.Info.HostCpuModel}' host; this one is '{host}' (CPUID and MSRs may differ; pass --allow-cpu-mismatch to try anyway)");
     }
 
+    /// <summary>
+    /// mmap restore of a chain: the base is mapped; each page a newer link stored is read over it (copy-on-write into
+    /// the private mapping), checksum verified.
+    /// </summary>
+    private static void OverlayNewerLinks(SnapshotChain chain, GuestMemory memory)
+    {
+        int baseIndex = chain.Links.Count - 1;
+        if (baseIndex == 0) return;
+        for (int ri = 0; ri < memory.Regions.Count; ri++)
+        {
+            var region = memory.Regions[ri];
+            for (long p = 0; p < region.PageCount;)
+            {
+                int owner = chain.OwnerOf(ri, p);
+                if (owner < 0 || owner == baseIndex) { p++; continue; }
+                long end = p + 1;
+                while (end < region.PageCount && end - p < 512 && chain.OwnerOf(ri, end) is var o && o >= 0 && o != baseIndex) end++;
+                chain.ReadPages(ri, p, region.GetSpan((ulong)p * GuestMemory.PageSize, (int)((end - p) * (long)GuestMemory.PageSize)));
+                p = end;
+            }
+        }
+    }
+
     /// <summary>Reads present pages straight into guest RAM in 2 MiB batches (absent pages stay zero), verifying checksums.</summary>
-    private static void LoadMemory(SnapshotFile file, GuestMemory memory)
+    private static void LoadMemory(ISnapshotPages file, GuestMemory memory)
     {
         const long batch = 512;
         for (int ri = 0; ri < memory.Regions.Count; ri++)
