@@ -31,7 +31,13 @@ public sealed class PageBitmap
         Interlocked.Or(ref _words[page >> 6], 1UL << (int)(page & 63));
     }
 
-    /// <summary>Sets [first, first+count), clipped to the region.</summary>
+    public void Reset(long page)
+    {
+        CheckPage(page);
+        Interlocked.And(ref _words[page >> 6], ~(1UL << (int)(page & 63)));
+    }
+
+    /// <summary>Sets [first, first+count) of the region.</summary>
     public void SetRange(long first, long count)
     {
         if (first < 0 || count < 0 || first > PageCount || count > PageCount - first)
