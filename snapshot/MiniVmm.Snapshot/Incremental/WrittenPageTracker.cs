@@ -98,7 +98,7 @@ public sealed class WrittenPageTracker : IChangeTracker, IDisposable
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            var uffd = _uffd ?? throw new InvalidOperationException("the tracker is not tracking (TakeChanged without Resume)");
+            if (_uffd is null) throw new InvalidOperationException("the tracker is not tracking (TakeChanged without Resume)");
             var changed = _seed;
             try
             {
