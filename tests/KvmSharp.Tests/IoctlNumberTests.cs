@@ -71,6 +71,7 @@ public sealed class IoctlNumberTests
         { "UFFDIO_ZEROPAGE", Uffd.UFFDIO_ZEROPAGE, RW, 0xAA, 0x04, 32 },
         { "UFFDIO_MOVE", Uffd.UFFDIO_MOVE, RW, 0xAA, 0x05, 40 },
         { "UFFDIO_WRITEPROTECT", Uffd.UFFDIO_WRITEPROTECT, RW, 0xAA, 0x06, 24 },
+        { "PAGEMAP_SCAN", PageMap.PAGEMAP_SCAN, RW, 0x66 /* 'f' */, 16, 96 },
     };
 
     [Theory]
@@ -95,6 +96,7 @@ public sealed class IoctlNumberTests
         Uffd.UFFDIO_REGISTER.Should().Be(0xC020AA00u);
         Uffd.UFFDIO_WRITEPROTECT.Should().Be(0xC018AA06u);
         Uffd.UFFDIO_MOVE.Should().Be(0xC028AA05u);
+        PageMap.PAGEMAP_SCAN.Should().Be(0xC0606610u);
     }
 
     [Fact]
@@ -105,5 +107,22 @@ public sealed class IoctlNumberTests
         Uffd.UFFD_FEATURE_MOVE.Should().Be(1UL << 16);
         Uffd.UFFD_FEATURE_THREAD_ID.Should().Be(1UL << 8);
         Uffd.UFFD_FEATURE_PAGEFAULT_FLAG_WP.Should().Be(1UL);
+    }
+
+    [Fact]
+    public void Pagemap_scan_flags_and_categories_have_their_kernel_values()
+    {
+        // include/uapi/linux/fs.h (Linux 6.7; PAGE_IS_SOFT_DIRTY 6.9).
+        PageMap.PM_SCAN_WP_MATCHING.Should().Be(1UL << 0);
+        PageMap.PM_SCAN_CHECK_WPASYNC.Should().Be(1UL << 1);
+        PageMap.PAGE_IS_WPALLOWED.Should().Be(1UL << 0);
+        PageMap.PAGE_IS_WRITTEN.Should().Be(1UL << 1);
+        PageMap.PAGE_IS_FILE.Should().Be(1UL << 2);
+        PageMap.PAGE_IS_PRESENT.Should().Be(1UL << 3);
+        PageMap.PAGE_IS_SWAPPED.Should().Be(1UL << 4);
+        PageMap.PAGE_IS_PFNZERO.Should().Be(1UL << 5);
+        PageMap.PAGE_IS_HUGE.Should().Be(1UL << 6);
+        PageMap.PAGE_IS_SOFT_DIRTY.Should().Be(1UL << 7);
+        Uffd.UFFD_FEATURE_POISON.Should().Be(1UL << 14);
     }
 }

@@ -45,6 +45,8 @@ public sealed unsafe class StructLayoutTests
         sizeof(uffdio_zeropage).Should().Be(32);
         sizeof(uffdio_move).Should().Be(40);
         sizeof(uffd_msg).Should().Be(32);
+        sizeof(pm_scan_arg).Should().Be(96);
+        sizeof(page_region).Should().Be(24);
         sizeof(epoll_event).Should().Be(12);
         sizeof(sigaction_t).Should().Be(152);
     }
@@ -78,6 +80,13 @@ public sealed unsafe class StructLayoutTests
         var msg = new uffd_msg();
         Offset(ref msg, ref Unsafe.As<ulong, byte>(ref msg.pagefault_address)).Should().Be(16);
         Offset(ref msg, ref Unsafe.As<uint, byte>(ref msg.pagefault_ptid)).Should().Be(24);
+
+        var scan = new pm_scan_arg();
+        Offset(ref scan, ref Unsafe.As<ulong, byte>(ref scan.walk_end)).Should().Be(32);
+        Offset(ref scan, ref Unsafe.As<ulong, byte>(ref scan.max_pages)).Should().Be(56);
+        Offset(ref scan, ref Unsafe.As<ulong, byte>(ref scan.return_mask)).Should().Be(88);
+        var region = new page_region();
+        Offset(ref region, ref Unsafe.As<ulong, byte>(ref region.categories)).Should().Be(16);
 
         var clock = new kvm_clock_data();
         Offset(ref clock, ref Unsafe.As<ulong, byte>(ref clock.host_tsc)).Should().Be(24);
