@@ -32,7 +32,8 @@ internal static class VmSession
             if (plan is { Incremental: true })
             {
                 try { controller.StartChainFromRestore(); }
-                catch (Exception e) when (e is MiniVmm.Snapshot.Engines.SnapshotException or KvmSharp.KvmException)
+                catch (Exception e) when (e is MiniVmm.Snapshot.Engines.SnapshotException or MiniVmm.Snapshot.Incremental.ChangeTrackingException
+                                              or KvmSharp.KvmException)
                 {
                     return CommonOptions.Fail("incremental snapshots are not available: " + e.Message);
                 }

@@ -139,17 +139,17 @@ internal sealed class WriteTrackingRun
                 "use --snapshot-mode stop-copy or dirty-log, or restore with --memory lazy (the default) or eager");
         if (_options.Incremental && !TrackerHoldsRam)
             throw new SnapshotException("an incremental snapshot needs the pages written since its parent, and no tracker recorded them");
+        // Before the freeze, while the guest runs: map the huge zero page into never-touched 2 MiB areas, so that
+        // protecting them at the freeze costs one entry each instead of a page table of markers (halves the downtime
+        // of a half-empty 512 MiB guest on THP memory; harmless elsewhere, reads never count as tracked writes).
+        foreach (var r in _memory.Regions) r.TouchForRead(2UL << 20);
         if (_tracker is not null)
         {
-            // The tracker's userfaultfd holds the RAM until the freeze: register ours there, while paused.
+            // A tracker may hold the RAM with its userfaultfd until the freeze: ours registers there, while paused.
             _uffd = CreateUffd();
             _writtenSinceFreeze = PageBitmap.ForRegions(_memory.Regions.Select(r => r.PageCount));
             return;
         }
-        // Before the freeze, while the guest runs: map the huge zero page into never-touched 2 MiB areas, so that
-        // protecting them at the freeze costs one entry each instead of a page table of markers (halves the downtime
-        // of a half-empty 512 MiB guest on THP memory; harmless elsewhere).
-        foreach (var r in _memory.Regions) r.TouchForRead(2UL << 20);
         _uffd = CreateUffd();
         try { RegisterRam(); }
         catch
@@ -415,7 +415,7 @@ internal sealed class WriteTrackingRun
                 _handoverPause = Stopwatch.GetElapsedTime(t0);
             }, TimeSpan.FromSeconds(3));
         }
-        catch (Exception e) when (e is KvmException or SnapshotException or TimeoutException or InvalidOperationException)
+        catch (Exception e) when (e is KvmException or SnapshotException or ChangeTrackingException or TimeoutException or InvalidOperationException)
         {
             _log.LogWarning("change tracking could not resume after the snapshot ({Error}); the next snapshot is a full one", e.Message);
         }

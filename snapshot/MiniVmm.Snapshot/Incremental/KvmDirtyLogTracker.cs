@@ -29,6 +29,11 @@ public sealed class KvmDirtyLogTracker : IChangeTracker, IDisposable
 
     public string Method => "KVM dirty log";
 
+    public bool IsTracking
+    {
+        get { lock (_lock) return _tracking; }
+    }
+
     public PageBitmap[] TakeChanged()
     {
         lock (_lock)

@@ -44,9 +44,13 @@ public sealed class WrittenPageTracker : IChangeTracker, IDisposable
         get { lock (_lock) return _uffd is not null; }
     }
 
-    /// <summary>Starts tracking all of <paramref name="memory"/> now (nothing counts as written yet).</summary>
+    /// <summary>
+    /// Starts tracking all of <paramref name="memory"/> now (nothing counts as written yet), or with
+    /// <paramref name="startTracking"/> false leaves it idle until the first <see cref="Resume"/> (the RAM may still
+    /// belong to another userfaultfd, e.g. a lazy restore's).
+    /// </summary>
     /// <exception cref="ChangeTrackingException">The host or the memory cannot be tracked this way; the message says why.</exception>
-    public static WrittenPageTracker Create(GuestMemory memory)
+    public static WrittenPageTracker Create(GuestMemory memory, bool startTracking = true)
     {
         if (memory.IsFileBacked)
             throw new ChangeTrackingException("change tracking needs anonymous guest RAM; this VM's RAM is a private mapping of " +
@@ -61,6 +65,7 @@ public sealed class WrittenPageTracker : IChangeTracker, IDisposable
         {
             // While the guest may still run, map the huge zero page into never-touched 2 MiB areas of THP memory: each
             // is then protected as one entry instead of a page table of 512 markers (as the write-tracking engine does).
+            if (!startTracking) return tracker;
             foreach (var r in memory.Regions) r.TouchForRead(2UL << 20);
             tracker.StartTracking();
             return tracker;

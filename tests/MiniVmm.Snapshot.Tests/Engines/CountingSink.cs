@@ -24,6 +24,8 @@ internal sealed class CountingSink(ISnapshotSink inner, long pages) : ISnapshotS
     public long ZeroPages => inner.ZeroPages;
     public long BytesWritten => inner.BytesWritten;
     public TimeSpan FsyncTime => inner.FsyncTime;
+    public Guid SnapshotId => inner.SnapshotId;
+    public ulong TrailerChecksum => inner.TrailerChecksum;
 
     public long WritePages(int region, long firstPage, ReadOnlySpan<byte> data)
     {

@@ -81,9 +81,9 @@ public sealed class SnapshotController
     public void StartChainFromRestore()
     {
         EnsureTracker();
-        if (_vm.RestoredFrom is { Memory: RestoreMemoryMode.Eager } from && !_tracker!.IsTracking)
+        if (_vm.RestoredFrom is { Memory: RestoreMemoryMode.Eager } from)
         {
-            _tracker.Resume(PageBitmap.ForRegions(_vm.Memory.Regions.Select(r => r.PageCount)));
+            if (!_tracker!.IsTracking) _tracker.Resume(PageBitmap.ForRegions(_vm.Memory.Regions.Select(r => r.PageCount)));
             _parent = from.Identity;
             _parentPath = Path.GetFullPath(from.Path);
             _log.LogInformation("tracking writes since {Path} ({Method}): the next snapshot is an incremental link of it", from.Path, _tracker.Method);
@@ -96,8 +96,9 @@ public sealed class SnapshotController
     private void EnsureTracker()
     {
         if (_tracker is not null) return;
-        var tracker = ChangeTrackers.Create(_vm.Memory);
-        _vm.Adopt(tracker); // disposed with the VM, after the vCPUs stopped and before RAM is unmapped
+        var tracker = ChangeTrackers.Create(_vm.Memory, _source, out string? fallback);
+        if (fallback is not null) _log.LogInformation("tracking changes with {Method}: {Why}", tracker.Method, fallback);
+        _vm.Adopt((IDisposable)tracker); // disposed with the VM, after the vCPUs stopped and before RAM is unmapped
         _tracker = tracker;
     }
 
@@ -133,7 +134,7 @@ public sealed class SnapshotController
             _vm.Control.SetStatus(StatusRunning);
             _job = engine.Start(_source, _destination.Sink, options, _log);
         }
-        catch (Exception e) when (e is SnapshotException or IOException or UnauthorizedAccessException or ArgumentException
+        catch (Exception e) when (e is SnapshotException or ChangeTrackingException or IOException or UnauthorizedAccessException or ArgumentException
                                       or TimeoutException or KvmSharp.KvmException or SnapshotFormatException)
         {
             error = e.Message;
