@@ -33,6 +33,11 @@ from bench_snapshot import Watched, allocated, tsc_khz, REPORT_MS  # noqa: E402
 PAGE = 4096
 
 
+def rnd(x, digits=0):
+    """round() that keeps NaN (a window too short to hold one whole writer report) instead of failing."""
+    return x if x != x else round(x, digits) if digits else round(x)
+
+
 def writer(args, mem_mb, rate, khz, extra, workdir):
     cmdline = f"mb={mem_mb - 32} sweeps=0 rate={rate} prefill=1 report_ms={REPORT_MS} tsc_khz={khz} pattern=seq"
     stats = os.path.join(workdir, "stats.jsonl")
@@ -98,7 +103,7 @@ def run_chain(args, fraction, khz, workdir, rows, restore_rows):
                 "size_over_changed": round(allocated(path) / max(1, rec["changed-pages"] * PAGE), 4) if rec["incremental"] else "",
                 "total_ms": round(rec["total-ms"], 2), "protected_ms": round(rec["protected-window-ms"], 2),
                 "downtime_ms": round(rec["downtime-ms"], 3), "handover_ms": round(rec["handover-pause-ms"], 3),
-                "rate_before": round(before), "rate_during": round(in_window(w, rec)),
+                "rate_before": rnd(before), "rate_during": rnd(in_window(w, rec)),
                 "breakdown": rec.get("downtime-breakdown", ""),
             })
             if n < args.links:
@@ -115,6 +120,7 @@ def run_chain(args, fraction, khz, workdir, rows, restore_rows):
         raise RuntimeError("merge failed: " + r.stderr)
     for mode in ("eager", "lazy"):
         for what, path in (("chain tip", tip), ("merged", merged)):
+            first_line_ms(args.minivmm, path, mode)  # warm-up: the links were just written and may not be cached yet
             ms = [first_line_ms(args.minivmm, path, mode) for _ in range(args.reps)]
             restore_rows.append({"fraction_pct": fraction, "links": args.links if what == "chain tip" else 1, "source": what,
                                  "mode": mode, "first_line_ms_median": round(statistics.median(ms), 1),
@@ -145,8 +151,8 @@ def tracking_cost(args, khz, workdir, rows):
                 w.wait(60)
                 if os.path.exists(image):
                     os.remove(image)
-        rows.append({"rate": rate, "mem_mb": args.track_mem_mb, "untracked_rate": round(result[False]),
-                     "tracked_rate": round(result[True]), "tracked_over_untracked": round(result[True] / result[False], 3)})
+        rows.append({"rate": rate, "mem_mb": args.track_mem_mb, "untracked_rate": rnd(result[False]),
+                     "tracked_rate": rnd(result[True]), "tracked_over_untracked": rnd(result[True] / result[False], 3)})
 
 
 def write_csv(path, rows):

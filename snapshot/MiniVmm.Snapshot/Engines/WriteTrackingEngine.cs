@@ -49,6 +49,8 @@ internal sealed class WriteTrackingRun
     private readonly PageSaver _saver;
     private readonly FaultBlockWriter _blockWriter;
     private readonly long[] _sequentialNext;   // fault thread only
+    private readonly long[] _trackNext;        // tracked: the page after the run freed last, per region (fault thread)
+    private long _trackRun = 1;
     private long _window;
     private readonly LatencyRecorder _stalls = new();
     private readonly EventFd _scanDone = new();
@@ -87,6 +89,8 @@ internal sealed class WriteTrackingRun
             SnapshotOptions.MaxFaultAroundPages, 4, Job.CancellationToken);
         _sequentialNext = new long[_memory.Regions.Count];
         Array.Fill(_sequentialNext, -1);
+        _trackNext = new long[_memory.Regions.Count];
+        Array.Fill(_trackNext, -1);
         _saver.AsyncWriter = _blockWriter;
         _saver.AsyncWait = options.MaxFaultWait;
         _tracker = options.ChangeTracker;
@@ -324,9 +328,20 @@ internal sealed class WriteTrackingRun
             _saver.States[ri].WaitUntilSaved(first, count, Job.CancellationToken);
             if (_writtenSinceFreeze is { } written)
             {
-                // Tracked: only the written page goes free, and it is the next link's; its neighbours stay protected.
-                written[ri].Set(page);
-                _uffd!.WriteProtect((nint)(start + (ulong)page * GuestMemory.PageSize), GuestMemory.PageSize, protect: false);
+                // Tracked: what goes free belongs to the next link. A sequential writer (a fault on the page right after
+                // the run freed last) frees a doubling run ahead of it, recorded whole: it is about to write those pages
+                // anyway, and a fault per 4 KiB page would cost it most of its speed. Any other write frees its page only.
+                long run = page == _trackNext[ri] ? Math.Min(_trackRun * 2, SnapshotOptions.MaxFaultAroundPages) : 1;
+                run = Math.Min(run, r.PageCount - page);
+                _trackRun = run;
+                _trackNext[ri] = page + run;
+                if (page + run > first + count)
+                {
+                    _saver.SaveRange(ri, page, run, async: true);
+                    _saver.States[ri].WaitUntilSaved(page, run, Job.CancellationToken);
+                }
+                written[ri].SetRange(page, run);
+                _uffd!.WriteProtect((nint)(start + (ulong)page * GuestMemory.PageSize), (ulong)run * GuestMemory.PageSize, protect: false);
             }
             else
                 _uffd!.WriteProtect((nint)(start + (ulong)first * GuestMemory.PageSize), (ulong)count * GuestMemory.PageSize, protect: false);
@@ -367,11 +382,12 @@ internal sealed class WriteTrackingRun
         }
         if (_tracker is not null && _error is null && !cancel.IsCancellationRequested)
         {
-            // Tracked: the fault thread keeps recording writes while the buffers drain and the file completes; then,
-            // paused, the RAM goes back to the tracker.
+            // Tracked: the fault thread keeps recording writes while the buffers drain; then, paused, the RAM goes back to
+            // the tracker (whose faults the kernel resolves itself) before the file is completed and synced.
             _blockWriter.Drain();
             if (_blockWriter.Error is { } drainError) Fail(drainError);
-            Finish((Thread)faultThread!); // the protected window ends at the handover
+            HandOver((Thread)faultThread!, linkWritten: _error is null);
+            Finish(handedOver: true); // the protected window ended at the handover
             return;
         }
         StopFaultThread((Thread)faultThread!);
@@ -381,7 +397,7 @@ internal sealed class WriteTrackingRun
         _releasedAt = Stopwatch.GetTimestamp();
         _blockWriter.Drain();
         if (_blockWriter.Error is { } writeError) Fail(writeError);
-        Finish(null);
+        Finish(handedOver: false);
     }
 
     private void StopFaultThread(Thread faultThread)
@@ -423,6 +439,7 @@ internal sealed class WriteTrackingRun
         {
             StopFaultThread(faultThread);
             ReleaseProtection();
+            _trackingLost = true;
             if (_releasedAt == 0) _releasedAt = Stopwatch.GetTimestamp();
         }
     }
@@ -435,22 +452,27 @@ internal sealed class WriteTrackingRun
         Job.Cancel();
     }
 
-    /// <param name="trackedFaultThread">tracked snapshots: the fault thread still serving, stopped at the handover</param>
-    private void Finish(Thread? trackedFaultThread)
+    /// <param name="handedOver">tracked snapshots: the RAM is back with the tracker (protection is gone already)</param>
+    private void Finish(bool handedOver)
     {
         long writeDone = Stopwatch.GetTimestamp();
         bool cancelled = Job.CancellationToken.IsCancellationRequested && _error is null;
         var error = _error;
         if (error is null && !cancelled && _saver.States.Any(s => s.SavedCount != s.PageCount))
             error = new SnapshotException("internal error: not every page was saved");
-        if (trackedFaultThread is null) ReleaseProtection();
+        if (!handedOver) ReleaseProtection();
         if (error is null && !cancelled)
         {
             try { _sink.Complete(_sections); }
             catch (Exception e) { error = e; }
         }
         bool written = error is null && !cancelled;
-        if (trackedFaultThread is not null) HandOver(trackedFaultThread, written);
+        // Handed over as if the link would be written: it was not, so its changed set joins the next one.
+        if (handedOver && !written && _changed is not null && !_trackingLost)
+        {
+            try { _tracker!.Include(_changed); }
+            catch (Exception e) when (e is ArgumentException or ObjectDisposedException) { _log.LogWarning("could not keep the changed set: {Error}", e.Message); }
+        }
         if (error is not null || cancelled)
         {
             try { _sink.Abort(); } catch (Exception e) { _log.LogWarning(e, "could not remove the partial snapshot"); }

@@ -24,4 +24,10 @@ public interface IChangeTracker
     /// snapshot held the RAM; they belong to the next link).
     /// </summary>
     void Resume(PageBitmap[] alreadyWritten);
+
+    /// <summary>
+    /// Counts <paramref name="pages"/> as changed too (a link handed the RAM back, then could not be written: its
+    /// changed set must go into the next one). Any thread; ignored when not tracking.
+    /// </summary>
+    void Include(PageBitmap[] pages);
 }

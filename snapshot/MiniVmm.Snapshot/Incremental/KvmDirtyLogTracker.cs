@@ -29,6 +29,8 @@ public sealed class KvmDirtyLogTracker : IChangeTracker, IDisposable
 
     public string Method => "KVM dirty log";
 
+    private bool IsTrackingLocked => _tracking;
+
     public bool IsTracking
     {
         get { lock (_lock) return _tracking; }
@@ -53,6 +55,18 @@ public sealed class KvmDirtyLogTracker : IChangeTracker, IDisposable
             _tracking = false;
             _seed = EmptyBitmaps();
             return changed;
+        }
+    }
+
+    /// <inheritdoc />
+    public void Include(PageBitmap[] pages)
+    {
+        ArgumentNullException.ThrowIfNull(pages);
+        lock (_lock)
+        {
+            if (_disposed || !IsTrackingLocked) return;
+            if (pages.Length != _seed.Length) throw new ArgumentException($"{pages.Length} bitmaps for {_seed.Length} regions", nameof(pages));
+            for (int ri = 0; ri < pages.Length; ri++) _seed[ri].UnionWith(pages[ri]);
         }
     }
 

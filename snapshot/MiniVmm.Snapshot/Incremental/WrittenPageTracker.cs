@@ -38,6 +38,8 @@ public sealed class WrittenPageTracker : IChangeTracker, IDisposable
 
     public string Method => "userfaultfd WP_ASYNC + PAGEMAP_SCAN";
 
+    private bool IsTrackingLocked => _uffd is not null;
+
     /// <summary>True between creation or <see cref="Resume"/> and <see cref="TakeChanged"/>.</summary>
     public bool IsTracking
     {
@@ -130,6 +132,18 @@ public sealed class WrittenPageTracker : IChangeTracker, IDisposable
             }
             _seed = EmptyBitmaps();
             return changed;
+        }
+    }
+
+    /// <inheritdoc />
+    public void Include(PageBitmap[] pages)
+    {
+        ArgumentNullException.ThrowIfNull(pages);
+        lock (_lock)
+        {
+            if (_disposed || !IsTrackingLocked) return;
+            if (pages.Length != _seed.Length) throw new ArgumentException($"{pages.Length} bitmaps for {_seed.Length} regions", nameof(pages));
+            for (int ri = 0; ri < pages.Length; ri++) _seed[ri].UnionWith(pages[ri]);
         }
     }
 
