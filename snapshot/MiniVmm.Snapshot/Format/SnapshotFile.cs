@@ -143,7 +143,11 @@ public sealed partial class SnapshotFile : ISnapshotPages, IDisposable
         var regions = header.Info.Regions;
         var keeper = new TrailerKeeper(regions.Count);
         var trailerReader = SequentialReader.ForFileRange(handle, header.TrailerOffset, header.TrailerLength, what);
-        ulong stateHash = TrailerCodec.Read(trailerReader, regions, header.SnapshotId, keeper, what, out ulong trailerChecksum);
+        bool sparse = header.Info.Parent is not null;
+        ulong stateHash = TrailerCodec.Read(trailerReader, regions, header.SnapshotId, keeper, what, out ulong trailerChecksum, sparse);
+        if (sparse && header.TrailerLength != SnapshotLayout.SparseTrailerLength(regions, keeper.Present))
+            throw new SnapshotFormatException($"{what} is corrupt: trailer length {header.TrailerLength} does not match its present pages " +
+                $"({SnapshotLayout.SparseTrailerLength(regions, keeper.Present)} expected)");
 
         var state = new byte[header.StateLength];
         ReadExactly(handle, state, header.StateOffset, what, "state section");
@@ -191,7 +195,15 @@ public sealed partial class SnapshotFile : ISnapshotPages, IDisposable
         padding.Add((paddingStart, h.StateOffset - paddingStart, $"padding after {after}"));
         long stateEnd = h.StateOffset + h.StateLength;
         long expectedTrailer = SnapshotLayout.TrailerLength(regions);
-        if (h.TrailerLength != expectedTrailer)
+        if (h.Info.Parent is not null)
+        {
+            // An incremental link lists present pages' checksums only: exact once the bitmaps are read (Load checks it).
+            long min = SnapshotLayout.MinSparseTrailerLength(regions);
+            if (h.TrailerLength < min || h.TrailerLength > expectedTrailer)
+                throw new SnapshotFormatException(
+                    $"{what} is corrupt: trailer length {h.TrailerLength} is outside {min}..{expectedTrailer} for its regions");
+        }
+        else if (h.TrailerLength != expectedTrailer)
             throw new SnapshotFormatException(
                 $"{what} is corrupt: trailer length {h.TrailerLength} does not match its regions ({expectedTrailer} expected)");
         if (h.TrailerOffset < stateEnd || h.TrailerOffset > fileLength || h.TrailerLength > fileLength - h.TrailerOffset

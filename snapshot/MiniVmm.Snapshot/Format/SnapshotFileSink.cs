@@ -185,9 +185,11 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
                 {
                     Write(chunk, position);
                     position += chunk.Length;
-                });
+                }, sparse: _incremental);
                 long trailerLength = position - trailerOffset;
-                Debug.Assert(trailerLength == SnapshotLayout.TrailerLength(_info.Regions));
+                Debug.Assert(trailerLength == (_incremental
+                    ? SnapshotLayout.SparseTrailerLength(_info.Regions, Tables.Select(t => t.PresentCount).ToArray())
+                    : SnapshotLayout.TrailerLength(_info.Regions)));
                 long fileLength = position + SnapshotFormat.EndMarkerSize;
                 Write(Header(_info, _offsets, _createdUnixMs, _snapshotId, SnapshotHeader.FlagComplete, stateOffset, state.Length,
                     trailerOffset, trailerLength, fileLength).Encode(), 0);

@@ -190,6 +190,8 @@ internal sealed record SnapshotHeader(
             offsets[i] = r.Length64($"region {i} file offset");
         }
         r.ExpectEnd();
+        if (expectStream && parent is not null)
+            throw new SnapshotFormatException($"{ctx} is corrupt: a snapshot stream cannot be an incremental link (it names a parent)");
         if (CheckRegions(regions) is { } problem) throw new SnapshotFormatException($"{ctx} is corrupt: {problem}");
         if (expectStream && (flags != 0 || stateOffset != 0 || stateLength != 0 || trailerOffset != 0 || trailerLength != 0
                              || fileLength != 0 || offsets.Any(o => o != 0)))

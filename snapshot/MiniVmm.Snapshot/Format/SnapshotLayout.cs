@@ -24,11 +24,25 @@ internal static class SnapshotLayout
     public const int TrailerFixedSize = 8 + 4 + 4 + 8 + SnapshotFormat.SnapshotIdSize;
     public const int TrailerRegionFixedSize = 16;
 
-    /// <summary>Trailer bytes (without the completion marker) for these regions.</summary>
+    /// <summary>Trailer bytes (without the completion marker) of a full snapshot: a checksum slot for every page.</summary>
     public static long TrailerLength(IReadOnlyList<SnapshotRegion> regions)
     {
         long length = TrailerFixedSize + 8;
         foreach (var r in regions) length += TrailerRegionFixedSize + BitmapWords(r.PageCount) * 8 + r.PageCount * 8;
         return length;
     }
+
+    /// <summary>
+    /// Trailer bytes of an incremental link, which lists checksums of its present pages only (a link of 1 % of a
+    /// large guest would otherwise carry a checksum slot for every page: 8 bytes per 4 KiB, 0.2 % of all RAM).
+    /// </summary>
+    public static long SparseTrailerLength(IReadOnlyList<SnapshotRegion> regions, IReadOnlyList<long> presentPages)
+    {
+        long length = TrailerFixedSize + 8;
+        for (int i = 0; i < regions.Count; i++) length += TrailerRegionFixedSize + BitmapWords(regions[i].PageCount) * 8 + presentPages[i] * 8;
+        return length;
+    }
+
+    /// <summary>The smallest trailer an incremental link of these regions can have (no page present).</summary>
+    public static long MinSparseTrailerLength(IReadOnlyList<SnapshotRegion> regions) => SparseTrailerLength(regions, new long[regions.Count]);
 }

@@ -24,8 +24,12 @@ internal static class TrailerCodec
 {
     private const int BlockWords = 8192;
 
-    /// <summary>Streams the trailer to <paramref name="sink"/> in pieces; returns its own checksum.</summary>
-    public static ulong Write(IReadOnlyList<SnapshotRegion> regions, PageTable[] tables, ulong stateHash, Guid snapshotId, ChunkSink sink)
+    /// <summary>
+    /// Streams the trailer to <paramref name="sink"/> in pieces; returns its own checksum. <paramref name="sparse"/>
+    /// (incremental links): the checksums of present pages only, in page order, instead of one slot per page.
+    /// </summary>
+    public static ulong Write(IReadOnlyList<SnapshotRegion> regions, PageTable[] tables, ulong stateHash, Guid snapshotId, ChunkSink sink,
+        bool sparse = false)
     {
         var hash = new XxHash3();
         var buffer = new byte[BlockWords * 8];
@@ -65,6 +69,18 @@ internal static class TrailerCodec
                 table.CopyWords(w, block);
                 foreach (var v in block) U64(v);
             }
+            if (sparse)
+            {
+                for (long w = 0; w < wordCount; w += BlockWords)
+                {
+                    var block = words.AsSpan(0, (int)Math.Min(BlockWords, wordCount - w));
+                    table.CopyWords(w, block);
+                    for (int k = 0; k < block.Length; k++)
+                        for (ulong bits = block[k]; bits != 0; bits &= bits - 1)
+                            U64(table.Checksum((w + k) * 64 + BitOperations.TrailingZeroCount(bits)));
+                }
+                continue;
+            }
             for (long p = 0; p < table.PageCount; p += BlockWords)
             {
                 var block = words.AsSpan(0, (int)Math.Min(BlockWords, table.PageCount - p));
@@ -85,7 +101,7 @@ internal static class TrailerCodec
     /// in <paramref name="trailerChecksum"/> (what an incremental child names its parent by).
     /// </summary>
     public static ulong Read(SequentialReader r, IReadOnlyList<SnapshotRegion> regions, Guid snapshotId, ITrailerVisitor visitor, string what,
-        out ulong trailerChecksum)
+        out ulong trailerChecksum, bool sparse = false)
     {
         string ctx = $"{what} trailer";
         r.StartHash();
@@ -121,6 +137,24 @@ internal static class TrailerCodec
                 throw new SnapshotFormatException(
                     $"{ctx} is corrupt: region {g} bitmap has {popcount} pages set but claims {present}");
             visitor.Region(g, pages, bitmap, (long)present);
+            if (sparse)
+            {
+                // Present pages' checksums in page order, handed on as dense blocks (0 for absent pages).
+                var one = new ulong[1];
+                for (long p = 0; p < pages; p += BlockWords)
+                {
+                    var sums = block.AsSpan(0, (int)Math.Min(BlockWords, pages - p));
+                    for (int k = 0; k < sums.Length; k++)
+                    {
+                        long page = p + k;
+                        if ((bitmap[page >> 6] & (1UL << (int)(page & 63))) == 0) { sums[k] = 0; continue; }
+                        r.ReadWords(one, $"region {g} checksums");
+                        sums[k] = one[0];
+                    }
+                    visitor.Checksums(g, p, sums);
+                }
+                continue;
+            }
             for (long p = 0; p < pages; p += BlockWords)
             {
                 var sums = block.AsSpan(0, (int)Math.Min(BlockWords, pages - p));

@@ -88,6 +88,8 @@ public sealed class SnapshotChainTests : IDisposable
         link.Verify().IsValid.Should().BeTrue();
         link.Describe().Should().Contain(baseId.SnapshotId.ToString());
         using var full = SnapshotFile.Open(basePath);
+        // A link lists checksums of its present pages only; a full snapshot has a slot for every page.
+        (full.TrailerLength - link.TrailerLength).Should().Be((Pages - 2) * 8);
         full.Parent.Should().BeNull();
         full.IsPresent(0, 5).Should().BeFalse();
     }
@@ -229,6 +231,24 @@ public sealed class SnapshotChainTests : IDisposable
         var page = new byte[Page];
         chain.ReadPages(0, 3, page);
         page.Should().Equal(Content(3, 0));
+    }
+
+    [Fact]
+    public void A_link_whose_trailer_length_does_not_match_its_present_pages_is_refused()
+    {
+        var (basePath, baseId) = Write("base.mvs", null, [(0, Content(0, 0))]);
+        var (linkPath, _) = Write("link.mvs", baseId, [(1, Content(1, 1)), (2, Content(2, 1))]);
+        var bytes = File.ReadAllBytes(linkPath);
+        // Header field at 56: trailer length. One checksum slot more than the two present pages need.
+        long declared = System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(56));
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(56), declared + 8);
+        int length = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(12));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(length - 8),
+            System.IO.Hashing.XxHash3.HashToUInt64(bytes.AsSpan(0, length - 8)));
+        File.WriteAllBytes(linkPath, bytes);
+        var act = () => SnapshotFile.Open(linkPath);
+        act.Should().Throw<SnapshotFormatException>();
+        File.Exists(basePath).Should().BeTrue();
     }
 
     [Fact]
