@@ -14,7 +14,7 @@ ends, tracked / untracked.
 
 A link's changed set is what the guest wrote since the previous link's freeze, so it also holds what the guest wrote
 while that snapshot ran: the achieved fraction (changed_pages) is reported per link, not assumed.
-Usage: bench_incremental.py MINIVMM GUEST_DIR OUT_DIR [--mem-mb 2048] [--fractions 1,10,50] [--rate 50000]
+Usage: bench_incremental.py MINIVMM GUEST_DIR OUT_DIR [--mem-mb 2048] [--fractions 1,10,50] [--rate 20000]
        [--links 10] [--quick]
 Writes OUT_DIR/incremental.csv, OUT_DIR/incremental-restore.csv, OUT_DIR/tracking.csv and prints them.
 """
@@ -88,6 +88,7 @@ def first_line_ms(minivmm, path, mode):
 def run_chain(args, fraction, khz, workdir, rows, restore_rows):
     ram_pages = args.mem_mb * 1024 * 1024 // PAGE
     interval = fraction / 100 * ram_pages / args.rate
+    links = args.links if fraction <= 10 else min(args.links, 4)  # a 50 % interval is long: fewer links
     pattern = os.path.join(workdir, f"f{fraction}-%n.mvs")
     w, stats = writer(args, args.mem_mb, args.rate, khz, ["--snapshot-to", pattern, "--snapshot-incremental"], workdir)
     try:
@@ -95,7 +96,7 @@ def run_chain(args, fraction, khz, workdir, rows, restore_rows):
             raise RuntimeError("the writer never finished its prefill sweep")
         time.sleep(0.5)
         before = statistics.mean(w.rates(w.lines[-1][0] - 0.4, w.lines[-1][0]) or [float("nan")])
-        for n in range(1, args.links + 1):
+        for n in range(1, links + 1):
             rec = snapshot_and_wait(w, stats, n)
             path = pattern.replace("%n", str(n))
             rows.append({
@@ -108,12 +109,12 @@ def run_chain(args, fraction, khz, workdir, rows, restore_rows):
                 "rate_before": rnd(before), "rate_during": rnd(in_window(w, rec)),
                 "breakdown": rec.get("downtime-breakdown", ""),
             })
-            if n < args.links:
+            if n < links:
                 time.sleep(interval)
     finally:
         w.proc.terminate()
         w.wait(60)
-    tip = pattern.replace("%n", str(args.links))
+    tip = pattern.replace("%n", str(links))
     merged = os.path.join(workdir, f"f{fraction}-merged.mvs")
     t = time.monotonic()
     r = subprocess.run([args.minivmm, "snapshot", "merge", tip, merged], capture_output=True, text=True)
@@ -124,10 +125,10 @@ def run_chain(args, fraction, khz, workdir, rows, restore_rows):
         for what, path in (("chain tip", tip), ("merged", merged)):
             first_line_ms(args.minivmm, path, mode)  # warm-up: the links were just written and may not be cached yet
             ms = [first_line_ms(args.minivmm, path, mode) for _ in range(args.reps)]
-            restore_rows.append({"fraction_pct": fraction, "links": args.links if what == "chain tip" else 1, "source": what,
+            restore_rows.append({"fraction_pct": fraction, "links": links if what == "chain tip" else 1, "source": what,
                                  "mode": mode, "first_line_ms_median": round(statistics.median(ms), 1),
                                  "merge_ms": round(merge_ms) if what == "merged" else ""})
-    for n in range(1, args.links + 1):
+    for n in range(1, links + 1):
         os.remove(pattern.replace("%n", str(n)))
     os.remove(merged)
 
@@ -176,7 +177,7 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--mem-mb", type=int, default=2048)
     ap.add_argument("--fractions", default="1,10,50")
-    ap.add_argument("--rate", type=int, default=50000)
+    ap.add_argument("--rate", type=int, default=20000)
     ap.add_argument("--links", type=int, default=10)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--track-rates", default="max,1000000,10000")

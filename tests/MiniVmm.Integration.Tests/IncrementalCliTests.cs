@@ -41,6 +41,16 @@ public sealed class IncrementalCliTests : IDisposable
         o["chain"]!.AsArray().Select(l => l!["path"]!.GetValue<string>()).Should().Equal(P("ck-3.mvs"), P("ck-2.mvs"), P("ck-1.mvs"));
         o["pages-present"]!.GetValue<long>().Should().Be(stats[2]["changed-pages"]!.GetValue<long>());
 
+        // prune --keep 2 in a copy of the chain: two links remain, the tip still restores (below, from the copy).
+        string pruned = Directory.CreateDirectory(P("pruned")).FullName;
+        foreach (var f in new[] { "ck-1.mvs", "ck-2.mvs", "ck-3.mvs" }) File.Copy(P(f), Path.Combine(pruned, f));
+        MinivmmProcess.Run("snapshot", "prune", "--keep", "0", pruned).ExitCode.Should().Be(120);
+        var prune = MinivmmProcess.Run("snapshot", "prune", "--keep", "2", pruned);
+        prune.ExitCode.Should().Be(0, prune.Stderr);
+        Directory.GetFiles(pruned).Select(Path.GetFileName).Should().BeEquivalentTo(["ck-2.mvs", "ck-3.mvs"]);
+        var prunedInspect = JsonNode.Parse(MinivmmProcess.Run("snapshot", "inspect", "--json", Path.Combine(pruned, "ck-3.mvs")).Stdout)!;
+        prunedInspect["chain"]!.AsArray().Should().HaveCount(2);
+
         var merge = MinivmmProcess.Run("snapshot", "merge", P("ck-3.mvs"), P("merged.mvs"));
         merge.ExitCode.Should().Be(0, merge.Stderr);
         MinivmmProcess.Run("snapshot", "verify", P("merged.mvs")).ExitCode.Should().Be(0);
@@ -48,7 +58,7 @@ public sealed class IncrementalCliTests : IDisposable
         merged["parent"].Should().BeNull();
 
         // The restored tip and the merged file finish the writer's sweeps, checking every page it re-reads: exit 0.
-        foreach (var (file, mode) in new[] { ("ck-3.mvs", "eager"), ("ck-2.mvs", "lazy"), ("merged.mvs", "mmap") })
+        foreach (var (file, mode) in new[] { ("ck-3.mvs", "eager"), ("ck-2.mvs", "lazy"), ("merged.mvs", "mmap"), ("pruned/ck-3.mvs", "lazy") })
         {
             var r = MinivmmProcess.Run(TimeSpan.FromSeconds(120), "restore", P(file), "--memory", mode, "--serial", "none");
             r.ExitCode.Should().Be(0, $"{file} ({mode}) restores the writer's memory exactly; {r.Stderr}");

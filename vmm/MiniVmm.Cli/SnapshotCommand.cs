@@ -14,6 +14,7 @@ internal static class SnapshotCommand
         command.Subcommands.Add(Verify());
         command.Subcommands.Add(Convert());
         command.Subcommands.Add(Merge());
+        command.Subcommands.Add(Prune());
         return command;
     }
 
@@ -54,6 +55,24 @@ internal static class SnapshotCommand
         Arity = ArgumentArity.ZeroOrMore,
         AllowMultipleArgumentsPerToken = false,
     };
+
+    private static Command Prune()
+    {
+        var dir = new Argument<string>("CHAIN_DIR") { Description = "directory of a periodic checkpoint chain (e.g. the one --snapshot-to 'DIR/ck-%n.mvs' writes)" };
+        var keep = new Option<int>("--keep") { Description = "links each chain keeps, the oldest of them full (at least 1)", Required = true, HelpName = "N" };
+        var c = new Command("prune", "Bound every chain in CHAIN_DIR to N links: merge the oldest into one full snapshot, re-point the next link at it, delete what no link needs") { dir, keep };
+        c.SetAction(parse => Guard(parse.GetValue(dir)!, () =>
+        {
+            if (parse.GetValue(keep) < 1) return CommonOptions.Usage(parse, "--keep: at least 1");
+            var result = SnapshotPrune.Prune(parse.GetValue(dir)!, parse.GetValue(keep));
+            foreach (var m in result.MergedInto) Console.WriteLine($"merged base {m}");
+            foreach (var r in result.Relinked) Console.WriteLine($"re-pointed {r}");
+            foreach (var d in result.Deleted) Console.WriteLine($"deleted {d}");
+            if (result.MergedInto.Count == 0) Console.WriteLine($"nothing to prune: no chain is longer than {parse.GetValue(keep)} link(s)");
+            return ExitCodes.Ok;
+        }));
+        return c;
+    }
 
     private static Command Merge()
     {

@@ -36,6 +36,10 @@ public sealed partial class SnapshotFile : ISnapshotPages, IDisposable
 
     public string Path { get; }
     public SnapshotHeaderInfo Info => _header.Info;
+    internal SnapshotHeader Header => _header;
+
+    /// <summary>Reads file bytes as they are (no checksum; the caller copies a validated file).</summary>
+    internal void ReadRaw(Span<byte> destination, long offset) => ReadExactly(_handle, destination, offset, _what, "data");
     public IReadOnlyList<SnapshotRegion> Regions => _header.Info.Regions;
     public IReadOnlyList<StateSection> Sections { get; }
     public string FormatVersion => _header.Version;
@@ -60,11 +64,14 @@ public sealed partial class SnapshotFile : ISnapshotPages, IDisposable
     public long TrailerLength => _header.TrailerLength;
 
     /// <summary>Opens and validates a snapshot file. Any problem with its content is a <see cref="SnapshotFormatException"/>; I/O errors (missing file, permissions) are not.</summary>
-    public static SnapshotFile Open(string path)
+    public static SnapshotFile Open(string path) => Open(path, allowPartialName: false);
+
+    /// <summary><see cref="Open(string)"/>; <paramref name="allowPartialName"/> lets a writer check its own PATH.partial before renaming it.</summary>
+    internal static SnapshotFile Open(string path, bool allowPartialName)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         RequireRegularSnapshot(path, "snapshot");
-        if (path.EndsWith(SnapshotFormat.PartialSuffix, StringComparison.Ordinal))
+        if (!allowPartialName && path.EndsWith(SnapshotFormat.PartialSuffix, StringComparison.Ordinal))
             throw new SnapshotFormatException($"snapshot '{path}' is an unfinished snapshot: a save writes " +
                 $"there and renames the file once it is complete; rename it first if you know it is complete");
         var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);

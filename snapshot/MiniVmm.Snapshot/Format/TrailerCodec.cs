@@ -139,17 +139,21 @@ internal static class TrailerCodec
             visitor.Region(g, pages, bitmap, (long)present);
             if (sparse)
             {
-                // Present pages' checksums in page order, handed on as dense blocks (0 for absent pages).
-                var one = new ulong[1];
+                // Present pages' checksums in page order (read in bulk per block), handed on as dense blocks (0 for
+                // absent pages).
+                var packed = new ulong[BlockWords];
                 for (long p = 0; p < pages; p += BlockWords)
                 {
                     var sums = block.AsSpan(0, (int)Math.Min(BlockWords, pages - p));
+                    int inBlock = 0;
+                    for (long w = p >> 6; w < (p + sums.Length + 63) >> 6; w++) inBlock += BitOperations.PopCount(bitmap[w]);
+                    var listed = packed.AsSpan(0, inBlock);
+                    r.ReadWords(listed, $"region {g} checksums");
+                    int next = 0;
                     for (int k = 0; k < sums.Length; k++)
                     {
                         long page = p + k;
-                        if ((bitmap[page >> 6] & (1UL << (int)(page & 63))) == 0) { sums[k] = 0; continue; }
-                        r.ReadWords(one, $"region {g} checksums");
-                        sums[k] = one[0];
+                        sums[k] = (bitmap[page >> 6] & (1UL << (int)(page & 63))) == 0 ? 0 : listed[next++];
                     }
                     visitor.Checksums(g, p, sums);
                 }

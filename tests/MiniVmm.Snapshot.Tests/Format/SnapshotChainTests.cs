@@ -124,6 +124,62 @@ public sealed class SnapshotChainTests : IDisposable
     }
 
     [Fact]
+    public void Prune_bounds_the_chain_keeps_its_image_and_deletes_only_unneeded_links()
+    {
+        var (tip, expected, links) = BuildChain(); // base + 3 links
+        var result = SnapshotPrune.Prune(_dir.Root, keep: 2, fsync: false);
+        result.Relinked.Should().Equal(links[3]);
+        result.Deleted.Should().BeEquivalentTo([links[2], links[1], links[0]]);
+        result.MergedInto.Should().Equal(new[] { links[2] }, "the merged base takes the name of the link it replaces");
+        using (var chain = SnapshotChain.Open(tip))
+        {
+            chain.Links.Should().HaveCount(2);
+            chain.Base.IsIncremental.Should().BeFalse();
+            AssertImage(chain, expected);
+        }
+        SnapshotPrune.Prune(_dir.Root, keep: 2, fsync: false).MergedInto.Should().BeEmpty("the chain is short enough now");
+        var one = SnapshotPrune.Prune(_dir.Root, keep: 1, fsync: false);
+        one.MergedInto.Should().Equal(tip);
+        using (var full = SnapshotFile.Open(tip))
+        {
+            full.IsIncremental.Should().BeFalse();
+            AssertImage(full, expected);
+        }
+        Directory.GetFiles(_dir.Root).Should().Equal(tip);
+    }
+
+    [Fact]
+    public void Prune_keeps_a_link_that_another_chain_branches_off()
+    {
+        var (tip, expected, links) = BuildChain();
+        SnapshotParent fork;
+        using (var l1 = SnapshotFile.Open(links[1])) fork = l1.Identity;
+        var (branch, _) = Write("branch.mvs", fork, [(9, Content(9, 7))]);
+        var branchExpected = (byte[]?[])expected.Clone();
+        using (var before = SnapshotChain.Open(branch))
+            for (long p = 0; p < Pages; p++)
+            {
+                var page = new byte[Page];
+                before.ReadPages(0, p, page);
+                branchExpected[p] = page.All(b => b == 0) ? null : page;
+            }
+        // The branch is processed first (name order): link1 stays while link2 still names it, then goes with link2's chain.
+        var result = SnapshotPrune.Prune(_dir.Root, keep: 2, fsync: false);
+        result.MergedInto.Should().HaveCount(2);
+        using (var chain = SnapshotChain.Open(tip))
+        {
+            chain.Links.Should().HaveCount(2);
+            AssertImage(chain, expected);
+        }
+        using (var b = SnapshotChain.Open(branch))
+        {
+            b.Links.Should().HaveCount(2, "the branch was pruned to two links as well");
+            AssertImage(b, branchExpected);
+        }
+        Directory.GetFiles(_dir.Root).Should().HaveCount(4, "two tips and their two merged bases; every folded link went");
+    }
+
+    [Fact]
     public void Merging_into_a_link_of_the_chain_is_refused()
     {
         var (tip, _, links) = BuildChain();

@@ -1,0 +1,92 @@
+namespace MiniVmm.Snapshot.Format;
+
+/// <summary>What <see cref="SnapshotPrune.Prune"/> did.</summary>
+public sealed record PruneResult(IReadOnlyList<string> MergedInto, IReadOnlyList<string> Relinked, IReadOnlyList<string> Deleted);
+
+/// <summary>
+/// Keeps the chains of a directory at most N links long: for each tip whose chain is longer, the oldest links up to
+/// the N-th are merged into one full snapshot, the link after them is re-pointed at it, and folded links that no
+/// remaining file names as its parent are deleted (a link another chain branches off stays). At every step each
+/// remaining tip's chain resolves: the merged base is written and synced before the re-pointed link replaces the old
+/// one, and files are deleted only after that.
+/// </summary>
+public static class SnapshotPrune
+{
+    private sealed record Entry(string Path, SnapshotParent Identity, SnapshotParent? Parent);
+
+    public static PruneResult Prune(string directory, int keep, bool fsync = true)
+    {
+        if (keep < 1) throw new ArgumentException("keep at least 1 link per chain");
+        if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"'{directory}' does not exist");
+        var merged = new List<string>();
+        var relinked = new List<string>();
+        var deleted = new List<string>();
+        foreach (string tip in Tips(Scan(directory)))
+        {
+            var links = ChainPaths(tip, directory, out int count);
+            if (count <= keep) continue;
+            string newBasePath = links[keep - 1];
+            string temp = Path.Combine(Path.GetDirectoryName(newBasePath)!, $"{Path.GetFileNameWithoutExtension(newBasePath)}.pruned-{Guid.NewGuid():N}.mvs");
+            SnapshotParent mergedIdentity;
+            using (var sub = SnapshotChain.Open(newBasePath, [directory]))
+            {
+                SnapshotMerge.Merge(sub, temp, fsync);
+                using var m = SnapshotFile.Open(temp);
+                mergedIdentity = m.Identity;
+            }
+            if (keep >= 2)
+            {
+                using var child = SnapshotFile.Open(links[keep - 2]);
+                SnapshotRelink.Relink(child, mergedIdentity);
+                relinked.Add(child.Path);
+            }
+            else
+                File.Move(temp, newBasePath, overwrite: true); // keep 1: the tip itself becomes the full snapshot
+            // Folded links, newest first: each goes once no remaining file names it (the merged base is the chain's now).
+            foreach (string path in links.Skip(keep - 1))
+            {
+                var entries = Scan(directory);
+                var identity = entries.FirstOrDefault(e => e.Path == path)?.Identity;
+                if (identity is null) continue;
+                if (entries.Any(e => e.Path != path && e.Parent == identity)) continue; // another chain branches off it
+                if (path == newBasePath && keep == 1) continue; // the tip, now full
+                File.Delete(path);
+                deleted.Add(path);
+            }
+            // The merged base takes the name of the link it replaces when that name is free (another chain may still
+            // branch off that link).
+            string final = keep == 1 || !File.Exists(newBasePath) ? newBasePath : temp;
+            if (keep >= 2 && final != temp) File.Move(temp, final);
+            merged.Add(final);
+        }
+        return new PruneResult(merged, relinked, deleted);
+    }
+
+    /// <summary>Every complete snapshot file of the directory (others are skipped), with what it names as parent.</summary>
+    private static List<Entry> Scan(string directory)
+    {
+        var entries = new List<Entry>();
+        foreach (string path in Directory.EnumerateFiles(directory).Order(StringComparer.Ordinal))
+        {
+            if (path.EndsWith(SnapshotFormat.PartialSuffix, StringComparison.Ordinal) || SnapshotFile.TryReadId(path) is null) continue;
+            try
+            {
+                using var f = SnapshotFile.Open(path);
+                entries.Add(new Entry(path, f.Identity, f.Parent));
+            }
+            catch (Exception e) when (e is SnapshotFormatException or IOException or UnauthorizedAccessException) { }
+        }
+        return entries;
+    }
+
+    /// <summary>Files no other file names as its parent.</summary>
+    private static List<string> Tips(List<Entry> entries) =>
+        entries.Where(e => !entries.Any(o => o.Parent == e.Identity)).Select(e => e.Path).ToList();
+
+    private static List<string> ChainPaths(string tip, string directory, out int count)
+    {
+        using var chain = SnapshotChain.Open(tip, [directory]);
+        count = chain.Links.Count;
+        return chain.Links.Select(l => l.Path).ToList();
+    }
+}
