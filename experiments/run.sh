@@ -25,6 +25,8 @@ if [ "$quick" = "--quick" ]; then
   python3 "$here/bench_snapshot.py" "$minivmm" "$guests" "$tmp/main" --quick --engines wt,dirty-log,qemu
   cp "$tmp/main/snapshot.csv" "$tmp/main/stalls.csv" "$results/"
   stage snapshot
+  python3 "$here/bench_incremental.py" "$minivmm" "$guests" "$results" --quick
+  stage incremental
 else
   snap() { python3 "$here/bench_snapshot.py" "$minivmm" "$guests" "$@"; }
   snap "$tmp/main" --reps 2 --engines "$engines"; stage "main grid"
@@ -45,6 +47,8 @@ else
   stage restore
   bash "$here/bench-boot.sh" "$minivmm" "$guests" 20 > "$results/boot.txt"
   stage boot
+  python3 "$here/bench_incremental.py" "$minivmm" "$guests" "$results"
+  stage incremental
 fi
 if [ "$quick" = "--quick" ]; then report=$results/REPORT.md; else report=$here/REPORT.md; fi
 python3 "$here/report.py" "$results" "$report"

@@ -67,7 +67,7 @@ public sealed record SnapshotOptions
     /// from it at the freeze and hands it back at the end, so the next link's changed set misses no write; pages the
     /// guest writes during this snapshot belong to that next set.
     /// </summary>
-    public Incremental.IChangeTracker? ChangeTracker { get; init; }
+    public IChangeTracker? ChangeTracker { get; init; }
 
     /// <summary>
     /// Save only the pages <see cref="ChangeTracker"/> reports as written since the parent (the sink's header names

@@ -43,7 +43,7 @@ public sealed partial class Vm : IDisposable
     internal MiniVmm.Snapshot.Restore.LazyPageServer? LazyPages { get; set; }
 
     /// <summary>The snapshot this VM was restored from (null for a booted VM): an incremental snapshot can continue it.</summary>
-    public Snapshots.RestoredFrom? RestoredFrom { get; internal set; }
+    public RestoredFrom? RestoredFrom { get; internal set; }
 
     /// <summary>
     /// Raised on the main-loop thread after the loop has ended and before the vCPUs stop: work that the loop would have

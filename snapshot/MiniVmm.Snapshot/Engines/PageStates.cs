@@ -27,7 +27,7 @@ public sealed class PageStates(long pageCount)
     /// Marks every page outside <paramref name="changed"/> saved before any thread claims one (an incremental link:
     /// those pages are the parent's, so neither the scan nor a fault saves them).
     /// </summary>
-    public void MarkSavedExcept(Incremental.PageBitmap changed)
+    public void MarkSavedExcept(PageBitmap changed)
     {
         if (changed.PageCount != PageCount) throw new ArgumentException("the changed set is for another region");
         long marked = 0;

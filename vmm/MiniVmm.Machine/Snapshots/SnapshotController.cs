@@ -81,7 +81,7 @@ public sealed class SnapshotController
     public void StartChainFromRestore()
     {
         EnsureTracker();
-        if (_vm.RestoredFrom is { Memory: RestoreMemoryMode.Eager } from)
+        if (_vm.RestoredFrom is { LoadedEagerly: true } from)
         {
             if (!_tracker!.IsTracking) _tracker.Resume(PageBitmap.ForRegions(_vm.Memory.Regions.Select(r => r.PageCount)));
             _parent = from.Identity;
@@ -90,7 +90,7 @@ public sealed class SnapshotController
         }
         else if (_vm.RestoredFrom is { } other)
             _log.LogInformation("the first snapshot of this VM is a full one: RAM restored with --memory {Mode} is not tracked from the start (use --memory eager)",
-                other.Memory.ToString().ToLowerInvariant());
+                other.Memory);
     }
 
     private void EnsureTracker()

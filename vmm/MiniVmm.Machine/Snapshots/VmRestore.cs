@@ -32,8 +32,6 @@ public sealed record RestoreOptions
     public IReadOnlyList<string> ChainDirectories { get; init; } = [];
 }
 
-/// <summary>What a VM was restored from: the tip it continues, and how its RAM came back.</summary>
-public sealed record RestoredFrom(string Path, SnapshotParent Identity, RestoreMemoryMode Memory, int Links);
 
 /// <summary>
 /// Restore: the file, the recorded config and every state section are checked before a kernel object exists; then the
@@ -122,7 +120,7 @@ public static class VmRestore
             // Serve faults from now on: the first KVM_RUN may already write guest RAM (kvmclock pages).
             lazy?.Start(workingSet, options.RecordWorkingSet);
             log.LogDebug("state applied at {Ms:F2} ms", System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
-            vm.RestoredFrom = new RestoredFrom(path, file.Identity, options.Memory, chain.Links.Count);
+            vm.RestoredFrom = new RestoredFrom(path, file.Identity, options.Memory.ToString().ToLowerInvariant(), chain.Links.Count);
             if (options.Memory != RestoreMemoryMode.Lazy) chain.Dispose();
             log.LogInformation("restored {Path} ({Mode}{Chain}): {Vcpus} vCPU(s), {Mem} MiB", path, options.Memory,
                 chain.Links.Count > 1 ? $", chain of {chain.Links.Count} links" : "", recorded.Vcpus, recorded.MemoryBytes >> 20);

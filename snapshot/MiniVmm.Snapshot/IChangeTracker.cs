@@ -1,4 +1,4 @@
-namespace MiniVmm.Snapshot.Incremental;
+namespace MiniVmm.Snapshot;
 
 /// <summary>
 /// The pages a running VM wrote since its last snapshot (the changed set of the next incremental link). While it

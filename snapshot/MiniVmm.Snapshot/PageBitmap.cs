@@ -1,6 +1,6 @@
 using System.Numerics;
 
-namespace MiniVmm.Snapshot.Incremental;
+namespace MiniVmm.Snapshot;
 
 /// <summary>
 /// One bit per 4 KiB page of a memory region: the pages written since a snapshot (the changed set of the next link).
