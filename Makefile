@@ -61,7 +61,7 @@ bench-restore: publish guests
 	@. experiments/need.sh && need qemu-system-x86_64 qemu-system-x86
 	python3 experiments/bench_restore.py $(OUT)/minivmm $(GUESTS) $(OUT)/bench
 
-# The experiments of experiments/run.sh (~9 min measured; `experiments-quick` ~1 min), results and REPORT.md in experiments/.
+# The experiments of experiments/run.sh (~12.5 min measured; `experiments-quick` ~1 min), results and REPORT.md in experiments/.
 experiments: publish guests
 	bash experiments/run.sh $(OUT)/minivmm $(GUESTS)
 

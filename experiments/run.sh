@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make experiments`: the snapshot and restore experiments side by side with QEMU, then REPORT.md and plots.
 # Usage: experiments/run.sh MINIVMM GUEST_DIR [--quick]
-#   full (about 11 min on 2 cores, see results/timing.txt): all rates x engines (MiniVmm write-tracking, stop-copy,
+#   full (about 12.5 min on 2 cores, see results/timing.txt): all rates x engines (MiniVmm write-tracking, stop-copy,
 #   dirty-log unlimited and 64 MiB/s, QEMU background-snapshot and pre-copy; pre-copy capped at 5 s), 2 reps; random
 #   pattern (1 and 2 vCPUs) and sequential on 2 vCPUs at 10k and max; 64 and 448 MiB buffers at max; the fault-around
 #   sweep; restore modes; boot.   --quick (~25 s plus the build): a smoke run of the same pipeline.

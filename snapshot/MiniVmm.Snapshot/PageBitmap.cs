@@ -78,6 +78,14 @@ public sealed class PageBitmap
 
     public static PageBitmap[] ForRegions(IEnumerable<long> pageCounts) => pageCounts.Select(n => new PageBitmap(n)).ToArray();
 
+    /// <summary>Adds each region's pages of <paramref name="source"/> to <paramref name="target"/> (one bitmap per region in both).</summary>
+    public static void UnionInto(PageBitmap[] target, PageBitmap[] source)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        if (source.Length != target.Length) throw new ArgumentException($"{source.Length} bitmaps for {target.Length} regions", nameof(source));
+        for (int ri = 0; ri < source.Length; ri++) target[ri].UnionWith(source[ri]);
+    }
+
     private void CheckPage(long page)
     {
         if ((ulong)page >= (ulong)PageCount)

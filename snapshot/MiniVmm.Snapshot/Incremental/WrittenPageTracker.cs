@@ -138,12 +138,9 @@ public sealed class WrittenPageTracker : IChangeTracker, IDisposable
     /// <inheritdoc />
     public void Include(PageBitmap[] pages)
     {
-        ArgumentNullException.ThrowIfNull(pages);
         lock (_lock)
         {
-            if (_disposed || !IsTrackingLocked) return;
-            if (pages.Length != _seed.Length) throw new ArgumentException($"{pages.Length} bitmaps for {_seed.Length} regions", nameof(pages));
-            for (int ri = 0; ri < pages.Length; ri++) _seed[ri].UnionWith(pages[ri]);
+            if (!_disposed && IsTrackingLocked) PageBitmap.UnionInto(_seed, pages);
         }
     }
 
