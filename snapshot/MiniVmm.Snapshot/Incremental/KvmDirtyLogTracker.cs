@@ -74,10 +74,8 @@ public sealed class KvmDirtyLogTracker : IChangeTracker, IDisposable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (_tracking) throw new InvalidOperationException("the tracker is already tracking (Resume twice)");
-            if (alreadyWritten.Length != _words.Length)
-                throw new ArgumentException($"{alreadyWritten.Length} bitmaps for {_words.Length} regions", nameof(alreadyWritten));
             var seed = EmptyBitmaps();
-            for (int i = 0; i < seed.Length; i++) seed[i].UnionWith(alreadyWritten[i]);
+            PageBitmap.UnionInto(seed, alreadyWritten);
             StartTracking();
             _seed = seed;
         }

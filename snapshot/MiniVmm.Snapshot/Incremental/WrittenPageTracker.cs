@@ -152,12 +152,9 @@ public sealed class WrittenPageTracker : IChangeTracker, IDisposable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (_uffd is not null) throw new InvalidOperationException("the tracker is already tracking (Resume twice)");
-            var regions = _memory.Regions;
-            if (alreadyWritten.Length != regions.Count)
-                throw new ArgumentException($"{alreadyWritten.Length} bitmaps for {regions.Count} regions", nameof(alreadyWritten));
             var seed = EmptyBitmaps();
             // Copied: the caller keeps its bitmaps, and later writes to them must not leak into this period's set.
-            for (int i = 0; i < seed.Length; i++) seed[i].UnionWith(alreadyWritten[i]);
+            PageBitmap.UnionInto(seed, alreadyWritten);
             StartTracking();
             _seed = seed;
         }
