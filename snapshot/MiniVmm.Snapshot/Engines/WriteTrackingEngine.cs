@@ -70,8 +70,8 @@ internal sealed class WriteTrackingRun
     private PageBitmap[]? _changed;            // the pages this link saves (incremental), from the tracker
     private PageBitmap[]? _writtenSinceFreeze; // the next link's first pages
     private long _changedPages;
-    private volatile bool _trackingLost;
-    private bool _registered;                  // our userfaultfd holds the RAM (a tracker held it until the freeze)       // protection was dropped without recording (failure paths)
+    private volatile bool _trackingLost;       // protection was dropped without recording (failure paths)
+    private bool _registered;                  // our userfaultfd holds the RAM (a tracker may hold it until the freeze)
     private TimeSpan _handoverPause;
 
     public WriteTrackingRun(ISnapshotSource source, ISnapshotSink sink, SnapshotOptions options, ILogger log)
@@ -95,9 +95,6 @@ internal sealed class WriteTrackingRun
         _saver.AsyncWait = options.MaxFaultWait;
         _tracker = options.ChangeTracker;
     }
-
-    /// <summary>Whether the tracker holds the RAM until the freeze (then the engine registers it only while paused).</summary>
-    private bool TrackerHoldsRam => _tracker is { IsTracking: true };
 
     public SnapshotJob Job { get; }
 
@@ -141,7 +138,7 @@ internal sealed class WriteTrackingRun
             throw new SnapshotException("a write-tracking snapshot needs anonymous guest RAM, and this VM's RAM is a private " +
                 "mapping of its snapshot file (restored with --memory mmap), which userfaultfd cannot write-protect; " +
                 "use --snapshot-mode stop-copy or dirty-log, or restore with --memory lazy (the default) or eager");
-        if (_options.Incremental && !TrackerHoldsRam)
+        if (_options.Incremental && _tracker is not { IsTracking: true })
             throw new SnapshotException("an incremental snapshot needs the pages written since its parent, and no tracker recorded them");
         // Before the freeze, while the guest runs: map the huge zero page into never-touched 2 MiB areas, so that
         // protecting them at the freeze costs one entry each instead of a page table of markers (halves the downtime
@@ -425,8 +422,7 @@ internal sealed class WriteTrackingRun
                 _releasedAt = Stopwatch.GetTimestamp();
                 if (_trackingLost) return;
                 var seed = _writtenSinceFreeze!;
-                if (!linkWritten && _changed is { } changed)
-                    for (int ri = 0; ri < seed.Length; ri++) seed[ri].UnionWith(changed[ri]);
+                if (!linkWritten && _changed is { } changed) PageBitmap.UnionInto(seed, changed);
                 _tracker!.Resume(seed);
                 _handoverPause = Stopwatch.GetElapsedTime(t0);
             }, TimeSpan.FromSeconds(3));
