@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using MiniVmm.Machine.Snapshots;
 
 namespace MiniVmm.Cli;
 
@@ -62,8 +63,7 @@ internal static class QmpSnapshotClient
     /// <summary>A file goes as file:ABSOLUTE (the VM has its own directory); QEMU 7.2 has no file: so it gets exec:cat.</summary>
     private static string Uri(string destination, bool miniVmm)
     {
-        if (destination.StartsWith("exec:", StringComparison.Ordinal)) return destination;
-        string path = Path.GetFullPath(destination.StartsWith("file:", StringComparison.Ordinal) ? destination[5..] : destination);
+        if (SnapshotDestination.FilePathOf(destination) is not { } path) return destination;
         return miniVmm ? "file:" + path : $"exec:cat > '{path.Replace("'", "'\\''", StringComparison.Ordinal)}'";
     }
 

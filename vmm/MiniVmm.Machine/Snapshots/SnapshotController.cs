@@ -116,8 +116,7 @@ public sealed class SnapshotController
         {
             if (chain) EnsureTracker();
             SnapshotParent? parent = null;
-            _pendingPath = destination.StartsWith("exec:", StringComparison.Ordinal) ? null
-                : Path.GetFullPath(destination.StartsWith("file:", StringComparison.Ordinal) ? destination[5..] : destination);
+            _pendingPath = SnapshotDestination.FilePathOf(destination);
             if (_tracker is not null && options.Mode == SnapshotMode.WriteTracking)
             {
                 parent = chain && _tracker.IsTracking ? _parent : null;
@@ -155,16 +154,18 @@ public sealed class SnapshotController
 
     /// <summary>
     /// After a write-tracking snapshot of a tracked VM: a written link becomes the next parent. A failed one keeps the
-    /// old parent while tracking went on (the engine merged the link's pages back); when tracking ended with a failure
-    /// the chain cannot continue and the next snapshot is a full one.
+    /// old parent while tracking went on (the engine merged the link's pages back); when tracking ended with a failure,
+    /// or another engine ran, the chain cannot continue and the next snapshot is a full one.
     /// </summary>
     private void NoteChainLink(SnapshotResult result)
     {
-        if (_tracker is null || result.Engine != "write-tracking") return;
-        if (!_tracker.IsTracking)
+        if (_tracker is null) return;
+        // Only a write-tracking snapshot hands the RAM over and back; the other engines may toggle KVM's dirty log
+        // under the fallback tracker, so what it saw since the parent is no longer known to be complete.
+        if (!_tracker.IsTracking || result.Engine != "write-tracking")
         {
             if (_parent is not null)
-                _log.LogWarning("change tracking ended with this snapshot; the next snapshot is a full one");
+                _log.LogWarning("this snapshot does not continue the chain; the next snapshot is a full one");
             _parent = null;
             _parentPath = null;
             return;

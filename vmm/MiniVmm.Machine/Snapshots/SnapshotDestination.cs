@@ -25,6 +25,14 @@ public sealed class SnapshotDestination : IDisposable
     public ISnapshotSink Sink { get; }
     public string Description { get; }
 
+    /// <summary>The file a destination names (`PATH` or `file:PATH`, made absolute), or null for `exec:CMD`.</summary>
+    public static string? FilePathOf(string destination) =>
+        destination.StartsWith("exec:", StringComparison.Ordinal) ? null : Path.GetFullPath(FileNamed(destination));
+
+    /// <summary>The path of `PATH` or `file:PATH` as given (relative paths stay relative, as the user wrote them).</summary>
+    private static string FileNamed(string destination) =>
+        destination.StartsWith("file:", StringComparison.Ordinal) ? destination[5..] : destination;
+
     /// <summary>
     /// Opens the destination. For exec: a reader that takes no data for <paramref name="stallTimeout"/> fails the
     /// snapshot (infinite: never).
@@ -60,7 +68,7 @@ public sealed class SnapshotDestination : IDisposable
                 throw;
             }
         }
-        string path = destination.StartsWith("file:", StringComparison.Ordinal) ? destination[5..] : destination;
+        string path = FileNamed(destination);
         return new SnapshotDestination(SnapshotFileSink.Create(path, info), null, null, path);
     }
 
