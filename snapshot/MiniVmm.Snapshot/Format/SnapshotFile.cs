@@ -96,17 +96,7 @@ public sealed partial class SnapshotFile : ISnapshotPages, IDisposable
         try
         {
             using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-            var head = new byte[(int)Math.Min(RandomAccess.GetLength(handle), SnapshotFormat.HeaderAreaSize)];
-            int n = 0;
-            while (n < head.Length)
-            {
-                int r = RandomAccess.Read(handle, head.AsSpan(n), n);
-                if (r <= 0) break;
-                n += r;
-            }
-            int length = SnapshotHeader.ReadPrefix(head.AsSpan(0, n), expectStream: false, path);
-            if (length > n) return null;
-            return SnapshotHeader.Decode(head.AsSpan(0, length), expectStream: false, path).SnapshotId;
+            return ReadHeader(handle, RandomAccess.GetLength(handle), path, out _, out _).SnapshotId;
         }
         catch (Exception e) when (e is SnapshotFormatException or IOException or UnauthorizedAccessException) { return null; }
     }
@@ -121,17 +111,23 @@ public sealed partial class SnapshotFile : ISnapshotPages, IDisposable
             throw new SnapshotFormatException(why);
     }
 
+    /// <summary>Reads and decodes the header at the start of the file (the area after it is returned for checks).</summary>
+    private static SnapshotHeader ReadHeader(SafeFileHandle handle, long length, string what, out byte[] head, out int headerLength)
+    {
+        head = new byte[(int)Math.Min(length, SnapshotFormat.HeaderAreaSize)];
+        ReadExactly(handle, head, 0, what, "header");
+        headerLength = SnapshotHeader.ReadPrefix(head, expectStream: false, what);
+        if (headerLength > head.Length)
+            throw new SnapshotFormatException(
+                $"{what} is truncated: its header needs {headerLength} bytes but the file has only {length}");
+        return SnapshotHeader.Decode(head.AsSpan(0, headerLength), expectStream: false, what);
+    }
+
     private static SnapshotFile Load(string path, SafeFileHandle handle)
     {
         string what = $"snapshot '{path}'";
         long length = RandomAccess.GetLength(handle);
-        var head = new byte[(int)Math.Min(length, SnapshotFormat.HeaderAreaSize)];
-        ReadExactly(handle, head, 0, what, "header");
-        int headerLength = SnapshotHeader.ReadPrefix(head, expectStream: false, what);
-        if (headerLength > head.Length)
-            throw new SnapshotFormatException(
-                $"{what} is truncated: its header needs {headerLength} bytes but the file has only {length}");
-        var header = SnapshotHeader.Decode(head.AsSpan(0, headerLength), expectStream: false, what);
+        var header = ReadHeader(handle, length, what, out var head, out int headerLength);
         if (!header.IsComplete)
             throw new SnapshotFormatException($"{what} is incomplete: the save that wrote it did not finish");
         if (length < header.FileLength)

@@ -1,7 +1,10 @@
 namespace MiniVmm.Snapshot.Format;
 
 /// <summary>What <see cref="SnapshotMerge.Merge"/> wrote.</summary>
-public sealed record MergeResult(string Path, Guid SnapshotId, int LinksMerged, long PagesStored, long BytesWritten);
+public sealed record MergeResult(string Path, SnapshotParent Identity, int LinksMerged, long PagesStored, long BytesWritten)
+{
+    public Guid SnapshotId => Identity.SnapshotId;
+}
 
 /// <summary>
 /// Squashes an incremental chain into one full snapshot: the tip's state and VM config, every page from the newest link
@@ -51,12 +54,12 @@ public static class SnapshotMerge
         {
             sink.Dispose();
         }
-        Guid id = VerifyAgainst(chain, outputPath);
-        return new MergeResult(outputPath, id, chain.Links.Count, pages, sink.BytesWritten);
+        var identity = VerifyAgainst(chain, outputPath);
+        return new MergeResult(outputPath, identity, chain.Links.Count, pages, sink.BytesWritten);
     }
 
     /// <summary>Re-opens the merged file: every page must be present with the chain's checksum, or zero in both.</summary>
-    private static Guid VerifyAgainst(SnapshotChain chain, string path)
+    private static SnapshotParent VerifyAgainst(SnapshotChain chain, string path)
     {
         using var merged = SnapshotFile.Open(path);
         for (int g = 0; g < chain.Regions.Count; g++)
@@ -74,7 +77,7 @@ public static class SnapshotMerge
                 }
             }
         }
-        return merged.SnapshotId;
+        return merged.Identity;
     }
 
     private static void TryDelete(string path)

@@ -21,7 +21,9 @@ public static class SnapshotPrune
         var merged = new List<string>();
         var relinked = new List<string>();
         var deleted = new List<string>();
-        foreach (string tip in Tips(Scan(directory)))
+        // Every snapshot file is opened once; the list is kept current as files are re-pointed, replaced and deleted.
+        var entries = Scan(directory);
+        foreach (string tip in Tips(entries))
         {
             var links = ChainPaths(tip, directory, out int count);
             if (count <= keep) continue;
@@ -29,35 +31,39 @@ public static class SnapshotPrune
             string temp = Path.Combine(Path.GetDirectoryName(newBasePath)!, $"{Path.GetFileNameWithoutExtension(newBasePath)}.pruned-{Guid.NewGuid():N}.mvs");
             SnapshotParent mergedIdentity;
             using (var sub = SnapshotChain.Open(newBasePath, [directory]))
-            {
-                SnapshotMerge.Merge(sub, temp, fsync);
-                using var m = SnapshotFile.Open(temp);
-                mergedIdentity = m.Identity;
-            }
+                mergedIdentity = SnapshotMerge.Merge(sub, temp, fsync).Identity;
             if (keep >= 2)
             {
-                using var child = SnapshotFile.Open(links[keep - 2]);
-                SnapshotRelink.Relink(child, mergedIdentity);
-                relinked.Add(child.Path);
+                using (var child = SnapshotFile.Open(links[keep - 2]))
+                    SnapshotRelink.Relink(child, mergedIdentity);
+                Replace(entries, links[keep - 2], e => e with { Parent = mergedIdentity });
+                relinked.Add(links[keep - 2]);
+                entries.Add(new Entry(temp, mergedIdentity, null));
             }
             else
+            {
                 File.Move(temp, newBasePath, overwrite: true); // keep 1: the tip itself becomes the full snapshot
+                Replace(entries, newBasePath, _ => new Entry(newBasePath, mergedIdentity, null));
+            }
             // Folded links, newest first: each goes once no remaining file names it (the merged base is the chain's now).
             foreach (string path in links.Skip(keep - 1))
             {
-                var entries = Scan(directory);
-                var identity = entries.FirstOrDefault(e => e.Path == path)?.Identity;
-                if (identity is null) continue;
-                if (entries.Any(e => e.Path != path && e.Parent == identity)) continue; // another chain branches off it
                 if (path == newBasePath && keep == 1) continue; // the tip, now full
+                if (entries.FirstOrDefault(e => e.Path == path) is not { } entry) continue;
+                if (entries.Any(e => e.Path != path && e.Parent == entry.Identity)) continue; // another chain branches off it
                 File.Delete(path);
+                entries.Remove(entry);
                 deleted.Add(path);
             }
             // The merged base takes the name of the link it replaces when that name is free (another chain may still
             // branch off that link).
-            string final = keep == 1 || !File.Exists(newBasePath) ? newBasePath : temp;
-            if (keep >= 2 && final != temp) File.Move(temp, final);
-            merged.Add(final);
+            if (keep >= 2 && !File.Exists(newBasePath))
+            {
+                File.Move(temp, newBasePath);
+                Replace(entries, temp, e => e with { Path = newBasePath });
+                merged.Add(newBasePath);
+            }
+            else merged.Add(keep >= 2 ? temp : newBasePath);
         }
         return new PruneResult(merged, relinked, deleted);
     }
@@ -77,6 +83,12 @@ public static class SnapshotPrune
             catch (Exception e) when (e is SnapshotFormatException or IOException or UnauthorizedAccessException) { }
         }
         return entries;
+    }
+
+    private static void Replace(List<Entry> entries, string path, Func<Entry, Entry> change)
+    {
+        int i = entries.FindIndex(e => e.Path == path);
+        if (i >= 0) entries[i] = change(entries[i]);
     }
 
     /// <summary>Files no other file names as its parent.</summary>
