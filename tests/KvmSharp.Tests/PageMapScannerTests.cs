@@ -1,4 +1,5 @@
 using KvmSharp.Interop;
+using MiniVmm.Tests.Shared;
 
 namespace KvmSharp.Tests;
 
@@ -114,8 +115,7 @@ public sealed class PageMapScanFactAttribute : FactAttribute
 {
     public PageMapScanFactAttribute()
     {
-        if (Reason.Length > 0 && !string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
-            Skip = "needs PAGEMAP_SCAN and userfaultfd WP_ASYNC: " + Reason + "; set CI=true to make this a failure";
+        Skip = HostFeature.SkipUnlessPresent("PAGEMAP_SCAN and userfaultfd WP_ASYNC", Reason);
     }
 
     public static string Reason { get; } = Probe();

@@ -1,4 +1,5 @@
 using KvmSharp;
+using MiniVmm.Tests.Shared;
 using MiniVmm.Snapshot.Incremental;
 
 namespace MiniVmm.Snapshot.Tests.Incremental;
@@ -11,9 +12,10 @@ public sealed class WpAsyncFactAttribute : FactAttribute
 {
     public WpAsyncFactAttribute()
     {
-        if (Reason.Length > 0 && !string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
-            Skip = "needs userfaultfd WP_ASYNC and PAGEMAP_SCAN: " + Reason + "; set CI=true to make this a failure";
+        Skip = HostFeature.SkipUnlessPresent(Need, Reason);
     }
+
+    public const string Need = "userfaultfd WP_ASYNC and PAGEMAP_SCAN";
 
     public static string Reason { get; } = Probe();
 
@@ -33,8 +35,6 @@ public sealed class WpAsyncTheoryAttribute : TheoryAttribute
 {
     public WpAsyncTheoryAttribute()
     {
-        if (WpAsyncFactAttribute.Reason.Length > 0
-            && !string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
-            Skip = "needs userfaultfd WP_ASYNC and PAGEMAP_SCAN: " + WpAsyncFactAttribute.Reason;
+        Skip = HostFeature.SkipUnlessPresent(WpAsyncFactAttribute.Need, WpAsyncFactAttribute.Reason);
     }
 }
