@@ -30,7 +30,7 @@ public sealed class QmpCliTests
 
             var (code, stdout, stderr) = Cli("snapshot", "--qmp", socket, "--to", image, "--mode", "write-tracking", "--max-bandwidth", "1024");
             code.Should().Be(0, stderr);
-            stdout.Should().MatchRegex(@"snapshot completed: [1-9]\d* pages saved of 65536, \d+ bytes, \d+ faults served, downtime \d+(\.\d+)? ms", "saved pages and the exact downtime, as the VM reports them");
+            stdout.Should().MatchRegex(@"snapshot completed: [1-9]\d* pages saved of 65536 \(\d+\.\d MiB\), downtime \d+(\.\d+)? ms, total \d+ ms \(wall \d+ ms\)", "saved pages and the exact downtime, as the VM reports them");
             stderr.Should().Contain("snapshot: ", "not on a terminal, progress comes as plain lines");
 
             var json = Cli("snapshot", "--qmp", socket, "--to", image + ".json", "--json");
