@@ -108,6 +108,31 @@ class Watched:
         out = [int(m.group(2)) for t, _, l in self.lines if t0 <= t <= t1 and (m := RATE.search(l))]
         return out
 
+    def time_lost_ms(self, t0, t1, rate_before, until):
+        """Guest time lost: the integral of (1 - rate/rate_before) over [t0, t1] and on until the first report back at
+        >= 95 % of rate_before (at most `until`), each report weighted by how much of it lies in that span (a report at t
+        covers the REPORT_MS before t). A report missing from the span (a stalled guest prints nothing) counts as lost."""
+        if not rate_before:
+            return ""
+        span = REPORT_MS / 1000
+        reports = sorted((t, int(m.group(2))) for t, _, l in self.lines if (m := RATE.search(l)))
+        end = t1
+        for t, r in reports:
+            if t - span >= t1 and r >= 0.95 * rate_before:
+                end = t - span
+                break
+            if t > until:
+                end = until
+                break
+        lost, covered = 0.0, 0.0
+        for t, r in reports:
+            overlap = min(t, end) - max(t - span, t0)
+            if overlap > 0:
+                lost += overlap * (1 - min(1.0, r / rate_before))
+                covered += overlap
+        lost += max(0.0, (end - t0) - covered)  # no reports at all for part of the span: the guest made no progress
+        return round(lost * 1000, 1)
+
     def window_rates(self, t0, t1):
         """Rates of the reports that lie wholly inside [t0, t1] (a report at t covers the REPORT_MS before t)."""
         span = REPORT_MS / 1000
@@ -194,6 +219,8 @@ def run_minivmm(args, rate, engine, workdir, khz, pattern="seq", cpus=1, stalls=
         "rate_before": statistics.median(before) if before else "", "rate_during": statistics.mean(during) if during else "",
         "rate_during_worst": min(during) if during else "", "protected_ms": round(protected_s * 1000, 2),
         "rate_after": statistics.median(after) if after else "",
+        "time_lost_ms": w.time_lost_ms(t_start, t_start + protected_s, statistics.median(before) if before else 0, t_end + args.after),
+        "save_mib_s": round(st["bytes-written"] / (1 << 20) / protected_s, 1) if protected_s > 0 else "",
         "rss_growth_mib": round(w.rss_growth_kb(t_start, t_end) / 1024, 1),
         "pause_ms": parts.get("pause", ""), "capture_ms": parts.get("capture", ""), "protect_ms": parts.get("protect", ""),
     }
@@ -248,6 +275,8 @@ def run_qemu(args, rate, workdir, khz, pattern="seq", cpus=1, precopy=False):
         "fsync_ms": 0, "faults": "", "stall_p50_us": "", "stall_p99_us": "",
         "rate_before": statistics.median(before) if before else "", "rate_during": statistics.mean(during) if during else "",
         "rate_during_worst": min(during) if during else "", "protected_ms": round((t_end - t_start) * 1000, 2),
+        "time_lost_ms": w.time_lost_ms(t_start, t_end, statistics.median(before) if before else 0, t_end + args.after),
+        "save_mib_s": round(os.path.getsize(image) / (1 << 20) / (t_end - t_start), 1) if t_end > t_start else "",
         "rss_growth_mib": round(w.rss_growth_kb(t_start, t_end) / 1024, 1),
         "converged": converged, "iterations": ram.get("dirty-sync-count", ""),
     }
@@ -342,7 +371,7 @@ def main():
         wr.writeheader()
         wr.writerows(stall_rows)
     fields = ["pattern", "cpus", "rate", "engine", "rep", "mb", "fault_around", "iterations", "converged", "image_bytes", "nonzero_bytes", "bytes_written", "downtime_ms",
-              "total_ms", "write_ms", "fsync_ms", "faults", "stall_p50_us", "stall_p99_us", "rate_before", "rate_during", "rate_during_worst", "protected_ms", "rate_after",
+              "total_ms", "write_ms", "fsync_ms", "faults", "stall_p50_us", "stall_p99_us", "rate_before", "rate_during", "rate_during_worst", "protected_ms", "rate_after", "time_lost_ms", "save_mib_s",
               "rss_growth_mib", "pause_ms", "capture_ms", "protect_ms", "qemu_sent_bytes", "error", "host", "kernel", "minivmm"]
     with open(os.path.join(args.out, "snapshot.csv"), "w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
