@@ -311,6 +311,17 @@ def main():
                "size) over the protected window.", "", loss_table(rows), "",
                "![bytes written](results/plots/written.png)", "![image size](results/plots/size.png)", "![total time](results/plots/total_ms.png)",
                "![downtime](results/plots/downtime_ms.png)", "![guest throughput](results/plots/frac.png)", ""]
+    limits = load(os.path.join(results, "limits.csv"))
+    if limits:
+        md += ["### The machine's limits, same run (`host_limits.py`)", "",
+               "| limit | MiB/s |", "|---|---|"] + [f"| {r['limit']} | {num(r['mib_s']):.0f} |" for r in limits]
+        dd = next((num(r["mib_s"]) for r in limits if r["limit"].startswith("page-cache")), math.nan)
+        for e in ("wt", "qemu"):
+            rs = ratio_rows(rows, "max", e)
+            if rs and not math.isnan(med(rs, "save_mib_s")) and dd > 0:
+                md.append(f"\n{e} at max rate saves {med(rs, 'save_mib_s'):.0f} MiB/s over its window: "
+                          f"{med(rs, 'save_mib_s') / dd:.2f} of the page-cache write bandwidth.")
+        md.append("")
     if has_cdf:
         md += ["### Write-fault stall distribution (write-tracking, the configuration above; every fault of every trial)", "", "![fault stall CDF](results/plots/stall_cdf.png)", ""]
     if other:
