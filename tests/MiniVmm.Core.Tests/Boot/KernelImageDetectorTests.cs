@@ -1,5 +1,6 @@
 using FluentAssertions;
 using MiniVmm.Core.Boot;
+using MiniVmm.Tests.Shared;
 
 namespace MiniVmm.Core.Tests.Boot;
 

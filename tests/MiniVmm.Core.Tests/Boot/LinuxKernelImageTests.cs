@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using FluentAssertions;
 using MiniVmm.Core.Boot;
+using MiniVmm.Tests.Shared;
 
 namespace MiniVmm.Core.Tests.Boot;
 

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using FluentAssertions;
 using MiniVmm.Core.Boot;
+using MiniVmm.Tests.Shared;
 using MiniVmm.Core.Memory;
 
 namespace MiniVmm.Core.Tests.Boot;

@@ -1,4 +1,4 @@
-namespace MiniVmm.Core.Tests.Boot;
+namespace MiniVmm.Tests.Shared;
 
 /// <summary>The stock Debian bzImage the loader tests parse (package <c>linux-image-cloud-amd64</c>). A test that needs
 /// it fails, naming the package, when it is not installed: it never passes without having looked at a real kernel.</summary>
