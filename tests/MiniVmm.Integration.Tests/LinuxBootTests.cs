@@ -58,8 +58,9 @@ public sealed class LinuxBootTests
 
     /// <summary>A vmlinux of a few instructions in long mode: checks what the 64-bit protocol promises at its entry
     /// (CS = __BOOT_CS, RSI = the zero page with "HdrS" in it), prints the command line and the initrd's bytes that
-    /// boot_params points to, then executes ud2 with no IDT: a triple fault.</summary>
-    private static byte[] ProbeKernel()
+    /// boot_params point to, then executes ud2 with no IDT: a triple fault (or, with <paramref name="halt"/>, halts with
+    /// interrupts off for ever).</summary>
+    private static byte[] ProbeKernel(bool halt = false)
     {
         const ulong load = 0x1000000;
         var a = new Assembler(64);
@@ -85,7 +86,13 @@ public sealed class LinuxBootTests
         a.mov(al, (byte)'!');
         a.@out(dx, al);
         a.Label(ref ok);
-        a.ud2();
+        if (halt)
+        {
+            a.hlt();
+            a.jmp(ok);
+        }
+        else
+            a.ud2();
         // print: up to ECX bytes from RDI until a NUL, then a newline.
         a.Label(ref print);
         a.mov(dx, 0x3f8);
@@ -124,6 +131,37 @@ public sealed class LinuxBootTests
         console.Should().Contain("initrd-bytes-ok", "ramdisk_image/ramdisk_size point at the initrd\n" + r.Stdout);
         r.Stderr.Should().Contain("triple fault").And.Contain("rip=").And.Contain("ud2", "registers and the disassembly");
         r.Stderr.Should().Contain("last console lines").And.Contain("| initrd-bytes-ok", "the guest's last words");
+    }
+
+    [KvmFact]
+    public void Snapshot_of_a_linux_boot_records_the_initrd_and_restores()
+    {
+        string kernel = GuestFiles.Write("probe-halt-vmlinux.elf", ProbeKernel(halt: true));
+        string initrd = GuestFiles.Write("probe-halt.initrd", "initrd-bytes-ok"u8.ToArray());
+        string image = GuestFiles.TempPath("linux.mvs");
+        var run = MinivmmProcess.Run("run", "--kernel", kernel, "--initrd", initrd, "--cmdline", "hello=linux", "--mem", "64M",
+            "--snapshot-to", image, "--snapshot-after", "300ms", "--exit-after-snapshot");
+        run.ExitCode.Should().Be(0, run.Stderr);
+        run.Stdout.Should().Contain("initrd-bytes-ok");
+
+        var printed = MinivmmProcess.Run("restore", "--print-config", image);
+        printed.ExitCode.Should().Be(0, printed.Stderr);
+        var config = System.Text.Json.Nodes.JsonNode.Parse(printed.Stdout)!.AsObject();
+        ((string?)config["kernel"]).Should().Be(kernel);
+        ((string?)config["initrd"]).Should().Be(initrd);
+        ((string?)config["cmdline"]).Should().Be("hello=linux", "without the console= and tsc_early_khz= MiniVmm appended");
+
+        // Restore rebuilds the machine from the snapshot alone: the initrd's bytes are in the saved RAM.
+        File.Delete(initrd);
+        using (var restore = MinivmmProcess.Start("restore", image, "--serial", "none", "--log-level", "information"))
+        {
+            var stderr = restore.StandardError.ReadToEndAsync();
+            Thread.Sleep(1000);
+            restore.HasExited.Should().BeFalse("the restored guest halts for ever: " + (restore.HasExited ? stderr.Result : ""));
+            restore.Kill(entireProcessTree: false);
+            restore.WaitForExit(10_000).Should().BeTrue();
+        }
+        File.Delete(image);
     }
 
     [KvmFact]

@@ -1,5 +1,7 @@
 using Microsoft.Extensions.Logging;
 using MiniVmm.Core.Boot;
+using MiniVmm.Devices;
+using MiniVmm.Machine.Diagnostics;
 using MiniVmm.Machine.Vcpus;
 
 namespace MiniVmm.Machine;
@@ -73,5 +75,15 @@ public sealed partial class Vm
         var lines = _consoleTail.LastLines(20);
         if (lines.Count == 0) _log.LogError("the guest printed nothing on its console before it stopped");
         else _log.LogError("last console lines before the stop:\n{Lines}", string.Join('\n', lines.Select(l => "  | " + l)));
+    }
+
+    /// <summary>The serial console's sink, also feeding the <see cref="ConsoleTail"/>.</summary>
+    private sealed class TailingSink(IByteSink inner, ConsoleTail tail) : IByteSink
+    {
+        public void Write(ReadOnlySpan<byte> data)
+        {
+            inner.Write(data);
+            tail.Append(data);
+        }
     }
 }

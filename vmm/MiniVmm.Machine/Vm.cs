@@ -25,7 +25,7 @@ public sealed partial class Vm : IDisposable
     private readonly VcpuThread[] _vcpuThreads;
     private readonly Vcpu[] _vcpus;
     private VmExitStatus? _exitStatus;
-    private ConsoleTail? _consoleTail;
+    private readonly ConsoleTail? _consoleTail;
     private int _stopping;
 
     public VmConfig Config { get; }
@@ -71,8 +71,8 @@ public sealed partial class Vm : IDisposable
 
         try
         {
-            _consoleTail = new ConsoleTail(CreateSerialSink(config.Serial));
-            Devices = BuildDevices(restoredDevices, _consoleTail, loggers);
+            _consoleTail = new ConsoleTail();
+            Devices = BuildDevices(restoredDevices, new TailingSink(CreateSerialSink(config.Serial), _consoleTail), loggers);
             Pio.Freeze();
             Mmio.Freeze();
 

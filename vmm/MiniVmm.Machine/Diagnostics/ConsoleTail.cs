@@ -1,14 +1,13 @@
 using System.Text;
-using MiniVmm.Devices;
 
 namespace MiniVmm.Machine.Diagnostics;
 
 /// <summary>
-/// Passes the serial console's bytes on to the real sink and keeps the last <see cref="Capacity"/> of them, so a VM that
-/// stops on a triple fault or an emulation failure can report what the guest printed last (a kernel's last words are
-/// usually the reason). Written from vCPU threads, read once at the stop.
+/// The last <see cref="Capacity"/> bytes of the serial console, so a VM that stops on a triple fault or an emulation
+/// failure can report what the guest printed last (a kernel's last words are usually the reason). Appended from vCPU
+/// threads, read once at the stop.
 /// </summary>
-public sealed class ConsoleTail(IByteSink inner) : IByteSink
+public sealed class ConsoleTail
 {
     public const int Capacity = 4096;
 
@@ -16,15 +15,14 @@ public sealed class ConsoleTail(IByteSink inner) : IByteSink
     private readonly Lock _lock = new();
     private long _written;
 
-    public void Write(ReadOnlySpan<byte> data)
+    public void Append(ReadOnlySpan<byte> data)
     {
-        inner.Write(data);
         lock (_lock)
         {
             ReadOnlySpan<byte> keep = data.Length > Capacity ? data[^Capacity..] : data;
+            _written += data.Length - keep.Length; // the bytes dropped come first
             foreach (byte b in keep)
                 _ring[_written++ % Capacity] = b;
-            _written += data.Length - keep.Length;
         }
     }
 
