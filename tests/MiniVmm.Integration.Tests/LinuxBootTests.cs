@@ -122,12 +122,13 @@ public sealed class LinuxBootTests
     {
         string kernel = GuestFiles.Write("probe-vmlinux.elf", ProbeKernel());
         string initrd = GuestFiles.Write("probe.initrd", "initrd-bytes-ok"u8.ToArray());
-        var r = MinivmmProcess.Run("run", "--kernel", kernel, "--initrd", initrd, "--cmdline", "hello=linux", "--mem", "64M");
+        var r = MinivmmProcess.Run("run", "--kernel", kernel, "--initrd", initrd, "--cmdline", "hello=linux", "--mem", "64M", "--rng");
 
         r.ExitCode.Should().Be(VmExitStatus.ExitTripleFault, r.Stderr);
         var console = r.Stdout.Split('\n');
-        console.Should().Contain(l => l.StartsWith("hello=linux console=ttyS0", StringComparison.Ordinal),
-            "the kernel reads the command line, with MiniVmm's defaults appended, through boot_params\n" + r.Stdout);
+        console.Should().Contain(l => l.StartsWith("hello=linux console=ttyS0 tsc_early_khz=", StringComparison.Ordinal)
+                                      && l.EndsWith(" virtio_mmio.device=4K@0xd0000000:16", StringComparison.Ordinal),
+            "the kernel reads the command line, with MiniVmm's defaults and device announcements appended, through boot_params\n" + r.Stdout);
         console.Should().Contain("initrd-bytes-ok", "ramdisk_image/ramdisk_size point at the initrd\n" + r.Stdout);
         r.Stderr.Should().Contain("triple fault").And.Contain("rip=").And.Contain("ud2", "registers and the disassembly");
         r.Stderr.Should().Contain("last console lines").And.Contain("| initrd-bytes-ok", "the guest's last words");
