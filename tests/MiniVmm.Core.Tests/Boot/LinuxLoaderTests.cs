@@ -147,6 +147,25 @@ public sealed class LinuxLoaderTests : IDisposable
     }
 
     [Fact]
+    public void Ram_above_the_mmio_hole_is_an_e820_entry_and_the_initrd_stays_below_the_hole()
+    {
+        const ulong GiB = 1UL << 30;
+        using var large = GuestMemory.CreateAnonymous(5 * GiB); // 3 GiB from 0, 2 GiB from 4 GiB; untouched, so not allocated
+        LinuxKernelImage kernel = LinuxKernelImage.ParseBzImage(new BzImageBuilder().Build());
+        LinuxBootInfo boot = LinuxLoader.Load(large, kernel, "", Initrd(0x3000), 1);
+        byte[] zp = new byte[4096];
+        large.Read(0x9000, zp);
+        zp[0x1e8].Should().Be(4, "e820_entries");
+        ReadE820(zp, 4).Should().Equal(
+            MemoryMapEntry.Ram(0, 0x9fc00),
+            MemoryMapEntry.Reserved(0x9fc00, 0x60400),
+            MemoryMapEntry.Ram(0x100000, 3 * GiB - 0x100000),
+            MemoryMapEntry.Ram(4 * GiB, 2 * GiB));
+        // At the top of the RAM below the hole or of initrd_addr_max, whichever is lower: never in the RAM above 4 GiB.
+        boot.InitrdAddress.Should().Be(Math.Min(3 * GiB, kernel.InitrdAddressMax + 1) - 0x3000);
+    }
+
+    [Fact]
     public void Init_size_larger_than_ram_is_rejected_and_ram_left_untouched()
     {
         using var small = GuestMemory.CreateAnonymous(64 << 20);

@@ -62,17 +62,21 @@ public static class LinuxLoader
     private const ulong PagePresentWrite = 0x3;
     private const ulong PageSize2M = 0x80;
 
-    /// <summary>The e820 map for <paramref name="ramSize"/> bytes of RAM from address 0: RAM below the MP table, the
-    /// legacy hole reserved, RAM from 1 MiB.</summary>
-    public static IReadOnlyList<MemoryMapEntry> MemoryMap(ulong ramSize)
+    /// <summary>The e820 map for <paramref name="ramSize"/> bytes of RAM laid out by <see cref="GuestMemoryLayout"/>.</summary>
+    public static IReadOnlyList<MemoryMapEntry> MemoryMap(ulong ramSize) => MemoryMap(GuestMemoryLayout.RamRanges(ramSize));
+
+    /// <summary>The e820 map for RAM in <paramref name="ranges"/> (address order, the first from 0): RAM below the MP
+    /// table, the legacy hole reserved, RAM from 1 MiB, then every further range (RAM above the 32-bit MMIO hole).</summary>
+    public static IReadOnlyList<MemoryMapEntry> MemoryMap(IReadOnlyList<(ulong GuestAddress, ulong Size)> ranges)
     {
-        if (ramSize <= LegacyHoleEnd)
-            throw new BootImageException($"guest RAM (0x{ramSize:x} bytes) ends below 1 MiB: a Linux kernel loads above it");
+        if (ranges.Count == 0 || ranges[0].GuestAddress != 0 || ranges[0].Size <= LegacyHoleEnd)
+            throw new BootImageException($"guest RAM (0x{(ranges.Count == 0 ? 0 : ranges[0].Size):x} bytes from 0) ends below 1 MiB: a Linux kernel loads above it");
         return
         [
             MemoryMapEntry.Ram(0, LegacyHoleStart),
             MemoryMapEntry.Reserved(LegacyHoleStart, LegacyHoleEnd - LegacyHoleStart),
-            MemoryMapEntry.Ram(LegacyHoleEnd, ramSize - LegacyHoleEnd),
+            MemoryMapEntry.Ram(LegacyHoleEnd, ranges[0].Size - LegacyHoleEnd),
+            .. ranges.Skip(1).Select(r => MemoryMapEntry.Ram(r.GuestAddress, r.Size)),
         ];
     }
 
@@ -91,7 +95,8 @@ public static class LinuxLoader
         if (!memory.Contains(0, LegacyHoleEnd))
             throw new BootImageException($"guest RAM (0x{ramSize:x} bytes) does not cover the first MiB, where the " +
                                          "Linux boot data goes");
-        IReadOnlyList<MemoryMapEntry> e820 = MemoryMap(ramSize);
+        var ranges = memory.Regions.Select(r => (r.GuestAddress, r.Size)).ToList();
+        IReadOnlyList<MemoryMapEntry> e820 = MemoryMap(ranges);
         byte[] cmdlineBytes = EncodeCommandLine(cmdline, kernel.CommandLineLimit);
         if (!memory.Contains(kernel.LoadAddress, kernel.KernelEnd - kernel.LoadAddress))
             throw new BootImageException(
@@ -100,7 +105,8 @@ public static class LinuxLoader
                 $" 0x{kernel.KernelEnd - kernel.LoadAddress:x}); guest RAM is {ramSize >> 20} MiB (--mem)");
         if (kernel.KernelEnd > IdentityMapEnd)
             throw new BootImageException($"the kernel reaches 0x{kernel.KernelEnd:x}, above the 4 GiB the boot page tables map");
-        (ulong initrdAddress, ulong initrdSize) = PlaceInitrd(ramSize, kernel, initrd.Length);
+        // The initrd goes at the top of the RAM that starts at 0 (below the 32-bit MMIO hole, so below 4 GiB).
+        (ulong initrdAddress, ulong initrdSize) = PlaceInitrd(ranges[0].Size, kernel, initrd.Length);
         byte[] mpTable = MpTable.Build(vcpus);
 
         foreach (ImageSegment segment in kernel.Segments)
@@ -150,12 +156,12 @@ public static class LinuxLoader
 
     /// <summary>The initrd goes as high as it may (top of RAM, below 4 GiB and <c>initrd_addr_max</c>), page-aligned,
     /// above the kernel's footprint: what boot loaders do, so the kernel's early allocations find room below it.</summary>
-    private static (ulong Address, ulong Size) PlaceInitrd(ulong ramSize, LinuxKernelImage kernel, int length)
+    private static (ulong Address, ulong Size) PlaceInitrd(ulong lowRamEnd, LinuxKernelImage kernel, int length)
     {
         if (length == 0)
             return (0, 0);
         ulong size = (ulong)length;
-        ulong top = Math.Min(Math.Min(ramSize, kernel.InitrdAddressMax + 1), IdentityMapEnd);
+        ulong top = Math.Min(Math.Min(lowRamEnd, kernel.InitrdAddressMax + 1), IdentityMapEnd);
         ulong room = top > kernel.KernelEnd ? top - kernel.KernelEnd : 0;
         if (size > room)
             throw new BootImageException(
