@@ -9,7 +9,7 @@ namespace MiniVmm.Machine;
 /// <summary>The Linux boot protocol side of loading a kernel (the PVH side is <c>LoadPvh</c>).</summary>
 public sealed partial class Vm
 {
-    /// <summary>Most initrd bytes read: guest RAM is at most 3 GiB and one array holds the file.</summary>
+    /// <summary>Most initrd bytes read: one array holds the file, and it must fit below the 32-bit MMIO hole anyway.</summary>
     private const long MaxInitrdBytes = int.MaxValue;
 
     /// <summary>The kernel file as the kind its content says: a PVH image, or a vmlinux / bzImage for the Linux
