@@ -110,6 +110,8 @@ internal static class ConfigFile
             o["drive"] = new JsonArray([.. recorded.Drives.Select(d => (JsonNode)JsonValue.Create(new MiniVmm.Devices.Virtio.Block.DriveSpec(
                 d.Path, d.ReadOnly, MiniVmm.Devices.Virtio.Block.DriveSpec.TryParseCache(d.Cache) ?? MiniVmm.Devices.Virtio.Block.DriveCache.Writeback).ToOptionText())!)]);
         if (recorded.Rng) o["rng"] = true;
+        if (recorded.Nets is { Length: > 0 } nets)
+            o["net"] = new JsonArray([.. nets.Select(n => (JsonNode)JsonValue.Create($"tap={n.Tap},mac={n.Mac}")!)]);
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 }

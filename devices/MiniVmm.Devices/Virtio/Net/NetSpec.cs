@@ -47,5 +47,8 @@ public sealed record NetSpec(string Tap, MacAddress? Mac = null)
         return null;
     }
 
+    /// <summary>The MAC of the <paramref name="slot"/>-th network device: the given one or the slot's default.</summary>
+    public MacAddress MacFor(int slot) => Mac ?? MacAddress.DefaultFor(slot);
+
     public string ToOptionText() => Mac is { } m ? $"tap={Tap},mac={m}" : $"tap={Tap}";
 }
