@@ -69,7 +69,9 @@ public sealed partial class Vm
             }
             catch (TapException e) { throw new VmConfigException($"--net tap={spec.Tap}: {e.Message}", e); }
             var mac = spec.MacFor(i);
-            AddVirtio(devices, name, doorbell => new VirtioNet(backend, mac, name, doorbell, log, startPaused: true), log, backend);
+            // With an ioeventfd the worker's own epoll also watches the tap, so no watcher thread is needed.
+            AddVirtio(devices, name, doorbell => new VirtioNet(backend, mac, name, doorbell, log, startPaused: true,
+                watchBackend: doorbell is not EpollDoorbell), log, backend, wakeAlsoOn: backend.ReadinessHandle);
             log.LogInformation("{Device}: tap {Tap}, MAC {Mac}, receive offloads {Offloads}", name, spec.Tap, mac,
                 backend.SupportsGuestOffloads ? "available" : "unavailable");
         }
@@ -83,7 +85,9 @@ public sealed partial class Vm
         return handle;
     }
 
-    private void AddVirtio(DeviceManager devices, string id, Func<IVirtioDoorbell, VirtioDevice> create, ILogger log, IDisposable? ownedUntilDevice)
+    /// <param name="wakeAlsoOn">An fd whose readability should wake the device worker too (a tap).</param>
+    private void AddVirtio(DeviceManager devices, string id, Func<IVirtioDoorbell, VirtioDevice> create, ILogger log, IDisposable? ownedUntilDevice,
+        System.Runtime.InteropServices.SafeHandle? wakeAlsoOn = null)
     {
         int slot = _virtio.Count;
         ulong address = VirtioMmioBase + (ulong)slot * VirtioMmioRegisters.WindowSize;
@@ -97,8 +101,11 @@ public sealed partial class Vm
             IVirtioDoorbell doorbell;
             try
             {
-                var ioeventfd = new IoEventFdDoorbell(KvmVm.CreateIoEventFd(address + VirtioMmioRegisters.QueueNotify, 4));
-                _owned.Add(ioeventfd);
+                var kick = KvmVm.CreateIoEventFd(address + VirtioMmioRegisters.QueueNotify, 4);
+                IVirtioDoorbell ioeventfd;
+                try { ioeventfd = wakeAlsoOn is null ? new IoEventFdDoorbell(kick) : new EpollDoorbell(kick, wakeAlsoOn); }
+                catch { kick.Dispose(); throw; }
+                _owned.Add((IDisposable)ioeventfd);
                 doorbell = ioeventfd;
             }
             catch (KvmException e)

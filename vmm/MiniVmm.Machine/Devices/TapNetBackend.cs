@@ -33,6 +33,8 @@ public sealed class TapNetBackend : INetBackend
     }
 
     public string TapName => _tap.Name;
+    /// <summary>The tap's fd, for a device worker that waits on it itself (then <see cref="WaitReadable"/> is unused).</summary>
+    public System.Runtime.InteropServices.SafeHandle ReadinessHandle => _tap.Handle;
     public bool SupportsGuestOffloads => _tap.SupportsGuestOffloads;
 
     public void SetGuestOffloads(bool csum, bool tso4, bool tso6) =>

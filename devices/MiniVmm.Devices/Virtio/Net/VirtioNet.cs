@@ -9,7 +9,8 @@ namespace MiniVmm.Devices.Virtio.Net;
 
 /// <summary>
 /// virtio-net (virtio 1.2 §5.1) on an <see cref="INetBackend"/>: receive queue 0, transmit queue 1, no control queue.
-/// Both queues are served by the device's worker; a watcher thread wakes it when the backend has frames. A frame is
+/// Both queues are served by the device's worker, woken by its doorbell also when the backend has frames (the VM's doorbell
+/// watches the tap itself; otherwise a watcher thread rings it). A frame is
 /// read from the backend only when the driver has a receive buffer available, so a guest without buffers leaves the
 /// frames queued in the host (the tap's queue, which counts its own overflow) and the worker sleeps until the
 /// driver's notify or the next arrival. The virtio_net_hdr (12 bytes with VERSION_1) is the backend's vnet header, so
@@ -23,12 +24,14 @@ public sealed class VirtioNet : VirtioDevice
     private readonly byte[] _txFrame = new byte[P.HeaderSize + P.MaxFrameBytes]; // transmit: gathered from the chain
     private readonly RateLimitedLog _log;
     private readonly string _name;
-    private readonly Thread _watcher;
+    private readonly Thread? _watcher;
     private int _pendingLength = -1;
     private long _rxFrames, _rxBytes, _txFrames, _txBytes, _rxTooBig, _txMalformed, _txDropped;
 
+    /// <param name="watchBackend">Start a thread that rings the doorbell when the backend has frames; false when the
+    /// doorbell itself wakes on the backend (the VM's epoll doorbell on the tap).</param>
     public VirtioNet(INetBackend backend, MacAddress mac, string name = "virtio-net", IVirtioDoorbell? doorbell = null,
-        ILogger? logger = null, bool startPaused = false)
+        ILogger? logger = null, bool startPaused = false, bool watchBackend = true)
         : base(doorbell, startPaused)
     {
         _backend = backend;
@@ -37,8 +40,11 @@ public sealed class VirtioNet : VirtioDevice
         _log = new RateLimitedLog(logger ?? NullLogger.Instance);
         mac.ToBytes().CopyTo(_config, P.ConfigMac);
         BinaryPrimitives.WriteUInt16LittleEndian(_config.AsSpan(P.ConfigStatus), P.StatusLinkUp);
-        _watcher = new Thread(WatchBackend) { IsBackground = true, Name = name + "-rx" };
-        _watcher.Start();
+        if (watchBackend)
+        {
+            _watcher = new Thread(WatchBackend) { IsBackground = true, Name = name + "-rx" };
+            _watcher.Start();
+        }
     }
 
     public MacAddress Mac { get; }
@@ -166,7 +172,7 @@ public sealed class VirtioNet : VirtioDevice
     {
         if (!disposing) return;
         _backend.Close();
-        _watcher.Join();
+        _watcher?.Join();
         _backend.Dispose();
     }
 }
