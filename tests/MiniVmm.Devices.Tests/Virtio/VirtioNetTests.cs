@@ -145,6 +145,26 @@ public sealed class VirtioNetTests : IDisposable
     }
 
     [Fact]
+    public void A_received_frame_marks_its_pages_in_the_host_write_log()
+    {
+        // The dirty-log engine reads this log: KVM's dirty log sees only vCPU writes, not the device worker's.
+        BringUp();
+        ulong buffer = _rx.Allocate(1526, 4096);
+        _rx.AddChain((buffer, 1526, true));
+        _memory.StartHostWriteLog();
+        _backend.Inject(WithHeader(Frame(1400, 3)));
+        _driver.Notify(0);
+        _rx.WaitUsed(1).Should().BeTrue();
+        var bitmap = new ulong[(4 << 20) / 4096 / 64];
+        _memory.TakeHostWrites(0, bitmap);
+        _memory.StopHostWriteLog();
+        ulong page = buffer / 4096;
+        (bitmap[page / 64] >> (int)(page % 64) & 1).Should().Be(1UL, "the frame's page was written by the device");
+        ulong usedPage = (MockQueue.UsedAddress) / 4096;
+        (bitmap[usedPage / 64] >> (int)(usedPage % 64) & 1).Should().Be(1UL, "and the used ring's");
+    }
+
+    [Fact]
     public void Without_receive_buffers_frames_wait_in_the_backend_until_the_driver_posts_one()
     {
         BringUp();
