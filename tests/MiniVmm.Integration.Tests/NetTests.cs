@@ -187,4 +187,23 @@ public sealed class NetTests
         }
         r.ExitCode.Should().Be(143);
     }
+
+    [NetFact]
+    public void Restoring_a_vm_whose_tap_is_gone_is_exit_120_naming_the_tap()
+    {
+        string snapshot = GuestFiles.TempPath("gone.mvs");
+        string name;
+        using (var tap = new TestTap())
+        {
+            name = tap.Name;
+            var run = MinivmmProcess.Run("run", "--kernel", GuestFiles.Net, "--mem", "32M", "--cmdline", "frames=0",
+                "--net", $"tap={tap.Name}", "--snapshot-to", snapshot, "--snapshot-after", "300ms", "--exit-after-snapshot");
+            run.ExitCode.Should().Be(0, run.Stderr);
+            run.Stdout.Should().Contain(NetGuest.ReadyLine);
+        }
+        var r = MinivmmProcess.Run("restore", snapshot);
+        r.ExitCode.Should().Be(120);
+        r.Stderr.Should().Contain($"tap '{name}' does not exist");
+        File.Delete(snapshot);
+    }
 }

@@ -16,6 +16,7 @@ public sealed class TapNetBackend : INetBackend
     private readonly EventFd _stop = new();
     private volatile bool _closed;
 
+    /// <summary>Takes ownership of <paramref name="tap"/> (disposed here also when the constructor fails).</summary>
     public TapNetBackend(TapDevice tap)
     {
         _tap = tap;
@@ -28,6 +29,7 @@ public sealed class TapNetBackend : INetBackend
         {
             _epoll.Dispose();
             _stop.Dispose();
+            tap.Dispose();
             throw;
         }
     }

@@ -23,6 +23,7 @@ public sealed class VirtioNet : VirtioDevice
     private readonly byte[] _frame = new byte[P.HeaderSize + P.MaxFrameBytes];   // receive: read from the backend
     private readonly byte[] _txFrame = new byte[P.HeaderSize + P.MaxFrameBytes]; // transmit: gathered from the chain
     private readonly RateLimitedLog _log;
+    private readonly ILogger _logger;
     private readonly string _name;
     private readonly Thread? _watcher;
     private int _pendingLength = -1;
@@ -37,7 +38,8 @@ public sealed class VirtioNet : VirtioDevice
         _backend = backend;
         _name = name;
         Mac = mac;
-        _log = new RateLimitedLog(logger ?? NullLogger.Instance);
+        _logger = logger ?? NullLogger.Instance;
+        _log = new RateLimitedLog(_logger);
         mac.ToBytes().CopyTo(_config, P.ConfigMac);
         BinaryPrimitives.WriteUInt16LittleEndian(_config.AsSpan(P.ConfigStatus), P.StatusLinkUp);
         if (watchBackend)
@@ -171,6 +173,9 @@ public sealed class VirtioNet : VirtioDevice
     protected override void Dispose(bool disposing)
     {
         if (!disposing) return;
+        var c = Counters;
+        _logger.LogInformation("{Device}: received {RxFrames} frames ({RxBytes} bytes), sent {TxFrames} ({TxBytes} bytes); dropped: {RxTooBig} received frames too big for the buffer, {TxMalformed} malformed and {TxDropped} unsendable transmit chains",
+            Name, c.RxFrames, c.RxBytes, c.TxFrames, c.TxBytes, c.RxTooBig, c.TxMalformed, c.TxDropped);
         _backend.Close();
         _watcher?.Join();
         _backend.Dispose();
