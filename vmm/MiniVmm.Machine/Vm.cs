@@ -209,7 +209,7 @@ public sealed partial class Vm : IDisposable
         PvhBootInfo boot;
         try
         {
-            boot = PvhLoader.Load(Memory, image, EffectiveCommandLine, [MemoryMapEntry.Ram(0, Config.MemoryBytes)]);
+            boot = PvhLoader.Load(Memory, image, EffectiveCommandLine, [.. Memory.Regions.Select(r => MemoryMapEntry.Ram(r.GuestAddress, r.Size))]);
         }
         catch (BootImageException e)
         {

@@ -14,8 +14,12 @@ public abstract record SerialTarget
 public sealed record VmConfig
 {
     public const ulong MinMemory = 2UL << 20;
-    /// <summary>One RAM region below the 32-bit MMIO hole; more needs a split memory map (not yet).</summary>
-    public const ulong MaxMemory = 3UL << 30;
+    /// <summary>
+    /// RAM above 3 GiB continues from 4 GiB (<see cref="MiniVmm.Core.Memory.GuestMemoryLayout"/>). The cap bounds what a
+    /// typo can ask for: RAM is only allocated when touched, but the KVM page tables, a snapshot's per-page trailer and
+    /// the restore bitmaps grow with the size.
+    /// </summary>
+    public const ulong MaxMemory = 64UL << 30;
     public const int MaxVcpus = 16;
 
     public required string KernelPath { get; init; }

@@ -59,7 +59,7 @@ public static class VmRestore
             IReadOnlyList<ulong>? workingSet = null;
             string wsPath = WorkingSetFile.PathFor(path);
             if (options.Memory == RestoreMemoryMode.Lazy && options.UseWorkingSet && options.RecordWorkingSet is null && File.Exists(wsPath))
-                workingSet = WorkingSetFile.Read(wsPath, recorded.MemoryBytes / GuestMemory.PageSize);
+                workingSet = WorkingSetFile.Read(wsPath, TopOfRam(recorded.MemoryBytes) / GuestMemory.PageSize); // gpa pages
 
             var config = new VmConfig
             {
@@ -160,10 +160,13 @@ public static class VmRestore
         return new DriveSpec(d.Path, d.ReadOnly, cache);
     }
 
+    private static ulong TopOfRam(ulong memoryBytes) =>
+        GuestMemoryLayout.RamRanges(memoryBytes) is var ranges ? ranges[^1].GuestAddress + ranges[^1].Size : 0;
+
     private static void CheckCompatible(SnapshotFile file, RecordedVmConfig recorded, RestoreOptions options)
     {
         var regions = file.Info.Regions;
-        if (regions.Count != 1 || regions[0].GuestAddress != 0 || regions[0].Size != recorded.MemoryBytes)
+        if (!GuestMemoryLayout.Matches(regions.Select(r => (r.GuestAddress, r.Size)), recorded.MemoryBytes))
             throw new StateRestoreException($"the snapshot's memory layout ({string.Join(", ", regions.Select(r => $"0x{r.GuestAddress:x}+{r.Size}"))}) does not match its recorded {recorded.MemoryBytes}-byte RAM");
         if (recorded.Vcpus < 1 || recorded.Vcpus > VmConfig.MaxVcpus)
             throw new StateRestoreException($"the snapshot records {recorded.Vcpus} vCPUs; 1..{VmConfig.MaxVcpus} supported");
