@@ -201,6 +201,9 @@ public sealed class NetTests
             run.ExitCode.Should().Be(0, run.Stderr);
             run.Stdout.Should().Contain(NetGuest.ReadyLine);
         }
+        var printed = MinivmmProcess.Run("restore", "--print-config", snapshot);
+        printed.ExitCode.Should().Be(0, printed.Stderr);
+        printed.Stdout.Should().Contain($"\"tap={name},mac=52:54:00:12:34:56\"", "the default MAC is recorded, so a new boot keeps it");
         var r = MinivmmProcess.Run("restore", snapshot);
         r.ExitCode.Should().Be(120);
         r.Stderr.Should().Contain($"tap '{name}' does not exist");
