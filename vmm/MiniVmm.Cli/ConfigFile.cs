@@ -129,6 +129,8 @@ internal static class ConfigFile
                 d.Path, d.ReadOnly, MiniVmm.Devices.Virtio.Block.DriveSpec.TryParseCache(d.Cache) ?? MiniVmm.Devices.Virtio.Block.DriveCache.Writeback).ToOptionText())!)]);
         if (recorded.Rng) o["rng"] = true;
         if (recorded.InitrdPath is { } initrd) o["initrd"] = initrd;
+        if (recorded.Nets is { Length: > 0 } nets)
+            o["net"] = new JsonArray([.. nets.Select(n => (JsonNode)JsonValue.Create($"tap={n.Tap},mac={n.Mac}")!)]);
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 }

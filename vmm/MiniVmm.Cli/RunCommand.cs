@@ -25,6 +25,12 @@ internal static class RunCommand
             AllowMultipleArgumentsPerToken = false,
             DefaultValueFactory = _ => [],
         };
+        var nets = new Option<string[]>("--net")
+        {
+            Description = "virtio-net device on an existing tap interface: tap=NAME[,mac=52:54:00:12:34:56] (repeatable)",
+            AllowMultipleArgumentsPerToken = false,
+            DefaultValueFactory = _ => [],
+        };
         var rng = new Option<bool>("--rng") { Description = "add a virtio-rng device fed by the host's getrandom" };
         var logLevel = CommonOptions.LogLevel();
         var qmp = QmpCliOption.Create();
@@ -32,7 +38,7 @@ internal static class RunCommand
         var config = new Option<string?>("--config") { Description = "read options from a JSON file: {\"kernel\": \"...\", \"mem\": \"512M\", ...} (keys are these options' names; options given here win)" };
         var snap = new SnapshotCliOptions();
 
-        var command = new Command("run", "Boot a guest and run it until it exits") { kernel, initrd, cmdline, mem, cpus, serial, hugePages, drives, rng, logLevel, qmp, paused, config };
+        var command = new Command("run", "Boot a guest and run it until it exits") { kernel, initrd, cmdline, mem, cpus, serial, hugePages, drives, nets, rng, logLevel, qmp, paused, config };
         foreach (var o in snap.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -49,9 +55,16 @@ internal static class RunCommand
                 try { driveSpecs.Add(MiniVmm.Devices.Virtio.Block.DriveSpec.Parse(d)); }
                 catch (FormatException e) { return CommonOptions.Usage(parse, "--drive: " + e.Message); }
             }
+            var netSpecs = new List<MiniVmm.Devices.Virtio.Net.NetSpec>();
+            foreach (string n in parse.GetValue(nets) ?? [])
+            {
+                try { netSpecs.Add(MiniVmm.Devices.Virtio.Net.NetSpec.Parse(n)); }
+                catch (FormatException e) { return CommonOptions.Usage(parse, e.Message.StartsWith("--net", StringComparison.Ordinal) ? e.Message : "--net: " + e.Message); }
+            }
             var config = new VmConfig
             {
                 Drives = driveSpecs,
+                Nets = netSpecs,
                 Rng = parse.GetValue(rng),
                 KernelPath = parse.GetValue(kernel)!,
                 InitrdPath = parse.GetValue(initrd),

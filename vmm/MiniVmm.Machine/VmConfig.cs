@@ -46,6 +46,8 @@ public sealed record VmConfig
     public IReadOnlyList<MiniVmm.Devices.Virtio.Block.DriveSpec> Drives { get; init; } = [];
     /// <summary>A virtio-rng device (<c>--rng</c>).</summary>
     public bool Rng { get; init; }
+    /// <summary>virtio-net devices on taps (<c>--net</c>), in slot order after the rng.</summary>
+    public IReadOnlyList<MiniVmm.Devices.Virtio.Net.NetSpec> Nets { get; init; } = [];
     /// <summary>Append <c>virtio_mmio.device=4K@ADDR:IRQ</c> per virtio device (off on restore: the recorded command
     /// line has them already).</summary>
     public bool AnnounceVirtioDevices { get; init; } = true;

@@ -75,6 +75,7 @@ public static class VmRestore
                 AnnounceVirtioDevices = false,
                 Drives = [.. recorded.Drives.Select(RecordedDriveSpec)],
                 Rng = recorded.Rng,
+                Nets = [.. (recorded.Nets ?? []).Select(RecordedNetSpec)],
             };
             try { config.Validate(); }
             catch (VmConfigException e) { throw new StateRestoreException("the snapshot's VM configuration is unusable: " + e.Message, e); }
@@ -144,6 +145,12 @@ public static class VmRestore
         using var handle = File.OpenHandle(file.Path, FileMode.Open, FileAccess.Read);
         var regions = file.Info.Regions.Select((r, i) => (r.GuestAddress, r.Size, file.RegionDataOffset(i))).ToList();
         return GuestMemory.MapPrivate(handle, regions); // the mappings keep the file; the descriptor can go
+    }
+
+    private static MiniVmm.Devices.Virtio.Net.NetSpec RecordedNetSpec(RecordedNet n)
+    {
+        try { return MiniVmm.Devices.Virtio.Net.NetSpec.Parse($"tap={n.Tap},mac={n.Mac}"); }
+        catch (FormatException e) { throw new StateRestoreException("the snapshot records a bad network device: " + e.Message, e); }
     }
 
     private static DriveSpec RecordedDriveSpec(RecordedDrive d)

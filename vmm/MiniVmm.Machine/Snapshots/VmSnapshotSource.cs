@@ -35,6 +35,7 @@ public sealed class VmSnapshotSource : ISnapshotSource
         Devices = [.. vm.Devices.Ids],
         Drives = [.. vm.Config.Drives.Select(d => new RecordedDrive(d.Path, d.ReadOnly, DriveSpec.CacheName(d.Cache)))],
         Rng = vm.Config.Rng,
+        Nets = [.. vm.Config.Nets.Select((n, i) => new RecordedNet(n.Tap, n.MacFor(i).ToString()))],
     };
 
     public void PrepareMemory()
