@@ -90,12 +90,12 @@ public sealed class StateFileTests(WriterSnapshotFixture snapshot) : IClassFixtu
         {
             "mp_state 99" => (SnapshotCrafting.Craft(snapshot.Path, file, s => s.Replace("vcpu0.mp_state", x => x with { Data = BitConverter.GetBytes(99u) })),
                 "section 'vcpu0.mp_state': KVM refused"),
-            "Vcpus 2 in a 1-vCPU file" => (SnapshotCrafting.Craft(snapshot.Path, file, config: c => c.Replace("\"Vcpus\":1", "\"Vcpus\":2")), "vcpu1."),
-            "Vcpus 0" => (SnapshotCrafting.Craft(snapshot.Path, file, config: c => c.Replace("\"Vcpus\":1", "\"Vcpus\":0")), "0 vCPUs"),
-            "duplicate JSON key" => (SnapshotCrafting.Craft(snapshot.Path, file, config: c => c.Replace("\"Vcpus\":1", "\"Vcpus\":1,\"Vcpus\":1")), "VM configuration is malformed"),
-            "unknown JSON key" => (SnapshotCrafting.Craft(snapshot.Path, file, config: c => c.Replace("\"Vcpus\":1", "\"Vcpus\":1,\"Cpus\":4")), "VM configuration is malformed"),
-            "null JSON field" => (SnapshotCrafting.Craft(snapshot.Path, file, config: c => System.Text.RegularExpressions.Regex.Replace(c, "\"CommandLine\":\"[^\"]*\"", "\"CommandLine\":null")), "VM configuration is malformed"),
-            "MemoryBytes off by a page" => (SnapshotCrafting.Craft(snapshot.Path, file, config: c => c.Replace($"\"MemoryBytes\":{64 << 20}", $"\"MemoryBytes\":{(64 << 20) + 4096}")), "memory layout"),
+            "Vcpus 2 in a 1-vCPU file" => (SnapshotCrafting.Craft(snapshot.Path, file, config: c => c.Replace("\"vcpus\":1", "\"vcpus\":2")), "vcpu1."),
+            "Vcpus 0" => (SnapshotCrafting.Craft(snapshot.Path, file, config: c => c.Replace("\"vcpus\":1", "\"vcpus\":0")), "0 vCPUs"),
+            "duplicate JSON key" => (SnapshotCrafting.Craft(snapshot.Path, file, config: c => c.Replace("\"vcpus\":1", "\"vcpus\":1,\"vcpus\":1")), "VM configuration is malformed"),
+            "unknown JSON key" => (SnapshotCrafting.Craft(snapshot.Path, file, config: c => c.Replace("\"vcpus\":1", "\"vcpus\":1,\"cpus\":4")), "VM configuration is malformed"),
+            "null JSON field" => (SnapshotCrafting.Craft(snapshot.Path, file, config: c => System.Text.RegularExpressions.Regex.Replace(c, "\"command-line\":\"[^\"]*\"", "\"command-line\":null")), "VM configuration is malformed"),
+            "MemoryBytes off by a page" => (SnapshotCrafting.Craft(snapshot.Path, file, config: c => c.Replace($"\"memory-bytes\":{64 << 20}", $"\"memory-bytes\":{(64 << 20) + 4096}")), "memory layout"),
             "version 2 of vcpu0.regs" => (SnapshotCrafting.Craft(snapshot.Path, file, s => s.Replace("vcpu0.regs", x => x with { Version = 2 })),
                 "section 'vcpu0.regs' has version 2; this MiniVmm reads version 1"),
             "version 2 of vm.pit2" => (SnapshotCrafting.Craft(snapshot.Path, file, s => s.Replace("vm.pit2", x => x with { Version = 2 })),
@@ -113,9 +113,9 @@ public sealed class StateFileTests(WriterSnapshotFixture snapshot) : IClassFixtu
             "missing dev.control" => (SnapshotCrafting.Craft(snapshot.Path, file, s => s.Without("dev.control")), "no section 'dev.control'"),
             "bad serial IER" => (SnapshotCrafting.Craft(snapshot.Path, file, s => s.Replace("dev.serial-com1", x => x with { Data = [0xff, .. x.Data[1..]] })),
                 "section 'dev.serial-com1': invalid Serial8250 state: IER 0xff"),
-            "no Drives key" => (SnapshotCrafting.Craft(snapshot.Path, file, config: c => c.Replace(",\"Drives\":[]", "")), "VM configuration is malformed"),
-            "drive that is a FIFO" => (SnapshotCrafting.Craft(snapshot.Path, file, config: c => c.Replace("\"Drives\":[]",
-                $"\"Drives\":[{{\"Path\":\"{NewFifo()}\",\"ReadOnly\":false,\"Cache\":\"writeback\"}}]")), "is a FIFO"),
+            "no Drives key" => (SnapshotCrafting.Craft(snapshot.Path, file, config: c => c.Replace(",\"drives\":[]", "")), "VM configuration is malformed"),
+            "drive that is a FIFO" => (SnapshotCrafting.Craft(snapshot.Path, file, config: c => c.Replace("\"drives\":[]",
+                $"\"drives\":[{{\"path\":\"{NewFifo()}\",\"read-only\":false,\"cache\":\"writeback\"}}]")), "is a FIFO"),
             "xsave of 4100 bytes" => (SnapshotCrafting.Craft(snapshot.Path, file, s => s.Replace("vcpu0.xsave", x => x with { Data = [.. x.Data[..4096], 0, 0, 0, 0] })),
                 "vcpu0.xsave"),
             "byte in the empty dev.i8042" => (SnapshotCrafting.Craft(snapshot.Path, file, s => s.Replace("dev.i8042", x => x with { Data = [0] })),
@@ -276,11 +276,11 @@ public sealed class StateFileTests(WriterSnapshotFixture snapshot) : IClassFixtu
     private static string BadConfig(Random rng, string config) => rng.Next(7) switch
     {
         0 => config[..rng.Next(0, config.Length - 1)],                                           // cut short
-        1 => config.Replace("\"Vcpus\":1", $"\"Vcpus\":{rng.Next(2, 17)}"),                       // more vCPUs than the state
-        2 => config.Replace("\"Vcpus\":1", "\"Vcpus\":\"one\""),                                 // wrong type
-        3 => config.Replace("\"FormatVersion\":1", $"\"FormatVersion\":{rng.Next(2, 100)}"),       // unknown config version
-        4 => config.Replace($"\"MemoryBytes\":{64 << 20}", $"\"MemoryBytes\":{(64 << 20) + 4096 * rng.Next(1, 100)}"),
-        5 => config.Replace("{", "{\"MemoryBytes\":1,"),                                          // duplicate key
+        1 => config.Replace("\"vcpus\":1", $"\"vcpus\":{rng.Next(2, 17)}"),                       // more vCPUs than the state
+        2 => config.Replace("\"vcpus\":1", "\"vcpus\":\"one\""),                                 // wrong type
+        3 => config.Replace("\"format-version\":2", $"\"format-version\":{rng.Next(3, 100)}"),       // unknown config version
+        4 => config.Replace($"\"memory-bytes\":{64 << 20}", $"\"memory-bytes\":{(64 << 20) + 4096 * rng.Next(1, 100)}"),
+        5 => config.Replace("{", "{\"memory-bytes\":1,"),                                          // duplicate key
         _ => "[" + config + "]",                                                                  // not an object
     };
 }

@@ -130,7 +130,7 @@ internal static class JsonOutput
         return Encoding.UTF8.GetString(buffer.ToArray());
     }
 
-    /// <summary>The header's VM configuration with its keys in the same kebab-case (MemoryBytes → memory-bytes).</summary>
+    /// <summary>The header's VM configuration with kebab-case keys (version 1 files wrote MemoryBytes: memory-bytes).</summary>
     private static JsonNode? VmConfig(string json)
     {
         JsonNode? node;
@@ -146,19 +146,6 @@ internal static class JsonOutput
         _ => node?.DeepClone(),
     };
 
-    internal static string Kebab(string name)
-    {
-        var sb = new StringBuilder(name.Length + 4);
-        for (int i = 0; i < name.Length; i++)
-        {
-            char c = name[i];
-            if (char.IsUpper(c))
-            {
-                if (i > 0 && (char.IsLower(name[i - 1]) || (i + 1 < name.Length && char.IsLower(name[i + 1])))) sb.Append('-');
-                sb.Append(char.ToLowerInvariant(c));
-            }
-            else sb.Append(c == '_' ? '-' : c);
-        }
-        return sb.ToString();
-    }
+    /// <summary>kebab-case of a version 1 (PascalCase) key; a version 2 key is already kebab-case and stays as it is.</summary>
+    internal static string Kebab(string name) => JsonNamingPolicy.KebabCaseLower.ConvertName(name);
 }

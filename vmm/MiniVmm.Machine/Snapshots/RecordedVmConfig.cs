@@ -4,10 +4,15 @@ using MiniVmm.Machine.State;
 
 namespace MiniVmm.Machine.Snapshots;
 
-/// <summary>The VM configuration as recorded in a snapshot header: what restore needs to rebuild the same machine.</summary>
+/// <summary>
+/// The VM configuration as recorded in a snapshot header: what restore needs to rebuild the same machine. Version 2
+/// writes its keys in kebab-case (`memory-bytes`), the key style of every other MiniVmm JSON (QMP, --snapshot-stats,
+/// inspect --json); version 1 (PascalCase, `MemoryBytes`) is still read.
+/// </summary>
 public sealed record RecordedVmConfig
 {
-    public int FormatVersion { get; init; } = 1;
+    public const int CurrentVersion = 2;
+    public int FormatVersion { get; init; } = CurrentVersion;
     public ulong MemoryBytes { get; init; }
     public int Vcpus { get; init; }
     public string KernelPath { get; init; } = "";
@@ -33,7 +38,15 @@ public sealed record RecordedVmConfig
     public static RecordedVmConfig FromJson(string json)
     {
         RecordedVmConfig? config;
-        try { config = JsonSerializer.Deserialize(json, RecordedVmConfigJson.Default.RecordedVmConfig); }
+        int expectedVersion;
+        try
+        {
+            // The key style says which version wrote it; the version inside must agree.
+            expectedVersion = IsPascalCase(json) ? 1 : CurrentVersion;
+            config = expectedVersion == 1
+                ? JsonSerializer.Deserialize(json, RecordedVmConfigJsonV1.Default.RecordedVmConfig)
+                : JsonSerializer.Deserialize(json, RecordedVmConfigJson.Default.RecordedVmConfig);
+        }
         catch (JsonException e) { throw new StateRestoreException("the snapshot's VM configuration is malformed: " + e.Message, e); }
         if (config is null) throw new StateRestoreException("the snapshot has no VM configuration");
         // The source-generated reader leaves a missing key's property null (initializers do not run): check them all.
@@ -44,8 +57,18 @@ public sealed record RecordedVmConfig
         if (config.Nets is null) config = config with { Nets = [] };
         else if (config.Nets.Any(n => n is null || string.IsNullOrEmpty(n.Tap) || string.IsNullOrEmpty(n.Mac)))
             throw new StateRestoreException("the snapshot's VM configuration is malformed: a network device without tap or MAC");
-        if (config.FormatVersion != 1) throw new StateRestoreException($"VM configuration version {config.FormatVersion} is not supported");
+        if (config.FormatVersion != expectedVersion)
+            throw new StateRestoreException($"VM configuration version {config.FormatVersion} is not supported" +
+                (config.FormatVersion is 1 or CurrentVersion ? $" with {(expectedVersion == 1 ? "PascalCase" : "kebab-case")} keys" : ""));
         return config;
+    }
+
+    /// <summary>True when the top-level object has version 1's PascalCase version key.</summary>
+    private static bool IsPascalCase(string json)
+    {
+        using var doc = JsonDocument.Parse(json);
+        return doc.RootElement.ValueKind == JsonValueKind.Object
+            && doc.RootElement.EnumerateObject().Any(p => p.NameEquals("FormatVersion"));
     }
 
     /// <summary>The host CPU model string recorded in headers and compared on restore.</summary>
@@ -70,5 +93,11 @@ public sealed record RecordedNet(string Tap, string Mac);
 [JsonSerializable(typeof(RecordedVmConfig))]
 // Hostile input: a key given twice, an unknown key or a null where a value belongs is a malformed config, not a guess.
 [JsonSourceGenerationOptions(WriteIndented = false, AllowDuplicateProperties = false, RespectNullableAnnotations = true,
-    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, PropertyNamingPolicy = JsonKnownNamingPolicy.KebabCaseLower)]
 internal sealed partial class RecordedVmConfigJson : JsonSerializerContext;
+
+/// <summary>Version 1's PascalCase keys (read only), with the same hostile-input rules.</summary>
+[JsonSerializable(typeof(RecordedVmConfig))]
+[JsonSourceGenerationOptions(WriteIndented = false, AllowDuplicateProperties = false, RespectNullableAnnotations = true,
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
+internal sealed partial class RecordedVmConfigJsonV1 : JsonSerializerContext;
