@@ -53,7 +53,7 @@ public sealed class RawTerminalTests
             p.StandardInput.Write("zz\u0001x");
             p.StandardInput.Flush();
             p.WaitForExit(30_000).Should().BeTrue("Ctrl-A x stops the VM: " + seen);
-            p.ExitCode.Should().Be(130);
+            p.ExitCode.Should().Be(0, "QEMU's Ctrl-A x exits 0 too: the user asked to quit");
             reader.Wait(TimeSpan.FromSeconds(10));
             lock (seen) seen.ToString().Should().NotContain("zz", "a raw terminal does not echo; the guest got the keys");
         }

@@ -66,7 +66,7 @@ internal static class ManPage
 
     private static readonly (string Code, string Meaning)[] ExitStatuses =
     [
-        ("0", "the guest exited with status 0, or the monitor's quit"),
+        ("0", "the guest exited with status 0, the monitor's quit, or Ctrl-A x on the console"),
         ("1-119", "the guest's own exit status (the debug-exit port)"),
         ($"{ExitCodes.BadInput}", "bad input: a usage error, a missing or bad kernel, snapshot or config file"),
         ($"{ExitCodes.HostUnsupported}", "the host lacks KVM or userfaultfd support"),

@@ -29,7 +29,7 @@ public sealed partial class Vm
             : Console.OpenStandardInput(1);
         if (_rawTerminal is not null)
             _escape = new MiniVmm.Machine.Devices.SerialEscape(
-                () => RequestStop(new VmExitStatus(VmStopReason.HostRequest, Detail: "stopped by Ctrl-A x")), text => Console.Error.Write(text));
+                () => RequestStop(new VmExitStatus(VmStopReason.ConsoleQuit)), text => Console.Error.Write(text));
         WatchStdin();
     }
 

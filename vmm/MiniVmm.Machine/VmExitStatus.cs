@@ -18,6 +18,8 @@ public enum VmStopReason
     AfterSnapshot,
     /// <summary>A lazily restored page failed its checksum (or could not be read): the snapshot file is bad.</summary>
     CorruptSnapshot,
+    /// <summary>The user quit from the console (Ctrl-A x): exit 0, as QEMU's -nographic escape does.</summary>
+    ConsoleQuit,
 }
 
 /// <summary>Why the VM stopped and the process exit code that reports it.</summary>
@@ -44,11 +46,12 @@ public sealed record VmExitStatus(VmStopReason Reason, uint GuestStatus = 0, str
         VmStopReason.HostRequest => GuestStatus is > 0 and < 64 ? 128 + (int)GuestStatus : ExitHostRequest,
         VmStopReason.AfterSnapshot => GuestStatus == 0 ? 0 : ExitSnapshotFailed,
         VmStopReason.CorruptSnapshot => ExitCorruptSnapshot,
+        VmStopReason.ConsoleQuit => 0,
         _ => ExitInternalError,
     };
 
     /// <summary>True for the stops a user asks for or expects (the guest's own exit, a signal, quit): not problems.</summary>
-    public bool IsNormal => Reason is VmStopReason.GuestExit or VmStopReason.AfterSnapshot or VmStopReason.HostRequest;
+    public bool IsNormal => Reason is VmStopReason.GuestExit or VmStopReason.AfterSnapshot or VmStopReason.HostRequest or VmStopReason.ConsoleQuit;
 
     /// <summary>What happened, in a user's words (no enum names): "the guest exited with status 0", "stopped by SIGINT".</summary>
     public string Describe() => Reason switch
@@ -60,6 +63,7 @@ public sealed record VmExitStatus(VmStopReason Reason, uint GuestStatus = 0, str
         VmStopReason.EmulationFailure => "KVM could not run the guest" + (Detail is null ? "" : ": " + Detail),
         VmStopReason.Reset => "the guest asked for a reset" + (Detail is null ? "" : ": " + Detail),
         VmStopReason.CorruptSnapshot => "the snapshot is damaged" + (Detail is null ? "" : ": " + Detail),
+        VmStopReason.ConsoleQuit => "quit from the console (Ctrl-A x)",
         _ => "internal error" + (Detail is null ? "" : ": " + Detail),
     };
 
