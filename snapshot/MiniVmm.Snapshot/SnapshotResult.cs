@@ -54,6 +54,11 @@ public sealed record SnapshotResult
     /// <summary>The second pause of a tracked snapshot, which hands guest RAM back to the change tracker (zero: none).</summary>
     public TimeSpan HandoverPause { get; init; }
 
+    /// <summary>Bytes written for the VM's writable drives (their content at the freeze, zero blocks skipped), set by the VMM.</summary>
+    public long DriveBytes { get; init; }
+    /// <summary>Drive blocks a guest write had to copy before it could overwrite them (the rest were copied in the background).</summary>
+    public long DriveBlocksCopiedBeforeWrite { get; init; }
+
     public int Iterations { get; init; }
     public bool Converged { get; init; } = true;
 
@@ -64,7 +69,8 @@ public sealed record SnapshotResult
           (Iterations > 0 ? $", {Iterations} iterations{(Converged ? "" : " (did not converge)")}" : "") +
           $", protected window {Ms(ProtectedWindow)}" +
           (Incremental ? $", incremental: {ChangedPages} pages changed since the parent" : "") +
-          (HandoverPause > TimeSpan.Zero ? $", tracking handover {Ms(HandoverPause)}" : "")
+          (HandoverPause > TimeSpan.Zero ? $", tracking handover {Ms(HandoverPause)}" : "") +
+          (DriveBytes > 0 || DriveBlocksCopiedBeforeWrite > 0 ? $", drives {DriveBytes} bytes ({DriveBlocksCopiedBeforeWrite} blocks copied before a write)" : "")
         : $"snapshot ({Engine}) {(Cancelled ? "cancelled" : "failed")}: {Error}";
 
     private static string Ms(TimeSpan t) => $"{t.TotalMilliseconds:F2} ms";
