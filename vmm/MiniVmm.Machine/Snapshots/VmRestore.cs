@@ -34,6 +34,8 @@ public sealed record RestoreOptions
     public IReadOnlyList<string> DrivePaths { get; init; } = [];
     /// <summary>What to do with a drive whose content the snapshot captured and which changed since.</summary>
     public DriveRestoreMode Drives { get; init; } = DriveRestoreMode.Check;
+    /// <summary>TEST ONLY: use the drives as they are, captured or not, changed or not (the writer tests' negative control).</summary>
+    public bool UnsafeSkipDriveCheck { get; init; }
 }
 
 
@@ -85,7 +87,7 @@ public static class VmRestore
             catch (VmConfigException e) { throw new StateRestoreException("the snapshot's VM configuration is unusable: " + e.Message, e); }
             if (options.DrivePaths.Count > config.Drives.Count)
                 throw new StateRestoreException($"{options.DrivePaths.Count} --drive paths given; the snapshot records {config.Drives.Count} drive(s)");
-            DriveRestore.Apply(path, driveRecords, config.Drives, options.Drives, log);
+            if (!options.UnsafeSkipDriveCheck) DriveRestore.Apply(path, driveRecords, config.Drives, options.Drives, log);
             Func<GuestMemory>? memoryFactory = null;
             if (options.Memory == RestoreMemoryMode.Mmap)
                 memoryFactory = () => MapFile(chain.Base);

@@ -18,7 +18,8 @@ namespace MiniVmm.Firmware.Guests.Virtio;
 /// failed check, 3 when no disk is found or a device does not come up.
 /// <para>
 /// <c>writer=N</c> is the continuous self-checking disk writer instead (<see cref="EmitWriter"/>): N random-block
-/// writes, each stamped with a new generation and verified against the generation table it keeps in RAM.
+/// writes, each stamped with a new generation and verified against the generation table it keeps in RAM
+/// (<c>blocks=</c>, <c>flush=</c>, <c>snapat=</c>, <c>fresh=1</c>).
 /// </para>
 /// </summary>
 public static class VirtioGuest
@@ -208,7 +209,7 @@ public static class VirtioGuest
             a.xor(r10d, r10d);
             a.jmp(loop);
             a.Here(ref notSnap);
-            foreach (var (key, variable) in new[] { ("writer=", Var.WriterLeft), ("blocks=", Var.Blocks), ("snapat=", Var.SnapAt), ("flush=", Var.FlushEvery) })
+            foreach (var (key, variable) in new[] { ("writer=", Var.WriterLeft), ("blocks=", Var.Blocks), ("snapat=", Var.SnapAt), ("flush=", Var.FlushEvery), ("fresh=", Var.Fresh) })
             {
                 var notKey = a.CreateLabel();
                 MatchKey(key, notKey);
@@ -378,7 +379,7 @@ public static class VirtioGuest
         }
 
         /// <summary>submit: publishes descriptor 0 as the next available chain, kicks queue 0 and polls the used ring
-        /// (at most ~5 s by the TSC). RAX = 0 when the device used it, 1 on time-out.</summary>
+        /// (at most ~5 s of running time by the TSC). RAX = 0 when the device used it, 1 on time-out.</summary>
         private void EmitSubmit()
         {
             var wait = a.CreateLabel(); var done = a.CreateLabel();
@@ -392,6 +393,7 @@ public static class VirtioGuest
             a.mov(__word_ptr[r12 + Avail + 2], cx);   // x86 keeps store order: the entry is visible first
             a.mov(__dword_ptr[rbx + QueueNotify], 0);
             Rdtsc();
+            a.mov(r9, rax);                           // the TSC at the last poll
             a.mov(r8, __qword_ptr[(long)Var.TscKhz]);
             a.imul(r8, r8, 5000);
             a.add(r8, rax);
@@ -401,6 +403,20 @@ public static class VirtioGuest
             a.je(done);
             a.pause();
             Rdtsc();
+            // A second or more between two polls is time this guest did not run: a snapshot's pause, or a restore
+            // long after the snapshot (the clock moves on by the time that passed). It does not count: re-arm.
+            var ran = a.CreateLabel();
+            a.mov(r10, rax);
+            a.sub(r10, r9);
+            a.mov(r9, rax);
+            a.mov(r11, __qword_ptr[(long)Var.TscKhz]);
+            a.imul(r11, r11, 1000);
+            a.cmp(r10, r11);
+            a.jb(ran);
+            a.mov(r8, __qword_ptr[(long)Var.TscKhz]);
+            a.imul(r8, r8, 5000);
+            a.add(r8, rax);
+            a.Here(ref ran);
             a.cmp(rax, r8);
             a.jb(wait);
             a.mov(eax, 1);
@@ -560,7 +576,14 @@ public static class VirtioGuest
             a.call(_rw);
             a.test(eax, eax);
             a.jz(ok);
-            Fail(failure);
+            // One failure, its line saying the status byte (0xff: no answer within the time-out).
+            a.inc(__qword_ptr[(long)Var.Failures]);
+            a.push(rax);
+            rt.LineBegin(a);
+            rt.Print(a, failure + " status=");
+            a.pop(rax);
+            rt.PrintHex(a, rax);
+            rt.LineEnd(a);
             a.Here(ref ok);
         }
 
@@ -838,8 +861,12 @@ public static class VirtioGuest
             a.mov(__qword_ptr[(long)Var.FlushEvery], 1);
             a.Here(ref flushSet);
 
-            // Learn the table: each block's generation is the top half of its first word.
+            // Learn the table: each block's generation is the top half of its first word. fresh=1 (a new sparse image,
+            // where reading 1 GiB first would take minutes here): every block is generation 0, as the zeroed table says.
             a.mov(__qword_ptr[(long)Var.Gen], 0);
+            var learned = a.CreateLabel();
+            a.cmp(__qword_ptr[(long)Var.Fresh], 0);
+            a.jne(learned);
             ForEachBlock(() =>
             {
                 Request(TypeIn, 4096, true, "vdisk: FAIL read while learning the disk");
@@ -855,6 +882,7 @@ public static class VirtioGuest
                 a.mov(r9, r14);
                 a.call(_verify);
             });
+            a.Here(ref learned);
             rt.LineBegin(a);
             rt.Print(a, "vdisk: writer over ");
             rt.PrintDec(a, Var.Blocks);
