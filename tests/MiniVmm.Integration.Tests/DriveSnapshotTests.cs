@@ -129,6 +129,45 @@ public sealed class DriveSnapshotTests
         }
     }
 
+    /// <summary>
+    /// The vblk guest's used ring (0x132000) is written by the device's worker thread only, never by a vCPU. At the
+    /// freeze the device is quiesced, so a snapshot's used index must be the guest's avail count (0x100228, written by
+    /// the vCPU) or one behind it (a request not taken yet). Write tracking: the worker's writes after the freeze fault
+    /// on the protected page like a vCPU's and are served (else the guest would stall), and the page saved is the
+    /// freeze's (a later one would be ahead). Dirty log: KVM's log never sees the page change; only the VMM's
+    /// host-write log makes the engine send it again (without it the index was 24 and 118 behind).
+    /// </summary>
+    [KvmTheory]
+    [InlineData("write-tracking")]
+    [InlineData("stop-copy")]
+    [InlineData("dirty-log")]
+    public void A_snapshot_holds_the_ring_the_device_wrote_as_of_the_freeze(string mode)
+    {
+        string image = NewImage();
+        string snapshot = GuestFiles.TempPath("drive.mvs");
+        try
+        {
+            var run = MinivmmProcess.Run(TimeSpan.FromMinutes(3), "run", "--kernel", GuestFiles.Virtio, "--mem", "64M",
+                "--cmdline", "writer=3000 snapat=300", "--drive", $"file={image}", "--snapshot-to", snapshot,
+                "--snapshot-mode", mode, "--exit-after-snapshot");
+            run.ExitCode.Should().Be(0, run.Stderr);
+            using var file = MiniVmm.Snapshot.Format.SnapshotFile.Open(snapshot);
+            var page = new byte[4096];
+            file.ReadPages(0, 0x100, page);          // the guest's data page
+            ulong availCount = BinaryPrimitives.ReadUInt64LittleEndian(page.AsSpan(0x228));
+            file.ReadPages(0, 0x132, page);          // the used ring
+            ushort usedIdx = BinaryPrimitives.ReadUInt16LittleEndian(page.AsSpan(2));
+            availCount.Should().BeGreaterThan(900, "the writer had made its 300 writes (3 requests each) before it asked");
+            ((ushort)(availCount - usedIdx)).Should().BeLessThanOrEqualTo((ushort)1,
+                $"the used ring is the device's at the freeze (avail {availCount}, used {usedIdx})");
+        }
+        finally
+        {
+            Cleanup(snapshot);
+            File.Delete(image);
+        }
+    }
+
     /// <summary>A drive whose every 4 KiB block holds generation 1 (the writer's stamp), so it is all data.</summary>
     private static string StampedImage(int blocks)
     {
