@@ -108,6 +108,25 @@ public sealed class DriveCaptureTests : IDisposable
     }
 
     [Fact]
+    public void Zero_pages_inside_a_block_cost_no_bytes_either()
+    {
+        const int length = 4 * 65536;
+        var content = new byte[length];
+        content[65536 + 3 * 4096 + 17] = 1;     // one page of data in block 1
+        content[3 * 65536 + 5] = 2;             // and one in block 3
+        string path = Path.Combine(_dir, "sparse.img");
+        File.WriteAllBytes(path, content);
+        using var image = Open(path);
+        using var target = Target("cap", length);
+        var capture = new DriveCapture(image.File, length, target);
+        capture.Start(CancellationToken.None);
+        capture.WaitCompleted(TimeSpan.FromSeconds(30)).Should().BeTrue();
+        capture.BytesStored.Should().Be(2 * 4096);
+        target.Dispose();
+        File.ReadAllBytes(Path.Combine(_dir, "cap")).Should().Equal(content);
+    }
+
+    [Fact]
     public void A_full_destination_fails_the_capture_and_the_guests_writes_still_reach_the_drive()
     {
         const int length = 16 * Block;

@@ -9,7 +9,7 @@ namespace MiniVmm.Devices.Virtio.Block;
 /// idea as write-protecting RAM. From <see cref="Start"/> on, the block backend calls <see cref="BeforeWrite"/> before
 /// it overwrites any byte; a block not yet captured is copied into the target first, and a background copier captures
 /// the rest. Every block is copied exactly once, so the target ends up holding the drive as it was at the start.
-/// All-zero blocks are left as holes in the (fresh, sparse) target.
+/// All-zero 4 KiB pages are left as holes in the (fresh, sparse) target.
 /// <para>
 /// Memory is bounded: two block buffers plus 1 bit and 8 bytes (a content hash) per block. Any host I/O error (a full
 /// destination) stops the capture for good: later writes go straight to the drive, which stays intact, and
@@ -24,6 +24,9 @@ public sealed class DriveCapture
     /// copier iterations for no gain; larger ones make the first small random write after the freeze slower.
     /// </summary>
     public const int DefaultBlockSize = 64 * 1024;
+
+    /// <summary>All-zero 4 KiB pages are left as holes in the target (the file system's allocation unit).</summary>
+    private const int HolePage = 4096;
 
     private readonly SafeFileHandle _drive;
     private readonly SafeFileHandle _target;
@@ -122,10 +125,18 @@ public sealed class DriveCapture
         {
             DriveChecksum.ReadFully(_drive, data, offset);
             _hashes[block] = XxHash3.HashToUInt64(data);
-            if (data.ContainsAnyExcept((byte)0))
+            // Only the 4 KiB pages that hold data, in runs: a sparse drive's copy costs its data, not 64 KiB per block.
+            for (int page = 0; page < n;)
             {
-                RandomAccess.Write(_target, data, offset);
-                Interlocked.Add(ref _bytesStored, n);
+                int end = page;
+                while (end < n && data[end..Math.Min(end + HolePage, n)].ContainsAnyExcept((byte)0)) end = Math.Min(end + HolePage, n);
+                if (end > page)
+                {
+                    RandomAccess.Write(_target, data[page..end], offset + page);
+                    Interlocked.Add(ref _bytesStored, end - page);
+                    page = end;
+                }
+                else page += HolePage;
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
