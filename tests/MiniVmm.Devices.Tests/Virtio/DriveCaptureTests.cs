@@ -108,6 +108,28 @@ public sealed class DriveCaptureTests : IDisposable
     }
 
     [Fact]
+    public void Holes_the_host_reports_are_recorded_unread_and_a_write_into_one_still_captures_zeros()
+    {
+        const int length = 16 * Block;
+        var (path, original) = Drive(length, 9, zeroBlocksFrom: 4);
+        using var image = Open(path);
+        using var target = Target("cap", length);
+        var asked = new List<long>();
+        // The host says: data only in the first 4 blocks.
+        var capture = new DriveCapture(image.File, length, target, Block, offset => { lock (asked) asked.Add(offset); return offset < 4 * Block ? offset : long.MaxValue; });
+        image.Capture = capture;
+        capture.StartCopyBeforeWrite();
+        image.Write(10 * Block, Enumerable.Repeat((byte)7, Block).ToArray()); // a hole written after the start
+        capture.Start(CancellationToken.None);
+        capture.WaitCompleted(TimeSpan.FromSeconds(30)).Should().BeTrue();
+        capture.Error.Should().BeNull();
+        asked.Should().NotBeEmpty();
+        File.ReadAllBytes(Path.Combine(_dir, "cap")).Should().Equal(original);
+        using var copy = File.OpenHandle(Path.Combine(_dir, "cap"));
+        capture.Checksum.Should().Be(DriveChecksum.Compute(copy, length, Block), "a hole hashes as the zeros it reads as");
+    }
+
+    [Fact]
     public void Zero_pages_inside_a_block_cost_no_bytes_either()
     {
         const int length = 4 * 65536;

@@ -49,7 +49,7 @@ internal sealed class DriveSnapshot : IDisposable
                     File.Delete(partial);
                     throw;
                 }
-                entries.Add(new Entry(slot, image, final, partial, target, new DriveCapture(image.File, image.Length, target)));
+                entries.Add(new Entry(slot, image, final, partial, target, new DriveCapture(image.File, image.Length, target, nextData: image.NextData)));
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -29,6 +29,7 @@ public sealed class DriveCapture
     private const int HolePage = 4096;
 
     private readonly SafeFileHandle _drive;
+    private readonly Func<long, long>? _nextData;
     private readonly SafeFileHandle _target;
     private readonly ulong[] _copied;
     private readonly ulong[] _hashes;
@@ -45,8 +46,12 @@ public sealed class DriveCapture
     /// <param name="drive">the drive, read at block offsets (its writes go through <see cref="BeforeWrite"/>)</param>
     /// <param name="length">the drive's length in bytes</param>
     /// <param name="target">an empty file, already sized to <paramref name="length"/> (holes read as zeros)</param>
-    public DriveCapture(SafeFileHandle drive, long length, SafeFileHandle target, int blockSize = DefaultBlockSize)
+    /// <param name="nextData">where the drive's next data is (lseek SEEK_DATA; null: read every block): the copier
+    /// records holes without reading them</param>
+    public DriveCapture(SafeFileHandle drive, long length, SafeFileHandle target, int blockSize = DefaultBlockSize,
+        Func<long, long>? nextData = null)
     {
+        _nextData = nextData;
         if (blockSize < 4096 || (blockSize & (blockSize - 1)) != 0) throw new ArgumentException($"block size {blockSize} is not a power of two of at least 4 KiB");
         if (length < 0) throw new ArgumentOutOfRangeException(nameof(length));
         _drive = drive;
@@ -164,17 +169,44 @@ public sealed class DriveCapture
     private void CopyRemaining(CancellationToken cancel)
     {
         if (BlockCount == 0) { _done.TrySetResult(); return; }
+        // Holes: a block not captured yet has not been written since the start (a write captures it first), so where
+        // SEEK_DATA found no data after the start there is none still, and the block is recorded as zeros unread.
+        long dataFrom = -1;
         for (long b = 0; b < BlockCount; b++)
         {
             if (_error is not null) return;
             if (cancel.IsCancellationRequested) { Cancel(); return; }
             if (IsCopied(b)) continue;
+            long offset = b * BlockSize;
+            bool hole = false;
+            if (_nextData is not null)
+            {
+                if (dataFrom < offset)
+                {
+                    try { dataFrom = _nextData(offset); }
+                    catch (Exception e) when (e is IOException or ObjectDisposedException) { dataFrom = offset; }
+                }
+                hole = dataFrom >= Math.Min(offset + BlockSize, Length);
+            }
             lock (_gate)
             {
-                if (!IsCopied(b) && _error is null) Copy(b, _copierBuffer);
+                if (IsCopied(b) || _error is not null) continue;
+                if (hole) MarkHole(b);
+                else Copy(b, _copierBuffer);
             }
         }
     }
+
+    /// <summary>A block that is a hole in the drive: zeros, so nothing to write (under the gate).</summary>
+    private void MarkHole(long block)
+    {
+        int n = (int)Math.Min(BlockSize, Length - block * BlockSize);
+        _hashes[block] = n == BlockSize ? _zeroBlockHash ??= XxHash3.HashToUInt64(new byte[BlockSize]) : XxHash3.HashToUInt64(new byte[n]);
+        Volatile.Write(ref _copied[block >> 6], _copied[block >> 6] | 1UL << (int)(block & 63));
+        if (Interlocked.Increment(ref _blocksDone) == BlockCount) _done.TrySetResult();
+    }
+
+    private ulong? _zeroBlockHash;
 }
 
 /// <summary>

@@ -115,6 +115,10 @@ public sealed class RawImage : IDisposable
         }
     }
 
+    /// <summary>The first offset at or after <paramref name="offset"/> that may hold data (holes of a sparse image are
+    /// skipped); <see cref="long.MaxValue"/> when none; the offset itself when the host cannot tell.</summary>
+    public long NextData(long offset) => _space?.NextData(File, offset) ?? offset;
+
     /// <summary>The O_DIRECT handle when the request is aligned for it, else the buffered one.</summary>
     private SafeFileHandle Pick(long offset, int length, bool bufferAligned) =>
         Direct is not null && bufferAligned && offset % DirectAlignment == 0 && length % DirectAlignment == 0 ? Direct : File;
