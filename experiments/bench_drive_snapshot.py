@@ -21,17 +21,21 @@ def run(engine, workdir, drive_mib, snap_at):
     with open(image, "wb") as f: f.truncate(drive_mib << 20)
     guest = os.path.join(workdir, "fw", "vblk.elf")
     cmd = ["dotnet", DLL, "run", "--kernel", guest, "--mem", "128M", "--drive", f"file={image}",
-           "--cmdline", f"writer=100000000 fresh=1 flush=64 snapat={snap_at}",
-           "--snapshot-to", snap, "--snapshot-mode", engine, "--exit-after-snapshot"]
+           "--cmdline", f"writer=100000000 fresh=1 flush=64 report=1024 snapat={snap_at}",
+           "--snapshot-to", snap, "--snapshot-mode", engine]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines, summary = [], []
     def err():
         for l in p.stderr:
             summary.append((time.monotonic(), l.strip()))
     t = threading.Thread(target=err); t.start()
+    # The VM runs on after the snapshot: two progress lines after its end close the "during" window, then stop it.
     for l in p.stdout:
         m = re.match(r"vdisk: writes=(\d+) failures=(\d+) us=(\d+)", l)
         if m: lines.append((time.monotonic(), int(m.group(1)), int(m.group(3))))
+        ended = [s for s in summary if "snapshot (" in s[1]]
+        if ended and sum(1 for x in lines if x[0] > ended[-1][0]) >= 2:
+            p.terminate()
     p.wait(); t.join()
     done = [s for s in summary if "snapshot (" in s[1]]
     if not done: sys.exit(f"{engine}: no summary: {summary}")
@@ -45,12 +49,13 @@ def run(engine, workdir, drive_mib, snap_at):
     def rate(ls):
         if len(ls) < 2: return float("nan")
         return (ls[-1][1] - ls[0][1]) / ((ls[-1][2] - ls[0][2]) / 1e6)
-    # During: from the last line before the snapshot to the last one inside it (guest clock).
-    dur = ([before[-1]] if before else []) + during
+    # During: from the last line before the snapshot to the first one after it (guest clock).
+    after = [l for l in lines if l[0] > end_t]
+    dur = ([before[-1]] if before else []) + during + after[:1]
     du = int(subprocess.check_output(["du", "-B1", snap + ".drive0"]).split()[0]) if os.path.exists(snap + ".drive0") else 0
     print(f"{engine:15s} downtime {down:8.2f} ms  total {total*1000:8.0f} ms  drive bytes {drive.group(1) if drive else '?':>10s} "
           f"(du {du}, {drive.group(2) if drive else '?'} blocks copied before a write)  "
-          f"guest writes/s before {rate(before[-8:]):7.0f}  during {rate(dur):7.0f}  ({len(during)} progress lines inside)")
+          f"guest writes/s before {rate(before[-40:]):7.0f}  during {rate(dur):7.0f}  ({len(during)} progress lines inside)")
     print("   ", text[:400])
 
 

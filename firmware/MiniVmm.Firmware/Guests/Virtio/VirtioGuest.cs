@@ -19,7 +19,7 @@ namespace MiniVmm.Firmware.Guests.Virtio;
 /// <para>
 /// <c>writer=N</c> is the continuous self-checking disk writer instead (<see cref="EmitWriter"/>): N random-block
 /// writes, each stamped with a new generation and verified against the generation table it keeps in RAM
-/// (<c>blocks=</c>, <c>flush=</c>, <c>snapat=</c>, <c>fresh=1</c>).
+/// (<c>blocks=</c>, <c>flush=</c>, <c>snapat=</c>, <c>fresh=1</c>, <c>report=</c>).
 /// </para>
 /// </summary>
 public static class VirtioGuest
@@ -124,6 +124,7 @@ public static class VirtioGuest
             a.Here(ref main);
             a.mov(__qword_ptr[(long)Var.Sectors], DefaultSectors);
             a.mov(__qword_ptr[(long)Var.FlushEvery], 64);
+            a.mov(__qword_ptr[(long)Var.Report], 1024);
             a.mov(__qword_ptr[(long)Var.Rng], 0x2545F491);
             a.mov(__qword_ptr[(long)Var.TscKhz], (int)GuestAbi.DefaultTscKhz);
             a.mov(rax, __qword_ptr[(long)Var.StartInfo]);
@@ -209,7 +210,7 @@ public static class VirtioGuest
             a.xor(r10d, r10d);
             a.jmp(loop);
             a.Here(ref notSnap);
-            foreach (var (key, variable) in new[] { ("writer=", Var.WriterLeft), ("blocks=", Var.Blocks), ("snapat=", Var.SnapAt), ("flush=", Var.FlushEvery), ("fresh=", Var.Fresh) })
+            foreach (var (key, variable) in new[] { ("writer=", Var.WriterLeft), ("blocks=", Var.Blocks), ("snapat=", Var.SnapAt), ("flush=", Var.FlushEvery), ("fresh=", Var.Fresh), ("report=", Var.Report) })
             {
                 var notKey = a.CreateLabel();
                 MatchKey(key, notKey);
@@ -809,8 +810,8 @@ public static class VirtioGuest
         /// write, flush every <c>flush=</c> writes (64), read it back and check it. <c>snapat=K</c> asks the VMM for a
         /// snapshot after K writes (control port) and goes on at once. At the end every block is read and checked
         /// against the table once more. A VM restored from a snapshot continues this loop: its disk must hold exactly
-        /// what its RAM table says, or the reads fail. A line every 1024 writes: writes, failures, microseconds since
-        /// the loop started (the host computes the I/O rate from them).
+        /// what its RAM table says, or the reads fail. A line every <c>report=</c> writes (1024): writes, failures,
+        /// microseconds since the loop started (the host computes the I/O rate from them).
         /// </summary>
         private void EmitWriter()
         {
@@ -860,6 +861,11 @@ public static class VirtioGuest
             a.jne(flushSet);
             a.mov(__qword_ptr[(long)Var.FlushEvery], 1);
             a.Here(ref flushSet);
+            var reportSet = a.CreateLabel();
+            a.cmp(__qword_ptr[(long)Var.Report], 0);
+            a.jne(reportSet);
+            a.mov(__qword_ptr[(long)Var.Report], 1024);
+            a.Here(ref reportSet);
 
             // Learn the table: each block's generation is the top half of its first word. fresh=1 (a new sparse image,
             // where reading 1 GiB first would take minutes here): every block is generation 0, as the zeroed table says.
@@ -939,7 +945,10 @@ public static class VirtioGuest
             ReadAndCheck("vdisk: FAIL read back", () => a.mov(r8, __qword_ptr[(long)Var.Gen]));
             a.inc(__qword_ptr[(long)Var.WriterDone]);
             a.dec(__qword_ptr[(long)Var.WriterLeft]);
-            a.test(__qword_ptr[(long)Var.WriterDone], 1023);
+            a.mov(rax, __qword_ptr[(long)Var.WriterDone]);
+            a.xor(edx, edx);
+            a.div(__qword_ptr[(long)Var.Report]);
+            a.test(rdx, rdx);
             a.jnz(loop);
             rt.LineBegin(a);
             rt.Print(a, "vdisk: writes=");

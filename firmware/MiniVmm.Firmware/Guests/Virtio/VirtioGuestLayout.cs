@@ -75,6 +75,7 @@ internal static class VirtioGuestLayout
         public const ulong FlushEvery = V + 0xa8;   // flush=F: a flush every F writes (default 64)
         public const ulong Rng = V + 0xb0;          // the writer's LCG state
         public const ulong WriterT0 = V + 0xb8;
+        public const ulong Report = V + 0xc8;       // report=R: a progress line every R writes (default 1024)
         public const ulong Fresh = V + 0xc0;        // fresh=1: the disk is all zeros (generation 0): skip learning it
     }
 }
