@@ -43,13 +43,17 @@ $(OUT)/minivmm: $(SOURCES)
 	@echo "published $(OUT)/minivmm"
 
 # Installs the NativeAOT binary as $(PREFIX)/bin/minivmm (PREFIX=$$HOME/.local for a user install; DESTDIR for packaging).
+# With it the manual page (generated from the same command tree as --help) and the bash completion script.
 install: $(OUT)/minivmm
-	install -d "$(DESTDIR)$(PREFIX)/bin"
+	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(PREFIX)/share/man/man1" "$(DESTDIR)$(PREFIX)/share/bash-completion/completions"
 	install -m 0755 $(OUT)/minivmm "$(DESTDIR)$(PREFIX)/bin/minivmm"
-	@echo "installed $(DESTDIR)$(PREFIX)/bin/minivmm"
+	$(OUT)/minivmm man > "$(DESTDIR)$(PREFIX)/share/man/man1/minivmm.1"
+	$(OUT)/minivmm completion bash > "$(DESTDIR)$(PREFIX)/share/bash-completion/completions/minivmm"
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/minivmm, its man page and bash completion"
 
 uninstall:
-	rm -f "$(DESTDIR)$(PREFIX)/bin/minivmm"
+	rm -f "$(DESTDIR)$(PREFIX)/bin/minivmm" "$(DESTDIR)$(PREFIX)/share/man/man1/minivmm.1" \
+	  "$(DESTDIR)$(PREFIX)/share/bash-completion/completions/minivmm"
 
 bench-boot: publish guests
 	bash experiments/bench-boot.sh $(OUT)/minivmm $(GUESTS)

@@ -22,7 +22,7 @@ def run(engine, workdir, drive_mib, snap_at):
     guest = os.path.join(workdir, "fw", "vblk.elf")
     cmd = ["dotnet", DLL, "run", "--kernel", guest, "--mem", "128M", "--drive", f"file={image}",
            "--cmdline", f"writer=100000000 fresh=1 flush=64 report=1024 snapat={snap_at}",
-           "--snapshot-to", snap, "--snapshot-mode", engine]
+           "--snapshot-to", snap, "--snapshot-mode", engine, "--log-level", "debug"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines, summary = [], []
     def err():
@@ -33,11 +33,11 @@ def run(engine, workdir, drive_mib, snap_at):
     for l in p.stdout:
         m = re.match(r"vdisk: writes=(\d+) failures=(\d+) us=(\d+)", l)
         if m: lines.append((time.monotonic(), int(m.group(1)), int(m.group(3))))
-        ended = [s for s in summary if "snapshot (" in s[1]]
+        ended = [s for s in summary if "details:" in s[1]]
         if ended and sum(1 for x in lines if x[0] > ended[-1][0]) >= 2:
             p.terminate()
     p.wait(); t.join()
-    done = [s for s in summary if "snapshot (" in s[1]]
+    done = [s for s in summary if "details:" in s[1]]  # every figure (the summary line has fewer)
     if not done: sys.exit(f"{engine}: no summary: {summary}")
     end_t, text = done[-1]
     total = float(re.search(r"total ([\d.]+) ms", text).group(1)) / 1000

@@ -28,14 +28,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qmp_client import Qmp, background_snapshot  # noqa: E402
 from report import fill_nonzero  # noqa: E402
 
-SUMMARY = re.compile(
-    r"snapshot \((?P<engine>[\w-]+)\): (?P<pages>\d+) pages saved, (?P<bytes>\d+) bytes, (?P<zero>\d+) zero pages skipped, "
-    r"(?P<faults>\d+) faults served, downtime (?P<down>[\d.]+) ms(?: \(pause (?P<pause>[\d.]+) ms, capture (?P<capture>[\d.]+) ms, protect (?P<protect>[\d.]+) ms\))?, total (?P<total>[\d.]+) ms \(write (?P<write>[\d.]+) ms, "
-    r"fsync (?P<fsync>[\d.]+) ms\), fault stall p50 (?P<p50>\d+) us p99 (?P<p99>\d+) us")
-ITER = re.compile(r", (\d+) iterations( \(did not converge\))?")
+# The one outcome line MiniVmm prints per snapshot: only its arrival time is used; every number comes from
+# --snapshot-stats (the line is for people and may change).
+OUTCOME = re.compile(r"minivmm: snapshot \((?P<engine>[\w-]+)\)(?P<failed> (?:failed|cancelled))?")
+BREAKDOWN = re.compile(r"(?P<part>pause|capture|protect) (?P<ms>[\d.]+) ms")
 RATE = re.compile(r"writer: gen=\d+ pages=\d+ fails=(\d+) rate=(\d+) pages/s")
 GEN = re.compile(r"writer: gen=(\d+) ")
-PROTECTED = re.compile(r"protected window (?P<prot>[\d.]+) ms")
 # The writer reports its rate every REPORT_MS: short enough that a 100 ms protected window holds several reports.
 REPORT_MS = 20
 
@@ -110,6 +108,31 @@ class Watched:
         out = [int(m.group(2)) for t, _, l in self.lines if t0 <= t <= t1 and (m := RATE.search(l))]
         return out
 
+    def time_lost_ms(self, t0, t1, rate_before, until):
+        """Guest time lost: the integral of (1 - rate/rate_before) over [t0, t1] and on until the first report back at
+        >= 95 % of rate_before (at most `until`), each report weighted by how much of it lies in that span (a report at t
+        covers the REPORT_MS before t). A report missing from the span (a stalled guest prints nothing) counts as lost."""
+        if not rate_before:
+            return ""
+        span = REPORT_MS / 1000
+        reports = sorted((t, int(m.group(2))) for t, _, l in self.lines if (m := RATE.search(l)))
+        end = t1
+        for t, r in reports:
+            if t - span >= t1 and r >= 0.95 * rate_before:
+                end = t - span
+                break
+            if t > until:
+                end = until
+                break
+        lost, covered = 0.0, 0.0
+        for t, r in reports:
+            overlap = min(t, end) - max(t - span, t0)
+            if overlap > 0:
+                lost += overlap * (1 - min(1.0, r / rate_before))
+                covered += overlap
+        lost += max(0.0, (end - t0) - covered)  # no reports at all for part of the span: the guest made no progress
+        return round(lost * 1000, 1)
+
     def window_rates(self, t0, t1):
         """Rates of the reports that lie wholly inside [t0, t1] (a report at t covers the REPORT_MS before t)."""
         span = REPORT_MS / 1000
@@ -160,54 +183,51 @@ def run_minivmm(args, rate, engine, workdir, khz, pattern="seq", cpus=1, stalls=
     w.proc.send_signal(signal.SIGUSR1)
     # Keep the guest running for a moment after the snapshot to measure its write rate "after".
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and w.proc.poll() is None and not any(s == "err" and SUMMARY.search(l) for _, s, l in w.lines):
+    while time.monotonic() < deadline and w.proc.poll() is None and not any(s == "err" and OUTCOME.search(l) for _, s, l in w.lines):
         time.sleep(0.05)
     time.sleep(args.after)
     w.proc.terminate()
     w.wait(60)
-    summary = next(((t, SUMMARY.search(l)) for t, s, l in w.lines if s == "err" and SUMMARY.search(l)), None)
-    if summary is None:
+    outcome = next(((t, OUTCOME.search(l)) for t, s, l in w.lines if s == "err" and OUTCOME.search(l)), None)
+    if outcome is None or outcome[1]["failed"]:
         return {"error": " | ".join(l for _, s, l in w.lines if s == "err")[-300:]}
-    t_end, m = summary
-    total_s = float(m["total"]) / 1000
-    # The window's start is MiniVmm's own CLOCK_MONOTONIC freeze stamp (--snapshot-stats), on the same clock as
-    # w.start; inferring it from when the summary line arrived would shift it by the completion and pipe latency.
-    freeze_ns = 0
+    t_end = outcome[0]
+    st = {}
     if os.path.exists(stats):
         with open(stats) as f:
             lines = f.read().splitlines()
         if lines:
-            freeze_ns = json.loads(lines[-1]).get("freeze-monotonic-ns", 0)
-    if not freeze_ns:
+            st = json.loads(lines[-1])
+    # The window's start is MiniVmm's own CLOCK_MONOTONIC freeze stamp, on the same clock as w.start; inferring it
+    # from when the outcome line arrived would shift it by the completion and pipe latency.
+    if not st.get("freeze-monotonic-ns"):
         return {"error": "no freeze-monotonic-ns in --snapshot-stats: cannot place the protected window"}
-    t_start = freeze_ns / 1e9 - w.start
+    t_start = st["freeze-monotonic-ns"] / 1e9 - w.start
     # The protected window (freeze to the last page un-protected; the fsync after it is not part of it), the same
     # definition as QEMU's migrate-to-completed below: only reports wholly inside it count.
-    pm = PROTECTED.search(next(l for t, s, l in w.lines if s == "err" and SUMMARY.search(l)))
-    if not pm:
-        return {"error": "the summary line has no protected window"}
-    protected_s = float(pm["prot"]) / 1000
+    protected_s = st["protected-window-ms"] / 1000
     before = w.rates(t_start - args.delay + 0.1, t_start)
     during = w.window_rates(t_start, t_start + protected_s)
     after = w.rates(t_end + 0.05, t_end + args.after)
     pp = present_pages(args.minivmm, image)
+    parts = {m["part"]: float(m["ms"]) for m in BREAKDOWN.finditer(st.get("downtime-breakdown") or "")}
     row = {
-        "image_bytes": allocated(image), "nonzero_bytes": pp * 4096, "bytes_written": int(m["bytes"]),
-        "downtime_ms": float(m["down"]), "total_ms": float(m["total"]), "write_ms": float(m["write"]),
-        "fsync_ms": float(m["fsync"]), "faults": int(m["faults"]), "stall_p50_us": int(m["p50"]), "stall_p99_us": int(m["p99"]),
+        "image_bytes": allocated(image), "nonzero_bytes": pp * 4096, "bytes_written": st["bytes-written"],
+        "downtime_ms": st["downtime-ms"], "total_ms": st["total-ms"], "write_ms": st["write-ms"],
+        "fsync_ms": st["fsync-ms"], "faults": st["faults-served"], "stall_p50_us": round(st["fault-stall-p50-us"]),
+        "stall_p99_us": round(st["fault-stall-p99-us"]),
         "rate_before": statistics.median(before) if before else "", "rate_during": statistics.mean(during) if during else "",
         "rate_during_worst": min(during) if during else "", "protected_ms": round(protected_s * 1000, 2),
         "rate_after": statistics.median(after) if after else "",
+        "time_lost_ms": w.time_lost_ms(t_start, t_start + protected_s, statistics.median(before) if before else 0, t_end + args.after),
+        "save_mib_s": round(st["bytes-written"] / (1 << 20) / protected_s, 1) if protected_s > 0 else "",
         "rss_growth_mib": round(w.rss_growth_kb(t_start, t_end) / 1024, 1),
-        "pause_ms": m["pause"] or "", "capture_ms": m["capture"] or "", "protect_ms": m["protect"] or "",
+        "pause_ms": parts.get("pause", ""), "capture_ms": parts.get("capture", ""), "protect_ms": parts.get("protect", ""),
     }
-    it = ITER.search(next(l for t, s, l in w.lines if s == "err" and SUMMARY.search(l)))
-    row["iterations"] = int(it.group(1)) if it else ""
-    row["converged"] = "" if not it else (0 if it.group(2) else 1)
-    if stalls is not None and os.path.exists(stats):
-        with open(stats) as f:
-            for line in f:
-                stalls.append(json.loads(line).get("fault-stall-us", []))
+    row["iterations"] = st["iterations"] if st["iterations"] else ""
+    row["converged"] = "" if not st["iterations"] else (1 if st["converged"] else 0)
+    if stalls is not None:
+        stalls.append(st.get("fault-stall-us", []))
     os.remove(image)
     return row
 
@@ -255,6 +275,8 @@ def run_qemu(args, rate, workdir, khz, pattern="seq", cpus=1, precopy=False):
         "fsync_ms": 0, "faults": "", "stall_p50_us": "", "stall_p99_us": "",
         "rate_before": statistics.median(before) if before else "", "rate_during": statistics.mean(during) if during else "",
         "rate_during_worst": min(during) if during else "", "protected_ms": round((t_end - t_start) * 1000, 2),
+        "time_lost_ms": w.time_lost_ms(t_start, t_end, statistics.median(before) if before else 0, t_end + args.after),
+        "save_mib_s": round(os.path.getsize(image) / (1 << 20) / (t_end - t_start), 1) if t_end > t_start else "",
         "rss_growth_mib": round(w.rss_growth_kb(t_start, t_end) / 1024, 1),
         "converged": converged, "iterations": ram.get("dirty-sync-count", ""),
     }
@@ -349,7 +371,7 @@ def main():
         wr.writeheader()
         wr.writerows(stall_rows)
     fields = ["pattern", "cpus", "rate", "engine", "rep", "mb", "fault_around", "iterations", "converged", "image_bytes", "nonzero_bytes", "bytes_written", "downtime_ms",
-              "total_ms", "write_ms", "fsync_ms", "faults", "stall_p50_us", "stall_p99_us", "rate_before", "rate_during", "rate_during_worst", "protected_ms", "rate_after",
+              "total_ms", "write_ms", "fsync_ms", "faults", "stall_p50_us", "stall_p99_us", "rate_before", "rate_during", "rate_during_worst", "protected_ms", "rate_after", "time_lost_ms", "save_mib_s",
               "rss_growth_mib", "pause_ms", "capture_ms", "protect_ms", "qemu_sent_bytes", "error", "host", "kernel", "minivmm"]
     with open(os.path.join(args.out, "snapshot.csv"), "w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")

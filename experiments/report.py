@@ -152,6 +152,18 @@ def table(rows):
     return "\n".join(lines)
 
 
+def loss_table(rows):
+    """Per rate and engine: the protected window, the guest time lost in and after it, and the save bandwidth over it."""
+    lines = ["| rate | engine | protected window ms | guest time lost ms | save MiB/s (bytes saved / window) |", "|---|---|---|---|---|"]
+    for rate in [r for r in RATE_ORDER if any(x["rate"] == r for x in rows)]:
+        for e in ENGINES:
+            rs = ratio_rows(rows, rate, e)
+            if not rs or math.isnan(med(rs, "time_lost_ms")):
+                continue
+            lines.append(f"| {rate} | {e} | {med(rs, 'protected_ms'):.0f} | {med(rs, 'time_lost_ms'):.0f} | {med(rs, 'save_mib_s'):.0f} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def span(values, fmt="{:.2f}"):
     vals = [v for v in values if not math.isnan(v)]
     if not vals:
@@ -292,8 +304,24 @@ def main():
                "`migrate` to `completed`. MiniVmm's fsync after the write phase is *not* in the window (nothing is protected",
                "then) and is reported apart in *total*. The value is the mean of the writer's 20 ms reports that lie wholly",
                "inside the window (the CSV also has the worst report, `rate_during_worst`, and the window, `protected_ms`).", "",
-               table(rows), "", "![bytes written](results/plots/written.png)", "![image size](results/plots/size.png)", "![total time](results/plots/total_ms.png)",
+               table(rows), "",
+               "**Guest time lost** is the integral of (1 − rate/rate before) over the protected window and on until the",
+               "writer is back at 95 % of its rate (at most the 0.5 s after the snapshot), in ms of guest time: a stalled",
+               "report counts whole. **Save bandwidth** is the bytes saved (MiniVmm: written to the file; QEMU: its file's",
+               "size) over the protected window.", "", loss_table(rows), "",
+               "![bytes written](results/plots/written.png)", "![image size](results/plots/size.png)", "![total time](results/plots/total_ms.png)",
                "![downtime](results/plots/downtime_ms.png)", "![guest throughput](results/plots/frac.png)", ""]
+    limits = load(os.path.join(results, "limits.csv"))
+    if limits:
+        md += ["### The machine's limits, same run (`host_limits.py`)", "",
+               "| limit | MiB/s |", "|---|---|"] + [f"| {r['limit']} | {num(r['mib_s']):.0f} |" for r in limits]
+        dd = next((num(r["mib_s"]) for r in limits if r["limit"].startswith("page-cache")), math.nan)
+        for e in ("wt", "qemu"):
+            rs = ratio_rows(rows, "max", e)
+            if rs and not math.isnan(med(rs, "save_mib_s")) and dd > 0:
+                md.append(f"\n{e} at max rate saves {med(rs, 'save_mib_s'):.0f} MiB/s over its window: "
+                          f"{med(rs, 'save_mib_s') / dd:.2f} of the page-cache write bandwidth.")
+        md.append("")
     if has_cdf:
         md += ["### Write-fault stall distribution (write-tracking, the configuration above; every fault of every trial)", "", "![fault stall CDF](results/plots/stall_cdf.png)", ""]
     if other:

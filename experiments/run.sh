@@ -21,6 +21,9 @@ engines=wt,stop-copy,dirty-log,dirty-log-bw,qemu,qemu-precopy
 t0=$SECONDS
 stage() { echo "$1: $((SECONDS - t0)) s" | tee -a "$results/timing.txt" >&2; }
 : > "$results/timing.txt"
+# The machine's memcpy and page-cache write bandwidth, in the directory the snapshots go to, for the report.
+python3 "$here/host_limits.py" "$results" --dir "$tmp" --reps "$([ "$quick" = "--quick" ] && echo 1 || echo 3)"
+stage limits
 if [ "$quick" = "--quick" ]; then
   python3 "$here/bench_snapshot.py" "$minivmm" "$guests" "$tmp/main" --quick --engines wt,dirty-log,qemu
   cp "$tmp/main/snapshot.csv" "$tmp/main/stalls.csv" "$results/"

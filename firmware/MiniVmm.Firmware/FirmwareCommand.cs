@@ -24,7 +24,7 @@ public static class FirmwareCommand
         }
         if (dir is null)
         {
-            stderr.WriteLine("usage: firmware --out DIR   (writes hello.elf, writer.elf and vblk.elf)");
+            stderr.WriteLine("usage: firmware --out DIR   (writes hello.elf, writer.elf, vblk.elf and vnet.elf)");
             return 2;
         }
         foreach (var path in GuestImages.WriteAll(dir))

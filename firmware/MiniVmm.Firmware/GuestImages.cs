@@ -9,6 +9,7 @@ public static class GuestImages
     public const string HelloFileName = "hello.elf";
     public const string WriterFileName = "writer.elf";
     public const string VirtioFileName = "vblk.elf";
+    public const string NetFileName = "vnet.elf";
 
     /// <summary>Prints <see cref="GuestAbi.HelloLine"/> and exits with status 0.</summary>
     public static byte[] Hello() => HelloGuest.Build();
@@ -19,7 +20,10 @@ public static class GuestImages
     /// <summary>The virtio-blk / virtio-rng checker (firmware/README.md, "vblk").</summary>
     public static byte[] Virtio() => Guests.Virtio.VirtioGuest.Build();
 
-    /// <summary>Writes hello.elf, writer.elf and vblk.elf into <paramref name="dir"/> (created if missing); returns their paths.</summary>
+    /// <summary>The virtio-net echo guest (firmware/README.md, "vnet").</summary>
+    public static byte[] Net() => Guests.Net.NetGuest.Build();
+
+    /// <summary>Writes hello.elf, writer.elf, vblk.elf and vnet.elf into <paramref name="dir"/> (created if missing); returns their paths.</summary>
     public static IReadOnlyList<string> WriteAll(string dir)
     {
         Directory.CreateDirectory(dir);
@@ -29,6 +33,8 @@ public static class GuestImages
         File.WriteAllBytes(writer, Writer());
         var vblk = Path.Combine(dir, VirtioFileName);
         File.WriteAllBytes(vblk, Virtio());
-        return [hello, writer, vblk];
+        var vnet = Path.Combine(dir, NetFileName);
+        File.WriteAllBytes(vnet, Net());
+        return [hello, writer, vblk, vnet];
     }
 }

@@ -62,17 +62,38 @@ public sealed record SnapshotResult
     public int Iterations { get; init; }
     public bool Converged { get; init; } = true;
 
+    /// <summary>
+    /// The one outcome line a user reads: what was saved and what it cost the guest, in MiB and ms only. Every other
+    /// figure is in <see cref="Details"/> (the debug log) and in the machine-readable statistics.
+    /// </summary>
     public string Summary() => Succeeded
-        ? $"snapshot ({Engine}): {PagesSaved} pages saved, {BytesWritten} bytes, {ZeroPages} zero pages skipped, " +
+        ? $"snapshot ({Engine}): {PagesSaved} pages saved ({MiB(BytesWritten)}), downtime {ShortMs(Downtime)}, " +
+          $"protected window {ShortMs(ProtectedWindow)}, total {ShortMs(TotalTime)}" +
+          (Incremental ? $", incremental: {ChangedPages} changed pages" : "") +
+          (Iterations > 0 && !Converged ? $", did not converge in {Iterations} iterations" : "") +
+          (DriveBytes > 0 ? $", drives {MiB(DriveBytes)}" : "")
+        : $"snapshot ({Engine}) {(Cancelled ? "cancelled" : "failed")}: {Error}";
+
+    /// <summary>Every figure of a finished snapshot on one line, for the debug log and for tuning.</summary>
+    public string Details() => Succeeded
+        ? $"snapshot ({Engine}) details: {PagesSaved} pages saved, {BytesWritten} bytes, {ZeroPages} zero pages skipped, " +
           $"{FaultsServed} faults served, downtime {Ms(Downtime)}{(DowntimeBreakdown is null ? "" : $" ({DowntimeBreakdown})")}, total {Ms(TotalTime)} (write {Ms(WriteTime)}, fsync {Ms(FsyncTime)}), " +
-          $"fault stall p50 {Us(FaultStallP50)} p99 {Us(FaultStallP99)}" +
+          $"fault stall p50 {Us(FaultStallP50)} p99 {Us(FaultStallP99)} max {Us(FaultStallMax)}" +
           (Iterations > 0 ? $", {Iterations} iterations{(Converged ? "" : " (did not converge)")}" : "") +
           $", protected window {Ms(ProtectedWindow)}" +
           (Incremental ? $", incremental: {ChangedPages} pages changed since the parent" : "") +
           (HandoverPause > TimeSpan.Zero ? $", tracking handover {Ms(HandoverPause)}" : "") +
           (DriveBytes > 0 || DriveBlocksCopiedBeforeWrite > 0 ? $", drives {DriveBytes} bytes ({DriveBlocksCopiedBeforeWrite} blocks copied before a write)" : "")
-        : $"snapshot ({Engine}) {(Cancelled ? "cancelled" : "failed")}: {Error}";
+        : Summary();
 
     private static string Ms(TimeSpan t) => $"{t.TotalMilliseconds:F2} ms";
+    /// <summary>Milliseconds with the digits that mean something: 0.53 ms, 23.4 ms, 231 ms.</summary>
+    private static string ShortMs(TimeSpan t) => t.TotalMilliseconds switch
+    {
+        < 10 => $"{t.TotalMilliseconds:F2} ms",
+        < 100 => $"{t.TotalMilliseconds:F1} ms",
+        _ => $"{t.TotalMilliseconds:F0} ms",
+    };
+    private static string MiB(long bytes) => $"{bytes / (double)(1 << 20):F1} MiB";
     private static string Us(TimeSpan t) => $"{t.TotalMicroseconds:F0} us";
 }

@@ -92,4 +92,24 @@ public sealed class CliUsageTests
         p.ExitCode.Should().Be(130);
         stderr.All().Should().NotContain("warn:", "a requested stop is not a problem").And.NotContain("HostRequest");
     }
+
+    [KvmTheory]
+    [InlineData("INT", 130)]
+    [InlineData("TERM", 143)]
+    public void A_signal_anywhere_in_the_start_up_ends_with_its_status_and_no_stack_trace(string signal, int status)
+    {
+        // From the runtime's start through parsing, building the VM (RAM, vCPUs, devices) to the first guest
+        // instruction: wherever the signal lands, the same status and no .NET trace.
+        foreach (int delayMs in new[] { 0, 30, 100, 200, 350, 600 })
+        {
+            using var p = MinivmmProcess.Start("run", "--kernel", GuestFiles.Writer, "--mem", "256M", "--cpus", "2",
+                "--cmdline", "mb=8 cpus=2 sweeps=0 report_ms=0", "--serial", "none", "--rng");
+            var stderr = new StderrLines(p);
+            Thread.Sleep(delayMs);
+            Process.Start("kill", [$"-{signal}", p.Id.ToString()])!.WaitForExit();
+            p.WaitForExit(30000).Should().BeTrue($"SIG{signal} after {delayMs} ms ends the process");
+            p.ExitCode.Should().Be(status, $"SIG{signal} after {delayMs} ms: {stderr.Text}");
+            stderr.All().Should().NotContain("   at ", $"no stack trace (SIG{signal} after {delayMs} ms)").And.NotContain("Unhandled");
+        }
+    }
 }

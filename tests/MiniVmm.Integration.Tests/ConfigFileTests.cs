@@ -38,7 +38,10 @@ public sealed class ConfigFileTests
     [Theory]
     [InlineData("""{"kernel": "x", "memory": "1G"}""", "'memory' is not a run option")]
     [InlineData("""{"kernel": "x", "cpus": [2]}""", "'cpus' must be")]
-    [InlineData("""{"kernel": "x", "mem": "lots"}""", "--mem: 'lots'")]
+    [InlineData("""{"kernel": "x", "mem": "lots"}""", "bad.json: 'mem': 'lots' is not")]
+    [InlineData("""{"kernel": "x", "cpus": 99}""", "bad.json: 'cpus': '99' is outside")]
+    [InlineData("""{"kernel": "x", "cpus": "two"}""", "bad.json: 'cpus': 'two' is not a whole number")]
+    [InlineData("""{"kernel": "x", "serial": "tty"}""", "bad.json: 'serial': 'tty' is not stdio")]
     [InlineData("""["kernel"]""", "not a JSON object")]
     [InlineData("""{"kernel": "x", "cmdline": "--rng"}""", "kernel 'x' does not exist")] // a value is never read as an option
     public void A_bad_config_file_is_exit_120_naming_the_key(string json, string message)
@@ -48,6 +51,17 @@ public sealed class ConfigFileTests
         var r = MinivmmProcess.Run("run", "--config", file);
         r.ExitCode.Should().Be(120);
         r.Stderr.Should().Contain(message);
+        File.Delete(file);
+    }
+
+    [KvmFact]
+    public void A_bad_value_typed_on_the_command_line_names_the_option_even_with_a_config_file()
+    {
+        string file = GuestFiles.TempPath("typed.json");
+        File.WriteAllText(file, """{"kernel": "x", "cpus": 2}""");
+        var r = MinivmmProcess.Run("run", "--config", file, "--mem", "lots");
+        r.ExitCode.Should().Be(120);
+        r.Stderr.Should().Contain("--mem: 'lots' is not").And.NotContain("typed.json");
         File.Delete(file);
     }
 }

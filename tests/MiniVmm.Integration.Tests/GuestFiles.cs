@@ -16,6 +16,7 @@ public static class GuestFiles
     public static string Hello => Path.Combine(Dir.Value, "hello.elf");
     public static string Writer => Path.Combine(Dir.Value, "writer.elf");
     public static string Virtio => Path.Combine(Dir.Value, GuestImages.VirtioFileName);
+    public static string Net => Path.Combine(Dir.Value, GuestImages.NetFileName);
 
     /// <summary>Writes an ad-hoc image (a test-specific guest) and returns its path.</summary>
     public static string Write(string name, byte[] image)

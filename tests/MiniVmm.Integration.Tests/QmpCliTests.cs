@@ -30,7 +30,7 @@ public sealed class QmpCliTests
 
             var (code, stdout, stderr) = Cli("snapshot", "--qmp", socket, "--to", image, "--mode", "write-tracking", "--max-bandwidth", "1024");
             code.Should().Be(0, stderr);
-            stdout.Should().MatchRegex(@"snapshot completed: [1-9]\d* pages saved of 65536, \d+ bytes, \d+ faults served, downtime \d+(\.\d+)? ms", "saved pages and the exact downtime, as the VM reports them");
+            stdout.Should().MatchRegex(@"snapshot completed: [1-9]\d* pages saved of 65536 \(\d+\.\d MiB\), downtime \d+(\.\d+)? ms, total \d+ ms \(wall \d+ ms\)", "saved pages and the exact downtime, as the VM reports them");
             stderr.Should().Contain("snapshot: ", "not on a terminal, progress comes as plain lines");
 
             var json = Cli("snapshot", "--qmp", socket, "--to", image + ".json", "--json");
@@ -68,28 +68,33 @@ public sealed class QmpCliTests
     }
 
     [KvmFact]
-    public void Server_wait_holds_the_guest_until_a_client_connects_to_either_socket()
+    public void Server_wait_holds_the_guest_until_each_waiting_socket_has_its_own_client()
     {
-        string waiting = Path.Combine(Path.GetTempPath(), $"mvw-{Guid.NewGuid():N}"[..20] + ".sock");
+        string first = Path.Combine(Path.GetTempPath(), $"mvw-{Guid.NewGuid():N}"[..20] + ".sock");
+        string second = Path.Combine(Path.GetTempPath(), $"mvx-{Guid.NewGuid():N}"[..20] + ".sock");
         string other = Path.Combine(Path.GetTempPath(), $"mvo-{Guid.NewGuid():N}"[..20] + ".sock");
         string serial = GuestFiles.TempPath("wait-serial.txt");
         using var vm = MinivmmProcess.Start("run", "--kernel", GuestFiles.Hello, "--mem", "64", "--serial", "file:" + serial,
-            "--qmp", $"unix:{waiting},server", "--qmp", $"unix:{other},server,nowait");
+            "--qmp", $"unix:{first},server", "--qmp", $"unix:{other},server,nowait", "--qmp", $"unix:{second},server,wait=on");
         var err = new StderrLines(vm);
+        var clients = new List<QmpTestClient>();
         try
         {
             err.WaitFor("waiting for a QMP client").Should().BeTrue(err.Text);
             File.Exists(other).Should().BeTrue("every socket listens before the wait");
+            // A client of the nowait socket, then of one waiting socket: QEMU still holds the start for the other.
+            clients.Add(new QmpTestClient(other));
+            clients.Add(new QmpTestClient(first));
+            vm.WaitForExit(1500).Should().BeFalse("the second waiting socket has no client yet");
             File.ReadAllText(serial).Should().BeEmpty("QEMU's server,wait: the guest has not started");
-            using (new QmpTestClient(other)) // connecting is enough; hello exits at once, maybe before a greeting is read
-            {
-                vm.WaitForExit(60_000).Should().BeTrue("a client connected, so the guest ran and exited");
-            }
+            clients.Add(new QmpTestClient(second)); // connecting is enough; hello exits at once, maybe before a greeting is read
+            vm.WaitForExit(60_000).Should().BeTrue("each waiting socket has its client, so the guest ran and exited");
             vm.ExitCode.Should().Be(0, err.Text);
             File.ReadAllText(serial).Should().Be("Hello from MiniVmm guest\n");
         }
         finally
         {
+            foreach (var c in clients) c.Dispose();
             if (!vm.HasExited) vm.Kill();
             File.Delete(serial);
         }

@@ -43,6 +43,10 @@ public sealed unsafe class IoEventFd : IDisposable
 
     public ulong Address => _registration.addr;
 
+    /// <summary>The eventfd, to wait on it in an <see cref="Epoll"/> together with other fds (then call
+    /// <see cref="Wait"/> only after epoll reported it readable: the fd is blocking).</summary>
+    public FileDescriptor EventHandle => _event.Handle;
+
     /// <summary>Blocks until signalled; returns the number of signals since the last wait (reset to 0).</summary>
     public ulong Wait() => _event.Drain();
 

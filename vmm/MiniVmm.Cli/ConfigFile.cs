@@ -16,6 +16,21 @@ internal static class ConfigFile
 {
     private const int MaxConfigBytes = 1 << 20;
 
+    /// <summary>The config file this process read and the options whose values came from it (null: none).</summary>
+    public static (string Path, HashSet<string> Options)? Applied { get; private set; }
+
+    /// <summary>
+    /// A value error in the words of the file when the value came from it: "vm.json: 'mem': 'lots' is not a size"
+    /// instead of "--mem: 'lots' ...", which would send the user looking for an option they never typed.
+    /// </summary>
+    public static string InTermsOfTheFile(string message)
+    {
+        if (Applied is not { } applied || !message.StartsWith("--", StringComparison.Ordinal)) return message;
+        int end = message.IndexOfAny([':', ' ']);
+        if (end < 0 || !applied.Options.Contains(message[..end])) return message;
+        return $"{applied.Path}: '{message[2..end]}'{(message[end] == ':' ? "" : ":")}{message[end..]}";
+    }
+
     /// <summary>The arguments with the config file's settings added for every option not already given; false with a message on a bad file.</summary>
     public static bool TryExpand(Command run, ParseResult parse, string[] args, out string[] expanded, out string? error)
     {
@@ -39,6 +54,7 @@ internal static class ConfigFile
             return false;
         }
         var extra = new List<string>();
+        var fromFile = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (key, value) in settings)
         {
             var option = run.Options.FirstOrDefault(o => o.Name == "--" + key && o.Name is not "--config" and not "--help");
@@ -57,8 +73,10 @@ internal static class ConfigFile
             }
             // One --key=value token each: a value starting with '-' or '@' must not be read as an option or a response file.
             foreach (string t in tokens) extra.Add($"{option.Name}={t}");
+            fromFile.Add(option.Name);
         }
         expanded = [.. args, .. extra];
+        Applied = (path, fromFile);
         return true;
     }
 
@@ -110,6 +128,9 @@ internal static class ConfigFile
             o["drive"] = new JsonArray([.. recorded.Drives.Select(d => (JsonNode)JsonValue.Create(new MiniVmm.Devices.Virtio.Block.DriveSpec(
                 d.Path, d.ReadOnly, MiniVmm.Devices.Virtio.Block.DriveSpec.TryParseCache(d.Cache) ?? MiniVmm.Devices.Virtio.Block.DriveCache.Writeback).ToOptionText())!)]);
         if (recorded.Rng) o["rng"] = true;
+        if (recorded.InitrdPath is { } initrd) o["initrd"] = initrd;
+        if (recorded.Nets is { Length: > 0 } nets)
+            o["net"] = new JsonArray([.. nets.Select(n => (JsonNode)JsonValue.Create($"tap={n.Tap},mac={n.Mac}")!)]);
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 }

@@ -8,8 +8,8 @@ internal static class FirmwareCommand
 {
     public static Command Create()
     {
-        var outDir = new Option<string>("--out") { Description = "directory for hello.elf, writer.elf and vblk.elf", Required = true };
-        var command = new Command("firmware", "Write the built-in test guests (hello.elf, writer.elf, vblk.elf)") { outDir };
+        var outDir = new Option<string>("--out") { Description = "directory for hello.elf, writer.elf, vblk.elf and vnet.elf", Required = true };
+        var command = new Command("firmware", "Write the built-in test guests (hello.elf, writer.elf, vblk.elf, vnet.elf)") { outDir };
         command.SetAction(parse =>
         {
             string dir = parse.GetValue(outDir)!;

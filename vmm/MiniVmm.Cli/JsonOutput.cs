@@ -145,6 +145,9 @@ internal static class JsonOutput
             w.WriteNumber("changed-pages", r.ChangedPages);
             w.WriteNumber("handover-pause-ms", r.HandoverPause.TotalMilliseconds);
             if (r.DowntimeBreakdown is not null) w.WriteString("downtime-breakdown", r.DowntimeBreakdown);
+            w.WriteNumber("fault-stall-p50-us", Math.Round(r.FaultStallP50.TotalMicroseconds, 1));
+            w.WriteNumber("fault-stall-p99-us", Math.Round(r.FaultStallP99.TotalMicroseconds, 1));
+            w.WriteNumber("fault-stall-max-us", Math.Round(r.FaultStallMax.TotalMicroseconds, 1));
             w.WriteStartArray("fault-stall-us");
             foreach (double us in r.FaultStallSamplesUs) w.WriteNumberValue(Math.Round(us, 1));
             w.WriteEndArray();

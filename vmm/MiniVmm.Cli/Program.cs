@@ -12,6 +12,9 @@ root.Subcommands.Add(RestoreCommand.Create());
 root.Subcommands.Add(SnapshotCommand.Create());
 root.Subcommands.Add(MonitorCommand.Create());
 root.Subcommands.Add(FirmwareCommand.Create());
+root.Subcommands.Add(CompletionCommand.Create());
+root.Subcommands.Add(ManPage.Create(root));
+OptionChoices.AddTo(root);
 try
 {
     var parse = root.Parse(args);

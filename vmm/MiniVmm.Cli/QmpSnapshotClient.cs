@@ -137,12 +137,12 @@ internal static class QmpSnapshotClient
             Console.Error.WriteLine($"minivmm: snapshot {status}{(info["error-desc"] is { } e ? ": " + e : "")}");
             return ExitFailed;
         }
-        // Saved (non-zero) pages, as the VM's own summary counts them; the exact downtime from x-minivmm's downtime-us
-        // where the VM has it (QEMU's downtime field is whole milliseconds).
+        // Saved (non-zero) pages and the exact downtime (x-minivmm's downtime-us where the VM has it; QEMU's downtime
+        // field is whole milliseconds), in the same MiB/ms units as the VM's own summary line.
         string downtime = s.DowntimeMs is { } d ? string.Create(CultureInfo.InvariantCulture, $", downtime {d:0.###} ms") : "";
-        string faults = s.Faults is { } f ? $", {f} faults served" : "";
+        string total = info["total-time"] is { } t ? $", total {t} ms" : "";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"snapshot completed: {s.PagesSaved} pages saved of {s.PagesTotal}, {s.Bytes} bytes{faults}{downtime}, total {info["total-time"]} ms (wall {wall.TotalSeconds:F2} s)"));
+            $"snapshot completed: {s.PagesSaved} pages saved of {s.PagesTotal} ({s.Bytes / (double)(1 << 20):F1} MiB){downtime}{total} (wall {wall.TotalMilliseconds:F0} ms)"));
         return ExitCodes.Ok;
     }
 }

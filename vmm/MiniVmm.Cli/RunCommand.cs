@@ -7,12 +7,13 @@ using MiniVmm.Snapshot;
 
 namespace MiniVmm.Cli;
 
-/// <summary>`minivmm run`: boot a PVH image and exit with the guest's status.</summary>
+/// <summary>`minivmm run`: boot a kernel (PVH image, vmlinux or bzImage) and exit with the guest's status.</summary>
 internal static class RunCommand
 {
     public static Command Create()
     {
-        var kernel = new Option<string>("--kernel") { Description = "PVH ELF image to boot (e.g. from `minivmm firmware`)", Required = true };
+        var kernel = new Option<string>("--kernel") { Description = "kernel to boot: a PVH ELF image (e.g. from `minivmm firmware`), a Linux vmlinux or bzImage", Required = true };
+        var initrd = new Option<string?>("--initrd") { Description = "initial RAM disk for a Linux kernel (vmlinux or bzImage)" };
         var cmdline = new Option<string>("--cmdline") { Description = "guest command line", DefaultValueFactory = _ => "" };
         var mem = new Option<string>("--mem") { Description = "guest RAM: 512M, 1G, or a plain number of MiB (as QEMU's -m)", DefaultValueFactory = _ => "512M" };
         var cpus = new Option<int>("--cpus") { Description = "number of vCPUs", DefaultValueFactory = _ => 1 };
@@ -24,6 +25,12 @@ internal static class RunCommand
             AllowMultipleArgumentsPerToken = false,
             DefaultValueFactory = _ => [],
         };
+        var nets = new Option<string[]>("--net")
+        {
+            Description = "virtio-net device on an existing tap interface: tap=NAME[,mac=52:54:00:12:34:56] (repeatable)",
+            AllowMultipleArgumentsPerToken = false,
+            DefaultValueFactory = _ => [],
+        };
         var rng = new Option<bool>("--rng") { Description = "add a virtio-rng device fed by the host's getrandom" };
         var logLevel = CommonOptions.LogLevel();
         var qmp = QmpCliOption.Create();
@@ -31,7 +38,7 @@ internal static class RunCommand
         var config = new Option<string?>("--config") { Description = "read options from a JSON file: {\"kernel\": \"...\", \"mem\": \"512M\", ...} (keys are these options' names; options given here win)" };
         var snap = new SnapshotCliOptions();
 
-        var command = new Command("run", "Boot a guest and run it until it exits") { kernel, cmdline, mem, cpus, serial, hugePages, drives, rng, logLevel, qmp, paused, config };
+        var command = new Command("run", "Boot a guest and run it until it exits") { kernel, initrd, cmdline, mem, cpus, serial, hugePages, drives, nets, rng, logLevel, qmp, paused, config };
         foreach (var o in snap.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -48,11 +55,19 @@ internal static class RunCommand
                 try { driveSpecs.Add(MiniVmm.Devices.Virtio.Block.DriveSpec.Parse(d)); }
                 catch (FormatException e) { return CommonOptions.Usage(parse, "--drive: " + e.Message); }
             }
+            var netSpecs = new List<MiniVmm.Devices.Virtio.Net.NetSpec>();
+            foreach (string n in parse.GetValue(nets) ?? [])
+            {
+                try { netSpecs.Add(MiniVmm.Devices.Virtio.Net.NetSpec.Parse(n)); }
+                catch (FormatException e) { return CommonOptions.Usage(parse, e.Message.StartsWith("--net", StringComparison.Ordinal) ? e.Message : "--net: " + e.Message); }
+            }
             var config = new VmConfig
             {
                 Drives = driveSpecs,
+                Nets = netSpecs,
                 Rng = parse.GetValue(rng),
                 KernelPath = parse.GetValue(kernel)!,
+                InitrdPath = parse.GetValue(initrd),
                 CommandLine = parse.GetValue(cmdline)!,
                 MemoryBytes = memBytes,
                 Vcpus = vcpus,

@@ -11,7 +11,7 @@ internal static partial class UsageErrors
 {
     public static int Report(ParseResult parse, string? message = null)
     {
-        message ??= parse.Errors.Count > 0 ? Describe(parse.Errors[0].Message) : "bad command line";
+        message = ConfigFile.InTermsOfTheFile(message ?? (parse.Errors.Count > 0 ? Describe(parse.Errors[0].Message) : "bad command line"));
         Console.Error.WriteLine("minivmm: " + message);
         Console.Error.WriteLine($"Try '{CommandPath(parse)} --help' for more information.");
         return ExitCodes.BadInput;

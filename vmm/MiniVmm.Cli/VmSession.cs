@@ -27,7 +27,7 @@ internal static class VmSession
         using (HostSignals.Handle(Stop))
         using (SnapshotTriggers.Attach(vm, controller, plan, loggers))
         {
-            if (qmp.FirstOrDefault(q => q.Wait) is { } waitOn && !WaitForClient(monitor!, waitOn, stopRequested.Token))
+            if (qmp.Where(q => q.Wait).ToList() is { Count: > 0 } waitOn && !WaitForClients(monitor!, waitOn, stopRequested.Token))
                 return HostSignals.ExitCodeFor(stopSignal);
             if (plan is { Incremental: true })
             {
@@ -56,10 +56,11 @@ internal static class VmSession
         }
     }
 
-    /// <summary>QEMU's `server,wait`: nothing runs until a client connects (a signal ends the wait).</summary>
-    private static bool WaitForClient(MiniVmm.Machine.Monitor.QmpServer monitor, QmpSpec spec, CancellationToken stop)
+    /// <summary>QEMU's `server,wait`: nothing runs until each waiting socket has its client (a signal ends the wait).</summary>
+    private static bool WaitForClients(MiniVmm.Machine.Monitor.QmpServer monitor, IReadOnlyList<QmpSpec> specs, CancellationToken stop)
     {
-        Console.Error.WriteLine($"minivmm: waiting for a QMP client on {Path.GetFullPath(spec.Path)} (wait=on; the VM starts once one connects)");
-        return monitor.WaitForClient(stop);
+        string where = string.Join(" and ", specs.Select(s => Path.GetFullPath(s.Path)));
+        Console.Error.WriteLine($"minivmm: waiting for a QMP client on {where} (wait=on; the VM starts once {(specs.Count > 1 ? "each has" : "it has")} one)");
+        return monitor.WaitForClients(specs.Select(s => s.Path), stop);
     }
 }

@@ -4,6 +4,7 @@ using MiniVmm.Core.Bus;
 using MiniVmm.Devices.Virtio;
 using MiniVmm.Devices.Virtio.Block;
 using MiniVmm.Devices.Virtio.Mmio;
+using MiniVmm.Devices.Virtio.Net;
 using MiniVmm.Devices.Virtio.Rng;
 using MiniVmm.Machine.Devices;
 
@@ -11,7 +12,8 @@ namespace MiniVmm.Machine;
 
 /// <summary>
 /// virtio-mmio devices: one 4 KiB window each at <see cref="VirtioMmioBase"/> + i·4 KiB (in the 32-bit hole above the
-/// largest RAM MiniVmm supports), IOAPIC pin <see cref="VirtioFirstGsi"/> + i, in the order drives first, then the rng.
+/// largest RAM MiniVmm supports), IOAPIC pin <see cref="VirtioFirstGsi"/> + i, in the order drives first, then the rng,
+/// then the network devices.
 /// QueueNotify is a KVM ioeventfd that wakes the device's worker; interrupts go through an irqfd. Each device is
 /// announced to Linux as <c>virtio_mmio.device=4K@ADDR:IRQ</c> on the command line.
 /// </summary>
@@ -33,7 +35,7 @@ public sealed partial class Vm
 
     private void AddVirtioDevices(DeviceManager devices, ILoggerFactory loggers)
     {
-        int slots = Config.Drives.Count + (Config.Rng ? 1 : 0);
+        int slots = Config.Drives.Count + (Config.Rng ? 1 : 0) + Config.Nets.Count;
         if (slots > MaxVirtioDevices)
             throw new VmConfigException($"{slots} virtio devices requested; at most {MaxVirtioDevices} are supported");
         var log = loggers.CreateLogger("MiniVmm.Virtio");
@@ -54,6 +56,25 @@ public sealed partial class Vm
         }
         if (Config.Rng)
             AddVirtio(devices, "virtio-rng", doorbell => new VirtioRng(GetRandomEntropy.Instance, doorbell, "virtio-rng", startPaused: true), log, null);
+        for (int i = 0; i < Config.Nets.Count; i++)
+        {
+            var spec = Config.Nets[i];
+            string name = $"virtio-net{i}";
+            TapNetBackend backend;
+            try
+            {
+                // On restore the tap is reopened by name: the interface must exist again (the guest's MAC and
+                // offloads come back from the snapshot).
+                backend = new TapNetBackend(TapDevice.Open(spec.Tap));
+            }
+            catch (TapException e) { throw new VmConfigException($"--net tap={spec.Tap}: {e.Message}", e); }
+            var mac = spec.MacFor(i);
+            // With an ioeventfd the worker's own epoll also watches the tap, so no watcher thread is needed.
+            AddVirtio(devices, name, doorbell => new VirtioNet(backend, mac, name, doorbell, log, startPaused: true,
+                watchBackend: doorbell is not EpollDoorbell), log, backend, wakeAlsoOn: backend.ReadinessHandle);
+            log.LogInformation("{Device}: tap {Tap}, MAC {Mac}, receive offloads {Offloads}", name, spec.Tap, mac,
+                backend.SupportsGuestOffloads ? "available" : "unavailable");
+        }
     }
 
     private static Microsoft.Win32.SafeHandles.SafeFileHandle? OpenDirect(string path, bool readOnly, ILogger log)
@@ -64,7 +85,9 @@ public sealed partial class Vm
         return handle;
     }
 
-    private void AddVirtio(DeviceManager devices, string id, Func<IVirtioDoorbell, VirtioDevice> create, ILogger log, IDisposable? ownedUntilDevice)
+    /// <param name="wakeAlsoOn">An fd whose readability should wake the device worker too (a tap).</param>
+    private void AddVirtio(DeviceManager devices, string id, Func<IVirtioDoorbell, VirtioDevice> create, ILogger log, IDisposable? ownedUntilDevice,
+        System.Runtime.InteropServices.SafeHandle? wakeAlsoOn = null)
     {
         int slot = _virtio.Count;
         ulong address = VirtioMmioBase + (ulong)slot * VirtioMmioRegisters.WindowSize;
@@ -78,8 +101,11 @@ public sealed partial class Vm
             IVirtioDoorbell doorbell;
             try
             {
-                var ioeventfd = new IoEventFdDoorbell(KvmVm.CreateIoEventFd(address + VirtioMmioRegisters.QueueNotify, 4));
-                _owned.Add(ioeventfd);
+                var kick = KvmVm.CreateIoEventFd(address + VirtioMmioRegisters.QueueNotify, 4);
+                IVirtioDoorbell ioeventfd;
+                try { ioeventfd = wakeAlsoOn is null ? new IoEventFdDoorbell(kick) : new EpollDoorbell(kick, wakeAlsoOn); }
+                catch { kick.Dispose(); throw; }
+                _owned.Add((IDisposable)ioeventfd);
                 doorbell = ioeventfd;
             }
             catch (KvmException e)

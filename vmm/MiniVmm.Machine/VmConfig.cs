@@ -14,11 +14,17 @@ public abstract record SerialTarget
 public sealed record VmConfig
 {
     public const ulong MinMemory = 2UL << 20;
-    /// <summary>One RAM region below the 32-bit MMIO hole; more needs a split memory map (not yet).</summary>
-    public const ulong MaxMemory = 3UL << 30;
+    /// <summary>
+    /// RAM above 3 GiB continues from 4 GiB (<see cref="MiniVmm.Core.Memory.GuestMemoryLayout"/>). The cap bounds what a
+    /// typo can ask for: RAM is only allocated when touched, but the KVM page tables, a snapshot's per-page trailer and
+    /// the restore bitmaps grow with the size.
+    /// </summary>
+    public const ulong MaxMemory = 64UL << 30;
     public const int MaxVcpus = 16;
 
     public required string KernelPath { get; init; }
+    /// <summary>An initial RAM disk for a Linux kernel (<c>--initrd</c>); null for none.</summary>
+    public string? InitrdPath { get; init; }
     public string CommandLine { get; init; } = "";
 
     /// <summary>
@@ -40,6 +46,8 @@ public sealed record VmConfig
     public IReadOnlyList<MiniVmm.Devices.Virtio.Block.DriveSpec> Drives { get; init; } = [];
     /// <summary>A virtio-rng device (<c>--rng</c>).</summary>
     public bool Rng { get; init; }
+    /// <summary>virtio-net devices on taps (<c>--net</c>), in slot order after the rng.</summary>
+    public IReadOnlyList<MiniVmm.Devices.Virtio.Net.NetSpec> Nets { get; init; } = [];
     /// <summary>Append <c>virtio_mmio.device=4K@ADDR:IRQ</c> per virtio device (off on restore: the recorded command
     /// line has them already).</summary>
     public bool AnnounceVirtioDevices { get; init; } = true;
@@ -52,6 +60,7 @@ public sealed record VmConfig
         if (MemoryBytes % 4096 != 0) throw new VmConfigException($"memory {MemoryBytes} bytes is not a multiple of 4 KiB");
         if (Vcpus < 1 || Vcpus > MaxVcpus) throw new VmConfigException($"vCPU count {Vcpus} is outside 1..{MaxVcpus}");
         if (string.IsNullOrEmpty(KernelPath)) throw new VmConfigException("no kernel given");
+        if (InitrdPath is { Length: 0 }) throw new VmConfigException("--initrd: empty path");
     }
 }
 

@@ -27,6 +27,7 @@ public static class VirtioStatus
 /// <summary>Virtio device IDs (virtio 1.2 §5).</summary>
 public static class VirtioDeviceId
 {
+    public const uint Network = 1;
     public const uint Block = 2;
     public const uint Entropy = 4;
 }

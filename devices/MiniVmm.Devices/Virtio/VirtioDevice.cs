@@ -64,6 +64,15 @@ public abstract class VirtioDevice : IDisposable
     /// <summary>Device-specific state cleared by a reset (called under the gate).</summary>
     protected virtual void OnReset() { }
 
+    /// <summary>The driver went live with <paramref name="ackedFeatures"/> (DRIVER_OK, or a restore of a live device;
+    /// called under the gate before any request).</summary>
+    protected virtual void OnActivate(ulong ackedFeatures) { }
+
+    /// <summary>Whether queue <paramref name="queueIndex"/> should be served now (called under the gate before each
+    /// chain is taken). A device whose requests come from the host side (network receive) says no while it has nothing
+    /// to put into the driver's buffers, so the buffers stay available until it has.</summary>
+    protected virtual bool HasWork(int queueIndex, SplitQueue queue) => true;
+
     /// <summary>Queues the driver must have made ready before DRIVER_OK.</summary>
     public virtual bool RequiresQueue(int index) => true;
 
@@ -77,6 +86,7 @@ public abstract class VirtioDevice : IDisposable
             _host = host;
             _queues = queues;
             AckedFeatures = ackedFeatures;
+            OnActivate(ackedFeatures);
             _active = true;
             if (_worker is null && !_disposed)
             {
@@ -157,7 +167,7 @@ public abstract class VirtioDevice : IDisposable
                 if (queueIndex >= _queues.Length || _queues[queueIndex] is not { } queue) return;
                 try
                 {
-                    if (!queue.TryPop(out var chain))
+                    if (!HasWork(queueIndex, queue) || !queue.TryPop(out var chain))
                     {
                         if (sinceSignal > 0 && queue.NeedsInterrupt()) host.SignalUsedBuffers();
                         return;

@@ -19,19 +19,25 @@ internal sealed class MockQueue
     private readonly GuestMemory _memory;
     private ushort _nextDesc;
     private ushort _availIdx;
-    private ulong _nextData = DataStart;
+    private readonly ulong _desc, _avail, _used;
+    private ulong _nextData;
 
-    public MockQueue(GuestMemory memory, ushort size)
+    /// <param name="areaOffset">Added to every address, so a device with several queues gets one area per queue.</param>
+    public MockQueue(GuestMemory memory, ushort size, ulong areaOffset = 0)
     {
         _memory = memory;
         Size = size;
-        // Every MockQueue uses the same addresses: a driver hands a device zeroed rings, so must a second queue
+        _desc = DescAddress + areaOffset;
+        _avail = AvailAddress + areaOffset;
+        _used = UsedAddress + areaOffset;
+        _nextData = DataStart + areaOffset;
+        // Every MockQueue with one offset uses the same addresses: a driver hands a device zeroed rings, so must a second queue
         // built over a first one's (its avail.idx and descriptors would otherwise be served after a reset).
-        memory.Clear(DescAddress, DataStart - DescAddress);
+        memory.Clear(_desc, DataStart - DescAddress);
     }
 
     public ushort Size { get; }
-    public QueueLayout Layout => new(Size, DescAddress, AvailAddress, UsedAddress);
+    public QueueLayout Layout => new(Size, _desc, _avail, _used);
     public ushort AvailIdx => _availIdx;
 
     /// <summary>Reserves <paramref name="length"/> bytes of guest RAM (16-byte aligned) for a buffer.</summary>
@@ -61,7 +67,7 @@ internal sealed class MockQueue
             ushort index = (ushort)((head + i) % Size);
             ushort next = (ushort)((head + i + 1) % Size);
             ushort flags = (ushort)((buffers[i].Write ? VirtqDescriptor.FlagWrite : 0) | (i + 1 < buffers.Length ? VirtqDescriptor.FlagNext : 0));
-            WriteDescriptor(DescAddress, index, buffers[i].Address, buffers[i].Length, flags, next);
+            WriteDescriptor(_desc, index, buffers[i].Address, buffers[i].Length, flags, next);
         }
         _nextDesc = (ushort)((head + buffers.Length) % Size);
         Publish(head);
@@ -78,7 +84,7 @@ internal sealed class MockQueue
             WriteDescriptor(table, i, buffers[i].Address, buffers[i].Length, flags, (ushort)(i + 1));
         }
         ushort head = _nextDesc;
-        WriteDescriptor(DescAddress, head, table, (uint)(16 * buffers.Length), VirtqDescriptor.FlagIndirect, 0);
+        WriteDescriptor(_desc, head, table, (uint)(16 * buffers.Length), VirtqDescriptor.FlagIndirect, 0);
         _nextDesc = (ushort)((head + 1) % Size);
         Publish(head);
         return head;
@@ -87,22 +93,22 @@ internal sealed class MockQueue
     /// <summary>Puts <paramref name="head"/> in the next available slot and bumps avail.idx.</summary>
     public void Publish(ushort head)
     {
-        _memory.Write(AvailAddress + 4 + 2UL * (uint)(_availIdx % Size), head);
+        _memory.Write(_avail + 4 + 2UL * (uint)(_availIdx % Size), head);
         _availIdx++;
-        _memory.Write(AvailAddress + 2, _availIdx);
+        _memory.Write(_avail + 2, _availIdx);
     }
 
     public void SetAvailIdx(ushort value)
     {
         _availIdx = value;
-        _memory.Write(AvailAddress + 2, value);
+        _memory.Write(_avail + 2, value);
     }
 
-    public void SetAvailFlags(ushort flags) => _memory.Write(AvailAddress, flags);
-    public void SetUsedEvent(ushort value) => _memory.Write(AvailAddress + 4 + 2UL * Size, value);
-    public ushort AvailEvent => _memory.Read<ushort>(UsedAddress + 4 + 8UL * Size);
-    public ushort UsedIdx => _memory.Read<ushort>(UsedAddress + 2);
-    public VirtqUsedElement Used(int i) => _memory.Read<VirtqUsedElement>(UsedAddress + 4 + 8UL * (uint)(i % Size));
+    public void SetAvailFlags(ushort flags) => _memory.Write(_avail, flags);
+    public void SetUsedEvent(ushort value) => _memory.Write(_avail + 4 + 2UL * Size, value);
+    public ushort AvailEvent => _memory.Read<ushort>(_used + 4 + 8UL * Size);
+    public ushort UsedIdx => _memory.Read<ushort>(_used + 2);
+    public VirtqUsedElement Used(int i) => _memory.Read<VirtqUsedElement>(_used + 4 + 8UL * (uint)(i % Size));
 
     /// <summary>Waits (generously; not a timing assertion) until the device has used <paramref name="count"/> chains.</summary>
     public bool WaitUsed(int count)

@@ -30,12 +30,27 @@ public sealed partial class GuestMemory : IDisposable
     /// <summary>Total RAM in bytes.</summary>
     public ulong Size => _regions.Aggregate(0UL, (s, r) => s + r.Size);
 
-    /// <summary>RAM at guest physical 0..size, anonymous zero-filled memory. <paramref name="hugePages"/> asks for THP.</summary>
+    /// <summary>
+    /// <paramref name="size"/> bytes of anonymous zero-filled RAM laid out by <see cref="GuestMemoryLayout"/> (one
+    /// region below the 32-bit MMIO hole, a second from 4 GiB when it does not fit). <paramref name="hugePages"/> asks
+    /// for THP.
+    /// </summary>
     public static GuestMemory CreateAnonymous(ulong size, bool hugePages = false)
     {
         if (size == 0 || size % PageSize != 0)
             throw new ArgumentOutOfRangeException(nameof(size), $"guest memory size {size} must be a non-zero multiple of {PageSize}");
-        return new GuestMemory([new GuestMemoryRegion(0, 0, MemoryMapping.Anonymous(size, hugePages))]);
+        var regions = new List<GuestMemoryRegion>();
+        try
+        {
+            foreach (var (gpa, length) in GuestMemoryLayout.RamRanges(size))
+                regions.Add(new GuestMemoryRegion(regions.Count, gpa, MemoryMapping.Anonymous(length, hugePages)));
+            return new GuestMemory(regions.ToArray());
+        }
+        catch
+        {
+            foreach (var r in regions) r.Dispose();
+            throw;
+        }
     }
 
     /// <summary>

@@ -21,11 +21,10 @@ public sealed class QmpServer : IDisposable
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(30);
     private readonly Vm _vm;
     private readonly ILogger _log;
-    private readonly List<(Socket Listener, string Path)> _listeners = new();
+    private readonly List<(Socket Listener, string Path, ManualResetEventSlim ClientSeen)> _listeners = new();
     private readonly object _gate = new();
     private readonly CancellationTokenSource _closing = new();
     private readonly List<QmpSession> _sessions = new();
-    private readonly ManualResetEventSlim _firstClient = new();
     private string _shutdownReason = "guest-shutdown";
     private int _disposed;
 
@@ -52,7 +51,7 @@ public sealed class QmpServer : IDisposable
             {
                 string full = Path.GetFullPath(path);
                 if (server._listeners.Any(l => l.Path == full)) throw new IOException($"QMP socket '{full}' is given twice");
-                server._listeners.Add((QmpSocket.Listen(path), full));
+                server._listeners.Add((QmpSocket.Listen(path), full, new ManualResetEventSlim()));
             }
         }
         catch
@@ -60,9 +59,9 @@ public sealed class QmpServer : IDisposable
             server.Dispose();
             throw;
         }
-        foreach (var (listener, full) in server._listeners)
+        foreach (var (listener, full, seen) in server._listeners)
         {
-            _ = Task.Run(() => server.AcceptLoopAsync(listener));
+            _ = Task.Run(() => server.AcceptLoopAsync(listener, seen));
             server._log.LogInformation("QMP monitor listening on {Path}", full);
         }
         return server;
@@ -79,16 +78,24 @@ public sealed class QmpServer : IDisposable
     public bool QuitRequested { get; private set; }
 
     /// <summary>
-    /// QEMU's `server,wait`: blocks until a client has connected to any socket, or <paramref name="cancel"/> fires.
-    /// True when one did.
+    /// QEMU's `server,wait`: blocks until a client has connected to each of <paramref name="paths"/> (sockets of this
+    /// server; a client of another socket does not count, as in QEMU, where each waiting socket holds the start until
+    /// its own client comes), or <paramref name="cancel"/> fires. True when all did.
     /// </summary>
-    public bool WaitForClient(CancellationToken cancel)
+    public bool WaitForClients(IEnumerable<string> paths, CancellationToken cancel)
     {
-        try { _firstClient.Wait(cancel); return true; }
-        catch (OperationCanceledException) { return false; }
+        foreach (string path in paths)
+        {
+            string full = Path.GetFullPath(path);
+            var seen = _listeners.FirstOrDefault(l => l.Path == full).ClientSeen
+                ?? throw new ArgumentException($"'{full}' is not a socket of this monitor", nameof(paths));
+            try { seen.Wait(cancel); }
+            catch (OperationCanceledException) { return false; }
+        }
+        return true;
     }
 
-    private async Task AcceptLoopAsync(Socket listener)
+    private async Task AcceptLoopAsync(Socket listener, ManualResetEventSlim clientSeen)
     {
         while (!_closing.IsCancellationRequested)
         {
@@ -109,7 +116,7 @@ public sealed class QmpServer : IDisposable
             if (session is null) _ = RefuseAsync(client);
             else
             {
-                _firstClient.Set();
+                clientSeen.Set();
                 _ = session.RunAsync();
             }
         }
@@ -203,12 +210,13 @@ public sealed class QmpServer : IDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _vm.ShuttingDown -= OnShuttingDown;
         _closing.Cancel();
-        foreach (var (listener, path) in _listeners)
+        foreach (var (listener, path, _) in _listeners)
         {
             listener.Dispose();
             try { File.Delete(path); } catch (IOException) { }
         }
         foreach (var session in Sessions()) session.Abort();
-        _firstClient.Dispose();
+        // The ClientSeen events are not disposed: an accept loop may still be setting one as it ends (they hold no
+        // kernel object until waited on, and the wait ended before Dispose).
     }
 }

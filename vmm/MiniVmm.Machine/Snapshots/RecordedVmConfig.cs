@@ -11,6 +11,10 @@ public sealed record RecordedVmConfig
     public ulong MemoryBytes { get; init; }
     public int Vcpus { get; init; }
     public string KernelPath { get; init; } = "";
+    /// <summary>The <c>--initrd</c> file the VM booted with (restore does not read it: its contents are in RAM); left
+    /// out of the JSON when there was none, so such snapshots read the same as before the option existed.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? InitrdPath { get; init; }
     /// <summary>The guest's command line as it ran, with what MiniVmm appended (tsc_khz=, virtio_mmio.device=).</summary>
     public string CommandLine { get; init; } = "";
     /// <summary>The command line as the user gave it (what `restore --print-config` prints back).</summary>
@@ -21,6 +25,8 @@ public sealed record RecordedVmConfig
     /// <summary>virtio-blk drives in slot order (the image contents are not part of the snapshot).</summary>
     public RecordedDrive[] Drives { get; init; } = [];
     public bool Rng { get; init; }
+    /// <summary>virtio-net devices in slot order, each with the MAC the guest saw (restore reopens the tap by name).</summary>
+    public RecordedNet[]? Nets { get; init; } = [];
 
     public string ToJson() => JsonSerializer.Serialize(this, RecordedVmConfigJson.Default.RecordedVmConfig);
 
@@ -34,6 +40,10 @@ public sealed record RecordedVmConfig
         if (config.KernelPath is null || config.CommandLine is null || config.UserCommandLine is null || config.Devices is null || config.Devices.Any(d => d is null)
             || config.Drives is null || config.Drives.Any(d => d is null))
             throw new StateRestoreException("the snapshot's VM configuration is malformed: a field is null");
+        // Snapshots from before network devices have no Nets key.
+        if (config.Nets is null) config = config with { Nets = [] };
+        else if (config.Nets.Any(n => n is null || string.IsNullOrEmpty(n.Tap) || string.IsNullOrEmpty(n.Mac)))
+            throw new StateRestoreException("the snapshot's VM configuration is malformed: a network device without tap or MAC");
         if (config.FormatVersion != 1) throw new StateRestoreException($"VM configuration version {config.FormatVersion} is not supported");
         return config;
     }
@@ -53,6 +63,9 @@ public sealed record RecordedVmConfig
 
 /// <summary>One <c>--drive</c> as recorded: restore reopens the same image with the same options.</summary>
 public sealed record RecordedDrive(string Path, bool ReadOnly, string Cache);
+
+/// <summary>One <c>--net</c> as recorded, with the MAC the guest's driver cached.</summary>
+public sealed record RecordedNet(string Tap, string Mac);
 
 [JsonSerializable(typeof(RecordedVmConfig))]
 // Hostile input: a key given twice, an unknown key or a null where a value belongs is a malformed config, not a guess.

@@ -225,7 +225,7 @@ public sealed class SnapshotController
         NoteChainLink(result);
         _vm.Control.SetStatus(result.Succeeded ? StatusDone : StatusFailed);
         // At debug level only: whoever started it (the CLI, the monitor's client) reports the outcome once.
-        _log.LogDebug("{Summary}", result.Summary());
+        _log.LogDebug("{Details}", result.Details());
         Completed?.Invoke(result);
     }
 }

@@ -67,11 +67,12 @@ public static class VmRestore
             IReadOnlyList<ulong>? workingSet = null;
             string wsPath = WorkingSetFile.PathFor(path);
             if (options.Memory == RestoreMemoryMode.Lazy && options.UseWorkingSet && options.RecordWorkingSet is null && File.Exists(wsPath))
-                workingSet = WorkingSetFile.Read(wsPath, recorded.MemoryBytes / GuestMemory.PageSize);
+                workingSet = WorkingSetFile.Read(wsPath, TopOfRam(recorded.MemoryBytes) / GuestMemory.PageSize); // gpa pages
 
             var config = new VmConfig
             {
                 KernelPath = recorded.KernelPath.Length > 0 ? recorded.KernelPath : path,
+                InitrdPath = recorded.InitrdPath,
                 CommandLine = recorded.CommandLine,
                 UserCommandLine = recorded.UserCommandLine,
                 MemoryBytes = recorded.MemoryBytes,
@@ -82,6 +83,7 @@ public static class VmRestore
                 AnnounceVirtioDevices = false,
                 Drives = [.. recorded.Drives.Select(RecordedDriveSpec).Select((d, i) => i < options.DrivePaths.Count ? d with { Path = options.DrivePaths[i] } : d)],
                 Rng = recorded.Rng,
+                Nets = [.. (recorded.Nets ?? []).Select(RecordedNetSpec)],
             };
             try { config.Validate(); }
             catch (VmConfigException e) { throw new StateRestoreException("the snapshot's VM configuration is unusable: " + e.Message, e); }
@@ -156,6 +158,12 @@ public static class VmRestore
         return GuestMemory.MapPrivate(handle, regions); // the mappings keep the file; the descriptor can go
     }
 
+    private static MiniVmm.Devices.Virtio.Net.NetSpec RecordedNetSpec(RecordedNet n)
+    {
+        try { return MiniVmm.Devices.Virtio.Net.NetSpec.Parse($"tap={n.Tap},mac={n.Mac}"); }
+        catch (FormatException e) { throw new StateRestoreException("the snapshot records a bad network device: " + e.Message, e); }
+    }
+
     private static DriveSpec RecordedDriveSpec(RecordedDrive d)
     {
         if (d is null || string.IsNullOrEmpty(d.Path)) throw new StateRestoreException("the snapshot records a drive without a path");
@@ -164,10 +172,13 @@ public static class VmRestore
         return new DriveSpec(d.Path, d.ReadOnly, cache);
     }
 
+    private static ulong TopOfRam(ulong memoryBytes) =>
+        GuestMemoryLayout.RamRanges(memoryBytes) is var ranges ? ranges[^1].GuestAddress + ranges[^1].Size : 0;
+
     private static void CheckCompatible(SnapshotFile file, RecordedVmConfig recorded, RestoreOptions options)
     {
         var regions = file.Info.Regions;
-        if (regions.Count != 1 || regions[0].GuestAddress != 0 || regions[0].Size != recorded.MemoryBytes)
+        if (!GuestMemoryLayout.Matches(regions.Select(r => (r.GuestAddress, r.Size)), recorded.MemoryBytes))
             throw new StateRestoreException($"the snapshot's memory layout ({string.Join(", ", regions.Select(r => $"0x{r.GuestAddress:x}+{r.Size}"))}) does not match its recorded {recorded.MemoryBytes}-byte RAM");
         if (recorded.Vcpus < 1 || recorded.Vcpus > VmConfig.MaxVcpus)
             throw new StateRestoreException($"the snapshot records {recorded.Vcpus} vCPUs; 1..{VmConfig.MaxVcpus} supported");

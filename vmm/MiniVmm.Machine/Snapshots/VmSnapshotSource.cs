@@ -27,6 +27,7 @@ public sealed class VmSnapshotSource : ISnapshotSource
         MemoryBytes = vm.Config.MemoryBytes,
         Vcpus = vm.Config.Vcpus,
         KernelPath = vm.Config.KernelPath,
+        InitrdPath = vm.Config.InitrdPath,
         CommandLine = vm.EffectiveCommandLine,
         UserCommandLine = vm.Config.UserCommandLine ?? vm.Config.CommandLine,
         TscKhz = vm.TscKhz,
@@ -34,6 +35,7 @@ public sealed class VmSnapshotSource : ISnapshotSource
         Devices = [.. vm.Devices.Ids],
         Drives = [.. vm.Config.Drives.Select(d => new RecordedDrive(d.Path, d.ReadOnly, DriveSpec.CacheName(d.Cache)))],
         Rng = vm.Config.Rng,
+        Nets = [.. vm.Config.Nets.Select((n, i) => new RecordedNet(n.Tap, n.MacFor(i).ToString()))],
     };
 
     public void PrepareMemory()

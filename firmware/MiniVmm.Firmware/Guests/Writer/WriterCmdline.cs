@@ -72,6 +72,8 @@ internal sealed class WriterCmdline
         a.Here(ref haveEq);
         Key(a, "mb", skip, () => Number(a, V.Pages, 1, GuestAbi.MaxBufferPages / 256, shift: 8));
         Key(a, "pages", skip, () => Number(a, V.Pages, 1, GuestAbi.MaxBufferPages));
+        // base=MB: where the buffer starts, in MiB (16 and up; e.g. base=4096 puts it above the 32-bit MMIO hole).
+        Key(a, "base", skip, () => Number(a, V.BufferBase, GuestAbi.BufferGpa >> 20, GuestAbi.IdentityMappedBytes >> 20, shift: 20));
         Key(a, "rate", skip, () =>
         {
             var numeric = a.CreateLabel();

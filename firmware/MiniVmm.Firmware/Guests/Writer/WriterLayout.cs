@@ -60,7 +60,8 @@ internal static class WriterLayout
         public const ulong LastReportTsc = V + 0xA0;
         public const ulong LastReportPages = V + 0xA8;
         public const ulong Prefill = V + 0xB0;        // 1: the first sweep runs unpaced (fills the buffer fast)
-        public const ulong End = V + 0xB8;
+        public const ulong BufferBase = V + 0xB8;   // gpa of the buffer (base= on the command line; default GuestAbi.BufferGpa)
+        public const ulong End = V + 0xC0;
     }
 
     public const uint RosterClosed = 0x8000_0000;

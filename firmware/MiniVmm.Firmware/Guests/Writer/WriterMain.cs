@@ -94,6 +94,7 @@ internal sealed class WriterMain
         a.mov(__qword_ptr[(long)S(St.Magic)], rax);
         a.mov(__qword_ptr[(long)S(St.Version)], (int)GuestAbi.StatusVersion);
         a.mov(__qword_ptr[(long)Var.Pages], (int)(GuestAbi.DefaultMb * 256));
+        a.mov(__qword_ptr[(long)Var.BufferBase], (int)GuestAbi.BufferGpa);
         a.mov(__qword_ptr[(long)Var.CpusRequested], (int)GuestAbi.DefaultCpus);
         a.mov(__qword_ptr[(long)Var.Sweeps], (int)GuestAbi.DefaultSweeps);
         a.mov(__qword_ptr[(long)Var.TscKhz], (int)GuestAbi.DefaultTscKhz);
@@ -114,7 +115,7 @@ internal sealed class WriterMain
 
         // Publish the configuration.
         Copy(a, Var.CpusRequested, St.CpusRequested);
-        a.mov(rax, (long)GuestAbi.BufferGpa);
+        a.mov(rax, __qword_ptr[(long)Var.BufferBase]);
         a.mov(__qword_ptr[(long)S(St.BufferGpa)], rax);
         Copy(a, Var.Pages, St.BufferPages);
         Copy(a, Var.Sweeps, St.SweepsTarget);
@@ -253,8 +254,9 @@ internal sealed class WriterMain
         EmitCheckMemmap(a);
     }
 
-    /// <summary>check_memmap (RBX = hvm_start_info): every byte of [BufferGpa, +pages*4096) must lie in type-1 (RAM)
-    /// entries of the PVH memmap (adjacent entries may cover it together); otherwise print and exit 3.</summary>
+    /// <summary>check_memmap (RBX = hvm_start_info): every byte of [base, +pages*4096) must lie in type-1 (RAM)
+    /// entries of the PVH memmap (adjacent entries may cover it together) and below the identity-mapped 16 GiB;
+    /// otherwise print and exit 3.</summary>
     private void EmitCheckMemmap(Assembler a)
     {
         var noMap = a.CreateLabel();
@@ -272,10 +274,13 @@ internal sealed class WriterMain
         a.mov(r9d, __dword_ptr[rbx + 48]);       // memmap_entries
         a.test(r9d, r9d);
         a.jz(noMap);
-        a.mov(r10, (long)GuestAbi.BufferGpa);     // cursor
+        a.mov(r10, __qword_ptr[(long)Var.BufferBase]);     // cursor
         a.mov(r11, __qword_ptr[(long)Var.Pages]);
         a.shl(r11, 12);
-        a.add(r11, r10);                          // end
+        a.add(r11, r10);                          // end (base <= 16 GiB and pages <= MaxBufferPages: no overflow)
+        a.mov(rax, (long)GuestAbi.IdentityMappedBytes);
+        a.cmp(r11, rax);
+        a.ja(fail);                               // beyond the page tables: the sweep would fault
         a.Here(ref outer);
         a.cmp(r10, r11);
         a.jae(ok);
@@ -307,7 +312,7 @@ internal sealed class WriterMain
         a.Here(ref fail);
         _rt.LineBegin(a);
         _rt.Print(a, "writer: error: buffer ");
-        a.mov(rax, (long)GuestAbi.BufferGpa);
+        a.mov(rax, __qword_ptr[(long)Var.BufferBase]);
         _rt.PrintHex(a, rax);
         _rt.Print(a, "..");
         _rt.PrintHex(a, r11);

@@ -67,7 +67,7 @@ internal sealed class WriterSweep
         a.mov(r9, rax);
         a.sub(r9, r8);
         a.shl(r8, 12);
-        a.add(r8, (int)GuestAbi.BufferGpa);
+        a.add(r8, __qword_ptr[(long)Var.BufferBase]);
         // rand visits 0..2^k-1 with a full-period LCG and skips indexes >= slice pages (< half of the steps).
         a.xor(r13d, r13d);
         a.cmp(r9, 1);
