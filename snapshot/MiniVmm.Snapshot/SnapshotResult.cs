@@ -54,6 +54,11 @@ public sealed record SnapshotResult
     /// <summary>The second pause of a tracked snapshot, which hands guest RAM back to the change tracker (zero: none).</summary>
     public TimeSpan HandoverPause { get; init; }
 
+    /// <summary>Bytes written for the VM's writable drives (their content at the freeze, zero blocks skipped), set by the VMM.</summary>
+    public long DriveBytes { get; init; }
+    /// <summary>Drive blocks a guest write had to copy before it could overwrite them (the rest were copied in the background).</summary>
+    public long DriveBlocksCopiedBeforeWrite { get; init; }
+
     public int Iterations { get; init; }
     public bool Converged { get; init; } = true;
 
@@ -65,7 +70,8 @@ public sealed record SnapshotResult
         ? $"snapshot ({Engine}): {PagesSaved} pages saved ({MiB(BytesWritten)}), downtime {ShortMs(Downtime)}, " +
           $"protected window {ShortMs(ProtectedWindow)}, total {ShortMs(TotalTime)}" +
           (Incremental ? $", incremental: {ChangedPages} changed pages" : "") +
-          (Iterations > 0 && !Converged ? $", did not converge in {Iterations} iterations" : "")
+          (Iterations > 0 && !Converged ? $", did not converge in {Iterations} iterations" : "") +
+          (DriveBytes > 0 ? $", drives {MiB(DriveBytes)}" : "")
         : $"snapshot ({Engine}) {(Cancelled ? "cancelled" : "failed")}: {Error}";
 
     /// <summary>Every figure of a finished snapshot on one line, for the debug log and for tuning.</summary>
@@ -76,7 +82,8 @@ public sealed record SnapshotResult
           (Iterations > 0 ? $", {Iterations} iterations{(Converged ? "" : " (did not converge)")}" : "") +
           $", protected window {Ms(ProtectedWindow)}" +
           (Incremental ? $", incremental: {ChangedPages} pages changed since the parent" : "") +
-          (HandoverPause > TimeSpan.Zero ? $", tracking handover {Ms(HandoverPause)}" : "")
+          (HandoverPause > TimeSpan.Zero ? $", tracking handover {Ms(HandoverPause)}" : "") +
+          (DriveBytes > 0 || DriveBlocksCopiedBeforeWrite > 0 ? $", drives {DriveBytes} bytes ({DriveBlocksCopiedBeforeWrite} blocks copied before a write)" : "")
         : Summary();
 
     private static string Ms(TimeSpan t) => $"{t.TotalMilliseconds:F2} ms";

@@ -37,6 +37,18 @@ public static unsafe class HostIo
         throw new IOException($"fallocate(PUNCH_HOLE) failed: errno {errno}");
     }
 
+    /// <summary>
+    /// lseek(SEEK_DATA): the first offset at or after <paramref name="offset"/> that may hold data;
+    /// <see cref="long.MaxValue"/> when only a hole follows; <paramref name="offset"/> itself where the file system
+    /// cannot tell (then read it).
+    /// </summary>
+    public static long NextData(SafeFileHandle file, long offset)
+    {
+        long result = Libc.lseek(file, offset, Libc.SEEK_DATA);
+        if (result >= offset) return result;
+        return result < 0 && Marshal.GetLastPInvokeError() == Libc.ENXIO ? long.MaxValue : offset;
+    }
+
     /// <summary>Opens <paramref name="path"/> with O_DIRECT, or returns null with the errno when the file system refuses it
     /// (tmpfs: EINVAL). The handle takes no lock: the buffered handle of the same file holds it.</summary>
     public static SafeFileHandle? TryOpenDirect(string path, bool readOnly, out int errno)

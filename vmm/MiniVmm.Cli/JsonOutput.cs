@@ -13,7 +13,8 @@ namespace MiniVmm.Cli;
 /// </summary>
 internal static class JsonOutput
 {
-    public static string Inspect(SnapshotFile file, SnapshotChain? chain = null, string? chainError = null)
+    public static string Inspect(SnapshotFile file, SnapshotChain? chain = null, string? chainError = null,
+        IReadOnlyList<MiniVmm.Machine.Snapshots.SnapshotDriveInfo>? drives = null)
     {
         var info = file.Info;
         long presentPages = Enumerable.Range(0, file.RegionCount).Sum(file.PresentPages);
@@ -78,6 +79,31 @@ internal static class JsonOutput
             o["chain"] = links;
         }
         if (chainError is not null) o["chain-error"] = chainError;
+        if (drives is not null)
+        {
+            var list = new JsonArray();
+            foreach (var d in drives)
+                list.Add((JsonNode)new JsonObject
+                {
+                    ["slot"] = d.Slot,
+                    ["path"] = d.Path,
+                    ["read-only"] = d.ReadOnly,
+                    ["cache"] = d.Cache,
+                    ["captured"] = d.Captured is { } r
+                        ? new JsonObject
+                        {
+                            ["file"] = r.File,
+                            ["copy-path"] = d.CopyPath,
+                            ["copy-present"] = d.CopyPresent,
+                            ["length"] = r.Length,
+                            ["bytes-stored"] = r.BytesStored,
+                            ["block-size"] = r.BlockSize,
+                            ["checksum"] = r.Checksum.ToString("x16", System.Globalization.CultureInfo.InvariantCulture),
+                        }
+                        : null,
+                });
+            o["drives"] = list;
+        }
         return o.ToJsonString();
     }
 

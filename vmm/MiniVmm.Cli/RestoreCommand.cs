@@ -33,8 +33,19 @@ internal static class RestoreCommand
         var paused = CommonOptions.Paused();
         var printConfig = new Option<bool>("--print-config") { Description = "print the snapshot's machine as a `run --config` file and exit" };
         var chainDirs = SnapshotCommand.ChainDirOption();
+        var driveFromSnapshot = new Option<bool>("--drive-from-snapshot")
+        {
+            Description = "write the drive content the snapshot captured (FILE.driveN) into each drive before resuming, even if the drive changed since (default: a changed drive is refused)",
+        };
+        var drivePaths = new Option<string[]>("--drive")
+        {
+            Description = "restore onto this image instead of the recorded drive path (repeatable, in drive order; file=PATH also accepted)",
+            HelpName = "FILE",
+            Arity = ArgumentArity.ZeroOrMore,
+            AllowMultipleArgumentsPerToken = false,
+        };
         var snap = new SnapshotCliOptions();
-        var command = new Command("restore", "Restore a snapshot and resume the guest") { file, serial, allowCpu, memory, record, noWorkingSet, logLevel, qmp, paused, printConfig, chainDirs };
+        var command = new Command("restore", "Restore a snapshot and resume the guest") { file, serial, allowCpu, memory, record, noWorkingSet, logLevel, qmp, paused, printConfig, chainDirs, driveFromSnapshot, drivePaths };
         foreach (var o in snap.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -76,7 +87,10 @@ internal static class RestoreCommand
                 RecordWorkingSet = recordFor,
                 UseWorkingSet = !parse.GetValue(noWorkingSet),
                 ChainDirectories = parse.GetValue(chainDirs) ?? [],
+                DrivePaths = [.. (parse.GetValue(drivePaths) ?? []).Select(p => p.StartsWith("file=", StringComparison.Ordinal) ? p[5..] : p)],
+                Drives = parse.GetValue(driveFromSnapshot) ? DriveRestoreMode.FromSnapshot : DriveRestoreMode.Check,
             };
+            if (restoreOptions.DrivePaths.Any(string.IsNullOrEmpty)) return CommonOptions.Usage(parse, "--drive: empty path");
             if (plan?.IncrementalFrom is not null && mode != RestoreMemoryMode.Eager)
                 return CommonOptions.Usage(parse, "--incremental-from needs --memory eager: only eagerly restored RAM is tracked from the first instruction");
             using var loggers = Logging.Create(level);
@@ -95,6 +109,12 @@ internal static class RestoreCommand
                 return ExitCodes.BadInput;
             }
             catch (Exception e) { return CommonOptions.ReportStartupFailure(log, e); }
+            if ((plan?.Incremental ?? false) && vm.Config.Drives.Any(d => !d.ReadOnly))
+            {
+                vm.Dispose();
+                Console.Error.WriteLine($"minivmm: {SnapshotController.IncrementalWithDriveRefusal}");
+                return ExitCodes.BadInput;
+            }
             if (plan?.IncrementalFrom is { } basePath && CheckIncrementalBase(vm, basePath) is { } baseError)
             {
                 vm.Dispose();

@@ -1,3 +1,4 @@
+using MiniVmm.Machine.Snapshots;
 using System.CommandLine;
 using MiniVmm.Snapshot.Format;
 
@@ -37,8 +38,9 @@ internal static class SnapshotCommand
             }
             using (chain)
             {
-                Console.WriteLine(parse.GetValue(json) ? JsonOutput.Inspect(snapshot, chain, chainError)
-                    : snapshot.Describe() + (chain?.DescribeLinks() ?? ""));
+                var drives = SnapshotDrives.Of(snapshot);
+                Console.WriteLine(parse.GetValue(json) ? JsonOutput.Inspect(snapshot, chain, chainError, drives)
+                    : snapshot.Describe() + (chain?.DescribeLinks() ?? "") + SnapshotDrives.Describe(drives));
             }
             if (chainError is null) return ExitCodes.Ok;
             Console.Error.WriteLine($"minivmm: {path}: {chainError}");

@@ -10,7 +10,8 @@ namespace MiniVmm.Snapshot.Engines;
 /// Classic pre-copy with KVM's dirty log: copy all RAM while the guest runs, then re-send what it dirtied, iterating
 /// until the dirty set is small (or a cap is hit), then pause and copy the rest. The comparison point for write
 /// tracking: under write load its output grows (stream form) and it may not converge.
-/// MiniVmm's current devices never write guest RAM, so KVM's log is complete; a DMA device must add its own bitmap.
+/// KVM's log sees vCPU writes only; device writes into guest RAM come from the VMM's host-write log, which
+/// <see cref="ISnapshotSource.GetAndClearDirtyLog"/> merges in.
 /// </summary>
 public sealed class DirtyLogPrecopyEngine : ISnapshotEngine
 {

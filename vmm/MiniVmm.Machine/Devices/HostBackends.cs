@@ -17,4 +17,5 @@ public sealed class FallocateFileSpace : IFileSpace
 {
     public static readonly FallocateFileSpace Instance = new();
     public bool TryPunchHole(SafeFileHandle file, long offset, long length) => HostIo.TryPunchHole(file, offset, length);
+    public long NextData(SafeFileHandle file, long offset) => HostIo.NextData(file, offset);
 }

@@ -19,8 +19,10 @@ public sealed class SnapshotController
     private readonly Vm _vm;
     private readonly ILogger _log;
     private readonly ISnapshotSource _source;
+    private readonly VmSnapshotSource _vmSource;
     private SnapshotJob? _job;
     private SnapshotDestination? _destination;
+    private DriveSnapshot? _drives;
     // Incremental chains: the tracker records what the guest writes between snapshots; _parent is the last link this
     // VM can continue (the snapshot it last wrote, or the one it was eagerly restored from) and _parentPath its file.
     private IChangeTracker? _tracker;
@@ -34,7 +36,8 @@ public sealed class SnapshotController
         _log = loggers.CreateLogger("MiniVmm.Snapshot");
         RunState = new VmRunState(vm);
         // Engines pause and resume through the run state, so a VM stopped by the monitor stays stopped.
-        _source = new RunStateSnapshotSource(new VmSnapshotSource(vm), RunState, vm);
+        _vmSource = new VmSnapshotSource(vm);
+        _source = new RunStateSnapshotSource(_vmSource, RunState, vm);
         vm.ShuttingDown += FinishBeforeShutdown;
     }
 
@@ -114,9 +117,14 @@ public sealed class SnapshotController
         if (_vm.IsStopping) { error = "the VM is stopping"; return false; }
         try
         {
+            _pendingPath = SnapshotDestination.FilePathOf(destination);
+            bool writableDrives = DriveSnapshot.WritableDrives(_vm).Count > 0;
+            if (writableDrives && chain)
+                throw new ArgumentException(IncrementalWithDriveRefusal);
+            if (writableDrives && _pendingPath is null)
+                throw new ArgumentException("a VM with a writable drive snapshots to a file only, not exec: (the drive's content at the freeze goes to a file beside the snapshot)");
             if (chain) EnsureTracker();
             SnapshotParent? parent = null;
-            _pendingPath = SnapshotDestination.FilePathOf(destination);
             if (_tracker is not null && options.Mode == SnapshotMode.WriteTracking)
             {
                 parent = chain && _tracker.IsTracking ? _parent : null;
@@ -130,13 +138,23 @@ public sealed class SnapshotController
             var info = new SnapshotHeaderInfo(engine.Name, _source.DescribeConfig(), RecordedVmConfig.HostCpuModel(),
                 _vm.Memory.Regions.Select(r => new SnapshotRegion(r.GuestAddress, r.Size)).ToList()) { Parent = parent };
             _destination = SnapshotDestination.Open(destination, info, options.StallTimeout);
+            var sink = _destination.Sink;
+            if (writableDrives)
+            {
+                _drives = DriveSnapshot.Prepare(_vm, _pendingPath!);
+                sink = new DriveCapturingSink(sink, _drives!);
+                _vmSource.Drives = _drives;
+            }
             _vm.Control.SetStatus(StatusRunning);
-            _job = engine.Start(_source, _destination.Sink, options, _log);
+            _job = engine.Start(_source, sink, options, _log);
         }
         catch (Exception e) when (e is SnapshotException or ChangeTrackingException or IOException or UnauthorizedAccessException or ArgumentException
                                       or TimeoutException or KvmSharp.KvmException or SnapshotFormatException)
         {
             error = e.Message;
+            _vmSource.Drives = null;
+            _drives?.Dispose();
+            _drives = null;
             _destination?.Sink.Abort();
             _destination?.FinishProcess(false);
             _destination?.Dispose();
@@ -175,6 +193,11 @@ public sealed class SnapshotController
         _parentPath = _pendingPath;
     }
 
+    /// <summary>Why an incremental snapshot of a VM with a writable drive is refused (its links would miss the disk).</summary>
+    public const string IncrementalWithDriveRefusal =
+        "incremental snapshots of a VM with a writable drive are not supported: a link would hold RAM changes but not the disk blocks written since its parent " +
+        "(take full snapshots, which capture the drive, or attach the drive readonly=on)";
+
     /// <summary>Cancels the running snapshot, if any.</summary>
     public bool Cancel()
     {
@@ -188,6 +211,13 @@ public sealed class SnapshotController
         if (_destination is not { } destination) return; // already reported (shutdown raced the posted completion)
         string? processError = destination.FinishProcess(result.Succeeded);
         destination.Dispose();
+        if (_drives is { } drives)
+        {
+            result = result with { DriveBytes = drives.BytesStored, DriveBlocksCopiedBeforeWrite = drives.CopiedBeforeWrite };
+            _vmSource.Drives = null;
+            drives.Dispose();
+            _drives = null;
+        }
         if (processError is not null && result.Succeeded)
             result = result with { Succeeded = false, Error = processError };
         _destination = null;

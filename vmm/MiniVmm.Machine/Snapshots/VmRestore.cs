@@ -30,6 +30,12 @@ public sealed record RestoreOptions
     public bool UseWorkingSet { get; init; } = true;
     /// <summary>Where an incremental snapshot's parents are looked for besides its own directory.</summary>
     public IReadOnlyList<string> ChainDirectories { get; init; } = [];
+    /// <summary>Image paths that replace the recorded drives' paths, in slot order (fewer: the rest keep theirs).</summary>
+    public IReadOnlyList<string> DrivePaths { get; init; } = [];
+    /// <summary>What to do with a drive whose content the snapshot captured and which changed since.</summary>
+    public DriveRestoreMode Drives { get; init; } = DriveRestoreMode.Check;
+    /// <summary>TEST ONLY: use the drives as they are, captured or not, changed or not (the writer tests' negative control).</summary>
+    public bool UnsafeSkipDriveCheck { get; init; }
 }
 
 
@@ -55,7 +61,9 @@ public static class VmRestore
         {
             var recorded = RecordedVmConfig.FromJson(file.Info.VmConfig);
             CheckCompatible(file, recorded, options);
-            var state = VmStateSections.FromSections(file.Sections, recorded.Vcpus);
+            // Drive records pair the snapshot with its drives' content; the rest is the machine's state.
+            var driveRecords = DriveRecord.Of(file.Sections);
+            var state = VmStateSections.FromSections([.. file.Sections.Where(s => !DriveRecord.IsDriveSection(s.Id))], recorded.Vcpus);
             IReadOnlyList<ulong>? workingSet = null;
             string wsPath = WorkingSetFile.PathFor(path);
             if (options.Memory == RestoreMemoryMode.Lazy && options.UseWorkingSet && options.RecordWorkingSet is null && File.Exists(wsPath))
@@ -73,12 +81,15 @@ public static class VmRestore
                 Serial = options.Serial,
                 AppendTscKhz = false,
                 AnnounceVirtioDevices = false,
-                Drives = [.. recorded.Drives.Select(RecordedDriveSpec)],
+                Drives = [.. recorded.Drives.Select(RecordedDriveSpec).Select((d, i) => i < options.DrivePaths.Count ? d with { Path = options.DrivePaths[i] } : d)],
                 Rng = recorded.Rng,
                 Nets = [.. (recorded.Nets ?? []).Select(RecordedNetSpec)],
             };
             try { config.Validate(); }
             catch (VmConfigException e) { throw new StateRestoreException("the snapshot's VM configuration is unusable: " + e.Message, e); }
+            if (options.DrivePaths.Count > config.Drives.Count)
+                throw new StateRestoreException($"{options.DrivePaths.Count} --drive paths given; the snapshot records {config.Drives.Count} drive(s)");
+            if (!options.UnsafeSkipDriveCheck) DriveRestore.Apply(path, driveRecords, config.Drives, options.Drives, log);
             Func<GuestMemory>? memoryFactory = null;
             if (options.Memory == RestoreMemoryMode.Mmap)
                 memoryFactory = () => MapFile(chain.Base);

@@ -47,7 +47,16 @@ public sealed class VmSnapshotSource : ISnapshotSource
 
     public void Pause() => _vm.PauseVcpus(PauseTimeout);
 
-    public IReadOnlyList<StateSection> CaptureState() => VmStateSections.ToSections(Capture(_vm));
+    /// <summary>The drive capture of the snapshot in progress (null: none), started at the freeze with the state capture.</summary>
+    internal DriveSnapshot? Drives { get; set; }
+
+    public IReadOnlyList<StateSection> CaptureState()
+    {
+        var sections = VmStateSections.ToSections(Capture(_vm));
+        // Still paused, devices quiesced: the drives' content is of the same instant as the RAM the engine freezes now.
+        Drives?.Begin();
+        return sections;
+    }
 
     /// <summary>The whole VM state, read while the vCPUs are paused (each device under its lock: the main loop runs).</summary>
     internal static VmState Capture(Vm vm)

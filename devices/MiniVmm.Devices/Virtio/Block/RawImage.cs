@@ -77,8 +77,23 @@ public sealed class RawImage : IDisposable
     public int Read(long offset, Span<byte> destination, bool bufferAligned = false) =>
         RandomAccess.Read(Pick(offset, destination.Length, bufferAligned), destination, offset);
 
-    public void Write(long offset, ReadOnlySpan<byte> source, bool bufferAligned = false) =>
+    public void Write(long offset, ReadOnlySpan<byte> source, bool bufferAligned = false)
+    {
+        _capture?.BeforeWrite(offset, source.Length);
         RandomAccess.Write(Pick(offset, source.Length, bufferAligned), source, offset);
+    }
+
+    private volatile DriveCapture? _capture;
+
+    /// <summary>
+    /// A snapshot's capture of this drive (null: none): every write and zeroing first lets it copy the old content.
+    /// Set while the device is quiesced; cleared once the capture completed or failed.
+    /// </summary>
+    public DriveCapture? Capture
+    {
+        get => _capture;
+        set => _capture = value;
+    }
 
     public void Flush()
     {
@@ -89,6 +104,7 @@ public sealed class RawImage : IDisposable
     /// host allows.</summary>
     public void Zero(long offset, long length, bool unmap)
     {
+        _capture?.BeforeWrite(offset, length);
         if (unmap && _space is not null && _space.TryPunchHole(File, offset, length)) return;
         while (length > 0)
         {
@@ -98,6 +114,10 @@ public sealed class RawImage : IDisposable
             length -= n;
         }
     }
+
+    /// <summary>The first offset at or after <paramref name="offset"/> that may hold data (holes of a sparse image are
+    /// skipped); <see cref="long.MaxValue"/> when none; the offset itself when the host cannot tell.</summary>
+    public long NextData(long offset) => _space?.NextData(File, offset) ?? offset;
 
     /// <summary>The O_DIRECT handle when the request is aligned for it, else the buffered one.</summary>
     private SafeFileHandle Pick(long offset, int length, bool bufferAligned) =>

@@ -16,6 +16,11 @@ namespace MiniVmm.Firmware.Guests.Virtio;
 /// writes generation g+1, flushes, reads it back and checks it. A read-only disk must refuse a write instead.
 /// <c>reads=N</c> times N extra 4 KiB reads. The rng must fill a 64-byte buffer. Exit 0 when all holds, 1 on a
 /// failed check, 3 when no disk is found or a device does not come up.
+/// <para>
+/// <c>writer=N</c> is the continuous self-checking disk writer instead (<see cref="EmitWriter"/>): N random-block
+/// writes, each stamped with a new generation and verified against the generation table it keeps in RAM
+/// (<c>blocks=</c>, <c>flush=</c>, <c>snapat=</c>, <c>fresh=1</c>, <c>report=</c>).
+/// </para>
 /// </summary>
 public static class VirtioGuest
 {
@@ -75,6 +80,7 @@ public static class VirtioGuest
         private Label _submit = a.CreateLabel("submit"), _rw = a.CreateLabel("blk_rw"), _fill = a.CreateLabel("fill");
         private Label _verify = a.CreateLabel("verify"), _blk = a.CreateLabel("blk_test"), _rng = a.CreateLabel("rng_test");
         private Label _fail = a.CreateLabel("fail");
+        private Label _writer = a.CreateLabel("writer");
 
         private void Rdtsc()
         {
@@ -94,6 +100,7 @@ public static class VirtioGuest
             EmitPattern();
             EmitBlockTest();
             EmitRngTest();
+            EmitWriter();
             // fail: one more failure (RSI = message), printed as a line.
             a.Here(ref _fail);
             a.inc(__qword_ptr[(long)Var.Failures]);
@@ -116,6 +123,9 @@ public static class VirtioGuest
             var ok = a.CreateLabel();
             a.Here(ref main);
             a.mov(__qword_ptr[(long)Var.Sectors], DefaultSectors);
+            a.mov(__qword_ptr[(long)Var.FlushEvery], 64);
+            a.mov(__qword_ptr[(long)Var.Report], 1024);
+            a.mov(__qword_ptr[(long)Var.Rng], 0x2545F491);
             a.mov(__qword_ptr[(long)Var.TscKhz], (int)GuestAbi.DefaultTscKhz);
             a.mov(rax, __qword_ptr[(long)Var.StartInfo]);
             a.cmp(__dword_ptr[rax], GuestAbi.HvmStartInfoMagic);
@@ -130,8 +140,15 @@ public static class VirtioGuest
             rt.Line(a, "vblk: no virtio-blk device on the command line (virtio_mmio.device=...)");
             rt.ExitWith(a, GuestAbi.ExitBadArguments);
             a.Here(ref haveBlk);
+            var testMode = a.CreateLabel(); var tested = a.CreateLabel();
+            a.cmp(__qword_ptr[(long)Var.WriterLeft], 0);
+            a.je(testMode);
+            a.call(_writer);
+            a.jmp(tested);
+            a.Here(ref testMode);
             a.call(_blk);
             a.call(_rng);
+            a.Here(ref tested);
             rt.LineBegin(a);
             rt.Print(a, "vblk: done failures=");
             rt.PrintDec(a, Var.Failures);
@@ -193,6 +210,16 @@ public static class VirtioGuest
             a.xor(r10d, r10d);
             a.jmp(loop);
             a.Here(ref notSnap);
+            foreach (var (key, variable) in new[] { ("writer=", Var.WriterLeft), ("blocks=", Var.Blocks), ("snapat=", Var.SnapAt), ("flush=", Var.FlushEvery), ("fresh=", Var.Fresh), ("report=", Var.Report) })
+            {
+                var notKey = a.CreateLabel();
+                MatchKey(key, notKey);
+                a.call(_dec);
+                a.mov(__qword_ptr[(long)variable], rax);
+                a.xor(r10d, r10d);
+                a.jmp(loop);
+                a.Here(ref notKey);
+            }
             MatchKey("tsc_khz=", notTsc);
             a.call(_dec);
             a.test(rax, rax);
@@ -353,7 +380,7 @@ public static class VirtioGuest
         }
 
         /// <summary>submit: publishes descriptor 0 as the next available chain, kicks queue 0 and polls the used ring
-        /// (at most ~5 s by the TSC). RAX = 0 when the device used it, 1 on time-out.</summary>
+        /// (at most ~5 s of running time by the TSC). RAX = 0 when the device used it, 1 on time-out.</summary>
         private void EmitSubmit()
         {
             var wait = a.CreateLabel(); var done = a.CreateLabel();
@@ -367,6 +394,7 @@ public static class VirtioGuest
             a.mov(__word_ptr[r12 + Avail + 2], cx);   // x86 keeps store order: the entry is visible first
             a.mov(__dword_ptr[rbx + QueueNotify], 0);
             Rdtsc();
+            a.mov(r9, rax);                           // the TSC at the last poll
             a.mov(r8, __qword_ptr[(long)Var.TscKhz]);
             a.imul(r8, r8, 5000);
             a.add(r8, rax);
@@ -376,6 +404,20 @@ public static class VirtioGuest
             a.je(done);
             a.pause();
             Rdtsc();
+            // A second or more between two polls is time this guest did not run: a snapshot's pause, or a restore
+            // long after the snapshot (the clock moves on by the time that passed). It does not count: re-arm.
+            var ran = a.CreateLabel();
+            a.mov(r10, rax);
+            a.sub(r10, r9);
+            a.mov(r9, rax);
+            a.mov(r11, __qword_ptr[(long)Var.TscKhz]);
+            a.imul(r11, r11, 1000);
+            a.cmp(r10, r11);
+            a.jb(ran);
+            a.mov(r8, __qword_ptr[(long)Var.TscKhz]);
+            a.imul(r8, r8, 5000);
+            a.add(r8, rax);
+            a.Here(ref ran);
             a.cmp(rax, r8);
             a.jb(wait);
             a.mov(eax, 1);
@@ -535,7 +577,14 @@ public static class VirtioGuest
             a.call(_rw);
             a.test(eax, eax);
             a.jz(ok);
-            Fail(failure);
+            // One failure, its line saying the status byte (0xff: no answer within the time-out).
+            a.inc(__qword_ptr[(long)Var.Failures]);
+            a.push(rax);
+            rt.LineBegin(a);
+            rt.Print(a, failure + " status=");
+            a.pop(rax);
+            rt.PrintHex(a, rax);
+            rt.LineEnd(a);
             a.Here(ref ok);
         }
 
@@ -750,6 +799,212 @@ public static class VirtioGuest
             rt.Print(a, " verified again");
             rt.LineEnd(a);
             a.Here(ref skip);
+        }
+
+        /// <summary>
+        /// writer=N, the continuous self-checking disk writer. It first reads every block it covers (<c>blocks=</c>, else
+        /// the whole disk, at most 1 GiB) and learns each one's generation into a table in RAM (0x200000), checking the
+        /// block is wholly of that generation. Then, N times: pick a block at random (an LCG kept in RAM), read it and
+        /// check it holds the generation the table says, write it with a new generation (one counter for the whole
+        /// disk, so each write's stamp is unique), record that generation in the table once the device completed the
+        /// write, flush every <c>flush=</c> writes (64), read it back and check it. <c>snapat=K</c> asks the VMM for a
+        /// snapshot after K writes (control port) and goes on at once. At the end every block is read and checked
+        /// against the table once more. A VM restored from a snapshot continues this loop: its disk must hold exactly
+        /// what its RAM table says, or the reads fail. A line every <c>report=</c> writes (1024): writes, failures,
+        /// microseconds since the loop started (the host computes the I/O rate from them).
+        /// </summary>
+        private void EmitWriter()
+        {
+            var up = a.CreateLabel(); var useAll = a.CreateLabel(); var counted = a.CreateLabel(); var capped = a.CreateLabel();
+            var nonEmpty = a.CreateLabel();
+            a.Here(ref _writer);
+            a.mov(rbx, __qword_ptr[(long)Var.BlkBase]);
+            a.mov(r12, (long)BlkQueue);
+            a.call(_init);
+            a.test(eax, eax);
+            a.jz(up);
+            rt.Line(a, "vdisk: the virtio-blk device did not come up");
+            rt.ExitWith(a, GuestAbi.ExitBadArguments);
+            a.Here(ref up);
+            a.test(__qword_ptr[(long)Var.Features], 1 << 5);   // VIRTIO_BLK_F_RO
+            var writable = a.CreateLabel();
+            a.jz(writable);
+            rt.Line(a, "vdisk: the disk is read-only; the writer needs a writable one");
+            rt.ExitWith(a, GuestAbi.ExitBadArguments);
+            a.Here(ref writable);
+            a.mov(eax, __dword_ptr[rbx + Config]);
+            a.mov(edx, __dword_ptr[rbx + Config + 4]);
+            a.shl(rdx, 32);
+            a.or(rax, rdx);
+            a.mov(__qword_ptr[(long)Var.Capacity], rax);
+            a.shr(rax, 3);                                   // whole 4 KiB blocks on the disk
+            a.mov(rcx, __qword_ptr[(long)Var.Blocks]);
+            a.test(rcx, rcx);
+            a.jz(useAll);
+            a.cmp(rcx, rax);
+            a.jbe(counted);
+            a.Here(ref useAll);
+            a.mov(rcx, rax);
+            a.Here(ref counted);
+            a.cmp(rcx, MaxWriterBlocks);
+            a.jbe(capped);
+            a.mov(ecx, MaxWriterBlocks);
+            a.Here(ref capped);
+            a.mov(__qword_ptr[(long)Var.Blocks], rcx);
+            a.test(rcx, rcx);
+            a.jnz(nonEmpty);
+            rt.Line(a, "vdisk: the disk is smaller than 4 KiB");
+            rt.ExitWith(a, GuestAbi.ExitBadArguments);
+            a.Here(ref nonEmpty);
+            a.cmp(__qword_ptr[(long)Var.FlushEvery], 0);
+            var flushSet = a.CreateLabel();
+            a.jne(flushSet);
+            a.mov(__qword_ptr[(long)Var.FlushEvery], 1);
+            a.Here(ref flushSet);
+            var reportSet = a.CreateLabel();
+            a.cmp(__qword_ptr[(long)Var.Report], 0);
+            a.jne(reportSet);
+            a.mov(__qword_ptr[(long)Var.Report], 1024);
+            a.Here(ref reportSet);
+
+            // Learn the table: each block's generation is the top half of its first word. fresh=1 (a new sparse image,
+            // where reading 1 GiB first would take minutes here): every block is generation 0, as the zeroed table says.
+            a.mov(__qword_ptr[(long)Var.Gen], 0);
+            var learned = a.CreateLabel();
+            a.cmp(__qword_ptr[(long)Var.Fresh], 0);
+            a.jne(learned);
+            ForEachBlock(() =>
+            {
+                Request(TypeIn, 4096, true, "vdisk: FAIL read while learning the disk");
+                a.mov(rax, __qword_ptr[(long)BlkData]);
+                a.shr(rax, 32);
+                a.mov(__qword_ptr[r13 * 8 + (long)WriterTable], rax);
+                var notMax = a.CreateLabel();
+                a.cmp(rax, __qword_ptr[(long)Var.Gen]);
+                a.jbe(notMax);
+                a.mov(__qword_ptr[(long)Var.Gen], rax);
+                a.Here(ref notMax);
+                a.mov(r8, rax);
+                a.mov(r9, r14);
+                a.call(_verify);
+            });
+            a.Here(ref learned);
+            rt.LineBegin(a);
+            rt.Print(a, "vdisk: writer over ");
+            rt.PrintDec(a, Var.Blocks);
+            rt.Print(a, " blocks of 4 KiB, newest generation found ");
+            rt.PrintDec(a, Var.Gen);
+            rt.Print(a, ", failures=");
+            rt.PrintDec(a, Var.Failures);
+            rt.LineEnd(a);
+            Rdtsc();
+            a.mov(__qword_ptr[(long)Var.WriterT0], rax);
+
+            var loop = a.CreateLabel(); var finish = a.CreateLabel(); var noSnap = a.CreateLabel(); var noFlush = a.CreateLabel();
+            a.Here(ref loop);
+            a.cmp(__qword_ptr[(long)Var.WriterLeft], 0);
+            a.je(finish);
+            a.mov(rax, __qword_ptr[(long)Var.SnapAt]);
+            a.test(rax, rax);
+            a.jz(noSnap);
+            a.cmp(rax, __qword_ptr[(long)Var.WriterDone]);
+            a.jne(noSnap);
+            a.mov(edx, (uint)GuestAbi.ControlPort);
+            a.mov(eax, GuestAbi.ControlSnapshotRequest);
+            a.@out(dx, eax);
+            a.Here(ref noSnap);
+            // the next block: an LCG step (Knuth's MMIX constants), its high bits modulo the block count
+            a.mov(rax, __qword_ptr[(long)Var.Rng]);
+            a.mov(rcx, 6364136223846793005L);
+            a.imul(rax, rcx);
+            a.mov(rcx, 1442695040888963407L);
+            a.add(rax, rcx);
+            a.mov(__qword_ptr[(long)Var.Rng], rax);
+            a.shr(rax, 33);
+            a.xor(edx, edx);
+            a.div(__qword_ptr[(long)Var.Blocks]);
+            a.mov(r13, rdx);
+            a.lea(r14, __[r13 * 8]);
+            ReadAndCheck("vdisk: FAIL read before a write", () => a.mov(r8, __qword_ptr[r13 * 8 + (long)WriterTable]));
+            a.inc(__qword_ptr[(long)Var.Gen]);
+            a.mov(r8, __qword_ptr[(long)Var.Gen]);
+            a.mov(r9, r14);
+            a.call(_fill);
+            Request(TypeOut, 4096, false, "vdisk: FAIL write");
+            // The device completed the write: from now on the disk holds this generation for the block.
+            a.mov(rax, __qword_ptr[(long)Var.Gen]);
+            a.mov(__qword_ptr[r13 * 8 + (long)WriterTable], rax);
+            a.mov(rax, __qword_ptr[(long)Var.WriterDone]);
+            a.inc(rax);
+            a.xor(edx, edx);
+            a.div(__qword_ptr[(long)Var.FlushEvery]);
+            a.test(rdx, rdx);
+            a.jnz(noFlush);
+            Request(TypeFlush, 0, false, "vdisk: FAIL flush");
+            a.Here(ref noFlush);
+            ReadAndCheck("vdisk: FAIL read back", () => a.mov(r8, __qword_ptr[(long)Var.Gen]));
+            a.inc(__qword_ptr[(long)Var.WriterDone]);
+            a.dec(__qword_ptr[(long)Var.WriterLeft]);
+            a.mov(rax, __qword_ptr[(long)Var.WriterDone]);
+            a.xor(edx, edx);
+            a.div(__qword_ptr[(long)Var.Report]);
+            a.test(rdx, rdx);
+            a.jnz(loop);
+            rt.LineBegin(a);
+            rt.Print(a, "vdisk: writes=");
+            rt.PrintDec(a, Var.WriterDone);
+            rt.Print(a, " failures=");
+            rt.PrintDec(a, Var.Failures);
+            rt.Print(a, " us=");
+            Rdtsc();
+            a.sub(rax, __qword_ptr[(long)Var.WriterT0]);
+            a.imul(rax, rax, 1000);
+            a.xor(edx, edx);
+            a.div(__qword_ptr[(long)Var.TscKhz]);
+            rt.PrintDec(a, rax);
+            rt.LineEnd(a);
+            a.jmp(loop);
+
+            a.Here(ref finish);
+            ForEachBlock(() => ReadAndCheck("vdisk: FAIL read in the final check", () => a.mov(r8, __qword_ptr[r13 * 8 + (long)WriterTable])));
+            rt.LineBegin(a);
+            rt.Print(a, "vdisk: writer done writes=");
+            rt.PrintDec(a, Var.WriterDone);
+            rt.Print(a, ", final check of ");
+            rt.PrintDec(a, Var.Blocks);
+            rt.Print(a, " blocks against the table, failures=");
+            rt.PrintDec(a, Var.Failures);
+            rt.LineEnd(a);
+            a.ret();
+        }
+
+        /// <summary>R13 = 0 .. Blocks, R14 = R13 * 8 (its first sector), around <paramref name="body"/>.</summary>
+        private void ForEachBlock(Action body)
+        {
+            var loop = a.CreateLabel(); var done = a.CreateLabel();
+            a.xor(r13d, r13d);
+            a.Here(ref loop);
+            a.cmp(r13, __qword_ptr[(long)Var.Blocks]);
+            a.jae(done);
+            a.lea(r14, __[r13 * 8]);
+            body();
+            a.inc(r13);
+            a.jmp(loop);
+            a.Here(ref done);
+        }
+
+        /// <summary>Poisons the buffer, reads the block at sector R14 and checks it against the generation
+        /// <paramref name="loadGeneration"/> puts into R8.</summary>
+        private void ReadAndCheck(string failure, Action loadGeneration)
+        {
+            a.mov(rdi, (long)BlkData);
+            a.mov(ecx, 4096);
+            a.mov(eax, 0xAB);
+            a.rep.stosb();
+            Request(TypeIn, 4096, true, failure);
+            loadGeneration();
+            a.mov(r9, r14);
+            a.call(_verify);
         }
 
         private void EmitRngTest()

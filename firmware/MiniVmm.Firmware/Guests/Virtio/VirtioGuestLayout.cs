@@ -14,6 +14,7 @@ namespace MiniVmm.Firmware.Guests.Virtio;
 ///           +0x3100 status byte; 0x138000 data buffer (64 KiB, 4 KiB aligned)
 /// 0x150000  virtio-rng queue (same shape), 0x154000 its 64-byte buffer
 /// 0x160000  end of image
+/// 0x200000  writer mode: the generation table, one u64 per 4 KiB block of the disk (at most 2 MiB: 1 GiB of disk)
 /// </code>
 /// </summary>
 internal static class VirtioGuestLayout
@@ -27,6 +28,9 @@ internal static class VirtioGuestLayout
     public const ulong RngQueue = 0x15_0000;
     public const ulong RngBuffer = 0x15_4000;
     public const ulong ImageEnd = 0x16_0000;
+    public const ulong WriterTable = 0x20_0000;
+    /// <summary>Writer mode: at most this many 4 KiB blocks (1 GiB of disk, a 2 MiB table).</summary>
+    public const int MaxWriterBlocks = 256 * 1024;
 
     // Offsets inside a queue area.
     public const int Avail = 0x1000, Used = 0x2000, Header = 0x3000, StatusByte = 0x3100;
@@ -64,5 +68,14 @@ internal static class VirtioGuestLayout
         public const ulong RngAvail = V + 0x70;
         public const ulong Capacity = V + 0x78;
         public const ulong Snapshot = V + 0x80;     // snapshot=1: ask the VMM for a snapshot, then check again
+        public const ulong WriterLeft = V + 0x88;   // writer=N: writes still to do (the disk writer mode)
+        public const ulong WriterDone = V + 0x90;
+        public const ulong Blocks = V + 0x98;       // blocks= : 4 KiB blocks the writer covers (0: the whole disk)
+        public const ulong SnapAt = V + 0xa0;       // snapat=K: ask for a snapshot after K writes
+        public const ulong FlushEvery = V + 0xa8;   // flush=F: a flush every F writes (default 64)
+        public const ulong Rng = V + 0xb0;          // the writer's LCG state
+        public const ulong WriterT0 = V + 0xb8;
+        public const ulong Report = V + 0xc8;       // report=R: a progress line every R writes (default 1024)
+        public const ulong Fresh = V + 0xc0;        // fresh=1: the disk is all zeros (generation 0): skip learning it
     }
 }

@@ -1,0 +1,72 @@
+using System.Buffers.Binary;
+using System.Text;
+using MiniVmm.Machine.State;
+using MiniVmm.Snapshot.Format;
+
+namespace MiniVmm.Machine.Snapshots;
+
+/// <summary>
+/// The state section (<c>drive{SLOT}</c>, version 1) that pairs a snapshot with the content of a writable drive as of
+/// its freeze: a sibling file in the snapshot's directory, named by file name only (the two move together), its length
+/// and the content checksum (<see cref="MiniVmm.Devices.Virtio.Block.DriveChecksum"/>). The trailer's state checksum
+/// covers this record, so the pair is checked end to end. Layout (little-endian): u32 slot, u64 length, u32 block
+/// size, u64 checksum, u64 bytes stored, u16 name length, the name (UTF-8).
+/// </summary>
+public sealed record DriveRecord(int Slot, long Length, int BlockSize, ulong Checksum, long BytesStored, string File)
+{
+    public const string Prefix = "drive";
+    public const ushort Version = 1;
+    private const int FixedSize = 4 + 8 + 4 + 8 + 8 + 2;
+
+    public static bool IsDriveSection(string id) => id.StartsWith(Prefix, StringComparison.Ordinal) && id.Length > Prefix.Length
+        && id.AsSpan(Prefix.Length).IndexOfAnyExceptInRange('0', '9') < 0;
+
+    /// <summary>The sibling file's name for drive <paramref name="slot"/> of the snapshot at <paramref name="snapshotPath"/>.</summary>
+    public static string SiblingPath(string snapshotPath, int slot) => $"{snapshotPath}.drive{slot}";
+
+    public StateSection ToSection()
+    {
+        var name = Encoding.UTF8.GetBytes(File);
+        var data = new byte[FixedSize + name.Length];
+        var d = data.AsSpan();
+        BinaryPrimitives.WriteUInt32LittleEndian(d, (uint)Slot);
+        BinaryPrimitives.WriteInt64LittleEndian(d[4..], Length);
+        BinaryPrimitives.WriteInt32LittleEndian(d[12..], BlockSize);
+        BinaryPrimitives.WriteUInt64LittleEndian(d[16..], Checksum);
+        BinaryPrimitives.WriteInt64LittleEndian(d[24..], BytesStored);
+        BinaryPrimitives.WriteUInt16LittleEndian(d[32..], (ushort)name.Length);
+        name.CopyTo(d[FixedSize..]);
+        return new StateSection(Prefix + Slot, Version, data);
+    }
+
+    /// <summary>Decodes a section as untrusted input.</summary>
+    /// <exception cref="StateRestoreException">The record is malformed, or names anything but a plain file name.</exception>
+    public static DriveRecord FromSection(StateSection s)
+    {
+        if (s.Version != Version) throw new StateRestoreException($"section '{s.Id}' has version {s.Version}; this MiniVmm reads version {Version}");
+        var d = s.Data.AsSpan();
+        if (d.Length < FixedSize) throw new StateRestoreException($"section '{s.Id}': {d.Length} bytes, too short for a drive record");
+        int slot = (int)BinaryPrimitives.ReadUInt32LittleEndian(d);
+        long length = BinaryPrimitives.ReadInt64LittleEndian(d[4..]);
+        int blockSize = BinaryPrimitives.ReadInt32LittleEndian(d[12..]);
+        ulong checksum = BinaryPrimitives.ReadUInt64LittleEndian(d[16..]);
+        long stored = BinaryPrimitives.ReadInt64LittleEndian(d[24..]);
+        int nameLength = BinaryPrimitives.ReadUInt16LittleEndian(d[32..]);
+        if (d.Length != FixedSize + nameLength) throw new StateRestoreException($"section '{s.Id}': {d.Length} bytes, {FixedSize + nameLength} expected");
+        string name;
+        try { name = new UTF8Encoding(false, true).GetString(d[FixedSize..]); }
+        catch (ArgumentException) { throw new StateRestoreException($"section '{s.Id}': the file name is not UTF-8"); }
+        if (s.Id != Prefix + slot) throw new StateRestoreException($"section '{s.Id}' records drive {slot}");
+        if (length < 0 || stored < 0 || stored > length) throw new StateRestoreException($"section '{s.Id}': length {length}, {stored} bytes stored");
+        if (blockSize < 4096 || (blockSize & (blockSize - 1)) != 0 || blockSize > 1 << 24)
+            throw new StateRestoreException($"section '{s.Id}': block size {blockSize} is not a power of two in 4 KiB..16 MiB");
+        // A hostile file must not point restore at /etc/shadow or ../x: only a name in the snapshot's own directory.
+        if (name.Length == 0 || name is "." or ".." || name.Contains('/') || name.Contains('\0'))
+            throw new StateRestoreException($"section '{s.Id}': '{name}' is not a file name in the snapshot's directory");
+        return new DriveRecord(slot, length, blockSize, checksum, stored, name);
+    }
+
+    /// <summary>The drive records of a snapshot's sections, in slot order.</summary>
+    public static IReadOnlyList<DriveRecord> Of(IReadOnlyList<StateSection> sections) =>
+        [.. sections.Where(s => IsDriveSection(s.Id)).Select(FromSection).OrderBy(r => r.Slot)];
+}
