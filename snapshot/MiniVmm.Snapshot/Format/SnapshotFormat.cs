@@ -9,10 +9,11 @@ public static class SnapshotFormat
     /// <summary>
     /// Readers accept only this major version, and minor versions up to <see cref="MinorVersion"/> (the policy is in
     /// docs/snapshot-format.md). 2.0: a snapshot id in header, state and trailer binds the three together. 2.1: the
-    /// header names the parent of an incremental link.
+    /// header names the parent of an incremental link. 2.2: the header's VM configuration has kebab-case keys (its
+    /// version 2) and the state may hold drive records (driveN sections naming the drive copies).
     /// </summary>
     public const ushort MajorVersion = 2;
-    public const ushort MinorVersion = 1;
+    public const ushort MinorVersion = 2;
 
     /// <summary>The first minor version whose header carries the parent reference.</summary>
     internal const ushort ParentMinorVersion = 1;

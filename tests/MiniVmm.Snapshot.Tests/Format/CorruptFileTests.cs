@@ -59,23 +59,23 @@ public sealed class CorruptFileTests : IDisposable
     public void Newer_major_version_is_rejected_with_both_versions_named()
     {
         OpenPatched(b => BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(8), 3)).Message
-            .Should().Contain("snapshot format 3.1 is newer than this MiniVmm (2.x)");
+            .Should().Contain("snapshot format 3.2 is newer than this MiniVmm (2.x)");
     }
 
     [Fact]
     public void Newer_minor_version_is_rejected()
     {
         OpenPatched(b => BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(10), 7)).Message
-            .Should().Contain("snapshot format 2.7 is newer than this MiniVmm (2.1)");
+            .Should().Contain("snapshot format 2.7 is newer than this MiniVmm (2.2)");
     }
 
     [Fact]
     public void Older_major_version_is_rejected()
     {
         OpenPatched(b => BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(8), 0)).Message
-            .Should().Contain("snapshot format 0.1 is older");
+            .Should().Contain("snapshot format 0.2 is older");
         OpenPatched(b => BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(8), 1)).Message
-            .Should().Contain("snapshot format 1.1 is older", "1.x files carry no snapshot id to bind header and body");
+            .Should().Contain("snapshot format 1.2 is older", "1.x files carry no snapshot id to bind header and body");
     }
 
     [Fact]

@@ -192,6 +192,6 @@ public sealed class CorruptStreamTests : IDisposable
     {
         var bytes = (byte[])_stream.Clone();
         BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(8), 3);
-        ConvertFails(bytes, "major").Message.Should().Contain("snapshot format 3.1 is newer than this MiniVmm (2.x)");
+        ConvertFails(bytes, "major").Message.Should().Contain("snapshot format 3.2 is newer than this MiniVmm (2.x)");
     }
 }

@@ -79,7 +79,7 @@ public sealed class SnapshotChainTests : IDisposable
         var (basePath, baseId) = Write("base.mvs", null, [(0, Content(0, 0)), (1, Content(1, 0))]);
         var (linkPath, _) = Write("link.mvs", baseId, [(1, null), (2, Content(2, 1))]);
         using var link = SnapshotFile.Open(linkPath);
-        link.FormatVersion.Should().Be("2.1");
+        link.FormatVersion.Should().Be(SnapshotFormat.CurrentVersion);
         link.Parent.Should().Be(baseId);
         link.IsIncremental.Should().BeTrue();
         link.IsPresent(0, 0).Should().BeFalse("page 0 did not change: it is the parent's");

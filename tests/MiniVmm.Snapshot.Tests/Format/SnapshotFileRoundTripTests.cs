@@ -26,7 +26,7 @@ public sealed class SnapshotFileRoundTripTests : IDisposable
         }
         File.Exists(path + SnapshotFormat.PartialSuffix).Should().BeFalse();
         using var file = SnapshotFile.Open(path);
-        file.FormatVersion.Should().Be("2.1");
+        file.FormatVersion.Should().Be("2.2");
         file.CreatedAt.Should().Be(Scenario.FixedTime);
         s.AssertMatches(file);
         file.RegionDataOffset(0).Should().Be(SnapshotFormat.RegionAlignment);
@@ -167,7 +167,7 @@ public sealed class SnapshotFileRoundTripTests : IDisposable
         s.Build(_dir, "describe.snap");
         using var file = SnapshotFile.Open(_dir.File("describe.snap"));
         string text = file.Describe();
-        text.Should().Contain("format      2.1").And.Contain($"snapshot id {Scenario.FixedId}").And.Contain("parent      none (full snapshot)").And.Contain("test-engine").And.Contain("Test CPU")
+        text.Should().Contain("format      2.2").And.Contain($"snapshot id {Scenario.FixedId}").And.Contain("parent      none (full snapshot)").And.Contain("test-engine").And.Contain("Test CPU")
             .And.Contain("[1] guest 0x100000000..0x100014000").And.Contain("vcpu0 v1: 700 bytes").And.Contain("\"vcpus\":2");
     }
 
