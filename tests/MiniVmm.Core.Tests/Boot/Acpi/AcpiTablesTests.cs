@@ -151,6 +151,12 @@ public sealed class AcpiTablesTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(255)]
+    public void Madt_refuses_vcpu_counts_it_cannot_number(int vcpus) =>
+        FluentActions.Invoking(() => Madt.Build(vcpus)).Should().Throw<ArgumentOutOfRangeException>();
+
     [Fact]
     public void Dsdt_without_devices_is_an_empty_definition_block()
     {

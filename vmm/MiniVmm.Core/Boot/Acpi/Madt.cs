@@ -29,12 +29,13 @@ public static class Madt
     public const int LocalApicNmiEntrySize = 6;
     /// <summary>Header (36), local APIC address (4), flags (4).</summary>
     public const int EntriesOffset = AcpiTable.HeaderSize + 8;
-    public const int MaxVcpus = 255;
+    /// <summary>APIC ids 0..253 for the CPUs, the IOAPIC's after them, 0xff being the broadcast id.</summary>
+    public const int MaxVcpus = 254;
 
     public static byte[] Build(int vcpus)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(vcpus, 1);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(vcpus, MaxVcpus - 1); // the IOAPIC takes the id after the last CPU
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(vcpus, MaxVcpus);
         int length = EntriesOffset + vcpus * LocalApicEntrySize + IoApicEntrySize + LocalApicNmiEntrySize;
         byte[] t = AcpiTable.Create("APIC", length, Revision, "MVMMAPIC");
         Span<byte> m = t;
