@@ -53,7 +53,7 @@ public sealed partial class Vm
         LinuxBootInfo boot;
         try
         {
-            boot = LinuxLoader.Load(Memory, kernel, EffectiveCommandLine, initrd, _vcpus.Length);
+            boot = LinuxLoader.Load(Memory, kernel, EffectiveCommandLine, initrd, _vcpus.Length, _virtioWindows);
         }
         catch (BootImageException e)
         {

@@ -26,6 +26,8 @@ public sealed partial class Vm
 
     private readonly List<VirtioDevice> _virtio = new();
     private readonly List<string> _virtioAnnouncements = new();
+    /// <summary>The same devices for the ACPI DSDT of a Linux boot.</summary>
+    private readonly List<Core.Boot.Acpi.VirtioMmioWindow> _virtioWindows = new();
 
     /// <summary>The virtio devices in slot order.</summary>
     public IReadOnlyList<VirtioDevice> VirtioDevices => _virtio;
@@ -138,6 +140,7 @@ public sealed partial class Vm
             new(device, Memory, line, log));
         _virtio.Add(device);
         _virtioAnnouncements.Add($"virtio_mmio.device=4K@0x{address:x}:{gsi}");
+        _virtioWindows.Add(new(address, (uint)VirtioMmioRegisters.WindowSize, gsi));
         log.LogInformation("{Device} at MMIO 0x{Address:x}, IRQ {Gsi}", id, address, gsi);
     }
 

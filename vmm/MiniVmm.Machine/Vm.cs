@@ -221,7 +221,9 @@ public sealed partial class Vm : IDisposable
         PvhBootInfo boot;
         try
         {
-            boot = PvhLoader.Load(Memory, image, EffectiveCommandLine, [.. Memory.Regions.Select(r => MemoryMapEntry.Ram(r.GuestAddress, r.Size))]);
+            // ACPI tables too: a PVH Linux kernel (CONFIG_PVH) finds the vCPUs, the IOAPIC and the virtio devices there.
+            boot = PvhLoader.Load(Memory, image, EffectiveCommandLine, PvhLoader.MemoryMapFor([.. Memory.Regions.Select(r => (r.GuestAddress, r.Size))]),
+                Core.Boot.Acpi.AcpiTables.Build(_vcpus.Length, _virtioWindows));
         }
         catch (BootImageException e)
         {

@@ -69,7 +69,9 @@ public sealed class LinuxLoaderTests : IDisposable
         BinaryPrimitives.WriteUInt32LittleEndian(expectedHeader.AsSpan(0x21c - 0x1f1), 0x12345);
         BinaryPrimitives.WriteUInt32LittleEndian(expectedHeader.AsSpan(0x228 - 0x1f1), 0xa000);  // cmd_line_ptr
         zp[0x1f1..headerEnd].Should().Equal(expectedHeader);
-        zp[..0x1e8].Should().OnlyContain(b => b == 0, "screen_info, ext_* fields etc. stay zero");
+        BinaryPrimitives.ReadUInt64LittleEndian(zp.AsSpan(0x070)).Should().Be(0xe0000, "acpi_rsdp_addr: the RSDP");
+        zp[..0x070].Should().OnlyContain(b => b == 0, "screen_info, apm_bios_info etc. stay zero");
+        zp[0x078..0x1e8].Should().OnlyContain(b => b == 0, "the ext_* fields etc. stay zero");
         zp[headerEnd..0x2d0].Should().OnlyContain(b => b == 0);
 
         zp[0x1e8].Should().Be(3, "e820_entries");
@@ -83,6 +85,8 @@ public sealed class LinuxLoaderTests : IDisposable
         ReadGuest(boot.InitrdAddress, initrd.Length).Should().Equal(initrd);
 
         ReadGuest(MpTable.Address, MpTable.Build(2).Length).Should().Equal(MpTable.Build(2));
+        byte[] acpi = MiniVmm.Core.Boot.Acpi.AcpiTables.Build(2, []).Bytes;
+        ReadGuest(0xe0000, acpi.Length).Should().Equal(acpi, "the ACPI tables in the BIOS area");
 
         IsScribble(LinuxLoader.BootAreaEnd, 0x1000).Should().BeTrue();
         IsScribble(0x9f000, 0xc00).Should().BeTrue();

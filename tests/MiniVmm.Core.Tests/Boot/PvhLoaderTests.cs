@@ -32,6 +32,17 @@ public sealed class PvhLoaderTests : IDisposable
         PvhElfImage.Parse(new ElfBuilder().Load(paddr, data, memSize).PvhEntry(paddr).Build());
 
     [Fact]
+    public void The_memory_map_reserves_the_acpi_tables_and_lists_ram_above_the_hole()
+    {
+        const ulong GiB = 1UL << 30;
+        PvhLoader.MemoryMapFor([(0UL, 3 * GiB), (4 * GiB, GiB)]).Should().Equal(
+            MemoryMapEntry.Ram(0, 0xe0000),
+            MemoryMapEntry.Reserved(0xe0000, 0x20000),
+            MemoryMapEntry.Ram(0x100000, 3 * GiB - 0x100000),
+            MemoryMapEntry.Ram(4 * GiB, GiB));
+    }
+
+    [Fact]
     public void Layout_constants_describe_the_low_area()
     {
         PvhLoader.StartInfoGpa.Should().Be(0x6000u);
@@ -267,5 +278,29 @@ public sealed class PvhLoaderTests : IDisposable
     {
         Action load = () => PvhLoader.Load(_memory, PvhElfImage.Parse(ElfBuilder.Minimal().Build()), "", map);
         load.Should().Throw<BootImageException>().WithMessage(message);
+    }
+
+    [Fact]
+    public void Acpi_tables_go_to_the_bios_area_and_rsdp_paddr_names_them()
+    {
+        var acpi = MiniVmm.Core.Boot.Acpi.AcpiTables.Build(2, []);
+        PvhLoader.Load(_memory, PvhElfImage.Parse(ElfBuilder.Minimal().Build()), "", DefaultMap, acpi);
+
+        ReadGuest(0xe0000, acpi.Bytes.Length).Should().Equal(acpi.Bytes);
+        BinaryPrimitives.ReadUInt64LittleEndian(ReadGuest(PvhLoader.StartInfoGpa + 32, 8)).Should().Be(0xe0000ul, "rsdp_paddr");
+    }
+
+    [Fact]
+    public void A_segment_over_the_acpi_tables_is_refused_before_anything_is_written()
+    {
+        var acpi = MiniVmm.Core.Boot.Acpi.AcpiTables.Build(1, []);
+        Scribble(0xe0000, 0x100);
+        PvhElfImage image = PvhElfImage.Parse(new ElfBuilder { Entry = 0x100000 }.Load(0x100000, ElfBuilder.Code(64), 0x1000)
+            .Load(0xe0000, [1, 2, 3], 0x10).PvhEntry(0x100000).Build());
+
+        Action load = () => PvhLoader.Load(_memory, image, "", DefaultMap, acpi);
+
+        load.Should().Throw<BootImageException>().WithMessage("segment 0xe0000-0xe000f overlaps the ACPI tables*");
+        ReadGuest(0xe0000, 0x100).Should().OnlyContain(b => b == 0xCC);
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
+using MiniVmm.Core.Boot.Acpi;
 using MiniVmm.Core.Memory;
 
 namespace MiniVmm.Core.Boot;
@@ -13,8 +14,8 @@ public sealed record LinuxBootInfo(ulong Entry, ulong BootParamsGpa, ulong PageT
 /// <summary>
 /// Loads a <see cref="LinuxKernelImage"/> (vmlinux or bzImage) with the Linux x86 64-bit boot protocol
 /// (Documentation/arch/x86/boot.rst): the kernel at its load address, the <c>boot_params</c> zero page with the setup
-/// header, command line, initrd and e820 map, an MP table for the vCPUs, identity page tables for 0-4 GiB and the GDT
-/// the protocol names.
+/// header, command line, initrd and e820 map, an MP table and ACPI tables for the vCPUs, the IOAPIC and the virtio-mmio
+/// devices, identity page tables for 0-4 GiB and the GDT the protocol names.
 /// </summary>
 /// <remarks>
 /// Low memory layout (guest physical):
@@ -28,7 +29,8 @@ public sealed record LinuxBootInfo(ulong Entry, ulong BootParamsGpa, ulong PageT
 /// 0x09000-0x09fff  boot_params, the zero page (RSI at entry)                                     = BootParamsGpa
 /// 0x0a000-0x0afff  command line, NUL-terminated                                                  = CommandLineGpa
 /// 0x9fc00-0x9ffff  MP table (e820: reserved)
-/// 0xa0000-0xfffff  legacy VGA/BIOS hole (e820: reserved; RAM behind it is left unused)
+/// 0xa0000-0xfffff  legacy VGA/BIOS hole (e820: reserved; RAM behind it is otherwise left unused)
+/// 0xe0000-         ACPI: RSDP, XSDT, FADT, MADT, DSDT (AcpiTables; boot_params.acpi_rsdp_addr = 0xe0000)
 /// 0x100000-        the kernel at its load address; the initrd page-aligned at the top of RAM below 4 GiB
 /// </code>
 /// These structures are in e820 RAM below 640 KiB, as with other VMMs: the kernel copies boot_params and the command
@@ -80,11 +82,11 @@ public static class LinuxLoader
         ];
     }
 
-    /// <summary>Checks that everything fits, then writes the kernel, initrd, zero page, command line, MP table, page
-    /// tables and GDT.</summary>
+    /// <summary>Checks that everything fits, then writes the kernel, initrd, zero page, command line, MP table, ACPI
+    /// tables (describing <paramref name="virtio"/>, none if null), page tables and GDT.</summary>
     /// <exception cref="BootImageException">Something does not fit; the message says what.</exception>
     public static LinuxBootInfo Load(GuestMemory memory, LinuxKernelImage kernel, string cmdline,
-        ReadOnlySpan<byte> initrd, int vcpus)
+        ReadOnlySpan<byte> initrd, int vcpus, IReadOnlyList<VirtioMmioWindow>? virtio = null)
     {
         ArgumentNullException.ThrowIfNull(memory);
         ArgumentNullException.ThrowIfNull(kernel);
@@ -108,6 +110,7 @@ public static class LinuxLoader
         // The initrd goes at the top of the RAM that starts at 0 (below the 32-bit MMIO hole, so below 4 GiB).
         (ulong initrdAddress, ulong initrdSize) = PlaceInitrd(ranges[0].Size, kernel, initrd.Length);
         byte[] mpTable = MpTable.Build(vcpus);
+        AcpiTableSet acpi = AcpiTables.Build(vcpus, virtio ?? []);
 
         foreach (ImageSegment segment in kernel.Segments)
         {
@@ -123,15 +126,20 @@ public static class LinuxLoader
         WriteGdt(memory);
         WritePageTables(memory);
         memory.Write(CommandLineGpa, cmdlineBytes); // the area was zeroed: the NUL follows
-        memory.Write(BootParamsGpa, BuildBootParams(kernel, initrdAddress, initrdSize, e820));
+        memory.Write(BootParamsGpa, BuildBootParams(kernel, initrdAddress, initrdSize, e820, acpi.Rsdp));
         memory.Clear(MpTable.Address, MpTable.MaxSize);
         memory.Write(MpTable.Address, mpTable);
+        // Kernels with CONFIG_X86_MPPARSE read the MP table only when they find no ACPI MADT; ACPI-only kernels need
+        // the ACPI tables to see more than one CPU and the IOAPIC.
+        memory.Clear(AcpiTables.Address, AcpiTables.AreaEnd - AcpiTables.Address);
+        memory.Write(AcpiTables.Address, acpi.Bytes);
 
         return new LinuxBootInfo(kernel.Entry, BootParamsGpa, Pml4Gpa, GdtGpa, GdtLimit, StackTop, initrdAddress, initrdSize);
     }
 
     /// <summary>The zero page: the kernel's setup header at 0x1f1, then what the loader fills in.</summary>
-    internal static byte[] BuildBootParams(LinuxKernelImage kernel, ulong initrdAddress, ulong initrdSize, IReadOnlyList<MemoryMapEntry> e820)
+    internal static byte[] BuildBootParams(LinuxKernelImage kernel, ulong initrdAddress, ulong initrdSize,
+        IReadOnlyList<MemoryMapEntry> e820, ulong rsdpAddress = 0)
     {
         byte[] zp = new byte[LinuxSetupHeader.BootParamsSize];
         kernel.SetupHeader.Span.CopyTo(zp.AsSpan(LinuxSetupHeader.Start));
@@ -143,6 +151,7 @@ public static class LinuxLoader
             BinaryPrimitives.WriteUInt32LittleEndian(z[LinuxSetupHeader.CmdlineSize..], (uint)kernel.CommandLineLimit);
         BinaryPrimitives.WriteUInt32LittleEndian(z[LinuxSetupHeader.RamdiskImage..], (uint)initrdAddress);
         BinaryPrimitives.WriteUInt32LittleEndian(z[LinuxSetupHeader.RamdiskSize..], (uint)initrdSize);
+        BinaryPrimitives.WriteUInt64LittleEndian(z[LinuxSetupHeader.AcpiRsdpAddr..], rsdpAddress);
         z[LinuxSetupHeader.E820Entries] = (byte)e820.Count;
         for (int i = 0; i < e820.Count; i++)
         {

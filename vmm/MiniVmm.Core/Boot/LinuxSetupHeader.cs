@@ -51,6 +51,9 @@ public static class LinuxSetupHeader
     public const ulong StartupOffset64 = 0x200;
 
     // struct boot_params fields outside the setup header.
+    /// <summary><c>acpi_rsdp_addr</c> (Documentation/arch/x86/zero-page.rst): where the RSDP is, so the kernel need not
+    /// scan for it.</summary>
+    public const int AcpiRsdpAddr = 0x070;
     public const int ExtRamdiskImage = 0x0c0;
     public const int ExtRamdiskSize = 0x0c4;
     public const int ExtCmdLinePtr = 0x0c8;

@@ -1,4 +1,5 @@
 using System.Text;
+using MiniVmm.Core.Boot.Acpi;
 using MiniVmm.Core.Memory;
 
 namespace MiniVmm.Core.Boot;
@@ -20,6 +21,7 @@ public sealed record PvhBootInfo(uint Entry, uint? ApEntry, uint StartInfoGpa);
 /// 0x6038-...     hvm_memmap_table_entry[n] (24 bytes each, n &lt;= 128) = MemoryMapGpa
 /// 0x7000-0x7fff  kernel command line, NUL-terminated (&lt;= 4095 bytes + NUL) = CommandLineGpa
 /// 0x8000-        free for the image
+/// 0xe0000-       ACPI tables when the caller passes them (rsdp_paddr names the RSDP); no segment may overlap them
 /// </code>
 /// The boot information area 0x6000-0x7fff is zeroed before it is written. Every check happens before the first write,
 /// so a rejected image leaves guest RAM untouched.
@@ -51,11 +53,33 @@ public static class PvhLoader
     /// <see cref="CommandLineGpa"/>).</summary>
     public const int MaxMemoryMapEntries = 128;
 
+    /// <summary>
+    /// The PVH memory map for RAM in <paramref name="ranges"/>: each range is RAM, except that the BIOS area holding
+    /// the ACPI tables (<see cref="AcpiTables.Address"/> to 1 MiB) is reserved when the first range covers it, so a
+    /// guest that trusts the map (a PVH Linux kernel) does not reuse the tables' memory.
+    /// </summary>
+    public static IReadOnlyList<MemoryMapEntry> MemoryMapFor(IReadOnlyList<(ulong GuestAddress, ulong Size)> ranges)
+    {
+        var map = new List<MemoryMapEntry>();
+        foreach (var (gpa, size) in ranges)
+        {
+            if (gpa == 0 && size > AcpiTables.AreaEnd)
+            {
+                map.Add(MemoryMapEntry.Ram(0, AcpiTables.Address));
+                map.Add(MemoryMapEntry.Reserved(AcpiTables.Address, AcpiTables.AreaEnd - AcpiTables.Address));
+                map.Add(MemoryMapEntry.Ram(AcpiTables.AreaEnd, size - AcpiTables.AreaEnd));
+            }
+            else map.Add(MemoryMapEntry.Ram(gpa, size));
+        }
+        return map;
+    }
+
     /// <summary>Checks that the image, command line and memory map fit, copies the segments (zero-filling bss) and
-    /// writes <c>hvm_start_info</c>, the memory map and the command line.</summary>
+    /// writes <c>hvm_start_info</c>, the memory map, the command line and, if given, the ACPI tables (a PVH Linux kernel
+    /// finds them through <c>rsdp_paddr</c>).</summary>
     /// <exception cref="BootImageException">Something does not fit; the message says what.</exception>
     public static PvhBootInfo Load(GuestMemory memory, PvhElfImage image, string cmdline,
-        IReadOnlyList<MemoryMapEntry> memoryMap)
+        IReadOnlyList<MemoryMapEntry> memoryMap, AcpiTableSet? acpi = null)
     {
         ArgumentNullException.ThrowIfNull(memory);
         ArgumentNullException.ThrowIfNull(image);
@@ -71,6 +95,8 @@ public static class PvhLoader
         ValidateMemoryMap(memoryMap);
         foreach (ImageSegment segment in image.Segments)
             ValidateSegment(memory, segment);
+        if (acpi is not null)
+            ValidateAcpiArea(memory, image, acpi);
 
         foreach (ImageSegment segment in image.Segments)
         {
@@ -92,6 +118,8 @@ public static class PvhLoader
             });
         }
         memory.Write(CommandLineGpa, cmdlineBytes); // the area was zeroed: the NUL follows
+        if (acpi is not null)
+            memory.Write(AcpiTables.Address, acpi.Bytes);
         memory.Write(StartInfoGpa, new HvmStartInfo
         {
             Magic = HvmStartInfo.MagicValue,
@@ -99,6 +127,7 @@ public static class PvhLoader
             CommandLineAddress = CommandLineGpa,
             MemoryMapAddress = MemoryMapGpa,
             MemoryMapEntries = (uint)memoryMap.Count,
+            RsdpAddress = acpi?.Rsdp ?? 0,
         });
 
         return new PvhBootInfo(image.Entry, image.ApEntry, StartInfoGpa);
@@ -144,6 +173,17 @@ public static class PvhLoader
                     $"memory map entries 0x{sorted[i - 1].Address:x}+0x{sorted[i - 1].Size:x} and " +
                     $"0x{sorted[i].Address:x}+0x{sorted[i].Size:x} overlap");
         }
+    }
+
+    private static void ValidateAcpiArea(GuestMemory memory, PvhElfImage image, AcpiTableSet acpi)
+    {
+        ulong start = AcpiTables.Address, end = start + (ulong)acpi.Bytes.Length;
+        if (!memory.Contains(start, end - start))
+            throw new BootImageException($"guest RAM does not cover the ACPI tables' area 0x{start:x}-0x{end - 1:x}");
+        foreach (ImageSegment s in image.Segments)
+            if (s.PhysicalAddress < end && start < s.EndAddress)
+                throw new BootImageException(
+                    $"segment 0x{s.PhysicalAddress:x}-0x{s.EndAddress - 1:x} overlaps the ACPI tables (0x{start:x}-0x{end - 1:x})");
     }
 
     private static void ValidateSegment(GuestMemory memory, ImageSegment segment)
