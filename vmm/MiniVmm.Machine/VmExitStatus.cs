@@ -18,6 +18,8 @@ public enum VmStopReason
     AfterSnapshot,
     /// <summary>A lazily restored page failed its checksum (or could not be read): the snapshot file is bad.</summary>
     CorruptSnapshot,
+    /// <summary>A lazily restored page could not be fetched: the object store did not answer.</summary>
+    StoreUnreachable,
 }
 
 /// <summary>Why the VM stopped and the process exit code that reports it.</summary>
@@ -32,6 +34,8 @@ public sealed record VmExitStatus(VmStopReason Reason, uint GuestStatus = 0, str
     public const int ExitSnapshotFailed = 126;
     /// <summary>Same code as any other bad input file.</summary>
     public const int ExitCorruptSnapshot = 120;
+    /// <summary>An s3:// snapshot's store could not be reached (the object itself may be fine).</summary>
+    public const int ExitStoreUnreachable = 119;
 
     /// <summary>The guest's debug-exit value itself (0 = success), truncated to 8 bits by the OS.</summary>
     public int ProcessExitCode => Reason switch
@@ -44,6 +48,7 @@ public sealed record VmExitStatus(VmStopReason Reason, uint GuestStatus = 0, str
         VmStopReason.HostRequest => GuestStatus is > 0 and < 64 ? 128 + (int)GuestStatus : ExitHostRequest,
         VmStopReason.AfterSnapshot => GuestStatus == 0 ? 0 : ExitSnapshotFailed,
         VmStopReason.CorruptSnapshot => ExitCorruptSnapshot,
+        VmStopReason.StoreUnreachable => ExitStoreUnreachable,
         _ => ExitInternalError,
     };
 
@@ -60,6 +65,7 @@ public sealed record VmExitStatus(VmStopReason Reason, uint GuestStatus = 0, str
         VmStopReason.EmulationFailure => "KVM could not run the guest" + (Detail is null ? "" : ": " + Detail),
         VmStopReason.Reset => "the guest asked for a reset" + (Detail is null ? "" : ": " + Detail),
         VmStopReason.CorruptSnapshot => "the snapshot is damaged" + (Detail is null ? "" : ": " + Detail),
+        VmStopReason.StoreUnreachable => "the object store stopped answering" + (Detail is null ? "" : ": " + Detail),
         _ => "internal error" + (Detail is null ? "" : ": " + Detail),
     };
 

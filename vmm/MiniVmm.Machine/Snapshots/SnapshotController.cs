@@ -117,6 +117,8 @@ public sealed class SnapshotController
             if (chain) EnsureTracker();
             SnapshotParent? parent = null;
             _pendingPath = SnapshotDestination.FilePathOf(destination);
+            if (MiniVmm.Snapshot.ObjectStore.ObjectUri.IsObjectUri(destination) && _vm.Config.Drives.Any(d => !d.ReadOnly))
+                throw new ArgumentException("an s3:// snapshot cannot capture a writable drive yet: snapshot to a file, or attach the drives with readonly=on");
             if (_tracker is not null && options.Mode == SnapshotMode.WriteTracking)
             {
                 parent = chain && _tracker.IsTracking ? _parent : null;
