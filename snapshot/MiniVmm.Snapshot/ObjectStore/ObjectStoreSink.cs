@@ -65,7 +65,7 @@ public sealed class ObjectStoreSink : ISnapshotSink
     /// bounds <see cref="Complete"/>'s wait for the store (infinite: none).
     /// </summary>
     public static ObjectStoreSink Create(IObjectStore store, ObjectUri uri, SnapshotHeaderInfo info, string spoolDirectory, TimeSpan deadline,
-        long partSize = MultipartPlan.DefaultPartSize, Guid? snapshotId = null)
+        long partSize = MultipartPlan.DefaultPartSize, Guid? snapshotId = null, DateTimeOffset? createdAt = null)
     {
         if (info.Parent is not null)
             throw new NotSupportedException("an incremental snapshot needs a file destination (s3:// holds full snapshots)");
@@ -76,7 +76,7 @@ public sealed class ObjectStoreSink : ISnapshotSink
         ISnapshotSink? spool = null;
         try
         {
-            spool = SnapshotFileSink.Create(spoolPath, info, fsync: false, snapshotId: snapshotId);
+            spool = SnapshotFileSink.Create(spoolPath, info, fsync: false, createdAt: createdAt, snapshotId: snapshotId);
             // A handle of our own: it keeps reading the same file after Complete renames PATH.partial to PATH.
             var read = File.OpenHandle(spoolPath + SnapshotFormat.PartialSuffix, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
             return new ObjectStoreSink(store, uri, spool, spoolPath, read, plan, info.Regions, uploadId, deadline);
