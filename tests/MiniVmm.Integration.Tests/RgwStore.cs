@@ -14,7 +14,7 @@ public sealed class RgwStore : IDisposable
 
     public RgwStore()
     {
-        _dir = Path.Combine(Path.GetTempPath(), $"minivmm-rgw-{Environment.ProcessId}-{Guid.NewGuid():N}"[..40]);
+        _dir = Path.Combine(Path.GetTempPath(), $"minivmm-rgw-{System.Environment.ProcessId}-{Guid.NewGuid():N}"[..40]);
         var (rc, stdout, stderr) = Script("start");
         if (rc != 0)
             throw new InvalidOperationException($"tests/s3/rgw.sh start failed (exit {rc}; install ceph-mon ceph-osd radosgw ceph-common): {stderr} {Logs()}");

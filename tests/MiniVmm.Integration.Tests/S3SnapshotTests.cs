@@ -39,14 +39,14 @@ public sealed partial class S3SnapshotTests(RgwStore rgw)
     }
 
     [KvmFact]
-    public void A_changed_byte_in_a_guest_page_of_the_object_is_exit_120_before_the_guest_sees_the_page()
+    public async Task A_changed_byte_in_a_guest_page_of_the_object_is_exit_120_before_the_guest_sees_the_page()
     {
         string bucket = rgw.NewBucket();
         TakeSnapshot(bucket, "good.mvs");
         using var store = new S3ObjectStore(rgw.Settings);
-        long length = store.GetLengthAsync(bucket, "good.mvs", CancellationToken.None).GetAwaiter().GetResult()!.Value;
+        long length = (await store.GetLengthAsync(bucket, "good.mvs", CancellationToken.None))!.Value;
         var bytes = new byte[length];
-        store.ReadAsync(bucket, "good.mvs", 0, bytes, CancellationToken.None).GetAwaiter().GetResult();
+        await store.ReadAsync(bucket, "good.mvs", 0, bytes, CancellationToken.None);
         string local = GuestFiles.TempPath("s3-corrupt.mvs");
         File.WriteAllBytes(local, bytes);
         long offset;
@@ -57,7 +57,7 @@ public sealed partial class S3SnapshotTests(RgwStore rgw)
         }
         File.Delete(local);
         bytes[offset] ^= 0x40;
-        store.PutAsync(bucket, "bad.mvs", bytes, CancellationToken.None).GetAwaiter().GetResult();
+        await store.PutAsync(bucket, "bad.mvs", bytes, CancellationToken.None);
 
         var restored = Run(rgw.Environment, TimeSpan.FromMinutes(2), "restore", $"s3://{bucket}/bad.mvs", "--memory", "lazy");
         restored.ExitCode.Should().Be(120, restored.Stderr);

@@ -79,7 +79,7 @@ public sealed class ObjectStoreSinkTests : IDisposable
     }
 
     [Fact]
-    public void The_object_reads_back_through_ranged_blocks_with_every_page_checked()
+    public async Task The_object_reads_back_through_ranged_blocks_with_every_page_checked()
     {
         var info = Info(16UL << 20);
         var (_, obj, store) = WriteBoth(info, [(0, 0, 4096, 4)]);
@@ -91,7 +91,7 @@ public sealed class ObjectStoreSinkTests : IDisposable
         page.Should().Equal(Pages(4095, 1, 4));
 
         obj[snapshot.RegionDataOffset(0) + 4095L * Page + 7] ^= 1;
-        store.PutAsync("bucket", "bad.mvs", obj, default).Wait();
+        await store.PutAsync("bucket", "bad.mvs", obj, default);
         using var bad = SnapshotFile.Open(ObjectStoreBytes.Open(store, new ObjectUri("bucket", "bad.mvs")), "s3://bucket/bad.mvs");
         FluentActions.Invoking(() => bad.ReadPages(0, 4095, page)).Should().Throw<SnapshotFormatException>().WithMessage("*checksum*");
     }
