@@ -65,7 +65,7 @@ public sealed partial class S3SnapshotTests(RgwStore rgw)
     }
 
     [KvmFact]
-    public void A_missing_object_is_exit_120_and_an_unreachable_store_exit_119()
+    public void A_missing_object_is_exit_120_and_an_unreachable_store_exit_128()
     {
         string bucket = rgw.NewBucket();
         var missing = Run(rgw.Environment, TimeSpan.FromMinutes(1), "restore", $"s3://{bucket}/nothing.mvs");
@@ -74,7 +74,7 @@ public sealed partial class S3SnapshotTests(RgwStore rgw)
 
         var env = new Dictionary<string, string>(rgw.Environment) { ["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9" };
         var unreachable = Run(env, TimeSpan.FromMinutes(1), "restore", $"s3://{bucket}/nothing.mvs");
-        unreachable.ExitCode.Should().Be(119, unreachable.Stderr);
+        unreachable.ExitCode.Should().Be(128, unreachable.Stderr);
         unreachable.Stderr.Should().Contain("cannot be reached");
         (missing.Stderr + unreachable.Stderr).Should().NotContain(rgw.SecretKey);
     }

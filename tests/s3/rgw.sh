@@ -2,6 +2,7 @@
 # A throw-away single-node Ceph cluster (one mon, one BlueStore OSD on a sparse file, radosgw) on 127.0.0.1, every
 # file, log, socket and listener under DIR. For MiniVmm's S3 tests and benchmarks; never for data anyone keeps.
 #   rgw.sh start DIR   brings it up, creates the S3 user and prints: endpoint URL, access key, secret key (one per line)
+#   rgw.sh bucket DIR NAME   creates bucket NAME (curl's SigV4; RGW wants the x-amz-content-sha256 header)
 #   rgw.sh stop DIR    stops radosgw, then the OSD, then the mon (that order: an OSD without its mon hangs in shutdown)
 # Needs the Debian packages ceph-mon ceph-osd radosgw ceph-common (Ceph 16.2). Environment: RGW_PORT (default: a free
 # port), RGW_OSD_SIZE (sparse BlueStore file, default 8G).
@@ -25,13 +26,20 @@ stop_daemon() {
   kill -KILL "$pid" 2>/dev/null || true
 }
 
+if [ "$cmd" = bucket ]; then
+  port=$(sed -n 's/.*endpoint=127.0.0.1:\([0-9]*\).*/\1/p' "$conf")
+  code=$(curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" --user "$ACCESS_KEY:$SECRET_KEY" \
+    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -X PUT "http://127.0.0.1:$port/${3:?bucket name}")
+  [ "$code" = 200 ] || { echo "rgw.sh: creating bucket ${3} answered HTTP $code" >&2; exit 1; }
+  exit 0
+fi
 if [ "$cmd" = stop ]; then
   stop_daemon "$dir/run/client.rgw.pid" 50
   stop_daemon "$dir/run/osd.0.pid" 50
   stop_daemon "$dir/run/mon.a.pid" 50
   exit 0
 fi
-[ "$cmd" = start ] || { echo "usage: $0 start|stop DIR" >&2; exit 2; }
+[ "$cmd" = start ] || { echo "usage: $0 start|stop DIR | bucket DIR NAME" >&2; exit 2; }
 for tool in ceph-mon ceph-osd radosgw ceph radosgw-admin monmaptool; do
   command -v "$tool" >/dev/null || { echo "rgw.sh: $tool is missing (apt-get install ceph-mon ceph-osd radosgw ceph-common)" >&2; exit 3; }
 done

@@ -35,7 +35,7 @@ public sealed record VmExitStatus(VmStopReason Reason, uint GuestStatus = 0, str
     /// <summary>Same code as any other bad input file.</summary>
     public const int ExitCorruptSnapshot = 120;
     /// <summary>An s3:// snapshot's store could not be reached (the object itself may be fine).</summary>
-    public const int ExitStoreUnreachable = 119;
+    public const int ExitStoreUnreachable = 128;
 
     /// <summary>The guest's debug-exit value itself (0 = success), truncated to 8 bits by the OS.</summary>
     public int ProcessExitCode => Reason switch
