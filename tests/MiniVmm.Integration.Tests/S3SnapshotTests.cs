@@ -39,6 +39,47 @@ public sealed partial class S3SnapshotTests(RgwStore rgw)
     }
 
     [KvmFact]
+    public void Four_clones_restored_at_once_from_one_object_all_pass_their_self_check()
+    {
+        string uri = TakeSnapshot(rgw.NewBucket(), "clones.mvs");
+        var clones = Enumerable.Range(0, 4).Select(_ => Task.Run(() => Run(rgw.Environment, TimeSpan.FromMinutes(4), "restore", uri, "--memory", "lazy")))
+            .ToArray();
+        foreach (var clone in clones)
+        {
+            var r = clone.GetAwaiter().GetResult();
+            r.ExitCode.Should().Be(0, r.Stderr);
+            r.Stdout.Should().Contain("failures=0");
+        }
+    }
+
+    [KvmFact]
+    public void A_qmp_migrate_to_an_s3_uri_writes_an_object_that_restores()
+    {
+        string bucket = rgw.NewBucket();
+        string socket = GuestFiles.TempPath("s3-qmp.sock");
+        File.Delete(socket);
+        using var vm = Start(rgw.Environment, "run", "--kernel", GuestFiles.Writer, "--mem", "128M", "--cmdline", WriterArgs,
+            "--serial", "none", "--qmp", $"unix:{socket},server,nowait");
+        try
+        {
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+            while (!File.Exists(socket) && DateTime.UtcNow < deadline && !vm.HasExited) Thread.Sleep(50);
+            Thread.Sleep(300); // the writer fills its buffer
+            // The snapshot client has no credentials: the VM uploads.
+            var client = Run(new Dictionary<string, string>(), TimeSpan.FromMinutes(2), "snapshot", "--qmp", socket, "--to", $"s3://{bucket}/qmp.mvs");
+            client.ExitCode.Should().Be(0, client.Stderr + client.Stdout);
+        }
+        finally
+        {
+            if (!vm.HasExited) { vm.Kill(); vm.WaitForExit(10000); }
+            File.Delete(socket);
+        }
+        var restored = Run(rgw.Environment, TimeSpan.FromMinutes(3), "restore", $"s3://{bucket}/qmp.mvs", "--memory", "lazy");
+        restored.ExitCode.Should().Be(0, restored.Stderr);
+        restored.Stdout.Should().Contain("failures=0");
+    }
+
+    [KvmFact]
     public async Task A_changed_byte_in_a_guest_page_of_the_object_is_exit_120_before_the_guest_sees_the_page()
     {
         string bucket = rgw.NewBucket();
