@@ -157,6 +157,50 @@ public sealed partial class S3SnapshotTests(RgwStore rgw)
         lock (stderr) string.Join("\n", stderr).Should().NotContain(own.SecretKey);
     }
 
+    [KvmFact]
+    public void The_store_stopped_during_a_lazy_restore_stops_the_vm_with_exit_128_and_no_hung_vcpu()
+    {
+        using var own = new RgwStore(); // this test stops its store: not the shared one
+        string bucket = own.NewBucket();
+        // 512 MiB written: the background prefetch needs seconds to fetch it, so the store goes away before it is done.
+        var snap = Run(own.Environment, TimeSpan.FromMinutes(3), "run", "--kernel", GuestFiles.Writer, "--mem", "1G", "--cmdline", "mb=512 sweeps=0",
+            "--snapshot-to", $"s3://{bucket}/big.mvs", "--snapshot-after", "1s", "--exit-after-snapshot", "--snapshot-timeout", "60s");
+        snap.ExitCode.Should().Be(0, snap.Stderr);
+        using var p = Start(own.Environment, "restore", $"s3://{bucket}/big.mvs", "--memory", "lazy");
+        var stdout = new List<string>();
+        var stderr = new List<string>();
+        p.OutputDataReceived += (_, e) => { if (e.Data is { } l) lock (stdout) stdout.Add(l); };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is { } l) lock (stderr) stderr.Add(l); };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        try
+        {
+            WaitFor(() => { lock (stdout) return stdout.Any(l => l.StartsWith("writer:", StringComparison.Ordinal)); }, TimeSpan.FromSeconds(60),
+                "the restored guest's first line", stderr);
+            own.Stop();
+            // The writer never ends by itself: only the failed fetch can stop it (the read deadline bounds the wait).
+            p.WaitForExit(TimeSpan.FromSeconds(90)).Should().BeTrue("a store that stops answering must not leave the VM hanging");
+            p.WaitForExit();
+            lock (stderr) p.ExitCode.Should().Be(128, string.Join("\n", stderr));
+        }
+        finally
+        {
+            if (!p.HasExited) { p.Kill(); p.WaitForExit(10000); }
+        }
+    }
+
+    [KvmFact]
+    public void A_writable_drive_with_an_s3_destination_is_refused_with_exit_120()
+    {
+        string image = GuestFiles.TempPath("s3-drive.img");
+        File.WriteAllBytes(image, new byte[1 << 20]);
+        var r = Run(rgw.Environment, TimeSpan.FromMinutes(1), "run", "--kernel", GuestFiles.Writer, "--drive", $"file={image}",
+            "--snapshot-to", "s3://bucket/vm.mvs", "--snapshot-after", "1s");
+        File.Delete(image);
+        r.ExitCode.Should().Be(120, r.Stderr);
+        r.Stderr.Should().Contain("writable --drive");
+    }
+
     [GeneratedRegex(@"writer: gen=\d+ pages=(\d+)")]
     private static partial Regex PagesWritten();
 
