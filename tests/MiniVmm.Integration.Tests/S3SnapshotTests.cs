@@ -80,7 +80,7 @@ public sealed partial class S3SnapshotTests(RgwStore rgw)
     }
 
     [KvmFact]
-    public async Task A_changed_byte_in_a_guest_page_of_the_object_is_exit_120_before_the_guest_sees_the_page()
+    public async Task A_changed_byte_in_a_guest_page_or_a_truncated_object_is_exit_120_before_the_guest_sees_the_page()
     {
         string bucket = rgw.NewBucket();
         TakeSnapshot(bucket, "good.mvs");
@@ -103,6 +103,13 @@ public sealed partial class S3SnapshotTests(RgwStore rgw)
         var restored = Run(rgw.Environment, TimeSpan.FromMinutes(2), "restore", $"s3://{bucket}/bad.mvs", "--memory", "lazy");
         restored.ExitCode.Should().Be(120, restored.Stderr);
         restored.Stderr.Should().Contain("does not match its checksum");
+
+        // An object cut short (an upload completed from too few parts) is refused before a VM is built.
+        bytes[offset] ^= 0x40;
+        await store.PutAsync(bucket, "short.mvs", bytes.AsMemory(0, (int)(length - (9 << 20))), CancellationToken.None);
+        var truncated = Run(rgw.Environment, TimeSpan.FromMinutes(2), "restore", $"s3://{bucket}/short.mvs", "--memory", "lazy");
+        truncated.ExitCode.Should().Be(120, truncated.Stderr);
+        truncated.Stderr.Should().Contain("truncated");
     }
 
     [KvmFact]
