@@ -75,6 +75,7 @@ internal static class ManPage
         ($"{VmExitStatus.ExitReset}", "the guest asked for a reset"),
         ($"{VmExitStatus.ExitInternalError}", "internal error"),
         ($"{VmExitStatus.ExitSnapshotFailed}", "--exit-after-snapshot and the snapshot failed"),
+        ($"{VmExitStatus.ExitStoreUnreachable}", "an s3:// snapshot's object store could not be reached"),
         ("130, 143", "stopped by SIGINT, SIGTERM"),
     ];
 

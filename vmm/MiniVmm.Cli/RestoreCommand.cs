@@ -100,9 +100,14 @@ internal static class RestoreCommand
             {
                 vm = VmRestore.Restore(path, restoreOptions, loggers);
             }
+            catch (MiniVmm.Snapshot.ObjectStore.ObjectStoreException e) when (e.Unreachable)
+            {
+                Console.Error.WriteLine($"minivmm: cannot restore '{path}': {e.Message}");
+                return ExitCodes.StoreUnreachable;
+            }
             // Every defect of the file's content is one of the first two (a value KVM refuses included); a KvmException
             // here is the host lacking a feature (121, below), although it is an IOException.
-            catch (Exception e) when (e is SnapshotFormatException or StateRestoreException or UnauthorizedAccessException
+            catch (Exception e) when (e is SnapshotFormatException or StateRestoreException or UnauthorizedAccessException or ArgumentException
                                       || (e is IOException && e is not KvmSharp.KvmException))
             {
                 Console.Error.WriteLine($"minivmm: cannot restore '{path}': {e.Message}");

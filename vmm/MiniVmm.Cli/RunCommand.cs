@@ -75,6 +75,8 @@ internal static class RunCommand
                 Serial = serialTarget,
             };
             if (!TryGetSnapshotPlan(parse, snap, out var plan, out string? snapError)) return CommonOptions.Usage(parse, snapError!);
+            if (plan?.Destination.StartsWith("s3://", StringComparison.Ordinal) == true && driveSpecs.Any(d => !d.ReadOnly))
+                return CommonOptions.Usage(parse, "--snapshot-to s3:// cannot capture a writable --drive yet: snapshot to a file, or attach the drive with readonly=on");
             if (plan?.IncrementalFrom is not null)
                 return CommonOptions.Usage(parse, "--incremental-from applies to restore: a booted VM has no snapshot to build on " +
                     "(--snapshot-incremental makes its first snapshot a full one and the later ones links of it)");

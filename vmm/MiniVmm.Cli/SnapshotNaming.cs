@@ -45,6 +45,14 @@ internal sealed class SnapshotNaming(string pattern, bool overwrite)
     {
         error = null;
         if (pattern.StartsWith("exec:", StringComparison.Ordinal)) { destination = pattern; return true; }
+        if (pattern.StartsWith("s3://", StringComparison.Ordinal))
+        {
+            // An object store has no cheap "exists" for every name: %n just counts, and a complete upload replaces an
+            // object of the same key atomically (the store's own semantics).
+            destination = Expand(pattern, _next, utcNow);
+            if (_counted) _next++;
+            return true;
+        }
         for (int attempts = 0; ; attempts++)
         {
             destination = Expand(pattern, _next, utcNow);

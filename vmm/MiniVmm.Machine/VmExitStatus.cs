@@ -20,6 +20,8 @@ public enum VmStopReason
     CorruptSnapshot,
     /// <summary>The user quit from the console (Ctrl-A x): exit 0, as QEMU's -nographic escape does.</summary>
     ConsoleQuit,
+    /// <summary>A lazily restored page could not be fetched: the object store did not answer.</summary>
+    StoreUnreachable,
 }
 
 /// <summary>Why the VM stopped and the process exit code that reports it.</summary>
@@ -34,6 +36,8 @@ public sealed record VmExitStatus(VmStopReason Reason, uint GuestStatus = 0, str
     public const int ExitSnapshotFailed = 126;
     /// <summary>Same code as any other bad input file.</summary>
     public const int ExitCorruptSnapshot = 120;
+    /// <summary>An s3:// snapshot's store could not be reached (the object itself may be fine).</summary>
+    public const int ExitStoreUnreachable = 128;
 
     /// <summary>The guest's debug-exit value itself (0 = success), truncated to 8 bits by the OS.</summary>
     public int ProcessExitCode => Reason switch
@@ -47,6 +51,7 @@ public sealed record VmExitStatus(VmStopReason Reason, uint GuestStatus = 0, str
         VmStopReason.AfterSnapshot => GuestStatus == 0 ? 0 : ExitSnapshotFailed,
         VmStopReason.CorruptSnapshot => ExitCorruptSnapshot,
         VmStopReason.ConsoleQuit => 0,
+        VmStopReason.StoreUnreachable => ExitStoreUnreachable,
         _ => ExitInternalError,
     };
 
@@ -64,6 +69,7 @@ public sealed record VmExitStatus(VmStopReason Reason, uint GuestStatus = 0, str
         VmStopReason.Reset => "the guest asked for a reset" + (Detail is null ? "" : ": " + Detail),
         VmStopReason.CorruptSnapshot => "the snapshot is damaged" + (Detail is null ? "" : ": " + Detail),
         VmStopReason.ConsoleQuit => "quit from the console (Ctrl-A x)",
+        VmStopReason.StoreUnreachable => "the object store stopped answering" + (Detail is null ? "" : ": " + Detail),
         _ => "internal error" + (Detail is null ? "" : ": " + Detail),
     };
 

@@ -30,14 +30,17 @@ internal sealed class SequentialReader
 
     public static SequentialReader ForStream(Stream stream, string what) => new(stream.Read, what);
 
-    public static SequentialReader ForFileRange(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long offset, long length, string what)
+    public static SequentialReader ForFileRange(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long offset, long length, string what) =>
+        ForRange(new FileSnapshotBytes(handle), offset, length, what);
+
+    public static SequentialReader ForRange(ISnapshotBytes handle, long offset, long length, string what)
     {
         long pos = 0;
         return new SequentialReader(buffer =>
         {
             int want = (int)Math.Min(buffer.Length, length - pos);
             if (want <= 0) return 0;
-            int n = RandomAccess.Read(handle, buffer[..want], offset + pos);
+            int n = handle.Read(buffer[..want], offset + pos);
             pos += n;
             return n;
         }, what, offset);

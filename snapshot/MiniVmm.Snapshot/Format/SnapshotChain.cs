@@ -51,6 +51,17 @@ public sealed class SnapshotChain : ISnapshotPages, IDisposable
     public SnapshotFile Base => _links[^1];
     public IReadOnlyList<SnapshotRegion> Regions => Tip.Regions;
 
+    /// <summary>A chain of one full snapshot (one read from an object store, say); an incremental link is refused.</summary>
+    public static SnapshotChain Single(SnapshotFile file)
+    {
+        if (file.Parent is not null)
+        {
+            file.Dispose();
+            throw new SnapshotFormatException($"snapshot '{file.Path}' is an incremental link: only full snapshots are read from here");
+        }
+        return new SnapshotChain([file]);
+    }
+
     /// <summary>
     /// Opens <paramref name="tipPath"/> and, when it is an incremental link, its ancestors. Parents are looked up among
     /// the files in the tip's directory and in <paramref name="searchDirectories"/>. A missing, replaced, damaged or

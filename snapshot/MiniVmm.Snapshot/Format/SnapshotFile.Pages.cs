@@ -125,7 +125,7 @@ public sealed partial class SnapshotFile
             int got = 0;
             while (got < span.Length)
             {
-                int n = RandomAccess.Read(_handle, span[got..], offset + got);
+                int n = _handle.Read(span[got..], offset + got);
                 if (n <= 0) break;
                 got += n;
             }
@@ -139,7 +139,8 @@ public sealed partial class SnapshotFile
             if (offset < queriedAt || offset > nextData)
             {
                 queriedAt = offset;
-                nextData = NativeFile.NextData(_handle, offset);
+                // Only a local file has holes to ask about; any other source reads (and checks) every byte.
+                nextData = _handle is FileSnapshotBytes local ? NativeFile.NextData(local.Handle, offset) : offset;
             }
             return nextData >= offset + length;
         }

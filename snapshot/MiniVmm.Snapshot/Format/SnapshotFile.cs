@@ -11,7 +11,7 @@ namespace MiniVmm.Snapshot.Format;
 /// </summary>
 public sealed partial class SnapshotFile : ISnapshotPages, IDisposable
 {
-    private readonly SafeFileHandle _handle;
+    private readonly ISnapshotBytes _handle;
     private readonly SnapshotHeader _header;
     private readonly ulong[][] _bitmaps;
     private readonly ulong[][] _checksums;
@@ -19,7 +19,7 @@ public sealed partial class SnapshotFile : ISnapshotPages, IDisposable
     private readonly (long Offset, long Length, string What)[] _padding;
     private readonly string _what;
 
-    private SnapshotFile(string path, SafeFileHandle handle, SnapshotHeader header, ulong[][] bitmaps, ulong[][] checksums,
+    private SnapshotFile(string path, ISnapshotBytes handle, SnapshotHeader header, ulong[][] bitmaps, ulong[][] checksums,
         long[] present, IReadOnlyList<StateSection> sections, (long, long, string)[] padding, ulong trailerChecksum)
     {
         TrailerChecksum = trailerChecksum;
@@ -77,11 +77,28 @@ public sealed partial class SnapshotFile : ISnapshotPages, IDisposable
         var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         try
         {
-            return Load(path, handle);
+            return Load(path, new FileSnapshotBytes(handle));
         }
         catch
         {
             handle.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Opens and validates a snapshot read through <paramref name="source"/> (an object store's ranged reads), named
+    /// <paramref name="name"/> in messages; the snapshot owns the source (disposed with it, or at once on failure).
+    /// </summary>
+    public static SnapshotFile Open(ISnapshotBytes source, string name)
+    {
+        try
+        {
+            return Load(name, source);
+        }
+        catch
+        {
+            source.Dispose();
             throw;
         }
     }
@@ -96,7 +113,7 @@ public sealed partial class SnapshotFile : ISnapshotPages, IDisposable
         try
         {
             using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-            return ReadHeader(handle, RandomAccess.GetLength(handle), path, out _, out _).SnapshotId;
+            return ReadHeader(new FileSnapshotBytes(handle), RandomAccess.GetLength(handle), path, out _, out _).SnapshotId;
         }
         catch (Exception e) when (e is SnapshotFormatException or IOException or UnauthorizedAccessException) { return null; }
     }
@@ -112,7 +129,7 @@ public sealed partial class SnapshotFile : ISnapshotPages, IDisposable
     }
 
     /// <summary>Reads and decodes the header at the start of the file (the area after it is returned for checks).</summary>
-    private static SnapshotHeader ReadHeader(SafeFileHandle handle, long length, string what, out byte[] head, out int headerLength)
+    private static SnapshotHeader ReadHeader(ISnapshotBytes handle, long length, string what, out byte[] head, out int headerLength)
     {
         head = new byte[(int)Math.Min(length, SnapshotFormat.HeaderAreaSize)];
         ReadExactly(handle, head, 0, what, "header");
@@ -123,10 +140,10 @@ public sealed partial class SnapshotFile : ISnapshotPages, IDisposable
         return SnapshotHeader.Decode(head.AsSpan(0, headerLength), expectStream: false, what);
     }
 
-    private static SnapshotFile Load(string path, SafeFileHandle handle)
+    private static SnapshotFile Load(string path, ISnapshotBytes handle)
     {
         string what = $"snapshot '{path}'";
-        long length = RandomAccess.GetLength(handle);
+        long length = handle.Length;
         var header = ReadHeader(handle, length, what, out var head, out int headerLength);
         if (!header.IsComplete)
             throw new SnapshotFormatException($"{what} is incomplete: the save that wrote it did not finish");
@@ -145,7 +162,7 @@ public sealed partial class SnapshotFile : ISnapshotPages, IDisposable
 
         var regions = header.Info.Regions;
         var keeper = new TrailerKeeper(regions.Count);
-        var trailerReader = SequentialReader.ForFileRange(handle, header.TrailerOffset, header.TrailerLength, what);
+        var trailerReader = SequentialReader.ForRange(handle, header.TrailerOffset, header.TrailerLength, what);
         bool sparse = header.Info.Parent is not null;
         ulong stateHash = TrailerCodec.Read(trailerReader, regions, header.SnapshotId, keeper, what, out ulong trailerChecksum, sparse);
         if (sparse && header.TrailerLength != SnapshotLayout.SparseTrailerLength(regions, keeper.Present))
@@ -216,12 +233,12 @@ public sealed partial class SnapshotFile : ISnapshotPages, IDisposable
         return padding.Where(p => p.Item2 > 0).ToArray();
     }
 
-    private static void ReadExactly(SafeFileHandle handle, Span<byte> buffer, long offset, string what, string part)
+    private static void ReadExactly(ISnapshotBytes handle, Span<byte> buffer, long offset, string what, string part)
     {
         int total = 0;
         while (total < buffer.Length)
         {
-            int n = RandomAccess.Read(handle, buffer[total..], offset + total);
+            int n = handle.Read(buffer[total..], offset + total);
             if (n <= 0)
                 throw new SnapshotFormatException(
                     $"{what} is truncated: {part} at offset {offset} needs {buffer.Length} bytes but only {total} could be read");

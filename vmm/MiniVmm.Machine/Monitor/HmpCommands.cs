@@ -20,7 +20,7 @@ public sealed class HmpCommands(QmpCommands qmp)
         info cpus|migrate|migrate_capabilities|migrate_parameters|registers [-a]|status|version
         x /fmt addr -- guest memory at a virtual address (vCPU 0's page tables); fmt /[count][x|d|u|o|c][b|h|w|g]
         xp /fmt addr -- guest memory at a physical address
-        migrate [-d] uri -- snapshot to exec:CMD or file:PATH (always detached)
+        migrate [-d] uri -- snapshot to exec:CMD, file:PATH or s3://BUCKET/KEY (always detached)
         migrate_cancel -- cancel the snapshot in progress
         migrate_set_capability capability state -- e.g. background-snapshot on (alias track-writes-ram)
         migrate_set_parameter parameter value -- max-bandwidth (MiB/s unless a B/K/M/G suffix), downtime-limit, x-minivmm-engine, x-minivmm-fault-around

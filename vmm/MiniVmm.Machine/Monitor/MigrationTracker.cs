@@ -37,16 +37,22 @@ public sealed class MigrationTracker
     public string? Status => _status;
     public bool IsActive => _status is "setup" or "active" or "cancelling";
 
-    /// <summary>`migrate uri=`: exec:CMD or file:PATH. Errors before the snapshot starts are the command's errors.</summary>
+    /// <summary>`migrate uri=`: exec:CMD, file:PATH or s3://BUCKET/KEY. Errors before the snapshot starts are the command's errors.</summary>
     public void Start(string uri)
     {
         if (IsActive || _controller.CurrentJob is not null) throw QmpException.Generic("There's a migration process in progress");
-        if (!uri.StartsWith("exec:", StringComparison.Ordinal) && !uri.StartsWith("file:", StringComparison.Ordinal))
+        bool s3 = uri.StartsWith("s3://", StringComparison.Ordinal);
+        if (!s3 && !uri.StartsWith("exec:", StringComparison.Ordinal) && !uri.StartsWith("file:", StringComparison.Ordinal))
         {
             string scheme = uri.Contains(':') ? uri[..uri.IndexOf(':')] : uri;
-            throw QmpException.Generic($"Unknown migration protocol: {scheme} (MiniVmm saves to exec:CMD or file:PATH)");
+            throw QmpException.Generic($"Unknown migration protocol: {scheme} (MiniVmm saves to exec:CMD, file:PATH or s3://BUCKET/KEY)");
         }
-        if (uri.Length <= 5 || uri[5..].Trim().Length == 0) throw QmpException.Generic($"'{uri}' names no command or file");
+        if (s3)
+        {
+            try { MiniVmm.Snapshot.ObjectStore.ObjectUri.Parse(uri); }
+            catch (ArgumentException e) { throw QmpException.Generic(e.Message); }
+        }
+        else if (uri.Length <= 5 || uri[5..].Trim().Length == 0) throw QmpException.Generic($"'{uri}' names no command or file");
         _job = null;
         _result = null;
         _error = null;

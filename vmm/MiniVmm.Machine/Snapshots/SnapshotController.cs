@@ -119,6 +119,8 @@ public sealed class SnapshotController
         {
             _pendingPath = SnapshotDestination.FilePathOf(destination);
             bool writableDrives = DriveSnapshot.WritableDrives(_vm).Count > 0;
+            if (writableDrives && MiniVmm.Snapshot.ObjectStore.ObjectUri.IsObjectUri(destination))
+                throw new ArgumentException("an s3:// snapshot cannot capture a writable drive yet: snapshot to a file, or attach the drives with readonly=on");
             if (writableDrives && chain)
                 throw new ArgumentException(IncrementalWithDriveRefusal);
             if (writableDrives && _pendingPath is null)

@@ -2,12 +2,15 @@ using System.Diagnostics;
 using System.IO.Pipes;
 using KvmSharp;
 using MiniVmm.Snapshot.Format;
+using MiniVmm.Snapshot.ObjectStore;
+using MiniVmm.Snapshot.S3;
 
 namespace MiniVmm.Machine.Snapshots;
 
 /// <summary>
 /// Where a snapshot goes: a file (page-addressed, sparse, fsynced, atomically renamed) or `exec:CMD`, a shell command
-/// whose stdin receives the stream form (QEMU's `migrate exec:` usage).
+/// whose stdin receives the stream form (QEMU's `migrate exec:` usage), or `s3://BUCKET/KEY`, an object written by a
+/// multipart upload in the file form (<see cref="ObjectStoreSink"/>).
 /// </summary>
 public sealed class SnapshotDestination : IDisposable
 {
@@ -25,9 +28,10 @@ public sealed class SnapshotDestination : IDisposable
     public ISnapshotSink Sink { get; }
     public string Description { get; }
 
-    /// <summary>The file a destination names (`PATH` or `file:PATH`, made absolute), or null for `exec:CMD`.</summary>
+    /// <summary>The file a destination names (`PATH` or `file:PATH`, made absolute), or null for `exec:CMD` and `s3://`.</summary>
     public static string? FilePathOf(string destination) =>
-        destination.StartsWith("exec:", StringComparison.Ordinal) ? null : Path.GetFullPath(FileNamed(destination));
+        destination.StartsWith("exec:", StringComparison.Ordinal) || ObjectUri.IsObjectUri(destination) ? null
+            : Path.GetFullPath(FileNamed(destination));
 
     /// <summary>The path of `PATH` or `file:PATH` as given (relative paths stay relative, as the user wrote them).</summary>
     private static string FileNamed(string destination) =>
@@ -39,6 +43,7 @@ public sealed class SnapshotDestination : IDisposable
     /// </summary>
     public static SnapshotDestination Open(string destination, SnapshotHeaderInfo info, TimeSpan? stallTimeout = null)
     {
+        if (ObjectUri.IsObjectUri(destination)) return OpenObject(ObjectUri.Parse(destination), info, stallTimeout);
         if (destination.StartsWith("exec:", StringComparison.Ordinal))
         {
             string command = destination[5..];
@@ -71,6 +76,30 @@ public sealed class SnapshotDestination : IDisposable
         string path = FileNamed(destination);
         return new SnapshotDestination(SnapshotFileSink.Create(path, info), null, null, path);
     }
+
+    /// <summary>
+    /// s3://BUCKET/KEY: endpoint and credentials from the environment (never logged); the spool lives in
+    /// MINIVMM_SPOOL_DIR or the temporary directory. The deadline for the store is the stall timeout.
+    /// </summary>
+    private static SnapshotDestination OpenObject(ObjectUri uri, SnapshotHeaderInfo info, TimeSpan? stallTimeout)
+    {
+        if (info.Parent is not null)
+            throw new ArgumentException("an incremental snapshot needs a file destination, not s3:// (the store holds full snapshots)");
+        var store = new S3ObjectStore(S3Settings.FromEnvironment());
+        try
+        {
+            string spool = Environment.GetEnvironmentVariable("MINIVMM_SPOOL_DIR") is { Length: > 0 } dir ? dir : Path.GetTempPath();
+            var sink = ObjectStoreSink.Create(store, uri, info, spool, stallTimeout ?? Timeout.InfiniteTimeSpan);
+            return new SnapshotDestination(sink, null, null, uri.ToString()) { _store = store };
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
+    }
+
+    private IDisposable? _store;
 
     /// <summary>
     /// For exec: after success waits for the command (the sink closed the pipe: end of file); after a failure the output
@@ -122,6 +151,7 @@ public sealed class SnapshotDestination : IDisposable
     public void Dispose()
     {
         Sink.Dispose();
+        _store?.Dispose();
         _pipe?.Dispose();
         _process?.Dispose();
     }

@@ -3,6 +3,8 @@ using Microsoft.Extensions.Logging;
 using MiniVmm.Core.Memory;
 using MiniVmm.Machine.State;
 using MiniVmm.Snapshot.Format;
+using MiniVmm.Snapshot.ObjectStore;
+using MiniVmm.Snapshot.S3;
 using MiniVmm.Snapshot.Restore;
 
 namespace MiniVmm.Machine.Snapshots;
@@ -52,7 +54,19 @@ public static class VmRestore
     {
         var log = loggers.CreateLogger("MiniVmm.Restore");
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-        var chain = SnapshotChain.Open(path, options.ChainDirectories);
+        ObjectStoreBytes? remote = null;
+        SnapshotChain chain;
+        if (ObjectUri.IsObjectUri(path))
+        {
+            var uri = ObjectUri.Parse(path);
+            if (options.Memory == RestoreMemoryMode.Mmap)
+                throw new ArgumentException("--memory mmap needs a local file; an s3:// snapshot restores with --memory lazy or eager");
+            if (options.RecordWorkingSet is not null)
+                throw new ArgumentException("--record-working-set writes FILE.ws next to a local file; not with an s3:// snapshot");
+            remote = ObjectStoreBytes.Open(new S3ObjectStore(S3Settings.FromEnvironment()), uri);
+            chain = SnapshotChain.Single(SnapshotFile.Open(remote, uri.ToString()));
+        }
+        else chain = SnapshotChain.Open(path, options.ChainDirectories);
         var file = chain.Tip;
         log.LogDebug("snapshot opened and validated in {Ms:F2} ms ({Links} link(s))", System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds, chain.Links.Count);
         Vm? vm = null;
@@ -111,7 +125,8 @@ public static class VmRestore
                     var stoppingVm = vm;
                     lazy = new LazyPageServer(chain, vm.Memory, log,
                         (message, fileAtFault) => stoppingVm.RequestStop(new VmExitStatus(
-                            fileAtFault ? VmStopReason.CorruptSnapshot : VmStopReason.InternalError, Detail: message)),
+                            remote is { FailedUnreachable: true } ? VmStopReason.StoreUnreachable
+                            : fileAtFault ? VmStopReason.CorruptSnapshot : VmStopReason.InternalError, Detail: message)),
                         hugePages: recorded.HugePages);
                     vm.Adopt(chain);    // the page server reads it for the VM's lifetime
                     fileAdopted = true;

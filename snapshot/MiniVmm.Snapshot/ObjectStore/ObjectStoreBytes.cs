@@ -1,0 +1,189 @@
+using MiniVmm.Snapshot.Format;
+
+namespace MiniVmm.Snapshot.ObjectStore;
+
+/// <summary>
+/// A snapshot object read with range GETs in 2 MiB blocks (<see cref="BlockMap"/>), for <see cref="SnapshotFile"/>:
+/// header, state and trailer are validated through it first, then lazy restore's fault loop and prefetcher read pages
+/// through it (and check their checksums before the guest sees them). Each block is fetched once even when several
+/// readers want it; a read starts a read-ahead of the next <see cref="ReadAhead"/> blocks; at most
+/// <see cref="CacheBlocks"/> blocks stay cached (least recently used dropped). Transient failures are retried with
+/// backoff; a read gives up after <see cref="ReadDeadline"/> (an exception, never a thread blocked for ever), and
+/// <see cref="FailedUnreachable"/> then says whether the store could not be reached.
+/// </summary>
+public sealed class ObjectStoreBytes : ISnapshotBytes
+{
+    public const int ReadAhead = 4;
+    public const int CacheBlocks = 32;
+    public static readonly TimeSpan ReadDeadline = TimeSpan.FromSeconds(20);
+
+    private readonly IObjectStore _store;
+    private readonly ObjectUri _uri;
+    private readonly BlockMap _map;
+    private readonly object _gate = new();
+    private readonly Dictionary<long, Task<byte[]>> _blocks = [];
+    private readonly LinkedList<long> _lru = new();
+    private readonly CancellationTokenSource _cancel = new();
+    private long _fetches;
+
+    private ObjectStoreBytes(IObjectStore store, ObjectUri uri, long length)
+    {
+        _store = store;
+        _uri = uri;
+        Length = length;
+        _map = new BlockMap(length);
+    }
+
+    /// <summary>Asks the store for the object's length; a missing object is a <see cref="SnapshotFormatException"/>.</summary>
+    public static ObjectStoreBytes Open(IObjectStore store, ObjectUri uri)
+    {
+        using var deadline = new CancellationTokenSource(ReadDeadline);
+        long? length;
+        try
+        {
+            length = ObjectStoreRetry.Run(c => store.GetLengthAsync(uri.Bucket, uri.Key, c), deadline.Token).GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException e)
+        {
+            throw new ObjectStoreException($"{uri}: the store did not answer within {ReadDeadline.TotalSeconds:0} s", unreachable: true, transient: false, e);
+        }
+        if (length is null) throw new SnapshotFormatException($"snapshot '{uri}' does not exist in the store");
+        return new ObjectStoreBytes(store, uri, length.Value);
+    }
+
+    public long Length { get; }
+
+    /// <summary>Range GETs issued so far (one per block fetched).</summary>
+    public long Fetches => Interlocked.Read(ref _fetches);
+
+    /// <summary>True once a read failed because the store could not be reached (as opposed to a bad object).</summary>
+    public bool FailedUnreachable { get; private set; }
+
+    public int Read(Span<byte> destination, long offset)
+    {
+        if (offset >= Length || destination.Length == 0) return 0;
+        int total = (int)Math.Min(destination.Length, Length - offset);
+        foreach (var (block, within, length, at) in _map.Split(offset, total))
+        {
+            byte[] data = Wait(Block(block, readAhead: true));
+            data.AsSpan(within, length).CopyTo(destination.Slice(at, length));
+        }
+        return total;
+    }
+
+    private byte[] Wait(Task<byte[]> task)
+    {
+        try
+        {
+            if (!task.Wait(ReadDeadline))
+            {
+                FailedUnreachable = true;
+                throw new ObjectStoreException($"{_uri}: the store did not answer a range read within {ReadDeadline.TotalSeconds:0} s", unreachable: true, transient: false);
+            }
+            return task.Result;
+        }
+        catch (AggregateException e)
+        {
+            var cause = e.GetBaseException();
+            if (cause is ObjectStoreException { Unreachable: true }) FailedUnreachable = true;
+            if (cause is IOException io) throw new IOException(io.Message, io);
+            throw new IOException($"{_uri}: {cause.Message}", cause);
+        }
+    }
+
+    /// <summary>The block's fetch (started now if it is neither cached nor under way), plus read-ahead of the next ones.</summary>
+    private Task<byte[]> Block(long block, bool readAhead)
+    {
+        Task<byte[]> task;
+        lock (_gate)
+        {
+            if (_blocks.TryGetValue(block, out var cached) && !cached.IsFaulted && !cached.IsCanceled)
+            {
+                _lru.Remove(block);
+                _lru.AddFirst(block);
+                task = cached;
+            }
+            else
+            {
+                task = Fetch(block);
+                _blocks[block] = task;
+                _lru.Remove(block);
+                _lru.AddFirst(block);
+                while (_lru.Count > CacheBlocks)
+                {
+                    _blocks.Remove(_lru.Last!.Value);
+                    _lru.RemoveLast();
+                }
+            }
+        }
+        if (readAhead)
+            for (long next = block + 1; next <= block + ReadAhead && next < _map.BlockCount; next++)
+            {
+                bool have;
+                lock (_gate) have = _blocks.ContainsKey(next);
+                if (!have) Block(next, readAhead: false);
+            }
+        return task;
+    }
+
+    private Task<byte[]> Fetch(long block)
+    {
+        var (offset, length) = _map.RangeOf(block);
+        Interlocked.Increment(ref _fetches);
+        return Task.Run(async () =>
+        {
+            var data = new byte[length];
+            await ObjectStoreRetry.Run(async c =>
+            {
+                await _store.ReadAsync(_uri.Bucket, _uri.Key, offset, data, c).ConfigureAwait(false);
+                return true;
+            }, _cancel.Token).ConfigureAwait(false);
+            return data;
+        });
+    }
+
+    public void Dispose()
+    {
+        _cancel.Cancel();
+        _store.Dispose();
+    }
+}
+
+/// <summary>How an object of a given length is cut into 2 MiB blocks (the unit of a range GET), and reads into pieces.</summary>
+public sealed class BlockMap(long length, int blockSize = BlockMap.DefaultBlockSize)
+{
+    public const int DefaultBlockSize = 2 << 20;
+
+    public long Length { get; } = length >= 0 ? length : throw new ArgumentOutOfRangeException(nameof(length));
+    public int BlockSize { get; } = blockSize > 0 ? blockSize : throw new ArgumentOutOfRangeException(nameof(blockSize));
+    public long BlockCount => (Length + BlockSize - 1) / BlockSize;
+
+    /// <summary>The object range of a block (the last one may be short).</summary>
+    public (long Offset, int Length) RangeOf(long block)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(block);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(block, BlockCount);
+        long offset = block * BlockSize;
+        return (offset, (int)Math.Min(BlockSize, Length - offset));
+    }
+
+    /// <summary>
+    /// The pieces of the read [offset, offset+count): block, offset inside it, length, offset in the caller's buffer.
+    /// The read must lie inside the object.
+    /// </summary>
+    public IEnumerable<(long Block, int Within, int Length, int At)> Split(long offset, int count)
+    {
+        if (offset < 0 || count < 0 || offset > Length || count > Length - offset)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"[{offset}, +{count}) is outside the object ({Length} bytes)");
+        int at = 0;
+        while (at < count)
+        {
+            long position = offset + at;
+            long block = position / BlockSize;
+            int within = (int)(position - block * BlockSize);
+            int length = Math.Min(count - at, BlockSize - within);
+            yield return (block, within, length, at);
+            at += length;
+        }
+    }
+}
