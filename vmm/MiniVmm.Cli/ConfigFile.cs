@@ -110,6 +110,7 @@ internal static class ConfigFile
             o["drive"] = new JsonArray([.. recorded.Drives.Select(d => (JsonNode)JsonValue.Create(new MiniVmm.Devices.Virtio.Block.DriveSpec(
                 d.Path, d.ReadOnly, MiniVmm.Devices.Virtio.Block.DriveSpec.TryParseCache(d.Cache) ?? MiniVmm.Devices.Virtio.Block.DriveCache.Writeback).ToOptionText())!)]);
         if (recorded.Rng) o["rng"] = true;
+        if (recorded.InitrdPath is { } initrd) o["initrd"] = initrd;
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 }

@@ -7,12 +7,13 @@ using MiniVmm.Snapshot;
 
 namespace MiniVmm.Cli;
 
-/// <summary>`minivmm run`: boot a PVH image and exit with the guest's status.</summary>
+/// <summary>`minivmm run`: boot a kernel (PVH image, vmlinux or bzImage) and exit with the guest's status.</summary>
 internal static class RunCommand
 {
     public static Command Create()
     {
-        var kernel = new Option<string>("--kernel") { Description = "PVH ELF image to boot (e.g. from `minivmm firmware`)", Required = true };
+        var kernel = new Option<string>("--kernel") { Description = "kernel to boot: a PVH ELF image (e.g. from `minivmm firmware`), a Linux vmlinux or bzImage", Required = true };
+        var initrd = new Option<string?>("--initrd") { Description = "initial RAM disk for a Linux kernel (vmlinux or bzImage)" };
         var cmdline = new Option<string>("--cmdline") { Description = "guest command line", DefaultValueFactory = _ => "" };
         var mem = new Option<string>("--mem") { Description = "guest RAM: 512M, 1G, or a plain number of MiB (as QEMU's -m)", DefaultValueFactory = _ => "512M" };
         var cpus = new Option<int>("--cpus") { Description = "number of vCPUs", DefaultValueFactory = _ => 1 };
@@ -31,7 +32,7 @@ internal static class RunCommand
         var config = new Option<string?>("--config") { Description = "read options from a JSON file: {\"kernel\": \"...\", \"mem\": \"512M\", ...} (keys are these options' names; options given here win)" };
         var snap = new SnapshotCliOptions();
 
-        var command = new Command("run", "Boot a guest and run it until it exits") { kernel, cmdline, mem, cpus, serial, hugePages, drives, rng, logLevel, qmp, paused, config };
+        var command = new Command("run", "Boot a guest and run it until it exits") { kernel, initrd, cmdline, mem, cpus, serial, hugePages, drives, rng, logLevel, qmp, paused, config };
         foreach (var o in snap.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -53,6 +54,7 @@ internal static class RunCommand
                 Drives = driveSpecs,
                 Rng = parse.GetValue(rng),
                 KernelPath = parse.GetValue(kernel)!,
+                InitrdPath = parse.GetValue(initrd),
                 CommandLine = parse.GetValue(cmdline)!,
                 MemoryBytes = memBytes,
                 Vcpus = vcpus,

@@ -7,6 +7,7 @@ using MiniVmm.Core.Memory;
 using MiniVmm.Core.Runtime;
 using MiniVmm.Devices;
 using MiniVmm.Machine.Devices;
+using MiniVmm.Machine.Diagnostics;
 using MiniVmm.Machine.State;
 using MiniVmm.Machine.Vcpus;
 
@@ -24,6 +25,7 @@ public sealed partial class Vm : IDisposable
     private readonly VcpuThread[] _vcpuThreads;
     private readonly Vcpu[] _vcpus;
     private VmExitStatus? _exitStatus;
+    private readonly ConsoleTail? _consoleTail;
     private int _stopping;
 
     public VmConfig Config { get; }
@@ -54,7 +56,8 @@ public sealed partial class Vm : IDisposable
     /// <summary>Raised (on a vCPU thread) when the guest writes 1 to the control port.</summary>
     public event Action? GuestSnapshotRequested;
 
-    private Vm(VmConfig config, ILoggerFactory loggers, KvmSystem kvm, VirtualMachine kvmVm, GuestMemory memory, IReadOnlyList<DeviceState>? restoredDevices)
+    private Vm(VmConfig config, ILoggerFactory loggers, KvmSystem kvm, VirtualMachine kvmVm, GuestMemory memory, IReadOnlyList<DeviceState>? restoredDevices,
+        LinuxKernelImage? linuxKernel)
     {
         Config = config;
         _log = loggers.CreateLogger("MiniVmm.Vm");
@@ -68,7 +71,8 @@ public sealed partial class Vm : IDisposable
 
         try
         {
-            Devices = BuildDevices(restoredDevices, CreateSerialSink(config.Serial), loggers);
+            _consoleTail = new ConsoleTail();
+            Devices = BuildDevices(restoredDevices, new TailingSink(CreateSerialSink(config.Serial), _consoleTail), loggers);
             Pio.Freeze();
             Mmio.Freeze();
 
@@ -94,17 +98,21 @@ public sealed partial class Vm : IDisposable
             StateCapture = new VcpuStateCapture(kvm, loggers.CreateLogger("MiniVmm.State"));
             StateCapture.DiscoverMsrs(_vcpus[0]);
             _log.LogDebug("MSR discovery took {Ms:F2} ms", System.Diagnostics.Stopwatch.GetElapsedTime(msrStart).TotalMilliseconds);
-            string cmdline = config.AppendTscKhz && !config.CommandLine.Contains("tsc_khz=", StringComparison.Ordinal)
-                ? (config.CommandLine + " tsc_khz=" + TscKhz).Trim()
+            // A Linux kernel gets its own defaults (console=ttyS0, tsc_early_khz=); MiniVmm's guests read tsc_khz=.
+            string cmdline = !config.AppendTscKhz ? config.CommandLine
+                : linuxKernel is not null ? LinuxCommandLine.WithDefaults(config.CommandLine, TscKhz)
+                : !config.CommandLine.Contains("tsc_khz=", StringComparison.Ordinal) ? (config.CommandLine + " tsc_khz=" + TscKhz).Trim()
                 : config.CommandLine;
             if (config.AnnounceVirtioDevices && _virtioAnnouncements.Count > 0)
                 cmdline = (cmdline + " " + string.Join(' ', _virtioAnnouncements)).Trim();
             EffectiveCommandLine = cmdline;
             int userBytes = System.Text.Encoding.UTF8.GetByteCount(config.CommandLine);
             int effectiveBytes = System.Text.Encoding.UTF8.GetByteCount(EffectiveCommandLine);
-            if (effectiveBytes > PvhLoader.MaxCommandLineBytes && userBytes <= PvhLoader.MaxCommandLineBytes)
-                throw new VmConfigException($"the kernel command line is {userBytes} bytes; with what MiniVmm appends (tsc_khz=, " +
-                    $"virtio_mmio.device=) it is {effectiveBytes}, above the limit of {PvhLoader.MaxCommandLineBytes}: shorten it, or pass tsc_khz= yourself");
+            int limit = linuxKernel?.CommandLineLimit ?? PvhLoader.MaxCommandLineBytes;
+            string appended = linuxKernel is not null ? "console=, tsc_early_khz=" : "tsc_khz=";
+            if (effectiveBytes > limit && userBytes <= limit)
+                throw new VmConfigException($"the kernel command line is {userBytes} bytes; with what MiniVmm appends ({appended}, " +
+                    $"virtio_mmio.device=) it is {effectiveBytes}, above this kernel's limit of {limit}: shorten it, or pass {appended} yourself");
         }
         catch
         {
@@ -124,14 +132,16 @@ public sealed partial class Vm : IDisposable
     {
         config.Validate();
         byte[] kernel = ReadKernel(config.KernelPath);
-        PvhElfImage image;
-        try { image = PvhElfImage.Parse(kernel); }
-        catch (BootImageException e) { throw new VmConfigException($"{config.KernelPath}: {e.Message}", e); }
+        var (pvh, linux) = ParseKernel(config.KernelPath, kernel);
+        if (config.InitrdPath is not null && linux is null)
+            throw new VmConfigException($"--initrd needs a Linux kernel (vmlinux or bzImage); {config.KernelPath} is a PVH image");
+        byte[] initrd = config.InitrdPath is null ? [] : ReadInitrd(config.InitrdPath, config.MemoryBytes);
 
-        var vm = CreateEmpty(config, loggers);
+        var vm = CreateEmpty(config, loggers, linuxKernel: linux);
         try
         {
-            vm.LoadPvh(image);
+            if (linux is not null) vm.LoadLinux(linux, initrd);
+            else vm.LoadPvh(pvh!);
             return vm;
         }
         catch
@@ -143,7 +153,9 @@ public sealed partial class Vm : IDisposable
 
     /// <summary>A VM with RAM, devices and vCPUs but nothing loaded (restore fills it from a snapshot).</summary>
     /// <param name="restoredDevices">The snapshot's device states when restoring; null on boot.</param>
-    internal static Vm CreateEmpty(VmConfig config, ILoggerFactory loggers, IReadOnlyList<DeviceState>? restoredDevices = null, Func<GuestMemory>? memoryFactory = null)
+    /// <param name="linuxKernel">The kernel about to be loaded with the Linux protocol: its command-line defaults and limit apply.</param>
+    internal static Vm CreateEmpty(VmConfig config, ILoggerFactory loggers, IReadOnlyList<DeviceState>? restoredDevices = null, Func<GuestMemory>? memoryFactory = null,
+        LinuxKernelImage? linuxKernel = null)
     {
         config.Validate();
         var kvm = KvmSystem.Open();
@@ -176,7 +188,7 @@ public sealed partial class Vm : IDisposable
                 kvmVm.SetTssAddress(0xfffb_d000); // VMX needs a real-mode TSS somewhere outside RAM
             kvmVm.CreateIrqChip();
             kvmVm.CreatePit2();
-            return new Vm(config, loggers, kvm, kvmVm, memory, restoredDevices);
+            return new Vm(config, loggers, kvm, kvmVm, memory, restoredDevices, linuxKernel);
         }
         catch
         {
@@ -319,6 +331,7 @@ public sealed partial class Vm : IDisposable
         catch (Exception e) { _log.LogError(e, "shutdown hook failed"); }
         if (Loop.Failure is { } failure)
             RequestStop(new VmExitStatus(VmStopReason.InternalError, Detail: failure.Message));
+        ReportLastConsoleLines();
         foreach (var t in _vcpuThreads) t.RequestStop();
         // A vCPU parked in a userfault on a page the lazy restore could not serve (corrupt file) would wait for ever:
         // with every vCPU already kicked (a stop is pending, so none re-enters the guest), release the range.

@@ -19,6 +19,8 @@ public sealed record VmConfig
     public const int MaxVcpus = 16;
 
     public required string KernelPath { get; init; }
+    /// <summary>An initial RAM disk for a Linux kernel (<c>--initrd</c>); null for none.</summary>
+    public string? InitrdPath { get; init; }
     public string CommandLine { get; init; } = "";
 
     /// <summary>
@@ -52,6 +54,7 @@ public sealed record VmConfig
         if (MemoryBytes % 4096 != 0) throw new VmConfigException($"memory {MemoryBytes} bytes is not a multiple of 4 KiB");
         if (Vcpus < 1 || Vcpus > MaxVcpus) throw new VmConfigException($"vCPU count {Vcpus} is outside 1..{MaxVcpus}");
         if (string.IsNullOrEmpty(KernelPath)) throw new VmConfigException("no kernel given");
+        if (InitrdPath is { Length: 0 }) throw new VmConfigException("--initrd: empty path");
     }
 }
 

@@ -25,6 +25,8 @@ public sealed class ElfBuilder
     public ushort Type { get; set; } = 2;
     public ulong NoteAlign { get; set; } = 4;
     public bool NoteNamesWithoutNul { get; set; }
+    /// <summary><c>e_entry</c>; the first segment's address when not set.</summary>
+    public ulong? Entry { get; set; }
 
     private bool Is64 => Class == ElfClass.Elf64;
     public int HeaderSize => Is64 ? 64 : 52;
@@ -116,7 +118,7 @@ public sealed class ElfBuilder
         BinaryPrimitives.WriteUInt16LittleEndian(f[16..], Type);
         BinaryPrimitives.WriteUInt16LittleEndian(f[18..], Machine);
         BinaryPrimitives.WriteUInt32LittleEndian(f[20..], 1);
-        ulong entry = _loads.Count > 0 ? _loads[0].Paddr : 0;
+        ulong entry = Entry ?? (_loads.Count > 0 ? _loads[0].Paddr : 0);
         if (Is64)
         {
             BinaryPrimitives.WriteUInt64LittleEndian(f[24..], entry);

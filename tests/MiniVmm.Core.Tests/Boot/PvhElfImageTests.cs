@@ -27,7 +27,7 @@ public sealed class PvhElfImageTests
         image.ApEntry.Should().BeNull();
         image.ElfEntry.Should().Be(DefaultLoadAddress);
         image.Segments.Should().ContainSingle();
-        PvhSegment segment = image.Segments[0];
+        ImageSegment segment = image.Segments[0];
         segment.PhysicalAddress.Should().Be(DefaultLoadAddress);
         segment.MemorySize.Should().Be(0x2000);
         segment.EndAddress.Should().Be(DefaultLoadAddress + 0x2000);
@@ -414,7 +414,7 @@ public sealed class PvhElfImageTests
             {
                 accepted++;
                 image.Segments.Should().NotBeEmpty();
-                foreach (PvhSegment s in image.Segments)
+                foreach (ImageSegment s in image.Segments)
                     ((ulong)s.Data.Length).Should().BeLessThanOrEqualTo(s.MemorySize);
                 image.Segments.Should().Contain(s => image.Entry >= s.PhysicalAddress &&
                                                      image.Entry < s.PhysicalAddress + (ulong)s.Data.Length);

@@ -69,10 +69,10 @@ public static class PvhLoader
 
         byte[] cmdlineBytes = EncodeCommandLine(cmdline);
         ValidateMemoryMap(memoryMap);
-        foreach (PvhSegment segment in image.Segments)
+        foreach (ImageSegment segment in image.Segments)
             ValidateSegment(memory, segment);
 
-        foreach (PvhSegment segment in image.Segments)
+        foreach (ImageSegment segment in image.Segments)
         {
             memory.Write(segment.PhysicalAddress, segment.Data.Span);
             ulong bss = segment.MemorySize - (ulong)segment.Data.Length;
@@ -146,7 +146,7 @@ public static class PvhLoader
         }
     }
 
-    private static void ValidateSegment(GuestMemory memory, PvhSegment segment)
+    private static void ValidateSegment(GuestMemory memory, ImageSegment segment)
     {
         ulong start = segment.PhysicalAddress;
         ulong end = segment.EndAddress;

@@ -11,6 +11,10 @@ public sealed record RecordedVmConfig
     public ulong MemoryBytes { get; init; }
     public int Vcpus { get; init; }
     public string KernelPath { get; init; } = "";
+    /// <summary>The <c>--initrd</c> file the VM booted with (restore does not read it: its contents are in RAM); left
+    /// out of the JSON when there was none, so such snapshots read the same as before the option existed.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? InitrdPath { get; init; }
     /// <summary>The guest's command line as it ran, with what MiniVmm appended (tsc_khz=, virtio_mmio.device=).</summary>
     public string CommandLine { get; init; } = "";
     /// <summary>The command line as the user gave it (what `restore --print-config` prints back).</summary>

@@ -64,6 +64,7 @@ public static class VmRestore
             var config = new VmConfig
             {
                 KernelPath = recorded.KernelPath.Length > 0 ? recorded.KernelPath : path,
+                InitrdPath = recorded.InitrdPath,
                 CommandLine = recorded.CommandLine,
                 UserCommandLine = recorded.UserCommandLine,
                 MemoryBytes = recorded.MemoryBytes,

@@ -27,6 +27,7 @@ public sealed class VmSnapshotSource : ISnapshotSource
         MemoryBytes = vm.Config.MemoryBytes,
         Vcpus = vm.Config.Vcpus,
         KernelPath = vm.Config.KernelPath,
+        InitrdPath = vm.Config.InitrdPath,
         CommandLine = vm.EffectiveCommandLine,
         UserCommandLine = vm.Config.UserCommandLine ?? vm.Config.CommandLine,
         TscKhz = vm.TscKhz,
