@@ -15,14 +15,15 @@ all: build
 build:
 	$(DOTNET) build MiniVmm.sln -c $(CONFIG) -nologo -v q
 
-# The test command CI runs. Prints one "N passed, N failed, N skipped" line at the end.
-test: build
+# The test command CI runs. Prints one "N passed, N failed, N skipped" line at the end. The Linux integration tests
+# boot the Linux test guest (built once, then cached).
+test: build linux-guest
 	bash tests/run-tests.sh $(CONFIG)
 
 test-unit: build
 	bash tests/run-tests.sh $(CONFIG) --filter "FullyQualifiedName!~Integration"
 
-test-integration: build
+test-integration: build linux-guest
 	bash tests/run-tests.sh $(CONFIG) --filter "FullyQualifiedName~Integration"
 
 guests: build

@@ -15,8 +15,9 @@ guest=${1:-$root/out/linux-guest}
 
 # The same command line the integration tests give MiniVmm; see README "Linux test guest" for each word.
 tsc_khz=$(awk '/^cpu MHz/ { printf "%d", $4 * 1000; exit }' /proc/cpuinfo)
-cmdline="console=ttyS0 panic=-1 pci=off noxsave clearcpuid=cx16,smap,popcnt tsc_early_khz=$tsc_khz $extra"
-args=(-M microvm -cpu host,-arch-capabilities -enable-kvm -m 256M -nographic -no-reboot
+cmdline="console=ttyS0 panic=-1 pci=off io_delay=none noxsave clearcpuid=cx16,smap,popcnt tsc_early_khz=$tsc_khz $extra"
+# acpi=off: the kernel has no ACPI, and only without it does microvm announce its virtio-mmio devices on the command line.
+args=(-M microvm,acpi=off -cpu host,-arch-capabilities -enable-kvm -m 256M -nographic -no-reboot
       -kernel "$guest/vmlinux" -initrd "$guest/initramfs.cpio" -append "$cmdline"
       -device isa-debug-exit,iobase=0xf4,iosize=4)
 [ -n "$disk" ] && args+=(-drive "id=vda,file=$disk,format=raw,if=none" -device virtio-blk-device,drive=vda)
