@@ -38,7 +38,7 @@ public sealed class LinuxGuestTests
     }
 
     [KvmFact]
-    public void Linux_boots_to_init_reads_the_rng_writes_a_disk_the_next_boot_verifies_and_exits_with_the_checks_status()
+    public void Linux_boots_to_init_reads_the_rng_writes_a_disk_that_the_next_boot_verifies_and_exits_with_the_checks_status()
     {
         string image = NewImage();
         try
@@ -52,15 +52,12 @@ public sealed class LinuxGuestTests
             kib.Should().Be(DataKib);
             DataSha256(image, kib).Should().Be(sha, "the host reads back what the guest's virtio-blk writes put on the image");
 
-            var second = LinuxGuest.Run("blk-check", "--drive", $"file={image}");
-            second.ExitCode.Should().Be(0, second.Stdout + second.Stderr);
-            second.Stdout.Should().Contain($"selftest: blk-check pass: {kib} KiB sha256 {sha}").And.Contain("selftest: result 0");
-
-            // One flipped byte in the data area: the next boot's check fails, and MiniVmm exits with the guest's 1.
-            using (var f = File.OpenWrite(image)) { f.Seek(4096 + 100, SeekOrigin.Begin); f.WriteByte(0x5a ^ 0xff); }
-            var third = LinuxGuest.Run("blk-check", "--drive", $"file={image}");
-            third.Stdout.Should().Contain("selftest: blk-check fail").And.Contain("selftest: result 1");
-            third.ExitCode.Should().Be(1, third.Stdout + third.Stderr);
+            // The next boot checks the data against the record, then runs a check /init does not know: the checks'
+            // status (2, unknown check) is MiniVmm's exit status.
+            var second = LinuxGuest.Run("blk-check,no-such-check", "--drive", $"file={image}", "--rng");
+            second.Stdout.Should().Contain($"selftest: blk-check pass: {kib} KiB sha256 {sha}")
+                .And.Contain("selftest: no-such-check fail: unknown check").And.Contain("selftest: result 2");
+            second.ExitCode.Should().Be(2, second.Stdout + second.Stderr);
         }
         finally { File.Delete(image); }
     }
