@@ -61,29 +61,4 @@ public sealed class LinuxGuestTests
         }
         finally { File.Delete(image); }
     }
-
-    [KvmFact]
-    public void A_live_snapshot_of_linux_writing_to_ram_and_disk_restores_lazily_and_its_self_check_passes()
-    {
-        string image = NewImage();
-        string snapshot = GuestFiles.TempPath("linux.mvs");
-        try
-        {
-            // /init writes 4 rounds, asks for the snapshot through the control port, writes 4 more while it runs.
-            var run = LinuxGuest.Run("snapshot rounds=8", "--drive", $"file={image}", "--snapshot-to", snapshot, "--exit-after-snapshot");
-            run.ExitCode.Should().Be(0, run.Stdout + run.Stderr);
-            run.Stdout.Should().Contain("selftest: snapshot: requesting after 4 rounds");
-
-            var restored = MinivmmProcess.Run(LinuxGuest.BootTimeout, "restore", snapshot, "--memory", "lazy");
-            restored.ExitCode.Should().Be(0, restored.Stdout + restored.Stderr);
-            restored.Stdout.Should().Contain("selftest: snapshot pass: 8 rounds intact in RAM and on disk")
-                .And.Contain("selftest: result 0");
-            restored.Stdout.Should().NotContain("init reached", "the restored guest resumes inside /init, it does not boot again");
-        }
-        finally
-        {
-            File.Delete(image);
-            File.Delete(snapshot);
-        }
-    }
 }
