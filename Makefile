@@ -8,25 +8,31 @@ MINIVMM  := $(DOTNET) vmm/MiniVmm.Cli/bin/$(CONFIG)/net10.0/minivmm.dll
 # Everything the NativeAOT binary is built from: it is rebuilt only when one of these changed.
 SOURCES  := $(shell find vmm devices snapshot firmware -name '*.cs' -o -name '*.csproj' 2>/dev/null | grep -v '/obj/') Directory.Build.props Directory.Packages.props
 
-.PHONY: all build test test-unit test-integration guests demo publish install uninstall bench bench-boot bench-snapshot bench-restore report experiments experiments-quick clean
+.PHONY: all build test test-unit test-integration guests linux-guest demo publish install uninstall bench bench-boot bench-snapshot bench-restore report experiments experiments-quick clean
 
 all: build
 
 build:
 	$(DOTNET) build MiniVmm.sln -c $(CONFIG) -nologo -v q
 
-# The test command CI runs. Prints one "N passed, N failed, N skipped" line at the end.
-test: build
+# The test command CI runs. Prints one "N passed, N failed, N skipped" line at the end. The Linux integration tests
+# boot the Linux test guest (built once, then cached).
+test: build linux-guest
 	bash tests/run-tests.sh $(CONFIG)
 
 test-unit: build
 	bash tests/run-tests.sh $(CONFIG) --filter "FullyQualifiedName!~Integration"
 
-test-integration: build
+test-integration: build linux-guest
 	bash tests/run-tests.sh $(CONFIG) --filter "FullyQualifiedName~Integration"
 
 guests: build
 	$(MINIVMM) firmware --out $(GUESTS)
+
+# The Linux test guest (README "Linux test guest"): $(OUT)/linux-guest/vmlinux and initramfs.cpio.gz, built from
+# Debian's linux-source-6.1 and busybox-static; a no-op when its inputs are unchanged.
+linux-guest:
+	bash firmware/linux/build.sh $(OUT)/linux-guest
 
 # Boots the hello guest, then snapshots a running writer guest, verifies the image and restores it, with the
 # NativeAOT binary (built first if missing or older than the sources): the build the README's numbers are for.

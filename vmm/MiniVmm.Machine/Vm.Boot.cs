@@ -13,13 +13,18 @@ public sealed partial class Vm
     private const long MaxInitrdBytes = int.MaxValue;
 
     /// <summary>The kernel file as the kind its content says: a PVH image, or a vmlinux / bzImage for the Linux
-    /// 64-bit boot protocol. Exactly one of the two is set.</summary>
-    private static (PvhElfImage? Pvh, LinuxKernelImage? Linux) ParseKernel(string path, byte[] kernel)
+    /// 64-bit boot protocol. Exactly one of the two is set. With an initrd, a PVH image that is a Linux kernel built
+    /// with <c>CONFIG_PVH</c> (an ELF64 x86-64 vmlinux carrying Linux's version banner) boots through the Linux
+    /// protocol, which passes the initrd (the PVH loader has no module list); any other PVH image stays PVH.</summary>
+    private static (PvhElfImage? Pvh, LinuxKernelImage? Linux) ParseKernel(string path, byte[] kernel, bool withInitrd)
     {
         try
         {
             return KernelImageDetector.Detect(kernel) switch
             {
+                KernelImageKind.Pvh when withInitrd && kernel.AsSpan().IndexOf("Linux version "u8) >= 0 &&
+                                           LinuxKernelImage.TryParseVmlinux(kernel, out LinuxKernelImage? vmlinux, out _)
+                    => (null, vmlinux),
                 KernelImageKind.Pvh => (PvhElfImage.Parse(kernel), null),
                 KernelImageKind.Vmlinux => (null, LinuxKernelImage.ParseVmlinux(kernel)),
                 _ => (null, LinuxKernelImage.ParseBzImage(kernel)),

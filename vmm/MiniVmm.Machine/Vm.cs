@@ -132,7 +132,7 @@ public sealed partial class Vm : IDisposable
     {
         config.Validate();
         byte[] kernel = ReadKernel(config.KernelPath);
-        var (pvh, linux) = ParseKernel(config.KernelPath, kernel);
+        var (pvh, linux) = ParseKernel(config.KernelPath, kernel, withInitrd: config.InitrdPath is not null);
         if (config.InitrdPath is not null && linux is null)
             throw new VmConfigException($"--initrd needs a Linux kernel (vmlinux or bzImage); {config.KernelPath} is a PVH image");
         byte[] initrd = config.InitrdPath is null ? [] : ReadInitrd(config.InitrdPath, config.MemoryBytes);

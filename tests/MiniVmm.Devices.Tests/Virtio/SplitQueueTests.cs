@@ -133,6 +133,20 @@ public sealed class SplitQueueTests : IDisposable
     }
 
     [Fact]
+    public void An_indirect_table_needs_no_alignment_as_linux_kmallocs_it_8_byte_aligned()
+    {
+        var q = Queue(indirect: true);
+        ulong a = _driver.Allocate(16), b = _driver.Allocate(100);
+        ulong table = _driver.Allocate(40, alignment: 16) + 8;
+        _driver.WriteDescriptor(table, 0, a, 16, VirtqDescriptor.FlagNext, 1);
+        _driver.WriteDescriptor(table, 1, b, 100, VirtqDescriptor.FlagWrite, 0);
+        _driver.WriteDescriptor(MockQueue.DescAddress, 0, table, 32, VirtqDescriptor.FlagIndirect, 0);
+        _driver.Publish(0);
+        q.TryPop(out var chain).Should().BeTrue();
+        chain.Buffers.Should().Equal(new VirtqBuffer(a, 16, false), new VirtqBuffer(b, 100, true));
+    }
+
+    [Fact]
     public void Indirect_tables_are_refused_when_not_negotiated()
     {
         var q = Queue(indirect: false);
@@ -183,7 +197,7 @@ public sealed class SplitQueueTests : IDisposable
         _driver.WriteDescriptor(MockQueue.DescAddress, 1, 0x10_0000 - 16, 32, VirtqDescriptor.FlagIndirect, 0);
         _driver.Publish(1);
         var outside = () => q2.TryPop(out _);
-        outside.Should().Throw<VirtqueueException>().WithMessage("*inside guest RAM*");
+        outside.Should().Throw<VirtqueueException>().WithMessage("*indirect table*outside guest RAM*");
     }
 
     [Fact]

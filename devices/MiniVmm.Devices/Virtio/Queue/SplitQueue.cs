@@ -130,8 +130,10 @@ public sealed class SplitQueue
                 if (desc.HasNext) throw new VirtqueueException($"chain at head {head}: an indirect descriptor also has NEXT");
                 if (desc.Length == 0 || desc.Length % VirtqDescriptor.Size != 0 || desc.Length / VirtqDescriptor.Size > MaxIndirectEntries)
                     throw new VirtqueueException($"chain at head {head}: indirect table length {desc.Length} is not 1..{MaxIndirectEntries} descriptors");
-                if (desc.Address % 16 != 0 || !_memory.Contains(desc.Address, desc.Length))
-                    throw new VirtqueueException($"chain at head {head}: indirect table 0x{desc.Address:x}+0x{desc.Length:x} is not aligned inside guest RAM");
+                // No alignment is required (virtio 1.2 §2.7.5.3 sets none): Linux's virtio_ring kmallocs indirect
+                // tables, 8-byte aligned, and descriptors are read unaligned-safe.
+                if (!_memory.Contains(desc.Address, desc.Length))
+                    throw new VirtqueueException($"chain at head {head}: indirect table 0x{desc.Address:x}+0x{desc.Length:x} is outside guest RAM");
                 table = desc.Address;
                 tableEntries = desc.Length / VirtqDescriptor.Size;
                 inIndirect = true;

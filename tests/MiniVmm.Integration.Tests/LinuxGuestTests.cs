@@ -1,0 +1,64 @@
+using System.Security.Cryptography;
+using System.Text;
+using MiniVmm.Tests.Shared;
+
+namespace MiniVmm.Integration.Tests;
+
+/// <summary>
+/// Linux's own virtio drivers as the independent client of MiniVmm's devices: the Linux test guest boots to /init,
+/// runs its scripted checks and exits with their status; the host checks what the guest wrote. Each boot takes
+/// minutes on a host that emulates kernel-mode code, so the checks share boots.
+/// </summary>
+public sealed class LinuxGuestTests
+{
+    private const int DataKib = 64;
+
+    private static string NewImage()
+    {
+        string path = GuestFiles.TempPath("linux-disk.img");
+        using (var f = File.Create(path)) f.SetLength(1 << 20);
+        return path;
+    }
+
+    /// <summary>The guest's sector-0 record: "minivmm-selftest KIB SHA256".</summary>
+    private static (int Kib, string Sha256) Record(string image)
+    {
+        var sector = new byte[512];
+        using (var f = File.OpenRead(image)) f.ReadExactly(sector);
+        string[] words = Encoding.ASCII.GetString(sector).Split('\n')[0].Split(' ');
+        words.Should().HaveCount(3).And.StartWith("minivmm-selftest");
+        return (int.Parse(words[1]), words[2]);
+    }
+
+    private static string DataSha256(string image, int kib)
+    {
+        var data = new byte[kib * 1024];
+        using (var f = File.OpenRead(image)) { f.Seek(4096, SeekOrigin.Begin); f.ReadExactly(data); }
+        return Convert.ToHexStringLower(SHA256.HashData(data));
+    }
+
+    [KvmFact]
+    public void Linux_boots_to_init_reads_the_rng_writes_a_disk_that_the_next_boot_verifies_and_exits_with_the_checks_status()
+    {
+        string image = NewImage();
+        try
+        {
+            var first = LinuxGuest.Run($"boot,rng,blk-write blkdata={DataKib}", "--drive", $"file={image}", "--rng");
+            first.ExitCode.Should().Be(0, first.Stdout + first.Stderr);
+            first.Stdout.Should().Contain("selftest: boot pass: Linux version 6.1")
+                .And.Contain("selftest: rng pass: virtio_rng")
+                .And.Contain("selftest: blk-write pass").And.Contain("selftest: result 0");
+            var (kib, sha) = Record(image);
+            kib.Should().Be(DataKib);
+            DataSha256(image, kib).Should().Be(sha, "the host reads back what the guest's virtio-blk writes put on the image");
+
+            // The next boot checks the data against the record, then runs a check /init does not know: the checks'
+            // status (2, unknown check) is MiniVmm's exit status.
+            var second = LinuxGuest.Run("blk-check,no-such-check", "--drive", $"file={image}", "--rng");
+            second.Stdout.Should().Contain($"selftest: blk-check pass: {kib} KiB sha256 {sha}")
+                .And.Contain("selftest: no-such-check fail: unknown check").And.Contain("selftest: result 2");
+            second.ExitCode.Should().Be(2, second.Stdout + second.Stderr);
+        }
+        finally { File.Delete(image); }
+    }
+}
