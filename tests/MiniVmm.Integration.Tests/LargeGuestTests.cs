@@ -58,29 +58,9 @@ public sealed class LargeGuestTests
         File.Delete(WorkingSetFile.PathFor(image));
     }
 
-    private static string Snapshot(string name)
-    {
-        string image = GuestFiles.TempPath(name);
-        var (run, _) = GuestRun.Boot(GuestFiles.Writer, $"base=4096 mb=64 sweeps={Sweeps} report_ms=0", mem: Mem);
-        using (run)
-        {
-            run.Start();
-            run.WaitUntil(() => run.VcpuStatus(0, GuestAbi.VcpuStatus.Generation) >= 2, "two sweeps");
-            var result = SnapshotHarness.Take(run, image, new SnapshotOptions());
-            result.Succeeded.Should().BeTrue(result.Error);
-            run.Stop();
-        }
-        return image;
-    }
+    private static string Snapshot(string name) =>
+        RestoreModeTests.TakeWriterSnapshot(1, name, "base=4096 report_ms=0", Sweeps, Mem);
 
-    private static void RestoredWriterCompletes(string image, RestoreOptions options)
-    {
-        var (restored, serial) = SnapshotHarness.Restore(image, options: options);
-        using (restored)
-        {
-            restored.WaitForExit(TimeSpan.FromMinutes(3)).Should().Be(new VmExitStatus(VmStopReason.GuestExit, 0), serial());
-            restored.Status(GuestAbi.Status.TotalFailures).Should().Be(0);
-            restored.VcpuStatus(0, GuestAbi.VcpuStatus.Generation).Should().Be(Sweeps);
-        }
-    }
+    private static void RestoredWriterCompletes(string image, RestoreOptions options) =>
+        RestoreModeTests.RestoredWriterCompletes(image, options, sweeps: Sweeps);
 }

@@ -15,10 +15,10 @@ public sealed class RestoreModeTests
     private const int Sweeps = 20000;
 
     /// <summary>A snapshot of a max-rate writer (mb=64) taken after two sweeps; returns its path.</summary>
-    private static string TakeWriterSnapshot(int cpus, string name, string extra = "")
+    internal static string TakeWriterSnapshot(int cpus, string name, string extra = "", int sweeps = Sweeps, ulong mem = 256UL << 20)
     {
         string image = GuestFiles.TempPath(name);
-        var (run, _) = GuestRun.Boot(GuestFiles.Writer, $"mb=64 sweeps={Sweeps} cpus={cpus} {extra}", cpus);
+        var (run, _) = GuestRun.Boot(GuestFiles.Writer, $"mb=64 sweeps={sweeps} cpus={cpus} {extra}", cpus, mem);
         using (run)
         {
             run.Start();
@@ -30,7 +30,8 @@ public sealed class RestoreModeTests
         return image;
     }
 
-    private static void RestoredWriterCompletes(string image, RestoreOptions options, int cpus = 1)
+    /// <summary>Restores a <see cref="TakeWriterSnapshot"/> image and checks the writer finished all its sweeps clean.</summary>
+    internal static void RestoredWriterCompletes(string image, RestoreOptions options, int cpus = 1, int sweeps = Sweeps)
     {
         var (restored, serial) = SnapshotHarness.Restore(image, options: options);
         using (restored)
@@ -38,7 +39,7 @@ public sealed class RestoreModeTests
             restored.WaitForExit(TimeSpan.FromMinutes(3)).Should().Be(new VmExitStatus(VmStopReason.GuestExit, 0), serial());
             restored.Status(GuestAbi.Status.TotalFailures).Should().Be(0);
             restored.Status(GuestAbi.Status.ClockBackwards).Should().Be(0, "the guest's TSC continues from the snapshot, never backwards");
-            for (int v = 0; v < cpus; v++) restored.VcpuStatus(v, GuestAbi.VcpuStatus.Generation).Should().Be(Sweeps);
+            for (int v = 0; v < cpus; v++) restored.VcpuStatus(v, GuestAbi.VcpuStatus.Generation).Should().Be((ulong)sweeps);
         }
     }
 

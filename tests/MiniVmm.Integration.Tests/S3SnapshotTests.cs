@@ -58,7 +58,9 @@ public sealed partial class S3SnapshotTests(RgwStore rgw)
         string bucket = rgw.NewBucket();
         string socket = GuestFiles.TempPath("s3-qmp.sock");
         File.Delete(socket);
-        using var vm = Start(rgw.Environment, "run", "--kernel", GuestFiles.Writer, "--mem", "128M", "--cmdline", WriterArgs,
+        // Enough sweeps that the guest is still running when a slow upload ends (a finished guest stops the VM and
+        // with it the snapshot), and few enough that the restored writer finishes within the restore's time limit.
+        using var vm = Start(rgw.Environment, "run", "--kernel", GuestFiles.Writer, "--mem", "128M", "--cmdline", "mb=64 sweeps=30000",
             "--serial", "none", "--qmp", $"unix:{socket},server,nowait");
         try
         {
