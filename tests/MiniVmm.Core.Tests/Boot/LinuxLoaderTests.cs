@@ -14,21 +14,11 @@ public sealed class LinuxLoaderTests : IDisposable
 
     public void Dispose() => _memory.Dispose();
 
-    private byte[] ReadGuest(ulong gpa, int length)
-    {
-        byte[] bytes = new byte[length];
-        _memory.Read(gpa, bytes);
-        return bytes;
-    }
+    private byte[] ReadGuest(ulong gpa, int length) => _memory.ReadBytes(gpa, length);
 
-    private void Scribble(ulong gpa, int length)
-    {
-        byte[] junk = new byte[length];
-        Array.Fill(junk, (byte)0xCC);
-        _memory.Write(gpa, junk);
-    }
+    private void Scribble(ulong gpa, int length) => _memory.Scribble(gpa, length);
 
-    private bool IsScribble(ulong gpa, int length) => ReadGuest(gpa, length).All(b => b == 0xCC);
+    private bool IsScribble(ulong gpa, int length) => _memory.IsScribbled(gpa, length);
 
     private static byte[] Initrd(int length) => Enumerable.Range(0, length).Select(i => (byte)(i * 7 + 1)).ToArray();
 
