@@ -101,7 +101,7 @@ public sealed partial class Vm : IDisposable
             // A Linux kernel gets its own defaults (console=ttyS0, tsc_early_khz=); MiniVmm's guests read tsc_khz=.
             string cmdline = !config.AppendTscKhz ? config.CommandLine
                 : linuxKernel is not null ? LinuxCommandLine.WithDefaults(config.CommandLine, TscKhz)
-                : !config.CommandLine.Contains("tsc_khz=", StringComparison.Ordinal) ? (config.CommandLine + " tsc_khz=" + TscKhz).Trim()
+                : !LinuxCommandLine.HasParameter(config.CommandLine, "tsc_khz") ? (config.CommandLine + " tsc_khz=" + TscKhz).Trim()
                 : config.CommandLine;
             if (config.AnnounceVirtioDevices && _virtioAnnouncements.Count > 0)
                 cmdline = (cmdline + " " + string.Join(' ', _virtioAnnouncements)).Trim();

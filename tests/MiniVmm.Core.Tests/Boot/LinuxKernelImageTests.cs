@@ -71,6 +71,13 @@ public sealed class LinuxKernelImageTests
     }
 
     [Fact]
+    public void A_kernel_that_ends_before_its_64_bit_entry_is_rejected()
+    {
+        byte[] file = new BzImageBuilder().Build()[..(5 * 512 + 0x100)]; // 0x100 kernel bytes; startup_64 is at +0x200
+        Rejects(file, "ends before its 64-bit entry at +0x200");
+    }
+
+    [Fact]
     public void Header_cut_before_init_size_is_rejected()
     {
         byte[] file = new BzImageBuilder().Build()[..0x240];

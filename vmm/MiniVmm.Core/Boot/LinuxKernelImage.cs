@@ -187,6 +187,13 @@ public sealed class LinuxKernelImage
 
         byte[] header = file[LinuxSetupHeader.Start..headerEnd].ToArray();
         byte[] kernel = file[setupBytes..].ToArray();
+        // The 64-bit entry must be kernel bytes, as a vmlinux's entry must lie in a loaded segment: a truncated file
+        // would otherwise be entered in zeroed RAM.
+        if ((ulong)kernel.Length <= LinuxSetupHeader.StartupOffset64)
+        {
+            image = null;
+            return $"truncated bzImage: the protected-mode kernel is {kernel.Length} bytes, it ends before its 64-bit entry at +0x{LinuxSetupHeader.StartupOffset64:x}";
+        }
         int limit = (int)Math.Min(cmdlineSize, (uint)LinuxLoader.CommandLineCapacity);
         image = new LinuxKernelImage(LinuxImageFormat.BzImage,
             [new ImageSegment(loadAddress, kernel, (ulong)kernel.Length)], loadAddress + LinuxSetupHeader.StartupOffset64,

@@ -152,6 +152,8 @@ public static class LinuxLoader
         BinaryPrimitives.WriteUInt32LittleEndian(z[LinuxSetupHeader.RamdiskImage..], (uint)initrdAddress);
         BinaryPrimitives.WriteUInt32LittleEndian(z[LinuxSetupHeader.RamdiskSize..], (uint)initrdSize);
         BinaryPrimitives.WriteUInt64LittleEndian(z[LinuxSetupHeader.AcpiRsdpAddr..], rsdpAddress);
+        if (e820.Count > LinuxSetupHeader.E820MaxEntries)
+            throw new BootImageException($"the memory map has {e820.Count} entries; boot_params holds {LinuxSetupHeader.E820MaxEntries}");
         z[LinuxSetupHeader.E820Entries] = (byte)e820.Count;
         for (int i = 0; i < e820.Count; i++)
         {

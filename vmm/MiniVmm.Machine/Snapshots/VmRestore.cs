@@ -77,10 +77,15 @@ public static class VmRestore
             CheckCompatible(file, recorded, options);
             // Drive records pair the snapshot with its drives' content; the rest is the machine's state.
             var driveRecords = DriveRecord.Of(file.Sections);
+            // An object-store snapshot has no directory of its own: drive copies and a working-set file beside it
+            // would be looked up under a made-up local path ("s3:/bucket/..."). Writable drives are refused when such
+            // snapshots are written, so a drive record in one is not ours.
+            if (remote is not null && driveRecords.Count > 0)
+                throw new StateRestoreException("an s3:// snapshot holds drive records; MiniVmm does not write those to a store");
             var state = VmStateSections.FromSections([.. file.Sections.Where(s => !DriveRecord.IsDriveSection(s.Id))], recorded.Vcpus);
             IReadOnlyList<ulong>? workingSet = null;
             string wsPath = WorkingSetFile.PathFor(path);
-            if (options.Memory == RestoreMemoryMode.Lazy && options.UseWorkingSet && options.RecordWorkingSet is null && File.Exists(wsPath))
+            if (remote is null && options.Memory == RestoreMemoryMode.Lazy && options.UseWorkingSet && options.RecordWorkingSet is null && File.Exists(wsPath))
                 workingSet = WorkingSetFile.Read(wsPath, TopOfRam(recorded.MemoryBytes) / GuestMemory.PageSize); // gpa pages
 
             var config = new VmConfig
