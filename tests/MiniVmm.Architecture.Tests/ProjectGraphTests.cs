@@ -48,6 +48,10 @@ public sealed class ProjectGraphTests
     }
 
     [Fact]
+    public void The_qmp_protocol_depends_on_nothing_of_the_vm() =>
+        Documented.Edges["MiniVmm.Qmp"].Should().BeEmpty("the server, the CLI's client and the tests share the protocol; the VM is not part of it");
+
+    [Fact]
     public void Devices_do_not_reference_kvm_bindings() =>
         Documented.Edges["MiniVmm.Devices"].Should().NotContain("KvmSharp");
 

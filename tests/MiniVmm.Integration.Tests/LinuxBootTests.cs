@@ -186,7 +186,7 @@ public sealed class LinuxBootTests
         { "stock", "init_size", ["--mem", "32M"] },
         { "stock", "this kernel accepts at most 2047", ["--cmdline", new string('x', 2100)] },
         { "stock", "more than guest RAM", ["--mem", "32M", "--initrd", "BIG"] },
-        { "stock", "only", ["--mem", "80M", "--initrd", "MEDIUM"] },
+        { "stock", "medium.initrd: the initrd is 20971520 bytes (20 MiB) but only", ["--mem", "80M", "--initrd", "MEDIUM"] },
         { "stock", "initrd '/nonexistent/initrd' does not exist", ["--initrd", "/nonexistent/initrd"] },
     };
 

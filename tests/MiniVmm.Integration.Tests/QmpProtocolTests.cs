@@ -4,6 +4,8 @@ using MiniVmm.Machine;
 using MiniVmm.Machine.Monitor;
 using MiniVmm.Tests.Shared;
 
+using MiniVmm.Qmp;
+
 namespace MiniVmm.Integration.Tests;
 
 /// <summary>The QMP protocol over a real Unix socket: greeting, negotiation, replies, errors, and hostile clients.</summary>

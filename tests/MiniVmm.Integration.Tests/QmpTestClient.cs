@@ -3,6 +3,8 @@ using System.Text;
 using System.Text.Json.Nodes;
 using MiniVmm.Machine.Monitor;
 
+using MiniVmm.Qmp;
+
 namespace MiniVmm.Integration.Tests;
 
 /// <summary>

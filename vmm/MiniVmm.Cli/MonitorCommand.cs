@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 
+using MiniVmm.Qmp;
+
 namespace MiniVmm.Cli;
 
 /// <summary>

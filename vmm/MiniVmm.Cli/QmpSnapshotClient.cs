@@ -4,6 +4,8 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using MiniVmm.Machine.Snapshots;
 
+using MiniVmm.Qmp;
+
 namespace MiniVmm.Cli;
 
 /// <summary>

@@ -62,7 +62,7 @@ public sealed partial class Vm
         }
         catch (BootImageException e)
         {
-            string what = e.Message.Contains("initrd", StringComparison.Ordinal) && Config.InitrdPath is { } p ? p : Config.KernelPath;
+            string what = e.Input == BootInput.Initrd && Config.InitrdPath is { } p ? p : Config.KernelPath;
             throw new VmConfigException($"{what}: {e.Message}", e);
         }
         // The boot CPU enters the kernel; the others wait for the kernel's INIT/SIPI, as on a PC.

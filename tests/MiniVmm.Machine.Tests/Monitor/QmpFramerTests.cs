@@ -1,6 +1,8 @@
 using System.Text;
 using MiniVmm.Machine.Monitor;
 
+using MiniVmm.Qmp;
+
 namespace MiniVmm.Machine.Tests.Monitor;
 
 public sealed class QmpFramerTests

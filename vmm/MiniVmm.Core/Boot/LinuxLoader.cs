@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Text;
 using MiniVmm.Core.Boot.Acpi;
 using MiniVmm.Core.Memory;
 
@@ -99,7 +98,8 @@ public static class LinuxLoader
                                          "Linux boot data goes");
         var ranges = memory.Regions.Select(r => (r.GuestAddress, r.Size)).ToList();
         IReadOnlyList<MemoryMapEntry> e820 = MemoryMap(ranges);
-        byte[] cmdlineBytes = EncodeCommandLine(cmdline, kernel.CommandLineLimit);
+        byte[] cmdlineBytes = BootCommandLine.Encode(cmdline, kernel.CommandLineLimit,
+            $"this kernel accepts at most {kernel.CommandLineLimit} (cmdline_size)");
         if (!memory.Contains(kernel.LoadAddress, kernel.KernelEnd - kernel.LoadAddress))
             throw new BootImageException(
                 $"the kernel needs RAM up to 0x{kernel.KernelEnd:x} ({(kernel.KernelEnd + 0xfffff) >> 20} MiB: " +
@@ -178,23 +178,12 @@ public static class LinuxLoader
             throw new BootImageException(
                 $"the initrd is {size} bytes ({size >> 20} MiB) but only {room} bytes ({room >> 20} MiB) are free " +
                 $"between the kernel's end 0x{kernel.KernelEnd:x} and 0x{top:x} (the top of RAM or initrd_addr_max " +
-                $"0x{kernel.InitrdAddressMax:x}): give the guest more --mem or a smaller initrd");
+                $"0x{kernel.InitrdAddressMax:x}): give the guest more --mem or a smaller initrd", BootInput.Initrd);
         ulong address = (top - size) & ~0xfffUL;
         if (address < kernel.KernelEnd)
             throw new BootImageException(
-                $"the initrd ({size} bytes) does not fit page-aligned above the kernel's end 0x{kernel.KernelEnd:x}");
+                $"the initrd ({size} bytes) does not fit page-aligned above the kernel's end 0x{kernel.KernelEnd:x}", BootInput.Initrd);
         return (address, size);
-    }
-
-    private static byte[] EncodeCommandLine(string cmdline, int limit)
-    {
-        if (cmdline.Contains('\0'))
-            throw new BootImageException("kernel command line contains a NUL character");
-        byte[] bytes = Encoding.UTF8.GetBytes(cmdline);
-        if (bytes.Length > limit)
-            throw new BootImageException(
-                $"kernel command line is {bytes.Length} bytes; this kernel accepts at most {limit} (cmdline_size)");
-        return bytes;
     }
 
     private static void WriteGdt(GuestMemory memory)

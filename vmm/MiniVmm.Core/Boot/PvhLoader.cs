@@ -1,4 +1,3 @@
-using System.Text;
 using MiniVmm.Core.Boot.Acpi;
 using MiniVmm.Core.Memory;
 
@@ -91,7 +90,7 @@ public static class PvhLoader
                 $"guest RAM (size 0x{memory.Size:x}) is too small for the PVH boot information area " +
                 $"(0x0-0x{BootInfoAreaEnd - 1:x} must be RAM)");
 
-        byte[] cmdlineBytes = EncodeCommandLine(cmdline);
+        byte[] cmdlineBytes = BootCommandLine.Encode(cmdline, MaxCommandLineBytes, $"the limit is {MaxCommandLineBytes}");
         ValidateMemoryMap(memoryMap);
         foreach (ImageSegment segment in image.Segments)
             ValidateSegment(memory, segment);
@@ -131,17 +130,6 @@ public static class PvhLoader
         });
 
         return new PvhBootInfo(image.Entry, image.ApEntry, StartInfoGpa);
-    }
-
-    private static byte[] EncodeCommandLine(string cmdline)
-    {
-        if (cmdline.Contains('\0'))
-            throw new BootImageException("kernel command line contains a NUL character");
-        byte[] bytes = Encoding.UTF8.GetBytes(cmdline);
-        if (bytes.Length > MaxCommandLineBytes)
-            throw new BootImageException(
-                $"kernel command line is {bytes.Length} bytes; the limit is {MaxCommandLineBytes}");
-        return bytes;
     }
 
     private static void ValidateMemoryMap(IReadOnlyList<MemoryMapEntry> memoryMap)

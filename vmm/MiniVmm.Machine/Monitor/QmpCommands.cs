@@ -1,6 +1,8 @@
 using System.Text.Json.Nodes;
 using MiniVmm.Machine.Snapshots;
 
+using MiniVmm.Qmp;
+
 namespace MiniVmm.Machine.Monitor;
 
 /// <summary>

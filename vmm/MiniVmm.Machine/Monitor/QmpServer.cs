@@ -4,6 +4,8 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using MiniVmm.Machine.Snapshots;
 
+using MiniVmm.Qmp;
+
 namespace MiniVmm.Machine.Monitor;
 
 /// <summary>

@@ -5,6 +5,8 @@ using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 
+using MiniVmm.Qmp;
+
 namespace MiniVmm.Machine.Monitor;
 
 /// <summary>

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace MiniVmm.Machine.Monitor;
+namespace MiniVmm.Qmp;
 
 /// <summary>
 /// Splits the bytes a QMP client sends into JSON texts. QMP is a stream of JSON values, not of lines: QEMU's own

@@ -2,7 +2,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace MiniVmm.Machine.Monitor;
+namespace MiniVmm.Qmp;
 
 /// <summary>The four kinds of message a QMP server sends: greeting, success, error and event (QMP spec §2.2–2.5).</summary>
 public static class QmpMessages

@@ -3,12 +3,11 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using MiniVmm.Machine.Monitor;
 
-namespace MiniVmm.Cli;
+namespace MiniVmm.Qmp;
 
 /// <summary>The error reply of a QMP command, as the client sees it.</summary>
-internal sealed class QmpCommandException(string errorClass, string description) : Exception(description)
+public sealed class QmpCommandException(string errorClass, string description) : Exception(description)
 {
     public string ErrorClass { get; } = errorClass;
 }
@@ -18,7 +17,7 @@ internal sealed class QmpCommandException(string errorClass, string description)
 /// command at a time. A reader thread separates replies from events, which go to <see cref="EventReceived"/>. It
 /// speaks to QEMU as well as to MiniVmm.
 /// </summary>
-internal sealed class QmpClient : IDisposable
+public sealed class QmpClient : IDisposable
 {
     private readonly Socket _socket;
     private readonly BlockingCollection<JsonObject> _replies = new();
