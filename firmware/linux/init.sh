@@ -10,6 +10,9 @@
 #   blk-write  fills the data area of /dev/vda (from offset 4096) with random bytes and writes their sha256 in sector 0
 #   blk-check  recomputes the data area's sha256 and compares it with the one in sector 0 (written by an earlier boot)
 #   rng        /dev/hwrng is backed by virtio-rng and two reads differ and are not all zeros
+#   blk-speed  writes then reads blkspeed=KIB (default 2048) KiB of /dev/vda from offset 1 MiB in 64 KiB direct I/O
+#              requests (past the page cache, so every byte crosses the virtio queue) and prints both rates in KiB/s;
+#              it fails only when the data read back differs (a benchmark line, not a timed check)
 #   snapshot   writes rounds of data to RAM and /dev/vda, asks the VMM for a snapshot through the control port 0x520
 #              in the middle, waits until it is taken, writes more rounds (while a live snapshot runs) and verifies
 #              every round in RAM and, read past the page cache, on disk (a restored copy resumes in the middle and
@@ -81,6 +84,25 @@ check_rng() {
   else pass rng "$cur: $a"; fi
 }
 
+centis() { tr -d . < /proc/uptime | cut -d' ' -f1; }  # uptime in centiseconds
+
+check_blk_speed() {
+  kib=$(arg blkspeed 2048)
+  [ -b /dev/vda ] || { fail blk-speed "no /dev/vda"; return; }
+  dd if=/dev/urandom of=/tmp/speed bs=1024 count="$kib" 2>/dev/null
+  t0=$(centis)
+  dd if=/tmp/speed of=/dev/vda bs=65536 seek=16 count=$((kib / 64)) conv=notrunc,fsync oflag=direct 2>/dev/null ||
+    { fail blk-speed "write failed"; return; }
+  t1=$(centis)
+  got=$(dd if=/dev/vda bs=65536 skip=16 count=$((kib / 64)) iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)
+  t2=$(centis)
+  want=$(sha256sum /tmp/speed | cut -d' ' -f1)
+  rm -f /tmp/speed
+  [ "$got" = "$want" ] || { fail blk-speed "read back $got, wrote $want"; return; }
+  # +1 centisecond: a rate, never a division by zero on a fast host
+  pass blk-speed "$kib KiB write $((kib * 100 / (t1 - t0 + 1))) KiB/s read $((kib * 100 / (t2 - t1 + 1))) KiB/s"
+}
+
 round() { # round N: 64 KiB of data for round N in RAM (/tmp) and at disk block N (64 KiB blocks from 64 KiB)
   dd if=/dev/urandom of=/tmp/round.$1 bs=1024 count=64 2>/dev/null
   sha256sum /tmp/round.$1 | cut -d' ' -f1 > /tmp/round.$1.sum
@@ -119,6 +141,7 @@ check_snapshot() {
 for check in $(arg selftest boot | tr ',' ' '); do
   case "$check" in
     boot) check_boot;; blk-write) check_blk_write;; blk-check) check_blk_check;; rng) check_rng;;
+    blk-speed) check_blk_speed;;
     snapshot) check_snapshot;;
     *) say "$check fail: unknown check"; [ "$failed" = 0 ] && failed=2;;
   esac

@@ -10,6 +10,14 @@ namespace MiniVmm.Cli;
 /// <summary>`minivmm restore FILE`: rebuild the VM a snapshot recorded and resume it (memory eager, mapped or lazy).</summary>
 internal static class RestoreCommand
 {
+    /// <summary>Every word <c>--memory</c> accepts: the parser and shell completion both read it.</summary>
+    public static readonly IReadOnlyDictionary<string, RestoreMemoryMode> MemoryWords = new Dictionary<string, RestoreMemoryMode>(StringComparer.Ordinal)
+    {
+        ["lazy"] = RestoreMemoryMode.Lazy,
+        ["mmap"] = RestoreMemoryMode.Mmap,
+        ["eager"] = RestoreMemoryMode.Eager,
+    };
+
     public static Command Create()
     {
         // Zero or one for the parser: `--record-working-set vm.mvs` gives the option the file name, which the action moves back.
@@ -55,14 +63,8 @@ internal static class RestoreCommand
             if (!RunCommand.TryGetSnapshotPlan(parse, snap, out var plan, out string? snapError)) return CommonOptions.Usage(parse, snapError!);
             if (!QmpCliOption.TryParse(parse.GetValue(qmp), out var qmpSpecs, out string? qmpError)) return CommonOptions.Usage(parse, qmpError!);
             if (parse.GetValue(paused) && qmpSpecs.Count == 0) return CommonOptions.Usage(parse, "--paused needs --qmp: the monitor's cont starts the VM");
-            RestoreMemoryMode mode;
-            switch (parse.GetValue(memory))
-            {
-                case "lazy": mode = RestoreMemoryMode.Lazy; break;
-                case "mmap": mode = RestoreMemoryMode.Mmap; break;
-                case "eager": mode = RestoreMemoryMode.Eager; break;
-                default: return CommonOptions.Usage(parse, $"--memory: '{parse.GetValue(memory)}' is not lazy, mmap or eager");
-            }
+            if (!MemoryWords.TryGetValue(parse.GetValue(memory)!, out RestoreMemoryMode mode))
+                return CommonOptions.Usage(parse, $"--memory: '{parse.GetValue(memory)}' is not {string.Join(", ", MemoryWords.Keys)}");
             string? path = parse.GetValue(file);
             string? recordText = parse.GetValue(record);
             if (path is null && recordText is not null && !SnapshotCliOptions.TryParseDuration(recordText, out _))

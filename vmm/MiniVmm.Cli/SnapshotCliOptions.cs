@@ -35,17 +35,18 @@ internal sealed class SnapshotCliOptions
 
     public IEnumerable<Option> All => [To, Overwrite, After, Mode, RateLimit, FaultAround, ConvergeTimeout, Timeout, ExitAfter, Incremental, IncrementalFrom, Stats];
 
-    public static bool TryParseMode(string text, out SnapshotMode mode)
+    /// <summary>Every word <c>--snapshot-mode</c> accepts (aliases included): the parser and shell completion both read it.</summary>
+    public static readonly IReadOnlyDictionary<string, SnapshotMode> ModeWords = new Dictionary<string, SnapshotMode>(StringComparer.Ordinal)
     {
-        mode = text switch
-        {
-            "write-tracking" or "wt" => SnapshotMode.WriteTracking,
-            "stop-copy" or "stop-and-copy" => SnapshotMode.StopAndCopy,
-            "dirty-log" or "precopy" => SnapshotMode.DirtyLog,
-            _ => (SnapshotMode)(-1),
-        };
-        return (int)mode >= 0;
-    }
+        ["write-tracking"] = SnapshotMode.WriteTracking,
+        ["wt"] = SnapshotMode.WriteTracking,
+        ["stop-copy"] = SnapshotMode.StopAndCopy,
+        ["stop-and-copy"] = SnapshotMode.StopAndCopy,
+        ["dirty-log"] = SnapshotMode.DirtyLog,
+        ["precopy"] = SnapshotMode.DirtyLog,
+    };
+
+    public static bool TryParseMode(string text, out SnapshotMode mode) => ModeWords.TryGetValue(text, out mode);
 
     /// <summary>Parses "250ms", "2s", "1.5s", "1m", or a plain number of seconds.</summary>
     public static bool TryParseDuration(string text, out TimeSpan duration)
