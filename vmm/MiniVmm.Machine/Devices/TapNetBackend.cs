@@ -19,8 +19,8 @@ public sealed class TapNetBackend : INetBackend
     private volatile bool _closed;
 
     /// <summary>Takes ownership of <paramref name="tap"/> (disposed here also when the constructor fails).</summary>
-    /// <param name="watch">Create what <see cref="WaitReadable"/> needs (false: the device's doorbell watches
-    /// <see cref="ReadinessHandle"/> itself, and <see cref="WaitReadable"/> must not be called).</param>
+    /// <param name="watch">Create what <see cref="WaitReadable"/> needs (false: the device's doorbell watches the
+    /// tap's fd itself, and <see cref="WaitReadable"/> must not be called).</param>
     public TapNetBackend(TapDevice tap, bool watch)
     {
         _tap = tap;
@@ -43,8 +43,6 @@ public sealed class TapNetBackend : INetBackend
     }
 
     public string TapName => _tap.Name;
-    /// <summary>The tap's fd, for a device worker that waits on it itself.</summary>
-    public System.Runtime.InteropServices.SafeHandle ReadinessHandle => _tap.Handle;
     public bool SupportsGuestOffloads => _tap.SupportsGuestOffloads;
     /// <summary>Whether this backend made the epoll and eventfd <see cref="WaitReadable"/> uses.</summary>
     public bool Watchable => _epoll is not null;
