@@ -62,20 +62,24 @@ public sealed partial class Vm
         {
             var spec = Config.Nets[i];
             string name = $"virtio-net{i}";
-            TapNetBackend backend;
+            TapDevice tap;
             try
             {
                 // On restore the tap is reopened by name: the interface must exist again (the guest's MAC and
                 // offloads come back from the snapshot).
-                backend = new TapNetBackend(TapDevice.Open(spec.Tap));
+                tap = TapDevice.Open(spec.Tap);
             }
             catch (TapException e) { throw new VmConfigException($"--net tap={spec.Tap}: {e.Message}", e); }
             var mac = spec.MacFor(i);
-            // With an ioeventfd the worker's own epoll also watches the tap, so no watcher thread is needed.
-            AddVirtio(devices, name, doorbell => new VirtioNet(backend, mac, name, doorbell, log, startPaused: true,
-                watchBackend: doorbell is not EpollDoorbell), log, backend, wakeAlsoOn: backend.ReadinessHandle);
+            // With an ioeventfd the worker's own epoll also watches the tap, so neither a watcher thread nor the
+            // backend's own epoll is needed. The tap is the backend's (and so the device's) once they are built.
+            AddVirtio(devices, name, doorbell =>
+            {
+                bool watch = doorbell is not EpollDoorbell;
+                return new VirtioNet(new TapNetBackend(tap, watch), mac, name, doorbell, log, startPaused: true, watchBackend: watch);
+            }, log, tap, wakeAlsoOn: tap.Handle);
             log.LogInformation("{Device}: tap {Tap}, MAC {Mac}, receive offloads {Offloads}", name, spec.Tap, mac,
-                backend.SupportsGuestOffloads ? "available" : "unavailable");
+                tap.SupportsGuestOffloads ? "available" : "unavailable");
         }
     }
 

@@ -13,6 +13,10 @@ public abstract class VirtioDevice : IDisposable
     /// <summary>Interrupt at least every this many completions while a queue keeps the worker busy.</summary>
     private const int InterruptBatch = 32;
 
+    /// <summary>The most chains one queue is served in a row before the worker turns to the next queue: a queue the
+    /// host keeps busy (network receive under a flood) cannot starve the others (transmit).</summary>
+    public const int QueueBudget = 64;
+
     private readonly Lock _gate = new();
     private readonly IVirtioDoorbell _doorbell;
     private readonly IDisposable? _ownedDoorbell;
@@ -145,9 +149,15 @@ public abstract class VirtioDevice : IDisposable
             while (true)
             {
                 _doorbell.Wait();
-                if (_disposed) return;
-                for (int q = 0; q < QueueCount; q++)
-                    Drain(q);
+                // Round-robin: each queue gets at most a budget per round, rounds go on while one still has work.
+                bool more = true;
+                while (more)
+                {
+                    if (_disposed) return;
+                    more = false;
+                    for (int q = 0; q < QueueCount; q++)
+                        more |= Drain(q, QueueBudget);
+                }
             }
         }
         catch (ObjectDisposedException)
@@ -156,21 +166,23 @@ public abstract class VirtioDevice : IDisposable
         }
     }
 
-    private void Drain(int queueIndex)
+    /// <summary>Serves up to <paramref name="budget"/> chains of one queue; true when it stopped with chains left.</summary>
+    private bool Drain(int queueIndex, int budget)
     {
         int sinceSignal = 0;
-        while (true)
+        for (int served = 0; ; served++)
         {
             lock (_gate)
             {
-                if (!_active || _paused || _disposed || _host is not { } host) return;
-                if (queueIndex >= _queues.Length || _queues[queueIndex] is not { } queue) return;
+                if (!_active || _paused || _disposed || _host is not { } host) return false;
+                if (queueIndex >= _queues.Length || _queues[queueIndex] is not { } queue) return false;
                 try
                 {
-                    if (!HasWork(queueIndex, queue) || !queue.TryPop(out var chain))
+                    bool overBudget = served == budget;
+                    if (overBudget || !HasWork(queueIndex, queue) || !queue.TryPop(out var chain))
                     {
                         if (sinceSignal > 0 && queue.NeedsInterrupt()) host.SignalUsedBuffers();
-                        return;
+                        return overBudget;
                     }
                     uint written = Handle(queueIndex, chain, host.Memory);
                     queue.AddUsed(chain.Head, written);
@@ -184,14 +196,14 @@ public abstract class VirtioDevice : IDisposable
                 {
                     _active = false;
                     host.DeviceError($"queue {queueIndex}: {e.Message}");
-                    return;
+                    return false;
                 }
                 catch (Exception e)
                 {
                     // A host-side failure (not the guest's): the device stops rather than take the process down.
                     _active = false;
                     host.DeviceError($"queue {queueIndex}: internal error: {e.GetType().Name}: {e.Message}");
-                    return;
+                    return false;
                 }
             }
         }

@@ -130,6 +130,35 @@ public sealed class DriveCaptureTests : IDisposable
     }
 
     [Fact]
+    public void Starting_twice_starts_one_copier()
+    {
+        const int length = 16 * Block;
+        var (path, _) = Drive(length, 11, zeroBlocksFrom: 0);
+        using var image = Open(path);
+        using var target = Target("cap", length);
+        int asked = 0;
+        using var release = new ManualResetEventSlim();
+        // Every copier asks where the data is before its first block; the first one waits here until the second Start.
+        var capture = new DriveCapture(image.File, length, target, Block, _ =>
+        {
+            Interlocked.Increment(ref asked);
+            release.Wait(TimeSpan.FromSeconds(20));
+            return long.MaxValue;
+        });
+        capture.StartCopyBeforeWrite();
+        capture.Start(CancellationToken.None);
+        SpinWait.SpinUntil(() => Volatile.Read(ref asked) > 0, TimeSpan.FromSeconds(20)).Should().BeTrue();
+        capture.Start(CancellationToken.None);
+        capture.StartCopyBeforeWrite();
+        Thread.Sleep(200); // the time a second copier would need to ask too
+        Volatile.Read(ref asked).Should().Be(1, "a second Start is a no-op");
+        release.Set();
+        capture.WaitCompleted(TimeSpan.FromSeconds(30)).Should().BeTrue();
+        capture.Error.Should().BeNull();
+        capture.BlocksDone.Should().Be(capture.BlockCount);
+    }
+
+    [Fact]
     public void Zero_pages_inside_a_block_cost_no_bytes_either()
     {
         const int length = 4 * 65536;

@@ -260,4 +260,59 @@ public sealed class SplitQueueTests : IDisposable
         q.AddUsed(c2.Head, 0);
         q.NeedsInterrupt().Should().BeFalse(); // event 1 already signalled
     }
+
+    [Fact]
+    public void Popping_allocates_nothing_in_steady_state()
+    {
+        var q = Queue(eventIdx: true, indirect: true);
+        ulong a = _driver.Allocate(16), b = _driver.Allocate(512), c = _driver.Allocate(64);
+        void Publish()
+        {
+            for (int i = 0; i < Size / 4; i++)
+            {
+                _driver.AddChain((a, 16, false), (b, 512, true));
+                _driver.AddIndirectChain((a, 16, false), (b, 512, true), (c, 64, true));
+            }
+        }
+        ulong PopAll()
+        {
+            ulong bytes = 0;
+            while (q.TryPop(out var chain))
+            {
+                foreach (var buffer in chain.Writable) bytes += buffer.Length;
+                bytes += chain.ReadableBytes;
+                q.AddUsed(chain.Head, 0);
+            }
+            q.NeedsInterrupt();
+            return bytes;
+        }
+        Publish();
+        PopAll(); // the first pops may JIT-compile and touch statics
+        Publish();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        ulong popped = PopAll();
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        popped.Should().Be((ulong)(Size / 4) * (528 + 592));
+        allocated.Should().Be(0, "a queue refills its one chain instead of allocating one per pop");
+    }
+
+    [Fact]
+    public void The_longest_chain_the_bounds_allow_fits_the_reused_chain()
+    {
+        // Size - 1 direct descriptors, then an indirect table of the largest size: the most buffers one chain can have.
+        var q = Queue(indirect: true);
+        ulong data = _driver.Allocate(8);
+        for (int i = 0; i < Size - 1; i++)
+            _driver.WriteDescriptor(MockQueue.DescAddress, i, data, 8, VirtqDescriptor.FlagNext, (ushort)(i + 1));
+        ulong table = _driver.Allocate(16 * SplitQueue.MaxIndirectEntries);
+        for (int i = 0; i < SplitQueue.MaxIndirectEntries; i++)
+            _driver.WriteDescriptor(table, i, data, 8,
+                (ushort)(VirtqDescriptor.FlagWrite | (i + 1 < SplitQueue.MaxIndirectEntries ? VirtqDescriptor.FlagNext : 0)), (ushort)(i + 1));
+        _driver.WriteDescriptor(MockQueue.DescAddress, Size - 1, table, 16 * SplitQueue.MaxIndirectEntries, VirtqDescriptor.FlagIndirect, 0);
+        _driver.Publish(0);
+        q.TryPop(out var chain).Should().BeTrue();
+        chain.Buffers.Count.Should().Be(Size - 1 + SplitQueue.MaxIndirectEntries);
+        chain.ReadableCount.Should().Be(Size - 1);
+        chain.WritableBytes.Should().Be(8UL * SplitQueue.MaxIndirectEntries);
+    }
 }

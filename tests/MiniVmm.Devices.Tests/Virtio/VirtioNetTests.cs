@@ -332,6 +332,9 @@ public sealed class NetSpecTests
     [InlineData("tap=", "empty")]
     [InlineData("tap=abcdefghijklmnop", "longer than 15 bytes")]
     [InlineData("tap=a/b", "not a valid interface name")]
+    [InlineData("tap=a:b", "not a valid interface name")]
+    [InlineData("tap=..", "not a valid interface name")]
+    [InlineData("tap=a=b", "separate the --net options")]
     [InlineData("tap=t,mac=52:54:00:12:34", "six hex byte pairs")]
     [InlineData("tap=t,mac=52:54:00:12:34:zz", "not a hex byte")]
     [InlineData("tap=t,mac=01:00:5e:00:00:01", "multicast")]
@@ -342,6 +345,29 @@ public sealed class NetSpecTests
     {
         var parse = () => NetSpec.Parse(text);
         parse.Should().Throw<FormatException>().WithMessage($"*{why}*");
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("abcdefghijklmnop")]
+    [InlineData("a/b")]
+    [InlineData("a b")]
+    [InlineData(".")]
+    [InlineData("a\u0001")]
+    [InlineData("tap0")]
+    public void A_tap_name_is_checked_by_the_kernels_one_rule(string name)
+    {
+        NetSpec.TapNameProblem(name).Should().Be(MiniVmm.Core.Net.InterfaceName.Problem(name),
+            "--net refuses exactly what the tap's open refuses, with the same reason");
+    }
+
+    [Theory]
+    [InlineData("a,b")]
+    [InlineData("a=b")]
+    public void A_tap_name_with_an_option_separator_is_refused_although_the_kernel_takes_it(string name)
+    {
+        MiniVmm.Core.Net.InterfaceName.Problem(name).Should().BeNull();
+        NetSpec.TapNameProblem(name).Should().Contain("separate the --net options");
     }
 
     [Fact]

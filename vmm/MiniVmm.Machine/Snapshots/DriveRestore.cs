@@ -81,8 +81,7 @@ internal static class DriveRestore
             {
                 if (regular) RandomAccess.SetLength(output, length);
                 Copy(source, output, length, sparse: regular);
-                using var sync = new FileStream(output, FileAccess.ReadWrite, 0);
-                sync.Flush(flushToDisk: true);
+                RandomAccess.FlushToDisk(output);
             }
             if (regular) File.Move(target, drivePath, overwrite: true);
         }
@@ -98,11 +97,9 @@ internal static class DriveRestore
         for (long offset = 0; offset < length;)
         {
             var data = buffer.AsSpan(0, (int)Math.Min(buffer.Length, length - offset));
-            int got = RandomAccess.Read(source, data, offset);
-            if (got <= 0) throw new IOException($"unexpected end of the drive copy at byte {offset}");
-            data = data[..got];
+            FileReads.ReadFully(source, data, offset);
             if (!sparse || data.ContainsAnyExcept((byte)0)) RandomAccess.Write(target, data, offset);
-            offset += got;
+            offset += data.Length;
         }
     }
 }

@@ -73,7 +73,6 @@ internal sealed class DriveSnapshot : IDisposable
         Began = true;
         foreach (var e in _entries)
         {
-            e.Capture.StartCopyBeforeWrite();
             e.Image.Capture = e.Capture;
             e.Capture.Start(_cancel.Token);
         }
@@ -96,7 +95,7 @@ internal sealed class DriveSnapshot : IDisposable
                 throw error is IOException io
                     ? new IOException($"drive {e.Slot} ('{e.Image.Path}') could not be captured into '{e.PartialPath}': {io.Message}", io) { HResult = io.HResult }
                     : new OperationCanceledException($"drive {e.Slot}: {error.Message}", error);
-            using (var sync = new FileStream(e.Target, FileAccess.ReadWrite, 0)) sync.Flush(flushToDisk: true);
+            RandomAccess.FlushToDisk(e.Target); // the handle stays this snapshot's, disposed with it
             File.Move(e.PartialPath, e.FinalPath, overwrite: true);
             _renamed.Add(e.FinalPath);
             sections.Add(new DriveRecord(e.Slot, e.Image.Length, e.Capture.BlockSize, e.Capture.Checksum, e.Capture.BytesStored,

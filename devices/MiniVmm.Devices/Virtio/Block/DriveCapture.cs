@@ -39,6 +39,7 @@ public sealed class DriveCapture
     private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile Exception? _error;
     private volatile bool _started;
+    private int _copierStarted;
     private long _blocksDone;
     private long _bytesStored;
     private long _copiedBeforeWrite;
@@ -82,14 +83,16 @@ public sealed class DriveCapture
     /// The capture's instant: call while nothing writes the drive (the device is quiesced), then attach it to the
     /// backend before the device runs again. Copy-before-write is live from here on; the copier starts.
     /// </summary>
+    /// <remarks>Idempotent: a second call starts no second copier.</remarks>
     public void Start(CancellationToken cancel)
     {
         StartCopyBeforeWrite();
+        if (Interlocked.Exchange(ref _copierStarted, 1) != 0) return;
         var copier = new Thread(() => CopyRemaining(cancel)) { Name = "drive-capture", IsBackground = true };
         copier.Start();
     }
 
-    /// <summary>Copy-before-write only, no copier (<see cref="Start"/> does both; tests drive the two apart).</summary>
+    /// <summary>Copy-before-write only, no copier (<see cref="Start"/> does both; tests drive the two apart). Idempotent.</summary>
     public void StartCopyBeforeWrite() => _started = true;
 
     /// <summary>Waits for <see cref="Completion"/>; false when it did not complete in time.</summary>
@@ -128,7 +131,7 @@ public sealed class DriveCapture
         var data = buffer.AsSpan(0, n);
         try
         {
-            DriveChecksum.ReadFully(_drive, data, offset);
+            FileReads.ReadFully(_drive, data, offset);
             _hashes[block] = XxHash3.HashToUInt64(data);
             // Only the 4 KiB pages that hold data, in runs: a sparse drive's copy costs its data, not 64 KiB per block.
             for (int page = 0; page < n;)
@@ -239,20 +242,9 @@ public static class DriveChecksum
             cancel.ThrowIfCancellationRequested();
             long offset = b * blockSize;
             var data = buffer.AsSpan(0, (int)Math.Min(blockSize, length - offset));
-            ReadFully(file, data, offset);
+            FileReads.ReadFully(file, data, offset);
             blocks[b] = XxHash3.HashToUInt64(data);
         }
         return Combine(blocks);
-    }
-
-    internal static void ReadFully(SafeFileHandle file, Span<byte> data, long offset)
-    {
-        while (data.Length > 0)
-        {
-            int got = RandomAccess.Read(file, data, offset);
-            if (got <= 0) throw new IOException($"unexpected end of file at byte {offset}");
-            data = data[got..];
-            offset += got;
-        }
     }
 }

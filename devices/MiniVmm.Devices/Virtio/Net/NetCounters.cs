@@ -8,5 +8,7 @@ public sealed record NetCounters(
     long RxTooBig,
     /// <summary>Transmit chains too short for a header and an Ethernet header, or longer than the largest frame.</summary>
     long TxMalformed,
+    /// <summary>Transmitted frames whose virtio_net_hdr asked for offloads not negotiated, or pointed outside the frame.</summary>
+    long TxBadHeader,
     /// <summary>Transmitted frames the backend had no room for, or refused.</summary>
     long TxDropped);

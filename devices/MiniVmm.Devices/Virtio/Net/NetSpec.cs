@@ -4,9 +4,6 @@ namespace MiniVmm.Devices.Virtio.Net;
 /// <see cref="MacAddress.DefaultFor"/>.</summary>
 public sealed record NetSpec(string Tap, MacAddress? Mac = null)
 {
-    /// <summary>IFNAMSIZ - 1: the kernel's limit on an interface name.</summary>
-    public const int MaxTapNameBytes = 15;
-
     /// <exception cref="FormatException">The text is not a valid net option; the message says why.</exception>
     public static NetSpec Parse(string text)
     {
@@ -37,15 +34,11 @@ public sealed record NetSpec(string Tap, MacAddress? Mac = null)
         return new NetSpec(tap, mac);
     }
 
-    /// <summary>Why <paramref name="name"/> cannot name a network interface, or null.</summary>
-    public static string? TapNameProblem(string name)
-    {
-        if (name.Length == 0) return "tap= is empty";
-        if (System.Text.Encoding.UTF8.GetByteCount(name) > MaxTapNameBytes) return $"tap name '{name}' is longer than {MaxTapNameBytes} bytes";
-        if (name is "." or ".." || name.Any(c => c == '/' || c == ':' || c == ',' || char.IsWhiteSpace(c) || char.IsControl(c)))
-            return $"tap name '{name}' is not a valid interface name";
-        return null;
-    }
+    /// <summary>Why <paramref name="name"/> cannot be the tap of a <c>--net</c> option, or null: the kernel's rule for an
+    /// interface name, and no ',' or '=' (they separate the options).</summary>
+    public static string? TapNameProblem(string name) =>
+        MiniVmm.Core.Net.InterfaceName.Problem(name)
+        ?? (name.AsSpan().IndexOfAny(',', '=') >= 0 ? $"tap name '{name}' contains ',' or '=', which separate the --net options" : null);
 
     /// <summary>The MAC of the <paramref name="slot"/>-th network device: the given one or the slot's default.</summary>
     public MacAddress MacFor(int slot) => Mac ?? MacAddress.DefaultFor(slot);

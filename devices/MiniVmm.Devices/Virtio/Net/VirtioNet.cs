@@ -14,7 +14,10 @@ namespace MiniVmm.Devices.Virtio.Net;
 /// read from the backend only when the driver has a receive buffer available, so a guest without buffers leaves the
 /// frames queued in the host (the tap's queue, which counts its own overflow) and the worker sleeps until the
 /// driver's notify or the next arrival. The virtio_net_hdr (12 bytes with VERSION_1) is the backend's vnet header, so
-/// checksum and TSO offloads pass through unchanged; offered are what the backend supports.
+/// checksum and TSO offloads pass through unchanged once <see cref="TransmitHeader"/> found them negotiated and inside
+/// the frame; offered are what the backend supports.
+/// <para>A frame the backend cannot take or give now is dropped and counted; a backend that died
+/// (<see cref="NetBackendDeadException"/>) stops the device with DEVICE_NEEDS_RESET, logged once.</para>
 /// </summary>
 public sealed class VirtioNet : VirtioDevice
 {
@@ -27,7 +30,9 @@ public sealed class VirtioNet : VirtioDevice
     private readonly string _name;
     private readonly Thread? _watcher;
     private int _pendingLength = -1;
-    private long _rxFrames, _rxBytes, _txFrames, _txBytes, _rxTooBig, _txMalformed, _txDropped;
+    /// <summary>Why the watcher could no longer wait on the backend (null: it can): the worker stops the device.</summary>
+    private volatile NetBackendDeadException? _watchFailure;
+    private long _rxFrames, _rxBytes, _txFrames, _txBytes, _rxTooBig, _txMalformed, _txBadHeader, _txDropped;
 
     /// <param name="watchBackend">Start a thread that rings the doorbell when the backend has frames; false when the
     /// doorbell itself wakes on the backend (the VM's epoll doorbell on the tap).</param>
@@ -35,6 +40,7 @@ public sealed class VirtioNet : VirtioDevice
         ILogger? logger = null, bool startPaused = false, bool watchBackend = true)
         : base(doorbell, startPaused)
     {
+        // Owns the backend from here (disposed also when the watcher cannot start).
         _backend = backend;
         _name = name;
         Mac = mac;
@@ -45,7 +51,12 @@ public sealed class VirtioNet : VirtioDevice
         if (watchBackend)
         {
             _watcher = new Thread(WatchBackend) { IsBackground = true, Name = name + "-rx" };
-            _watcher.Start();
+            try { _watcher.Start(); }
+            catch
+            {
+                backend.Dispose();
+                throw;
+            }
         }
     }
 
@@ -60,7 +71,7 @@ public sealed class VirtioNet : VirtioDevice
 
     public NetCounters Counters => new(Interlocked.Read(ref _rxFrames), Interlocked.Read(ref _rxBytes),
         Interlocked.Read(ref _txFrames), Interlocked.Read(ref _txBytes), Interlocked.Read(ref _rxTooBig),
-        Interlocked.Read(ref _txMalformed), Interlocked.Read(ref _txDropped));
+        Interlocked.Read(ref _txMalformed), Interlocked.Read(ref _txBadHeader), Interlocked.Read(ref _txDropped));
 
     public override byte[] ConfigSnapshot() => (byte[])_config.Clone();
 
@@ -97,13 +108,18 @@ public sealed class VirtioNet : VirtioDevice
     protected override bool HasWork(int queueIndex, SplitQueue queue)
     {
         if (queueIndex != P.ReceiveQueue) return true;
+        if (_watchFailure is { } failure) throw failure;
         if (queue.Pending() == 0) return false;
         if (_pendingLength < 0) _pendingLength = _backend.TryRead(_frame);
         return _pendingLength >= 0;
     }
 
-    protected override uint Handle(int queueIndex, DescriptorChain chain, GuestMemory memory) =>
-        queueIndex == P.ReceiveQueue ? Receive(chain, memory) : Transmit(chain, memory);
+    protected override uint Handle(int queueIndex, DescriptorChain chain, GuestMemory memory) => queueIndex switch
+    {
+        P.ReceiveQueue => Receive(chain, memory),
+        P.TransmitQueue => Transmit(chain, memory),
+        _ => throw new VirtqueueException($"queue {queueIndex} does not exist"),
+    };
 
     private uint Receive(DescriptorChain chain, GuestMemory memory)
     {
@@ -142,6 +158,12 @@ public sealed class VirtioNet : VirtioDevice
         }
         var frame = _txFrame.AsSpan(0, (int)bytes);
         ChainIo.Read(memory, chain, 0, frame);
+        if (TransmitHeader.Problem(frame, AckedFeatures) is { } problem)
+        {
+            Interlocked.Increment(ref _txBadHeader);
+            if (_log.TryTake(out long suppressed)) _log.Write(Name, $"dropped a transmitted frame: {problem}", suppressed);
+            return 0;
+        }
         BinaryPrimitives.WriteUInt16LittleEndian(frame[P.HeaderNumBuffers..], 0);
         bool sent;
         try { sent = _backend.TryWrite(frame); }
@@ -166,16 +188,25 @@ public sealed class VirtioNet : VirtioDevice
     /// touches guest RAM).</summary>
     private void WatchBackend()
     {
-        while (_backend.WaitReadable())
+        try
+        {
+            while (_backend.WaitReadable())
+                Notify(P.ReceiveQueue);
+        }
+        catch (Exception e)
+        {
+            // Never let this thread take the process down: the worker stops the device on its next receive.
+            _watchFailure = e as NetBackendDeadException ?? new NetBackendDeadException($"cannot wait for the backend's frames: {e.Message}", e);
             Notify(P.ReceiveQueue);
+        }
     }
 
     protected override void Dispose(bool disposing)
     {
         if (!disposing) return;
         var c = Counters;
-        _logger.LogInformation("{Device}: received {RxFrames} frames ({RxBytes} bytes), sent {TxFrames} ({TxBytes} bytes); dropped: {RxTooBig} received frames too big for the buffer, {TxMalformed} malformed and {TxDropped} unsendable transmit chains",
-            Name, c.RxFrames, c.RxBytes, c.TxFrames, c.TxBytes, c.RxTooBig, c.TxMalformed, c.TxDropped);
+        _logger.LogInformation("{Device}: received {RxFrames} frames ({RxBytes} bytes), sent {TxFrames} ({TxBytes} bytes); dropped: {RxTooBig} received frames too big for the buffer, {TxMalformed} malformed transmit chains, {TxBadHeader} transmitted frames with a bad header and {TxDropped} unsendable ones",
+            Name, c.RxFrames, c.RxBytes, c.TxFrames, c.TxBytes, c.RxTooBig, c.TxMalformed, c.TxBadHeader, c.TxDropped);
         _backend.Close();
         _watcher?.Join();
         _backend.Dispose();

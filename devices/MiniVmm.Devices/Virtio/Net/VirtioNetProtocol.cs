@@ -18,8 +18,10 @@ public static class VirtioNetProtocol
 
     /// <summary>struct virtio_net_hdr with num_buffers: its size whenever VERSION_1 is negotiated (§5.1.6).</summary>
     public const int HeaderSize = 12;
-    public const int HeaderFlags = 0, HeaderGsoType = 1, HeaderNumBuffers = 10;
+    public const int HeaderFlags = 0, HeaderGsoType = 1, HeaderHdrLen = 2, HeaderGsoSize = 4, HeaderCsumStart = 6,
+        HeaderCsumOffset = 8, HeaderNumBuffers = 10;
     public const byte HeaderFlagNeedsCsum = 1, HeaderFlagDataValid = 2;
+    public const byte GsoNone = 0, GsoTcpV4 = 1, GsoTcpV6 = 4;
 
     public const int EthernetHeaderSize = 14;
     /// <summary>The largest frame either way: a 64 KiB TSO frame with its Ethernet header (Linux's and Firecracker's

@@ -10,14 +10,15 @@ namespace MiniVmm.Devices.Virtio.Queue;
 /// <see cref="MaxChainBytes"/> bytes) and readable buffers must precede writable ones. Any violation throws
 /// <see cref="VirtqueueException"/>; no access ever leaves guest RAM.
 /// </summary>
-/// <remarks>Not thread-safe: one device worker owns it while the device is live.</remarks>
+/// <remarks>Not thread-safe: one device worker owns it while the device is live. Taking a chain allocates nothing: the
+/// queue refills its one <see cref="DescriptorChain"/>, sized for the longest chain the bounds allow.</remarks>
 public sealed class SplitQueue
 {
     public const int MaxIndirectEntries = 1024;
     public const ushort AvailNoInterrupt = 1;
 
     private readonly GuestMemory _memory;
-    private readonly List<VirtqBuffer> _scratch = new();
+    private readonly DescriptorChain _chain;
     private ushort _lastSignalledUsed;
 
     /// <param name="eventIndex">VIRTIO_F_EVENT_IDX was negotiated.</param>
@@ -34,6 +35,8 @@ public sealed class SplitQueue
         NextUsed = nextUsed;
         _lastSignalledUsed = nextUsed;
         MaxChainBytes = maxChainBytes;
+        // A direct chain holds at most Size descriptors; an indirect one at most Size - 1 direct ones before its table.
+        _chain = new DescriptorChain(layout.Size + (indirect ? MaxIndirectEntries : 0));
     }
 
     public QueueLayout Layout { get; }
@@ -61,7 +64,7 @@ public sealed class SplitQueue
         return pending;
     }
 
-    /// <summary>Takes the next available chain. False when there is none.</summary>
+    /// <summary>Takes the next available chain (valid until the next call). False when there is none.</summary>
     /// <exception cref="VirtqueueException">The ring or the chain is malformed.</exception>
     public bool TryPop(out DescriptorChain chain)
     {
@@ -111,9 +114,8 @@ public sealed class SplitQueue
     private DescriptorChain ReadChain(ushort head)
     {
         if (head >= Size) throw new VirtqueueException($"chain head {head} is outside the descriptor table of {Size}");
-        _scratch.Clear();
-        int readable = 0;
-        ulong readableBytes = 0, writableBytes = 0;
+        var chain = _chain;
+        chain.Begin(head);
         ulong table = Layout.DescriptorTable;
         uint tableEntries = Size;
         bool inIndirect = false;
@@ -143,23 +145,17 @@ public sealed class SplitQueue
             }
             if (!_memory.Contains(desc.Address, desc.Length))
                 throw new VirtqueueException($"chain at head {head}: buffer 0x{desc.Address:x}+0x{desc.Length:x} is outside guest RAM");
-            if (desc.IsWriteOnly)
-            {
-                writableBytes += desc.Length;
-            }
-            else
-            {
-                if (_scratch.Count > readable) throw new VirtqueueException($"chain at head {head}: a readable buffer follows a writable one");
-                readable++;
-                readableBytes += desc.Length;
-            }
-            if (readableBytes + writableBytes > MaxChainBytes)
+            if (!desc.IsWriteOnly && chain.WritableCount > 0)
+                throw new VirtqueueException($"chain at head {head}: a readable buffer follows a writable one");
+            if (chain.ReadableBytes + chain.WritableBytes + desc.Length > MaxChainBytes)
                 throw new VirtqueueException($"chain at head {head} is larger than {MaxChainBytes} bytes");
-            _scratch.Add(new VirtqBuffer(desc.Address, desc.Length, desc.IsWriteOnly));
+            if (chain.Buffers.Count == chain.Capacity)
+                throw new VirtqueueException($"chain at head {head} has more than {chain.Capacity} buffers");
+            chain.Add(new VirtqBuffer(desc.Address, desc.Length, desc.IsWriteOnly));
             if (!desc.HasNext) break;
             if (desc.Next >= tableEntries) throw new VirtqueueException($"chain at head {head}: next index {desc.Next} is outside its table of {tableEntries}");
             index = desc.Next;
         }
-        return new DescriptorChain(head, _scratch.ToArray(), readable, readableBytes, writableBytes);
+        return chain;
     }
 }
