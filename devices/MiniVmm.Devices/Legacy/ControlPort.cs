@@ -27,8 +27,10 @@ public sealed record ControlPortState(uint Status)
 /// <remarks>
 /// <para>Protocol:</para>
 /// <list type="bullet">
-/// <item>A 4-byte write at offset 0 of <see cref="CommandRequestSnapshot"/> (1) asks the VMM to take a snapshot: the
-/// injected callback is called on the writing vCPU thread and should only queue the request for the main loop.</item>
+/// <item>A 1-, 2- or 4-byte write at offset 0 whose little-endian value is <see cref="CommandRequestSnapshot"/> (1) asks
+/// the VMM to take a snapshot: the injected callback is called on the writing vCPU thread and should only queue the
+/// request for the main loop. Byte writes count because a Linux guest's user space reaches the port only through
+/// /dev/port, which the kernel turns into one <c>outb</c> per byte.</item>
 /// <item>Any other value, width or offset is ignored and counted in <see cref="IgnoredWrites"/>.</item>
 /// <item>Reads return the 32-bit status word set by the VMM through <see cref="SetStatus"/> (0 at start), little
 /// endian: a read of <c>n</c> bytes at offset <c>o</c> returns status bytes <c>o..o+n-1</c> (bytes past the 4th read
@@ -40,7 +42,7 @@ public sealed record ControlPortState(uint Status)
 /// <code>
 /// | Input                 | Controlled by | Bound / handling                                                   |
 /// |-----------------------|---------------|--------------------------------------------------------------------|
-/// | write width/offset    | guest         | only a 4-byte write at offset 0 can act; others ignored, counted   |
+/// | write width/offset    | guest         | only a 1/2/4-byte write at offset 0 can act; others ignored, counted |
 /// | written value         | guest         | only 1 acts; others ignored, counted                               |
 /// | request rate          | guest         | each request calls the callback once; the VMM coalesces/refuses    |
 /// | read offset/width     | guest         | bytes outside the 4-byte status read 0                             |
@@ -55,7 +57,7 @@ public sealed class ControlPort : IBusDevice, IPersistent<ControlPort, Action>
     /// <summary>Size of the window on the PIO bus.</summary>
     public const ulong RegisterWindowSize = 4;
 
-    /// <summary>The value a guest writes (32-bit, offset 0) to request a snapshot.</summary>
+    /// <summary>The value a guest writes (8, 16 or 32 bits, offset 0) to request a snapshot.</summary>
     public const uint CommandRequestSnapshot = 1;
 
     private readonly Action _onSnapshotRequest;
@@ -93,8 +95,7 @@ public sealed class ControlPort : IBusDevice, IPersistent<ControlPort, Action>
 
     public void Write(ulong offset, ReadOnlySpan<byte> data)
     {
-        if (offset == 0 && data.Length == 4 &&
-            BinaryPrimitives.ReadUInt32LittleEndian(data) == CommandRequestSnapshot)
+        if (offset == 0 && IsRequest(data))
         {
             Interlocked.Increment(ref _snapshotRequests);
             _onSnapshotRequest();
@@ -102,6 +103,14 @@ public sealed class ControlPort : IBusDevice, IPersistent<ControlPort, Action>
         }
         Interlocked.Increment(ref _ignoredWrites);
     }
+
+    private static bool IsRequest(ReadOnlySpan<byte> data) => data.Length switch
+    {
+        1 => data[0] == CommandRequestSnapshot,
+        2 => BinaryPrimitives.ReadUInt16LittleEndian(data) == CommandRequestSnapshot,
+        4 => BinaryPrimitives.ReadUInt32LittleEndian(data) == CommandRequestSnapshot,
+        _ => false,
+    };
 
     public ControlPortState Save() => new(Status);
 
