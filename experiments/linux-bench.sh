@@ -66,7 +66,7 @@ for line in open(sys.argv[1]):
           f"{s['faults-served']} write faults, stall p99 {s['fault-stall-p99-us']} us")
 PY
 start=$(date +%s.%N)
-$minivmm restore "$work/linux.mvs" --memory lazy --serial stdio > "$work/restore.out" 2>&1 || true
+$minivmm restore "$work/linux.mvs" --memory lazy --drive-from-snapshot --serial stdio > "$work/restore.out" 2>&1 || true
 end=$(date +%s.%N)
 printf 'lazy restore     to exit %.1f s, %s\n' "$(echo "$end - $start" | bc)" \
   "$(grep -o 'selftest: snapshot [a-z]*: .*' "$work/restore.out" || echo 'no snapshot result line')"
