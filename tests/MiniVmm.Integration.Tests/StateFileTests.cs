@@ -65,6 +65,7 @@ public sealed class StateFileTests(WriterSnapshotFixture snapshot) : IClassFixtu
                      "version 2 of dev.serial-com1", "version 0 of dev.i8042", "vm.pic0 holding pic1", "unknown section",
                      "section of a vCPU the VM lacks", "missing vm.clock", "missing dev.control", "bad serial IER",
                      "byte in the empty dev.i8042", "no Drives key", "drive that is a FIFO", "xsave of 4100 bytes",
+                     "short dev.rtc-cmos", "RTC index past 0x7f",
                  })
             data.Add(c);
         return data;
@@ -118,6 +119,8 @@ public sealed class StateFileTests(WriterSnapshotFixture snapshot) : IClassFixtu
                 $"\"drives\":[{{\"path\":\"{NewFifo()}\",\"read-only\":false,\"cache\":\"writeback\"}}]")), "is a FIFO"),
             "xsave of 4100 bytes" => (SnapshotCrafting.Craft(snapshot.Path, file, s => s.Replace("vcpu0.xsave", x => x with { Data = [.. x.Data[..4096], 0, 0, 0, 0] })),
                 "vcpu0.xsave"),
+            "RTC index past 0x7f" => (SnapshotCrafting.Craft(snapshot.Path, file, s => s.Replace("dev.rtc-cmos", x => x with { Data = [0x80, .. x.Data[1..]] })),
+                "section 'dev.rtc-cmos': invalid CmosRtc state: index 0x80"),
             "byte in the empty dev.i8042" => (SnapshotCrafting.Craft(snapshot.Path, file, s => s.Replace("dev.i8042", x => x with { Data = [0] })),
                 "section 'dev.i8042': invalid I8042 state"),
             _ => throw new ArgumentException(name),
@@ -176,6 +179,23 @@ public sealed class StateFileTests(WriterSnapshotFixture snapshot) : IClassFixtu
         var (restored, _) = SnapshotHarness.Restore(path);
         using (restored)
         {
+            ulong generation = restored.VcpuStatus(0, GuestAbi.VcpuStatus.Generation);
+            restored.WaitUntil(() => restored.VcpuStatus(0, GuestAbi.VcpuStatus.Generation) > generation + 2, "more sweeps after the restore");
+            restored.Status(GuestAbi.Status.TotalFailures).Should().Be(0);
+            restored.Stop();
+        }
+        File.Delete(path);
+    }
+
+    [KvmFact]
+    public void A_snapshot_from_before_the_rtc_restores_with_a_fresh_one_and_runs()
+    {
+        // Snapshots written before MiniVmm had a CMOS RTC have no dev.rtc-cmos section: the RTC is created fresh.
+        string path = SnapshotCrafting.Craft(snapshot.Path, "no-rtc.mvs", s => s.Without("dev.rtc-cmos"));
+        var (restored, _) = SnapshotHarness.Restore(path);
+        using (restored)
+        {
+            restored.Vm.Devices.Ids.Should().Contain("rtc-cmos");
             ulong generation = restored.VcpuStatus(0, GuestAbi.VcpuStatus.Generation);
             restored.WaitUntil(() => restored.VcpuStatus(0, GuestAbi.VcpuStatus.Generation) > generation + 2, "more sweeps after the restore");
             restored.Status(GuestAbi.Status.TotalFailures).Should().Be(0);

@@ -27,6 +27,7 @@ public sealed partial class Vm
             v => RequestStop(new VmExitStatus(VmStopReason.GuestExit, v)));
         devices.AddPio<I8042, Action>("i8042", I8042.DefaultPort, I8042.RegisterWindowSize,
             () => RequestStop(new VmExitStatus(VmStopReason.Reset, Detail: "guest requested a reset through the i8042")));
+        devices.AddPio<CmosRtc, TimeProvider>("rtc-cmos", CmosRtc.DefaultPort, CmosRtc.RegisterWindowSize, TimeProvider.System);
         Control = devices.AddPio<ControlPort, Action>("control", ControlPort.DefaultPort, ControlPort.RegisterWindowSize,
             () => GuestSnapshotRequested?.Invoke());
         AddVirtioDevices(devices, loggers);

@@ -20,6 +20,7 @@ public sealed class StateEncodingTests
         DebugExitPort.StateVersion.Should().Be(1);
         ControlPort.StateVersion.Should().Be(1);
         I8042.StateVersion.Should().Be(1);
+        CmosRtc.StateVersion.Should().Be(1);
     }
 
     [Fact]

@@ -29,6 +29,14 @@ public interface IPersistent<TSelf, TArgs> : IPersistent where TSelf : class, IP
     /// any version outside <c>[OldestStateVersion, StateVersion]</c> is refused before <see cref="RestoreState"/> runs.</summary>
     static virtual ushort OldestStateVersion => TSelf.StateVersion;
 
+    /// <summary>
+    /// Whether a restore from a snapshot that has no section for this component builds it fresh
+    /// (<see cref="Create"/>) instead of refusing the snapshot. Default false: a missing section is a bad file. A
+    /// component added after snapshots were already written says true when a fresh one is what those VMs would have had
+    /// (say a clock that reads the host time); its sections are still checked strictly when present.
+    /// </summary>
+    static virtual bool CreatedFreshWhenAbsent => false;
+
     /// <summary>A fresh component, as at power-on.</summary>
     static abstract TSelf Create(TArgs args);
 

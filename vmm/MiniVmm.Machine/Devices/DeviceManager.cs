@@ -14,7 +14,8 @@ namespace MiniVmm.Machine.Devices;
 /// <remarks>
 /// On restore the manager is handed the snapshot's device states. It refuses (<see cref="StateRestoreException"/>,
 /// naming the section) a state of a version the device does not read, one the device rejects, a persistent device
-/// without a state, and — in <see cref="Complete"/> — a state for a device this VM does not have.
+/// without a state (unless the device declares <see cref="IPersistent{TSelf,TArgs}.CreatedFreshWhenAbsent"/>: then
+/// it is created fresh, as on boot), and — in <see cref="Complete"/> — a state for a device this VM does not have.
 /// </remarks>
 public sealed class DeviceManager
 {
@@ -81,20 +82,33 @@ public sealed class DeviceManager
         {
             string section = VmStateSections.Device(id);
             if (!_restored.Remove(id, out var saved))
-                throw new StateRestoreException($"the snapshot has no section '{section}'");
-            if (saved.Version < TDevice.OldestStateVersion || saved.Version > TDevice.StateVersion)
-                throw new StateRestoreException($"section '{section}' has version {saved.Version}; this MiniVmm reads {VersionRange<TDevice, TArgs>()}");
-            try
             {
-                device = TDevice.RestoreState(args, saved.Version, saved.Data);
+                if (!TDevice.CreatedFreshWhenAbsent)
+                    throw new StateRestoreException($"the snapshot has no section '{section}'");
+                device = TDevice.Create(args);
             }
-            catch (PersistentStateException e)
+            else
             {
-                throw new StateRestoreException($"section '{section}': {e.Message}", e);
+                device = RestoreFrom<TDevice, TArgs>(section, saved, args);
             }
         }
         _entries.Add(new Entry(id, device, new Lock(), device, TDevice.StateVersion, null));
         return device;
+    }
+
+    private static TDevice RestoreFrom<TDevice, TArgs>(string section, DeviceState saved, TArgs args)
+        where TDevice : class, IPersistent<TDevice, TArgs>
+    {
+        if (saved.Version < TDevice.OldestStateVersion || saved.Version > TDevice.StateVersion)
+            throw new StateRestoreException($"section '{section}' has version {saved.Version}; this MiniVmm reads {VersionRange<TDevice, TArgs>()}");
+        try
+        {
+            return TDevice.RestoreState(args, saved.Version, saved.Data);
+        }
+        catch (PersistentStateException e)
+        {
+            throw new StateRestoreException($"section '{section}': {e.Message}", e);
+        }
     }
 
     /// <summary>

@@ -76,7 +76,7 @@ public sealed class AcpiTablesTests : IDisposable
     }
 
     [Fact]
-    public void Fadt_is_hardware_reduced_points_at_the_dsdt_and_resets_through_the_i8042()
+    public void Fadt_is_hardware_reduced_points_at_the_dsdt_resets_through_the_i8042_and_names_the_rtc_century()
     {
         AcpiTableSet set = AcpiTables.Build(1, []);
         byte[] f = ReaderOf(set).Table(set.Fadt, "FACP");
@@ -93,7 +93,9 @@ public sealed class AcpiTablesTests : IDisposable
         f.AsSpan(148, 120).ToArray().Should().OnlyContain(b => b == 0, "no extended PM/GPE/sleep registers");
         BinaryPrimitives.ReadUInt64LittleEndian(f.AsSpan(132)).Should().Be(0, "no FACS (not needed when hardware-reduced)");
         ushort boot = BinaryPrimitives.ReadUInt16LittleEndian(f.AsSpan(109));
-        boot.Should().Be((ushort)(Fadt.Has8042 | Fadt.VgaNotPresent | Fadt.CmosRtcNotPresent));
+        boot.Should().Be((ushort)(Fadt.Has8042 | Fadt.VgaNotPresent), "an i8042, no VGA, and a CMOS RTC (CMOS_RTC_NOT_PRESENT clear)");
+        (boot & Fadt.CmosRtcNotPresent).Should().Be(0);
+        f[108].Should().Be(0x32, "CENTURY: the RTC's century register");
         f.AsSpan(116, 12).ToArray().Should().Equal([1, 8, 0, 1, 0x64, 0, 0, 0, 0, 0, 0, 0], "reset register: I/O port 0x64");
         f[128].Should().Be(0xfe, "the i8042's pulse-reset command");
     }

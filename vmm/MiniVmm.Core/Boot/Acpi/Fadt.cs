@@ -12,8 +12,9 @@ namespace MiniVmm.Core.Boot.Acpi;
 /// What Linux does with it: ACPICA sets <c>acpi_gbl_reduced_hardware</c> from the flag and skips the fixed hardware
 /// (no FACS needed, no ACPI mode switch, no SCI handler); x86 then skips the legacy timer set-up (PIT/HPET) and the
 /// 8259 (<c>acpi_generic_reduced_hw_init</c>), which is what a KVM guest with kvm-clock and the LAPIC timer wants.
-/// <c>IAPC_BOOT_ARCH</c> states what the machine has: an i8042 (MiniVmm's, used for reset), no VGA, no CMOS RTC
-/// (Linux then registers no RTC device). The reset register is the i8042 command port (0x64 ← 0xfe), which MiniVmm
+/// <c>IAPC_BOOT_ARCH</c> states what the machine has: an i8042 (MiniVmm's, used for reset) and no VGA; the
+/// <c>CMOS_RTC_NOT_PRESENT</c> flag is clear because MiniVmm has an MC146818 RTC at ports 0x70/0x71, and
+/// <c>CENTURY</c> names its century register (0x32), which Linux reads along with the year. The reset register is the i8042 command port (0x64 ← 0xfe), which MiniVmm
 /// turns into a VM reset, so <c>reboot</c> works through ACPI. The DSDT address is in both the 32- and 64-bit fields.
 /// </remarks>
 public static class Fadt
@@ -23,6 +24,7 @@ public static class Fadt
     public const byte MinorRevision = 0;
 
     public const int DsdtOffset = 40;
+    public const int CenturyOffset = 108;
     public const int IapcBootArchOffset = 109;
     public const int FlagsOffset = 112;
     public const int ResetRegisterOffset = 116;
@@ -45,6 +47,9 @@ public static class Fadt
     public const ushort I8042CommandPort = 0x64;
     public const byte I8042ResetCommand = 0xfe;
 
+    /// <summary>The CMOS register that holds the century (MiniVmm's RTC, as QEMU's, keeps it at 0x32).</summary>
+    public const byte CmosCenturyRegister = 0x32;
+
     public static byte[] Build(ulong dsdtAddress)
     {
         if (dsdtAddress > uint.MaxValue)
@@ -52,7 +57,8 @@ public static class Fadt
         byte[] t = AcpiTable.Create("FACP", Length, Revision, "MVMMFACP");
         Span<byte> f = t;
         BinaryPrimitives.WriteUInt32LittleEndian(f[DsdtOffset..], (uint)dsdtAddress);
-        BinaryPrimitives.WriteUInt16LittleEndian(f[IapcBootArchOffset..], Has8042 | VgaNotPresent | CmosRtcNotPresent);
+        f[CenturyOffset] = CmosCenturyRegister;
+        BinaryPrimitives.WriteUInt16LittleEndian(f[IapcBootArchOffset..], Has8042 | VgaNotPresent);
         BinaryPrimitives.WriteUInt32LittleEndian(f[FlagsOffset..],
             HwReducedAcpi | PowerButtonIsControlMethod | SleepButtonIsControlMethod | ResetRegisterSupported);
         // Generic address structure: system I/O space, 8 bits wide, offset 0, byte access, port 0x64.
