@@ -13,8 +13,17 @@ internal sealed class MemoryObjectStore : IObjectStore
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<int, byte[]>> _uploads = new();
     private int _next;
 
+    private readonly ConcurrentDictionary<(string, int), int> _partsInProgress = new();
+    private readonly ConcurrentDictionary<string, bool> _completing = new();
+
     public volatile bool Down;
     public int PartUploads;
+    /// <summary>Part uploads that began while another of the same part of the same upload was in progress.</summary>
+    public int PartOverlaps;
+    /// <summary>Part uploads stored after their upload's completion had begun (or arriving after it ended).</summary>
+    public int LateParts;
+    /// <summary>Awaited between taking a part's body and storing it (part number): holds or slows uploads.</summary>
+    public Func<int, Task>? BeforePartStored;
     public int RangeReads;
     public readonly ConcurrentBag<string> Aborted = [];
 
@@ -34,24 +43,41 @@ internal sealed class MemoryObjectStore : IObjectStore
         return Task.FromResult(id);
     }
 
-    public Task<string> UploadPartAsync(string bucket, string key, string uploadId, int partNumber, ReadOnlyMemory<byte> data, CancellationToken cancel)
+    public async Task<string> UploadPartAsync(string bucket, string key, string uploadId, int partNumber, ReadOnlyMemory<byte> data, CancellationToken cancel)
     {
         Check();
         if (partNumber is < 1 or > 10000) throw new ObjectStoreException("bad part number", false, false);
-        _uploads[uploadId][partNumber] = data.ToArray();
+        if (!_uploads.TryGetValue(uploadId, out var parts)) { Interlocked.Increment(ref LateParts); throw new ObjectStoreException("NoSuchUpload", false, false); }
+        // The body is what the caller sent when the request started, whatever it does with its buffer meanwhile.
+        byte[] body = data.ToArray();
+        if (_partsInProgress.AddOrUpdate((uploadId, partNumber), 1, (_, n) => n + 1) > 1) Interlocked.Increment(ref PartOverlaps);
+        try
+        {
+            if (BeforePartStored is { } hook) await hook(partNumber).ConfigureAwait(false);
+            if (_completing.ContainsKey(uploadId)) Interlocked.Increment(ref LateParts);
+            parts[partNumber] = body;
+        }
+        finally
+        {
+            _partsInProgress.AddOrUpdate((uploadId, partNumber), 0, (_, n) => n - 1);
+        }
         Interlocked.Increment(ref PartUploads);
-        return Task.FromResult($"etag-{partNumber}-{data.Length}");
+        // Like S3's, the ETag names the content: a stale one in the completion list would fail or assemble old bytes.
+        return $"etag-{partNumber}-{Convert.ToHexString(System.Security.Cryptography.MD5.HashData(body))}";
     }
 
     public Task CompleteUploadAsync(string bucket, string key, string uploadId, IReadOnlyList<(int Number, string ETag)> parts, CancellationToken cancel)
     {
         Check();
+        _completing[uploadId] = true;
         var stored = _uploads[uploadId];
         var body = new List<byte>();
         for (int i = 0; i < parts.Count; i++)
         {
             if (parts[i].Number != i + 1) throw new ObjectStoreException("parts out of order", false, false);
             var data = stored[parts[i].Number];
+            if (parts[i].ETag != $"etag-{parts[i].Number}-{Convert.ToHexString(System.Security.Cryptography.MD5.HashData(data))}")
+                throw new ObjectStoreException("InvalidPart (the ETag is not the stored part's)", false, false);
             if (i < parts.Count - 1 && data.Length < MultipartPlan.MinPartSize) throw new ObjectStoreException("EntityTooSmall", false, false);
             body.AddRange(data);
         }
