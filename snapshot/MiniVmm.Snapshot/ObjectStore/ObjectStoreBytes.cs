@@ -16,6 +16,8 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
     public const int ReadAhead = 4;
     public const int CacheBlocks = 32;
     public static readonly TimeSpan ReadDeadline = TimeSpan.FromSeconds(20);
+    /// <summary>How long <see cref="Dispose"/> waits for cancelled fetches to end before it disposes the store anyway.</summary>
+    public static readonly TimeSpan DisposeWait = TimeSpan.FromSeconds(5);
 
     private readonly IObjectStore _store;
     private readonly ObjectUri _uri;
@@ -24,6 +26,8 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
     private readonly Dictionary<long, Task<byte[]>> _blocks = [];
     private readonly LinkedList<long> _lru = new();
     private readonly CancellationTokenSource _cancel = new();
+    private readonly HashSet<Task> _fetching = []; // running fetches, evicted or not: the store is in use until they end
+    private bool _disposed;
     private long _fetches;
 
     private ObjectStoreBytes(IObjectStore store, ObjectUri uri, long length)
@@ -34,21 +38,32 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
         _map = new BlockMap(length);
     }
 
-    /// <summary>Asks the store for the object's length; a missing object is a <see cref="SnapshotFormatException"/>.</summary>
+    /// <summary>
+    /// Asks the store for the object's length; a missing object is a <see cref="SnapshotFormatException"/>. Takes
+    /// ownership of <paramref name="store"/>: the result disposes it, and so does Open when it throws.
+    /// </summary>
     public static ObjectStoreBytes Open(IObjectStore store, ObjectUri uri)
     {
-        using var deadline = new CancellationTokenSource(ReadDeadline);
-        long? length;
         try
         {
-            length = ObjectStoreRetry.Run(c => store.GetLengthAsync(uri.Bucket, uri.Key, c), deadline.Token).GetAwaiter().GetResult();
+            using var deadline = new CancellationTokenSource(ReadDeadline);
+            long? length;
+            try
+            {
+                length = ObjectStoreRetry.Run(c => store.GetLengthAsync(uri.Bucket, uri.Key, c), deadline.Token).GetAwaiter().GetResult();
+            }
+            catch (OperationCanceledException e)
+            {
+                throw new ObjectStoreException($"{uri}: the store did not answer within {ReadDeadline.TotalSeconds:0} s", unreachable: true, transient: false, e);
+            }
+            if (length is null) throw new SnapshotFormatException($"snapshot '{uri}' does not exist in the store");
+            return new ObjectStoreBytes(store, uri, length.Value);
         }
-        catch (OperationCanceledException e)
+        catch
         {
-            throw new ObjectStoreException($"{uri}: the store did not answer within {ReadDeadline.TotalSeconds:0} s", unreachable: true, transient: false, e);
+            store.Dispose();
+            throw;
         }
-        if (length is null) throw new SnapshotFormatException($"snapshot '{uri}' does not exist in the store");
-        return new ObjectStoreBytes(store, uri, length.Value);
     }
 
     public long Length { get; }
@@ -97,6 +112,7 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
         Task<byte[]> task;
         lock (_gate)
         {
+            ObjectDisposedException.ThrowIf(_disposed, this);
             if (_blocks.TryGetValue(block, out var cached) && !cached.IsFaulted && !cached.IsCanceled)
             {
                 _lru.Remove(block);
@@ -120,17 +136,18 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
             for (long next = block + 1; next <= block + ReadAhead && next < _map.BlockCount; next++)
             {
                 bool have;
-                lock (_gate) have = _blocks.ContainsKey(next);
+                lock (_gate) have = _disposed || _blocks.ContainsKey(next);
                 if (!have) Block(next, readAhead: false);
             }
         return task;
     }
 
+    /// <summary>Starts the range GET of a block and registers it as running (under _gate).</summary>
     private Task<byte[]> Fetch(long block)
     {
         var (offset, length) = _map.RangeOf(block);
         Interlocked.Increment(ref _fetches);
-        return Task.Run(async () =>
+        var task = Task.Run(async () =>
         {
             var data = new byte[length];
             await ObjectStoreRetry.Run(async c =>
@@ -140,11 +157,27 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
             }, _cancel.Token).ConfigureAwait(false);
             return data;
         });
+        _fetching.Add(task);
+        task.ContinueWith(t => { lock (_gate) _fetching.Remove(t); }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+        return task;
     }
 
+    /// <summary>
+    /// Cancels the fetches and waits (at most <see cref="DisposeWait"/>) for them to end before disposing the store: a
+    /// request still running inside the SDK must not find its client disposed under it.
+    /// </summary>
     public void Dispose()
     {
+        Task[] running;
+        lock (_gate)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            running = [.. _fetching];
+        }
         _cancel.Cancel();
+        try { Task.WaitAll(running, DisposeWait); }
+        catch (AggregateException) { } // cancelled or failed: either way it has ended
         _store.Dispose();
     }
 }

@@ -24,6 +24,11 @@ internal sealed class MemoryObjectStore : IObjectStore
     public int LateParts;
     /// <summary>Awaited between taking a part's body and storing it (part number): holds or slows uploads.</summary>
     public Func<int, Task>? BeforePartStored;
+    /// <summary>Awaited before a range read is answered (offset, the caller's token).</summary>
+    public Func<long, CancellationToken, Task>? BeforeRead;
+    public volatile bool Disposed;
+    /// <summary>Range reads still running inside the store when it was disposed.</summary>
+    public int UsedAfterDispose;
     public int RangeReads;
     public readonly ConcurrentBag<string> Aborted = [];
 
@@ -99,12 +104,19 @@ internal sealed class MemoryObjectStore : IObjectStore
         return Task.FromResult(_objects.TryGetValue($"{bucket}/{key}", out var o) ? (long?)o.Length : null);
     }
 
-    public Task ReadAsync(string bucket, string key, long offset, Memory<byte> destination, CancellationToken cancel)
+    public async Task ReadAsync(string bucket, string key, long offset, Memory<byte> destination, CancellationToken cancel)
     {
         Check();
         Interlocked.Increment(ref RangeReads);
-        _objects[$"{bucket}/{key}"].AsMemory((int)offset, destination.Length).CopyTo(destination);
-        return Task.CompletedTask;
+        try
+        {
+            if (BeforeRead is { } hook) await hook(offset, cancel).ConfigureAwait(false);
+            _objects[$"{bucket}/{key}"].AsMemory((int)offset, destination.Length).CopyTo(destination);
+        }
+        finally
+        {
+            if (Disposed) Interlocked.Increment(ref UsedAfterDispose);
+        }
     }
 
     public Task PutAsync(string bucket, string key, ReadOnlyMemory<byte> data, CancellationToken cancel)
@@ -116,5 +128,5 @@ internal sealed class MemoryObjectStore : IObjectStore
 
     public Task CreateBucketAsync(string bucket, CancellationToken cancel) => Task.CompletedTask;
 
-    public void Dispose() { }
+    public void Dispose() => Disposed = true;
 }

@@ -63,8 +63,8 @@ public static class VmRestore
                 throw new ArgumentException("--memory mmap needs a local file; an s3:// snapshot restores with --memory lazy or eager");
             if (options.RecordWorkingSet is not null)
                 throw new ArgumentException("--record-working-set writes FILE.ws next to a local file; not with an s3:// snapshot");
-            remote = ObjectStoreBytes.Open(new S3ObjectStore(S3Settings.FromEnvironment()), uri);
-            chain = SnapshotChain.Single(SnapshotFile.Open(remote, uri.ToString()));
+            remote = ObjectStoreBytes.Open(new S3ObjectStore(S3Settings.FromEnvironment()), uri); // owns the store, also when it throws
+            chain = SnapshotChain.Single(SnapshotFile.Open(remote, uri.ToString())); // disposes remote when it throws
         }
         else chain = SnapshotChain.Open(path, options.ChainDirectories);
         var file = chain.Tip;

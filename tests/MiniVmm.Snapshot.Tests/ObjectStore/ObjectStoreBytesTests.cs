@@ -1,0 +1,52 @@
+using MiniVmm.Snapshot.Format;
+using MiniVmm.Snapshot.ObjectStore;
+
+namespace MiniVmm.Snapshot.Tests.ObjectStore;
+
+/// <summary>Reading an object in blocks: who owns the store, and what a store that misbehaves can and cannot do.</summary>
+public sealed class ObjectStoreBytesTests
+{
+    private static readonly ObjectUri Uri = new("bucket", "obj");
+
+    private static MemoryObjectStore StoreWith(int length)
+    {
+        var store = new MemoryObjectStore();
+        var data = new byte[length];
+        new Random(1).NextBytes(data);
+        store.PutAsync(Uri.Bucket, Uri.Key, data, default).GetAwaiter().GetResult();
+        return store;
+    }
+
+    [Fact]
+    public void Open_disposes_the_store_it_was_given_when_it_throws()
+    {
+        var missing = new MemoryObjectStore();
+        FluentActions.Invoking(() => ObjectStoreBytes.Open(missing, Uri)).Should().Throw<SnapshotFormatException>().WithMessage("*does not exist*");
+        missing.Disposed.Should().BeTrue();
+
+        var down = new MemoryObjectStore { Down = true };
+        FluentActions.Invoking(() => ObjectStoreBytes.Open(down, Uri)).Should().Throw<ObjectStoreException>().Where(e => e.Unreachable);
+        down.Disposed.Should().BeTrue();
+    }
+
+    [Fact]
+    public async Task Dispose_cancels_running_fetches_and_waits_for_them_before_disposing_the_store()
+    {
+        var store = StoreWith(3 << 20);
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        store.BeforeRead = async (_, cancel) =>
+        {
+            started.TrySetResult();
+            try { await Task.Delay(Timeout.Infinite, cancel); }
+            finally { Thread.Sleep(200); } // a request winding down inside the client after its cancellation
+        };
+        var bytes = ObjectStoreBytes.Open(store, Uri);
+        var reader = Task.Run(() => bytes.Read(new byte[4096], 0));
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        bytes.Dispose();
+        store.Disposed.Should().BeTrue();
+        store.UsedAfterDispose.Should().Be(0, "the store is disposed only after its running requests ended");
+        await FluentActions.Awaiting(() => reader.WaitAsync(TimeSpan.FromSeconds(10))).Should().ThrowAsync<IOException>();
+        FluentActions.Invoking(() => bytes.Read(new byte[16], 0)).Should().Throw<ObjectDisposedException>();
+    }
+}
