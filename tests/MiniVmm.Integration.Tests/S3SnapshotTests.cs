@@ -87,9 +87,9 @@ public sealed partial class S3SnapshotTests(RgwStore rgw)
         string bucket = rgw.NewBucket();
         TakeSnapshot(bucket, "good.mvs");
         using var store = new S3ObjectStore(rgw.Settings);
-        long length = (await store.GetLengthAsync(bucket, "good.mvs", CancellationToken.None))!.Value;
-        var bytes = new byte[length];
-        await store.ReadAsync(bucket, "good.mvs", 0, bytes, CancellationToken.None);
+        var stat = (await store.StatAsync(bucket, "good.mvs", CancellationToken.None))!;
+        var bytes = new byte[stat.Length];
+        await store.ReadAsync(bucket, "good.mvs", 0, bytes, stat.ETag, CancellationToken.None);
         string local = GuestFiles.TempPath("s3-corrupt.mvs");
         File.WriteAllBytes(local, bytes);
         long offset;

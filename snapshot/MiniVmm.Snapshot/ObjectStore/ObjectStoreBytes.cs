@@ -9,7 +9,8 @@ namespace MiniVmm.Snapshot.ObjectStore;
 /// readers want it; a read starts a read-ahead of the next <see cref="ReadAhead"/> blocks; at most
 /// <see cref="CacheBlocks"/> blocks stay cached (least recently used dropped). Transient failures are retried with
 /// backoff; a read gives up after <see cref="ReadDeadline"/> (an exception, never a thread blocked for ever), and
-/// <see cref="FailedUnreachable"/> then says whether the store could not be reached.
+/// <see cref="FailedUnreachable"/> then says whether the store could not be reached. Every read is pinned to the ETag
+/// the object had when it was opened: one replaced during the restore fails the read instead of mixing two versions.
 /// </summary>
 public sealed class ObjectStoreBytes : ISnapshotBytes
 {
@@ -30,12 +31,13 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
     private bool _disposed;
     private long _fetches;
 
-    private ObjectStoreBytes(IObjectStore store, ObjectUri uri, long length)
+    private ObjectStoreBytes(IObjectStore store, ObjectUri uri, ObjectStat stat)
     {
         _store = store;
         _uri = uri;
-        Length = length;
-        _map = new BlockMap(length);
+        Length = stat.Length;
+        ETag = stat.ETag;
+        _map = new BlockMap(stat.Length);
     }
 
     /// <summary>
@@ -47,17 +49,19 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
         try
         {
             using var deadline = new CancellationTokenSource(ReadDeadline);
-            long? length;
+            ObjectStat? stat;
             try
             {
-                length = ObjectStoreRetry.Run(c => store.GetLengthAsync(uri.Bucket, uri.Key, c), deadline.Token).GetAwaiter().GetResult();
+                stat = ObjectStoreRetry.Run(c => store.StatAsync(uri.Bucket, uri.Key, c), deadline.Token).GetAwaiter().GetResult();
             }
             catch (OperationCanceledException e)
             {
                 throw new ObjectStoreException($"{uri}: the store did not answer within {ReadDeadline.TotalSeconds:0} s", unreachable: true, transient: false, e);
             }
-            if (length is null) throw new SnapshotFormatException($"snapshot '{uri}' does not exist in the store");
-            return new ObjectStoreBytes(store, uri, length.Value);
+            if (stat is null) throw new SnapshotFormatException($"snapshot '{uri}' does not exist in the store");
+            if (stat.Length < 0 || string.IsNullOrEmpty(stat.ETag))
+                throw new ObjectStoreException($"{uri}: the store described the object with length {stat.Length} and ETag '{stat.ETag}'", unreachable: false, transient: false);
+            return new ObjectStoreBytes(store, uri, stat);
         }
         catch
         {
@@ -67,6 +71,9 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
     }
 
     public long Length { get; }
+
+    /// <summary>The version of the object that was opened: every range read asks for it (If-Match).</summary>
+    public string ETag { get; }
 
     /// <summary>Range GETs issued so far (one per block fetched).</summary>
     public long Fetches => Interlocked.Read(ref _fetches);
@@ -152,7 +159,7 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
             var data = new byte[length];
             await ObjectStoreRetry.Run(async c =>
             {
-                await _store.ReadAsync(_uri.Bucket, _uri.Key, offset, data, c).ConfigureAwait(false);
+                await _store.ReadAsync(_uri.Bucket, _uri.Key, offset, data, ETag, c).ConfigureAwait(false);
                 return true;
             }, _cancel.Token).ConfigureAwait(false);
             return data;

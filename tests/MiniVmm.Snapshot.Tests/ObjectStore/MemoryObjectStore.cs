@@ -27,6 +27,8 @@ internal sealed class MemoryObjectStore : IObjectStore
     /// <summary>Awaited before a range read is answered (offset, the caller's token).</summary>
     public Func<long, CancellationToken, Task>? BeforeRead;
     public volatile bool Disposed;
+    /// <summary>When set, what every stat answers (a store describing the object wrongly).</summary>
+    public ObjectStat? StatAnswer;
     /// <summary>Range reads still running inside the store when it was disposed.</summary>
     public int UsedAfterDispose;
     public int RangeReads;
@@ -98,20 +100,27 @@ internal sealed class MemoryObjectStore : IObjectStore
         return Task.CompletedTask;
     }
 
-    public Task<long?> GetLengthAsync(string bucket, string key, CancellationToken cancel)
+    public Task<ObjectStat?> StatAsync(string bucket, string key, CancellationToken cancel)
     {
         Check();
-        return Task.FromResult(_objects.TryGetValue($"{bucket}/{key}", out var o) ? (long?)o.Length : null);
+        if (StatAnswer is { } answer) return Task.FromResult<ObjectStat?>(answer);
+        return Task.FromResult(_objects.TryGetValue($"{bucket}/{key}", out var o) ? new ObjectStat(o.Length, ETagOf(o)) : null);
     }
 
-    public async Task ReadAsync(string bucket, string key, long offset, Memory<byte> destination, CancellationToken cancel)
+    /// <summary>Like S3's for a single PUT: the content's MD5 (so a replaced object has another ETag).</summary>
+    public static string ETagOf(byte[] content) => $"\"{Convert.ToHexString(System.Security.Cryptography.MD5.HashData(content))}\"";
+
+    public async Task ReadAsync(string bucket, string key, long offset, Memory<byte> destination, string? etag, CancellationToken cancel)
     {
         Check();
         Interlocked.Increment(ref RangeReads);
         try
         {
             if (BeforeRead is { } hook) await hook(offset, cancel).ConfigureAwait(false);
-            _objects[$"{bucket}/{key}"].AsMemory((int)offset, destination.Length).CopyTo(destination);
+            var content = _objects[$"{bucket}/{key}"];
+            if (etag is not null && ETagOf(content) != etag)
+                throw new ObjectStoreException("412 PreconditionFailed: the object changed", unreachable: false, transient: false);
+            content.AsMemory((int)offset, destination.Length).CopyTo(destination);
         }
         finally
         {

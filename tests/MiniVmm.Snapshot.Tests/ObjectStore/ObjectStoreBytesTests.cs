@@ -49,4 +49,37 @@ public sealed class ObjectStoreBytesTests
         await FluentActions.Awaiting(() => reader.WaitAsync(TimeSpan.FromSeconds(10))).Should().ThrowAsync<IOException>();
         FluentActions.Invoking(() => bytes.Read(new byte[16], 0)).Should().Throw<ObjectDisposedException>();
     }
+
+    [Fact]
+    public async Task An_object_replaced_during_the_restore_fails_the_read_instead_of_mixing_versions()
+    {
+        var store = StoreWith(24 << 20);
+        int lastBlockReads = 0;
+        store.BeforeRead = (offset, _) =>
+        {
+            if (offset == 11L << 21) Interlocked.Increment(ref lastBlockReads);
+            return Task.CompletedTask;
+        };
+        using var bytes = ObjectStoreBytes.Open(store, Uri);
+        bytes.ETag.Should().Be(MemoryObjectStore.ETagOf(store.Objects["bucket/obj"]));
+        var buffer = new byte[4096];
+        bytes.Read(buffer, 0).Should().Be(4096); // blocks 0-4 fetched (read-ahead), the last block (11) is not
+        await store.PutAsync(Uri.Bucket, Uri.Key, new byte[24 << 20], default);
+        FluentActions.Invoking(() => bytes.Read(buffer, 11L << 21)).Should().Throw<IOException>().WithMessage("*changed*")
+            .WithInnerException<ObjectStoreException>().Where(e => !e.Transient && !e.Unreachable);
+        lastBlockReads.Should().Be(1, "a changed object is not retried");
+        bytes.FailedUnreachable.Should().BeFalse();
+    }
+
+    [Theory]
+    [InlineData(-1L, "\"etag\"")]
+    [InlineData(long.MinValue, "\"etag\"")]
+    [InlineData(100L, "")]
+    public void A_stat_with_a_negative_length_or_no_etag_is_a_clear_store_error(long length, string etag)
+    {
+        var store = new MemoryObjectStore { StatAnswer = new ObjectStat(length, etag) };
+        FluentActions.Invoking(() => ObjectStoreBytes.Open(store, Uri)).Should().Throw<ObjectStoreException>()
+            .WithMessage("*length*ETag*").Where(e => !e.Transient && !e.Unreachable);
+        store.Disposed.Should().BeTrue();
+    }
 }
