@@ -24,8 +24,9 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
     private readonly ObjectUri _uri;
     private readonly BlockMap _map;
     private readonly object _gate = new();
-    private readonly Dictionary<long, Task<byte[]>> _blocks = [];
-    private readonly LinkedList<long> _lru = new();
+    // The LRU list's node lives in the dictionary, so a hit moves it to the front without allocating (a fault path).
+    private readonly Dictionary<long, LinkedListNode<Cached>> _blocks = [];
+    private readonly LinkedList<Cached> _lru = new();
     private readonly CancellationTokenSource _cancel = new();
     private readonly HashSet<Task> _fetching = []; // running fetches, evicted or not: the store is in use until they end
     private bool _disposed;
@@ -84,11 +85,19 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
     public int Read(Span<byte> destination, long offset)
     {
         if (offset >= Length || destination.Length == 0) return 0;
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
         int total = (int)Math.Min(destination.Length, Length - offset);
-        foreach (var (block, within, length, at) in _map.Split(offset, total))
+        // BlockMap.Split's pieces, without its iterator: a read of cached blocks allocates nothing.
+        int blockSize = _map.BlockSize;
+        for (int at = 0; at < total;)
         {
+            long position = offset + at;
+            long block = position / blockSize;
+            int within = (int)(position - block * blockSize);
+            int length = Math.Min(total - at, blockSize - within);
             byte[] data = Wait(Block(block, readAhead: true));
             data.AsSpan(within, length).CopyTo(destination.Slice(at, length));
+            at += length;
         }
         return total;
     }
@@ -120,21 +129,21 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_blocks.TryGetValue(block, out var cached) && !cached.IsFaulted && !cached.IsCanceled)
+            if (_blocks.TryGetValue(block, out var node))
             {
-                _lru.Remove(block);
-                _lru.AddFirst(block);
-                task = cached;
+                // A failed fetch is not kept: the next read of the block tries again.
+                if (node.Value.Data.IsFaulted || node.Value.Data.IsCanceled) node.Value.Data = Fetch(block);
+                _lru.Remove(node);
+                _lru.AddFirst(node);
+                task = node.Value.Data;
             }
             else
             {
                 task = Fetch(block);
-                _blocks[block] = task;
-                _lru.Remove(block);
-                _lru.AddFirst(block);
+                _blocks[block] = _lru.AddFirst(new Cached(block, task));
                 while (_lru.Count > CacheBlocks)
                 {
-                    _blocks.Remove(_lru.Last!.Value);
+                    _blocks.Remove(_lru.Last!.Value.Block);
                     _lru.RemoveLast();
                 }
             }
@@ -147,6 +156,13 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
                 if (!have) Block(next, readAhead: false);
             }
         return task;
+    }
+
+    /// <summary>A cached block: its number (to evict it from the dictionary) and its fetch.</summary>
+    private sealed class Cached(long block, Task<byte[]> data)
+    {
+        public long Block { get; } = block;
+        public Task<byte[]> Data { get; set; } = data;
     }
 
     /// <summary>Starts the range GET of a block and registers it as running (under _gate).</summary>

@@ -82,4 +82,23 @@ public sealed class ObjectStoreBytesTests
             .WithMessage("*length*ETag*").Where(e => !e.Transient && !e.Unreachable);
         store.Disposed.Should().BeTrue();
     }
+
+    [Fact]
+    public void A_read_of_cached_blocks_allocates_nothing()
+    {
+        var store = StoreWith((6 << 20) - 1000);
+        using var bytes = ObjectStoreBytes.Open(store, Uri);
+        var page = new byte[4096];
+        var across = new byte[8192];
+        for (int round = 0; round < 3; round++) // every block fetched, and the read path compiled
+            for (long offset = 0; offset < bytes.Length; offset += 1 << 20) bytes.Read(page, offset);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            bytes.Read(page, (i * 4096L) % (bytes.Length - 4096));
+            bytes.Read(across, (2L << 20) - 4096); // across a block boundary
+        }
+        (GC.GetAllocatedBytesForCurrentThread() - before).Should().Be(0);
+        store.RangeReads.Should().Be(3);
+    }
 }
