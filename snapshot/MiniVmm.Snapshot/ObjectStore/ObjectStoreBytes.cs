@@ -23,6 +23,7 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
     private readonly IObjectStore _store;
     private readonly ObjectUri _uri;
     private readonly BlockMap _map;
+    private readonly BlockCacheDirectory? _cache;
     private readonly object _gate = new();
     // The LRU list's node lives in the dictionary, so a hit moves it to the front without allocating (a fault path).
     private readonly Dictionary<long, LinkedListNode<Cached>> _blocks = [];
@@ -32,20 +33,23 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
     private bool _disposed;
     private long _fetches;
 
-    private ObjectStoreBytes(IObjectStore store, ObjectUri uri, ObjectStat stat)
+    private ObjectStoreBytes(IObjectStore store, ObjectUri uri, ObjectStat stat, BlockCacheDirectory? cache)
     {
         _store = store;
         _uri = uri;
         Length = stat.Length;
         ETag = stat.ETag;
         _map = new BlockMap(stat.Length);
+        _cache = cache;
     }
 
     /// <summary>
     /// Asks the store for the object's length; a missing object is a <see cref="SnapshotFormatException"/>. Takes
-    /// ownership of <paramref name="store"/>: the result disposes it, and so does Open when it throws.
+    /// ownership of <paramref name="store"/>: the result disposes it, and so does Open when it throws. With
+    /// <paramref name="cacheDirectory"/>, blocks are looked up in (and added to) that local cache before the store is
+    /// asked (<see cref="BlockCacheDirectory"/>).
     /// </summary>
-    public static ObjectStoreBytes Open(IObjectStore store, ObjectUri uri)
+    public static ObjectStoreBytes Open(IObjectStore store, ObjectUri uri, string? cacheDirectory = null)
     {
         try
         {
@@ -62,7 +66,8 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
             if (stat is null) throw new SnapshotFormatException($"snapshot '{uri}' does not exist in the store");
             if (stat.Length < 0 || string.IsNullOrEmpty(stat.ETag))
                 throw new ObjectStoreException($"{uri}: the store described the object with length {stat.Length} and ETag '{stat.ETag}'", unreachable: false, transient: false);
-            return new ObjectStoreBytes(store, uri, stat);
+            var cache = cacheDirectory is null ? null : new BlockCacheDirectory(cacheDirectory, uri, stat);
+            return new ObjectStoreBytes(store, uri, stat, cache);
         }
         catch
         {
@@ -76,8 +81,12 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
     /// <summary>The version of the object that was opened: every range read asks for it (If-Match).</summary>
     public string ETag { get; }
 
-    /// <summary>Range GETs issued so far (one per block fetched).</summary>
+    /// <summary>Range GETs issued so far (one per block fetched from the store, none for a block found in the cache).</summary>
     public long Fetches => Interlocked.Read(ref _fetches);
+
+    /// <summary>Blocks read from the local cache directory instead of the store.</summary>
+    public long CacheHits => Interlocked.Read(ref _cacheHits);
+    private long _cacheHits;
 
     /// <summary>True once a read failed because the store could not be reached (as opposed to a bad object).</summary>
     public bool FailedUnreachable { get; private set; }
@@ -169,15 +178,21 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
     private Task<byte[]> Fetch(long block)
     {
         var (offset, length) = _map.RangeOf(block);
-        Interlocked.Increment(ref _fetches);
         var task = Task.Run(async () =>
         {
             var data = new byte[length];
+            if (_cache is not null && _cache.TryRead(block, data))
+            {
+                Interlocked.Increment(ref _cacheHits);
+                return data;
+            }
+            Interlocked.Increment(ref _fetches);
             await ObjectStoreRetry.Run(async c =>
             {
                 await _store.ReadAsync(_uri.Bucket, _uri.Key, offset, data, ETag, c).ConfigureAwait(false);
                 return true;
             }, _cancel.Token).ConfigureAwait(false);
+            _cache?.Store(block, data);
             return data;
         });
         _fetching.Add(task);
