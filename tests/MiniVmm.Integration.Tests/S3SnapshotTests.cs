@@ -138,6 +138,24 @@ public sealed partial class S3SnapshotTests(RgwStore rgw)
     }
 
     [KvmFact]
+    public async Task A_range_read_pinned_to_an_etag_fails_as_changed_once_the_object_is_replaced()
+    {
+        string bucket = rgw.NewBucket();
+        using var store = new S3ObjectStore(rgw.Settings);
+        await store.PutAsync(bucket, "v.bin", new byte[8192], CancellationToken.None);
+        var stat = (await store.StatAsync(bucket, "v.bin", CancellationToken.None))!;
+        stat.Length.Should().Be(8192);
+        var buffer = new byte[4096];
+        await store.ReadAsync(bucket, "v.bin", 4096, buffer, stat.ETag, CancellationToken.None);
+        await store.PutAsync(bucket, "v.bin", Enumerable.Repeat((byte)1, 8192).ToArray(), CancellationToken.None);
+        var changed = await FluentActions.Awaiting(() => store.ReadAsync(bucket, "v.bin", 0, buffer, stat.ETag, CancellationToken.None))
+            .Should().ThrowAsync<MiniVmm.Snapshot.ObjectStore.ObjectStoreException>().WithMessage("*changed during the restore*");
+        changed.Which.Transient.Should().BeFalse("the 412 is final: retrying cannot bring the old version back");
+        changed.Which.Unreachable.Should().BeFalse();
+        (await store.StatAsync(bucket, "missing.bin", CancellationToken.None)).Should().BeNull();
+    }
+
+    [KvmFact]
     public void A_missing_object_is_exit_120_and_an_unreachable_store_exit_128()
     {
         string bucket = rgw.NewBucket();
