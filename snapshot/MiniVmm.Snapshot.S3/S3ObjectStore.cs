@@ -71,33 +71,59 @@ public sealed class S3ObjectStore : IObjectStore
         catch (Exception e) when (e is AmazonServiceException or HttpRequestException or IOException or OperationCanceledException) { }
     }
 
-    public Task<long?> GetLengthAsync(string bucket, string key, CancellationToken cancel) => Call<long?>(async () =>
+    public Task<ObjectStat?> StatAsync(string bucket, string key, CancellationToken cancel) => Call<ObjectStat?>(async () =>
     {
+        GetObjectMetadataResponse meta;
         try
         {
-            var meta = await _client.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = bucket, Key = key }, cancel)
+            meta = await _client.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = bucket, Key = key }, cancel)
                 .ConfigureAwait(false);
-            return meta.ContentLength;
         }
         catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound)
         {
             return null;
         }
+        // The answer decides every later range and pins every read: a store that leaves either out is refused here.
+        long length = meta.ContentLength; // the SDK's stand-in for an absent or unparsable header is negative
+        if (length < 0)
+            throw new ObjectStoreException($"s3://{bucket}/{key}: the store gave no valid length for the object ({meta.ContentLength})",
+                unreachable: false, transient: false);
+        if (string.IsNullOrEmpty(meta.ETag))
+            throw new ObjectStoreException($"s3://{bucket}/{key}: the store gave no ETag for the object (reads could not be pinned to one version)",
+                unreachable: false, transient: false);
+        return new ObjectStat(length, meta.ETag);
     }, bucket, key);
 
-    public Task ReadAsync(string bucket, string key, long offset, Memory<byte> destination, CancellationToken cancel) => Call(async () =>
+    public Task ReadAsync(string bucket, string key, long offset, Memory<byte> destination, string? etag, CancellationToken cancel) => Call(async () =>
     {
         if (destination.Length == 0) return true;
-        using var response = await _client.GetObjectAsync(new GetObjectRequest
+        GetObjectResponse response;
+        try
         {
-            BucketName = bucket, Key = key, ByteRange = new ByteRange(offset, offset + destination.Length - 1),
-        }, cancel).ConfigureAwait(false);
-        if (response.ContentLength != destination.Length)
-            throw new ObjectStoreException($"s3://{bucket}/{key}: asked for {destination.Length} bytes at {offset}, the store sent {response.ContentLength}",
-                unreachable: false, transient: false);
-        await response.ResponseStream.ReadExactlyAsync(destination, cancel).ConfigureAwait(false);
+            response = await _client.GetObjectAsync(new GetObjectRequest
+            {
+                BucketName = bucket, Key = key, ByteRange = new ByteRange(offset, offset + destination.Length - 1), EtagToMatch = etag,
+            }, cancel).ConfigureAwait(false);
+        }
+        catch (AmazonS3Exception e) when (etag is not null && e.StatusCode == HttpStatusCode.PreconditionFailed)
+        {
+            throw Changed(bucket, key, etag, e);
+        }
+        using (response)
+        {
+            // If-Match should make this impossible; a store that ignores it must still not hand us another version.
+            if (etag is not null && !string.IsNullOrEmpty(response.ETag) && response.ETag != etag) throw Changed(bucket, key, etag, null);
+            if (response.ContentLength != destination.Length)
+                throw new ObjectStoreException($"s3://{bucket}/{key}: asked for {destination.Length} bytes at {offset}, the store sent {response.ContentLength}",
+                    unreachable: false, transient: false);
+            await response.ResponseStream.ReadExactlyAsync(destination, cancel).ConfigureAwait(false);
+        }
         return true;
     }, bucket, key);
+
+    private static ObjectStoreException Changed(string bucket, string key, string etag, Exception? inner) =>
+        new($"s3://{bucket}/{key}: the object changed during the restore (it is no longer the version {etag} that was opened)",
+            unreachable: false, transient: false, inner);
 
     public Task PutAsync(string bucket, string key, ReadOnlyMemory<byte> data, CancellationToken cancel) => Call(async () =>
     {

@@ -39,6 +39,29 @@ public sealed partial class S3SnapshotTests(RgwStore rgw)
     }
 
     [KvmFact]
+    public void Two_restores_sharing_a_cache_dir_pass_and_the_second_reads_the_first_ones_blocks()
+    {
+        string uri = TakeSnapshot(rgw.NewBucket(), "cached.mvs");
+        string cache = GuestFiles.TempPath("s3-cache");
+        if (Directory.Exists(cache)) Directory.Delete(cache, recursive: true);
+        try
+        {
+            var first = Run(rgw.Environment, TimeSpan.FromMinutes(3), "restore", uri, "--memory", "lazy", "--cache-dir", cache);
+            first.ExitCode.Should().Be(0, first.Stderr);
+            first.Stdout.Should().Contain("failures=0");
+            var blocks = Directory.GetFiles(Directory.GetDirectories(cache).Single());
+            blocks.Should().NotBeEmpty().And.OnlyContain(b => !Path.GetFileName(b).EndsWith(".tmp"));
+            var second = Run(rgw.Environment, TimeSpan.FromMinutes(3), "restore", uri, "--memory", "lazy", "--cache-dir", cache);
+            second.ExitCode.Should().Be(0, "the writer checks every page it wrote before the snapshot, here read from the cache: " + second.Stderr);
+            second.Stdout.Should().Contain("failures=0");
+        }
+        finally
+        {
+            if (Directory.Exists(cache)) Directory.Delete(cache, recursive: true);
+        }
+    }
+
+    [KvmFact]
     public void Four_clones_restored_at_once_from_one_object_all_pass_their_self_check()
     {
         string uri = TakeSnapshot(rgw.NewBucket(), "clones.mvs");
@@ -87,9 +110,9 @@ public sealed partial class S3SnapshotTests(RgwStore rgw)
         string bucket = rgw.NewBucket();
         TakeSnapshot(bucket, "good.mvs");
         using var store = new S3ObjectStore(rgw.Settings);
-        long length = (await store.GetLengthAsync(bucket, "good.mvs", CancellationToken.None))!.Value;
-        var bytes = new byte[length];
-        await store.ReadAsync(bucket, "good.mvs", 0, bytes, CancellationToken.None);
+        var stat = (await store.StatAsync(bucket, "good.mvs", CancellationToken.None))!;
+        var bytes = new byte[stat.Length];
+        await store.ReadAsync(bucket, "good.mvs", 0, bytes, stat.ETag, CancellationToken.None);
         string local = GuestFiles.TempPath("s3-corrupt.mvs");
         File.WriteAllBytes(local, bytes);
         long offset;
@@ -108,10 +131,28 @@ public sealed partial class S3SnapshotTests(RgwStore rgw)
 
         // An object cut short (an upload completed from too few parts) is refused before a VM is built.
         bytes[offset] ^= 0x40;
-        await store.PutAsync(bucket, "short.mvs", bytes.AsMemory(0, (int)(length - (9 << 20))), CancellationToken.None);
+        await store.PutAsync(bucket, "short.mvs", bytes.AsMemory(0, (int)(stat.Length - (9 << 20))), CancellationToken.None);
         var truncated = Run(rgw.Environment, TimeSpan.FromMinutes(2), "restore", $"s3://{bucket}/short.mvs", "--memory", "lazy");
         truncated.ExitCode.Should().Be(120, truncated.Stderr);
         truncated.Stderr.Should().Contain("truncated");
+    }
+
+    [KvmFact]
+    public async Task A_range_read_pinned_to_an_etag_fails_as_changed_once_the_object_is_replaced()
+    {
+        string bucket = rgw.NewBucket();
+        using var store = new S3ObjectStore(rgw.Settings);
+        await store.PutAsync(bucket, "v.bin", new byte[8192], CancellationToken.None);
+        var stat = (await store.StatAsync(bucket, "v.bin", CancellationToken.None))!;
+        stat.Length.Should().Be(8192);
+        var buffer = new byte[4096];
+        await store.ReadAsync(bucket, "v.bin", 4096, buffer, stat.ETag, CancellationToken.None);
+        await store.PutAsync(bucket, "v.bin", Enumerable.Repeat((byte)1, 8192).ToArray(), CancellationToken.None);
+        var changed = await FluentActions.Awaiting(() => store.ReadAsync(bucket, "v.bin", 0, buffer, stat.ETag, CancellationToken.None))
+            .Should().ThrowAsync<MiniVmm.Snapshot.ObjectStore.ObjectStoreException>().WithMessage("*changed during the restore*");
+        changed.Which.Transient.Should().BeFalse("the 412 is final: retrying cannot bring the old version back");
+        changed.Which.Unreachable.Should().BeFalse();
+        (await store.StatAsync(bucket, "missing.bin", CancellationToken.None)).Should().BeNull();
     }
 
     [KvmFact]

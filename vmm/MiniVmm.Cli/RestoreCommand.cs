@@ -52,8 +52,13 @@ internal static class RestoreCommand
             Arity = ArgumentArity.ZeroOrMore,
             AllowMultipleArgumentsPerToken = false,
         };
+        var cacheDir = new Option<string?>("--cache-dir")
+        {
+            Description = "s3:// only: keep the object's blocks in DIR and read them from there first (shared by the clones restored on this host)",
+            HelpName = "DIR",
+        };
         var snap = new SnapshotCliOptions();
-        var command = new Command("restore", "Restore a snapshot and resume the guest") { file, serial, allowCpu, memory, record, noWorkingSet, logLevel, qmp, paused, printConfig, chainDirs, driveFromSnapshot, drivePaths };
+        var command = new Command("restore", "Restore a snapshot and resume the guest") { file, serial, allowCpu, memory, record, noWorkingSet, logLevel, qmp, paused, printConfig, chainDirs, driveFromSnapshot, drivePaths, cacheDir };
         foreach (var o in snap.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -91,8 +96,11 @@ internal static class RestoreCommand
                 ChainDirectories = parse.GetValue(chainDirs) ?? [],
                 DrivePaths = [.. (parse.GetValue(drivePaths) ?? []).Select(p => p.StartsWith("file=", StringComparison.Ordinal) ? p[5..] : p)],
                 Drives = parse.GetValue(driveFromSnapshot) ? DriveRestoreMode.FromSnapshot : DriveRestoreMode.Check,
+                CacheDirectory = parse.GetValue(cacheDir),
             };
             if (restoreOptions.DrivePaths.Any(string.IsNullOrEmpty)) return CommonOptions.Usage(parse, "--drive: empty path");
+            if (restoreOptions.CacheDirectory is { } cache && (cache.Length == 0 || !MiniVmm.Snapshot.ObjectStore.ObjectUri.IsObjectUri(path)))
+                return CommonOptions.Usage(parse, cache.Length == 0 ? "--cache-dir: empty path" : "--cache-dir needs an s3:// snapshot");
             if (plan?.IncrementalFrom is not null && mode != RestoreMemoryMode.Eager)
                 return CommonOptions.Usage(parse, "--incremental-from needs --memory eager: only eagerly restored RAM is tracked from the first instruction");
             using var loggers = Logging.Create(level);

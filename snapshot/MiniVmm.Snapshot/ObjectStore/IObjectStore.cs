@@ -20,11 +20,15 @@ public interface IObjectStore : IDisposable
     /// <summary>Abandons the upload (its parts are freed). Best effort.</summary>
     Task AbortUploadAsync(string bucket, string key, string uploadId, CancellationToken cancel);
 
-    /// <summary>The object's length, or null when it does not exist.</summary>
-    Task<long?> GetLengthAsync(string bucket, string key, CancellationToken cancel);
+    /// <summary>The object's length and the ETag of its current version, or null when it does not exist.</summary>
+    Task<ObjectStat?> StatAsync(string bucket, string key, CancellationToken cancel);
 
-    /// <summary>Reads exactly <c>destination.Length</c> bytes from <paramref name="offset"/> (a range GET).</summary>
-    Task ReadAsync(string bucket, string key, long offset, Memory<byte> destination, CancellationToken cancel);
+    /// <summary>
+    /// Reads exactly <c>destination.Length</c> bytes from <paramref name="offset"/> (a range GET). With
+    /// <paramref name="etag"/>, only from that version of the object (If-Match): an object replaced since is a
+    /// non-transient <see cref="ObjectStoreException"/> saying so, never bytes of another version.
+    /// </summary>
+    Task ReadAsync(string bucket, string key, long offset, Memory<byte> destination, string? etag, CancellationToken cancel);
 
     /// <summary>Stores a small object in one request (working-set files, tests).</summary>
     Task PutAsync(string bucket, string key, ReadOnlyMemory<byte> data, CancellationToken cancel);
@@ -32,6 +36,9 @@ public interface IObjectStore : IDisposable
     /// <summary>Creates the bucket (tests and set-up).</summary>
     Task CreateBucketAsync(string bucket, CancellationToken cancel);
 }
+
+/// <summary>An object's length and the ETag that names this version of it (reads are pinned to it).</summary>
+public sealed record ObjectStat(long Length, string ETag);
 
 /// <summary>An object-store call that failed; <see cref="Unreachable"/>: no answer from the store at all.</summary>
 public sealed class ObjectStoreException(string message, bool unreachable, bool transient, Exception? inner = null)

@@ -9,52 +9,84 @@ namespace MiniVmm.Snapshot.ObjectStore;
 /// readers want it; a read starts a read-ahead of the next <see cref="ReadAhead"/> blocks; at most
 /// <see cref="CacheBlocks"/> blocks stay cached (least recently used dropped). Transient failures are retried with
 /// backoff; a read gives up after <see cref="ReadDeadline"/> (an exception, never a thread blocked for ever), and
-/// <see cref="FailedUnreachable"/> then says whether the store could not be reached.
+/// <see cref="FailedUnreachable"/> then says whether the store could not be reached. Every read is pinned to the ETag
+/// the object had when it was opened: one replaced during the restore fails the read instead of mixing two versions.
 /// </summary>
 public sealed class ObjectStoreBytes : ISnapshotBytes
 {
     public const int ReadAhead = 4;
     public const int CacheBlocks = 32;
     public static readonly TimeSpan ReadDeadline = TimeSpan.FromSeconds(20);
+    /// <summary>How long <see cref="Dispose"/> waits for cancelled fetches to end before it disposes the store anyway.</summary>
+    public static readonly TimeSpan DisposeWait = TimeSpan.FromSeconds(5);
 
     private readonly IObjectStore _store;
     private readonly ObjectUri _uri;
     private readonly BlockMap _map;
+    private readonly BlockCacheDirectory? _cache;
     private readonly object _gate = new();
-    private readonly Dictionary<long, Task<byte[]>> _blocks = [];
-    private readonly LinkedList<long> _lru = new();
+    // The LRU list's node lives in the dictionary, so a hit moves it to the front without allocating (a fault path).
+    private readonly Dictionary<long, LinkedListNode<Cached>> _blocks = [];
+    private readonly LinkedList<Cached> _lru = new();
     private readonly CancellationTokenSource _cancel = new();
+    private readonly HashSet<Task> _fetching = []; // running fetches, evicted or not: the store is in use until they end
+    private bool _disposed;
     private long _fetches;
 
-    private ObjectStoreBytes(IObjectStore store, ObjectUri uri, long length)
+    private ObjectStoreBytes(IObjectStore store, ObjectUri uri, ObjectStat stat, BlockCacheDirectory? cache)
     {
         _store = store;
         _uri = uri;
-        Length = length;
-        _map = new BlockMap(length);
+        Length = stat.Length;
+        ETag = stat.ETag;
+        _map = new BlockMap(stat.Length);
+        _cache = cache;
     }
 
-    /// <summary>Asks the store for the object's length; a missing object is a <see cref="SnapshotFormatException"/>.</summary>
-    public static ObjectStoreBytes Open(IObjectStore store, ObjectUri uri)
+    /// <summary>
+    /// Asks the store for the object's length; a missing object is a <see cref="SnapshotFormatException"/>. Takes
+    /// ownership of <paramref name="store"/>: the result disposes it, and so does Open when it throws. With
+    /// <paramref name="cacheDirectory"/>, blocks are looked up in (and added to) that local cache before the store is
+    /// asked (<see cref="BlockCacheDirectory"/>).
+    /// </summary>
+    public static ObjectStoreBytes Open(IObjectStore store, ObjectUri uri, string? cacheDirectory = null)
     {
-        using var deadline = new CancellationTokenSource(ReadDeadline);
-        long? length;
         try
         {
-            length = ObjectStoreRetry.Run(c => store.GetLengthAsync(uri.Bucket, uri.Key, c), deadline.Token).GetAwaiter().GetResult();
+            using var deadline = new CancellationTokenSource(ReadDeadline);
+            ObjectStat? stat;
+            try
+            {
+                stat = ObjectStoreRetry.Run(c => store.StatAsync(uri.Bucket, uri.Key, c), deadline.Token).GetAwaiter().GetResult();
+            }
+            catch (OperationCanceledException e)
+            {
+                throw new ObjectStoreException($"{uri}: the store did not answer within {ReadDeadline.TotalSeconds:0} s", unreachable: true, transient: false, e);
+            }
+            if (stat is null) throw new SnapshotFormatException($"snapshot '{uri}' does not exist in the store");
+            if (stat.Length < 0 || string.IsNullOrEmpty(stat.ETag))
+                throw new ObjectStoreException($"{uri}: the store described the object with length {stat.Length} and ETag '{stat.ETag}'", unreachable: false, transient: false);
+            var cache = cacheDirectory is null ? null : new BlockCacheDirectory(cacheDirectory, uri, stat);
+            return new ObjectStoreBytes(store, uri, stat, cache);
         }
-        catch (OperationCanceledException e)
+        catch
         {
-            throw new ObjectStoreException($"{uri}: the store did not answer within {ReadDeadline.TotalSeconds:0} s", unreachable: true, transient: false, e);
+            store.Dispose();
+            throw;
         }
-        if (length is null) throw new SnapshotFormatException($"snapshot '{uri}' does not exist in the store");
-        return new ObjectStoreBytes(store, uri, length.Value);
     }
 
     public long Length { get; }
 
-    /// <summary>Range GETs issued so far (one per block fetched).</summary>
+    /// <summary>The version of the object that was opened: every range read asks for it (If-Match).</summary>
+    public string ETag { get; }
+
+    /// <summary>Range GETs issued so far (one per block fetched from the store, none for a block found in the cache).</summary>
     public long Fetches => Interlocked.Read(ref _fetches);
+
+    /// <summary>Blocks read from the local cache directory instead of the store.</summary>
+    public long CacheHits => Interlocked.Read(ref _cacheHits);
+    private long _cacheHits;
 
     /// <summary>True once a read failed because the store could not be reached (as opposed to a bad object).</summary>
     public bool FailedUnreachable { get; private set; }
@@ -62,11 +94,19 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
     public int Read(Span<byte> destination, long offset)
     {
         if (offset >= Length || destination.Length == 0) return 0;
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
         int total = (int)Math.Min(destination.Length, Length - offset);
-        foreach (var (block, within, length, at) in _map.Split(offset, total))
+        // BlockMap.Split's pieces, without its iterator: a read of cached blocks allocates nothing.
+        int blockSize = _map.BlockSize;
+        for (int at = 0; at < total;)
         {
+            long position = offset + at;
+            long block = position / blockSize;
+            int within = (int)(position - block * blockSize);
+            int length = Math.Min(total - at, blockSize - within);
             byte[] data = Wait(Block(block, readAhead: true));
             data.AsSpan(within, length).CopyTo(destination.Slice(at, length));
+            at += length;
         }
         return total;
     }
@@ -97,21 +137,22 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
         Task<byte[]> task;
         lock (_gate)
         {
-            if (_blocks.TryGetValue(block, out var cached) && !cached.IsFaulted && !cached.IsCanceled)
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_blocks.TryGetValue(block, out var node))
             {
-                _lru.Remove(block);
-                _lru.AddFirst(block);
-                task = cached;
+                // A failed fetch is not kept: the next read of the block tries again.
+                if (node.Value.Data.IsFaulted || node.Value.Data.IsCanceled) node.Value.Data = Fetch(block);
+                _lru.Remove(node);
+                _lru.AddFirst(node);
+                task = node.Value.Data;
             }
             else
             {
                 task = Fetch(block);
-                _blocks[block] = task;
-                _lru.Remove(block);
-                _lru.AddFirst(block);
+                _blocks[block] = _lru.AddFirst(new Cached(block, task));
                 while (_lru.Count > CacheBlocks)
                 {
-                    _blocks.Remove(_lru.Last!.Value);
+                    _blocks.Remove(_lru.Last!.Value.Block);
                     _lru.RemoveLast();
                 }
             }
@@ -120,31 +161,61 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
             for (long next = block + 1; next <= block + ReadAhead && next < _map.BlockCount; next++)
             {
                 bool have;
-                lock (_gate) have = _blocks.ContainsKey(next);
+                lock (_gate) have = _disposed || _blocks.ContainsKey(next);
                 if (!have) Block(next, readAhead: false);
             }
         return task;
     }
 
+    /// <summary>A cached block: its number (to evict it from the dictionary) and its fetch.</summary>
+    private sealed class Cached(long block, Task<byte[]> data)
+    {
+        public long Block { get; } = block;
+        public Task<byte[]> Data { get; set; } = data;
+    }
+
+    /// <summary>Starts the range GET of a block and registers it as running (under _gate).</summary>
     private Task<byte[]> Fetch(long block)
     {
         var (offset, length) = _map.RangeOf(block);
-        Interlocked.Increment(ref _fetches);
-        return Task.Run(async () =>
+        var task = Task.Run(async () =>
         {
             var data = new byte[length];
+            if (_cache is not null && _cache.TryRead(block, data))
+            {
+                Interlocked.Increment(ref _cacheHits);
+                return data;
+            }
+            Interlocked.Increment(ref _fetches);
             await ObjectStoreRetry.Run(async c =>
             {
-                await _store.ReadAsync(_uri.Bucket, _uri.Key, offset, data, c).ConfigureAwait(false);
+                await _store.ReadAsync(_uri.Bucket, _uri.Key, offset, data, ETag, c).ConfigureAwait(false);
                 return true;
             }, _cancel.Token).ConfigureAwait(false);
+            _cache?.Store(block, data);
             return data;
         });
+        _fetching.Add(task);
+        task.ContinueWith(t => { lock (_gate) _fetching.Remove(t); }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+        return task;
     }
 
+    /// <summary>
+    /// Cancels the fetches and waits (at most <see cref="DisposeWait"/>) for them to end before disposing the store: a
+    /// request still running inside the SDK must not find its client disposed under it.
+    /// </summary>
     public void Dispose()
     {
+        Task[] running;
+        lock (_gate)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            running = [.. _fetching];
+        }
         _cancel.Cancel();
+        try { Task.WaitAll(running, DisposeWait); }
+        catch (AggregateException) { } // cancelled or failed: either way it has ended
         _store.Dispose();
     }
 }

@@ -29,15 +29,27 @@ public sealed class ObjectStoreSink : ISnapshotSink
     private readonly long[] _seenInPart;
     private readonly bool[] _dirty, _queued, _uploading;
     private readonly string?[] _etags;
+    // _gate guards the whole upload state below: the phase, which parts are queued, uploading and dirty, their ETags,
+    // the in-flight early uploads and the first failure. An early upload is decided and registered in one critical
+    // section, so once Complete has left Running no early upload can start, and the ones it saw are all it waits for.
     private readonly object _gate = new();
     private readonly Queue<int> _ready = new();
-    private readonly SemaphoreSlim _slots = new(Concurrency, Concurrency);
     private readonly CancellationTokenSource _cancel = new();
-    private readonly List<Task> _inFlight = [];
+    private readonly HashSet<Task> _inFlight = [];
     private readonly TimeSpan _deadline;
     private readonly string _uploadId;
     private Exception? _failure;
-    private volatile bool _done;
+    private Phase _phase = Phase.Running;
+
+    private enum Phase
+    {
+        /// <summary>Pages are being written; early parts go up in the background.</summary>
+        Running,
+        /// <summary>Complete (or Abort) has begun: no early upload starts any more.</summary>
+        Closing,
+        /// <summary>The object is complete or the upload abandoned.</summary>
+        Finished,
+    }
 
     private ObjectStoreSink(IObjectStore store, ObjectUri uri, ISnapshotSink spool, string spoolPath, SafeFileHandle spoolRead,
         MultipartPlan plan, IReadOnlyList<SnapshotRegion> regions, string uploadId, TimeSpan deadline)
@@ -106,7 +118,7 @@ public sealed class ObjectStoreSink : ISnapshotSink
 
     public long WritePages(int region, long firstPage, ReadOnlySpan<byte> pages)
     {
-        if (_failure is { } failure) throw new IOException(failure.Message, failure);
+        if (Failure is { } failure) throw new IOException(failure.Message, failure);
         long written = _spool.WritePages(region, firstPage, pages);
         long count = pages.Length / SnapshotFormat.PageSize;
         lock (_gate)
@@ -138,33 +150,52 @@ public sealed class ObjectStoreSink : ISnapshotSink
         _ready.Enqueue(part);
     }
 
-    /// <summary>Starts uploads for ready parts while slots are free; never waits.</summary>
+    /// <summary>The first failure of an early upload, if any.</summary>
+    private Exception? Failure
+    {
+        get { lock (_gate) return _failure; }
+    }
+
+    /// <summary>Records a failure; the first one wins (it is the cause, later ones are usually its consequences).</summary>
+    private void Fail(Exception failure)
+    {
+        lock (_gate) _failure ??= failure;
+    }
+
+    /// <summary>
+    /// Starts uploads for ready parts while fewer than <see cref="Concurrency"/> run; never waits. Whether a part may
+    /// start and its registration as in flight happen under one lock, so Complete never misses an upload it must wait for.
+    /// </summary>
     private void PumpUploads()
     {
-        while (!_done && _failure is null)
+        lock (_gate)
         {
-            int part;
-            lock (_gate)
+            while (_phase == Phase.Running && _failure is null && _ready.Count > 0 && _inFlight.Count < Concurrency)
             {
-                if (_ready.Count == 0) return;
-                if (!_slots.Wait(0)) return;
-                part = _ready.Dequeue();
+                int part = _ready.Dequeue();
                 _queued[part] = false;
-                if (_uploading[part]) { _slots.Release(); continue; } // stays dirty: uploaded again at completion
+                if (_uploading[part]) continue; // stays dirty: uploaded again at completion
                 _uploading[part] = true;
                 _dirty[part] = false;
                 EarlyParts++;
+                // Task.Run only schedules: the upload and its continuation take _gate themselves, after we leave it.
+                var task = Task.Run(() => UploadPart(part, fileLength: 0, _cancel.Token));
+                _inFlight.Add(task);
+                task.ContinueWith(t => Finished(part, t), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
             }
-            var task = Task.Run(() => UploadPart(part, fileLength: 0, _cancel.Token));
-            lock (_gate) _inFlight.Add(task);
-            task.ContinueWith(t =>
-            {
-                lock (_gate) _uploading[part] = false;
-                _slots.Release();
-                if (t.Exception is { } e) _failure ??= e.GetBaseException();
-                PumpUploads();
-            }, TaskScheduler.Default);
         }
+    }
+
+    /// <summary>An early upload ended: its slot is free, its failure (not a cancellation) recorded.</summary>
+    private void Finished(int part, Task upload)
+    {
+        lock (_gate)
+        {
+            _uploading[part] = false;
+            _inFlight.Remove(upload);
+            if (upload.Exception is { } e) _failure ??= e.GetBaseException();
+        }
+        PumpUploads();
     }
 
     /// <summary>Reads the part from the spool and uploads it, retrying transient failures with backoff.</summary>
@@ -190,40 +221,50 @@ public sealed class ObjectStoreSink : ISnapshotSink
 
     public void Complete(IReadOnlyList<StateSection> sections)
     {
-        if (_done) throw new InvalidOperationException("the snapshot is already complete or aborted");
-        if (_failure is { } failure)
+        Task[] running;
+        Exception? failure;
+        lock (_gate)
+        {
+            if (_phase != Phase.Running) throw new InvalidOperationException("the snapshot is already complete or aborted");
+            _phase = Phase.Closing; // no early upload starts from here on: the ones in flight now are all there are
+            failure = _failure;
+            running = [.. _inFlight];
+        }
+        if (failure is not null)
         {
             Abort();
             throw new IOException($"{_uri}: {failure.Message}", failure);
         }
-        _spool.Complete(sections);
         var clock = Stopwatch.StartNew();
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_cancel.Token);
         if (_deadline != Timeout.InfiniteTimeSpan) deadline.CancelAfter(_deadline);
         try
         {
+            _spool.Complete(sections);
             long fileLength = RandomAccess.GetLength(_spoolRead);
-            Task[] running;
+            // Every early upload must have landed (its ETag recorded) before a part is uploaded again or the upload
+            // completed: one landing later could replace newer content or leave a stale ETag in the list.
+            WaitAll(running, deadline.Token);
+            List<int> remaining;
             lock (_gate)
             {
-                _done = true; // no new early uploads
-                running = _inFlight.ToArray();
+                if (_failure is { } late) throw new IOException(late.Message, late);
+                remaining = [.. Enumerable.Range(0, _plan.LastPart + 1).Where(p => _dirty[p] || _etags[p] is null || p == 0 || p == _plan.LastPart)];
             }
-            WaitAll(running, deadline.Token);
-            if (_failure is { } late) throw new IOException(late.Message, late);
-            var remaining = Enumerable.Range(0, _plan.LastPart + 1).Where(p => _dirty[p] || _etags[p] is null || p == 0 || p == _plan.LastPart)
-                .OrderBy(p => p == 0 ? 1 : 0) // the header's part goes last: the object is correct only with it
-                .ToList();
-            var header = remaining.Where(p => p == 0).ToList();
+            // The header's part goes last: the object is correct only with it.
             UploadAll(remaining.Where(p => p != 0), fileLength, deadline.Token);
-            UploadAll(header, fileLength, deadline.Token);
-            var parts = Enumerable.Range(0, _plan.LastPart + 1).Select(p => (p + 1, _etags[p]!)).ToList();
+            UploadAll(remaining.Where(p => p == 0), fileLength, deadline.Token);
+            List<(int, string)> parts;
+            lock (_gate) parts = [.. Enumerable.Range(0, _plan.LastPart + 1).Select(p => (p + 1, _etags[p]!))];
             Wait(ObjectStoreRetry.Run(async c => { await _store.CompleteUploadAsync(_uri.Bucket, _uri.Key, _uploadId, parts, c).ConfigureAwait(false); return true; },
                 deadline.Token), deadline.Token);
             UploadTime = clock.Elapsed;
+            lock (_gate) _phase = Phase.Finished;
         }
         catch (Exception e)
         {
+            lock (_gate) _phase = Phase.Finished;
+            _spool.Abort();
             AbortUpload();
             CleanSpool();
             if (e is OperationCanceledException && !_cancel.IsCancellationRequested)
@@ -265,8 +306,11 @@ public sealed class ObjectStoreSink : ISnapshotSink
 
     public void Abort()
     {
-        if (_done && _spoolRead.IsClosed) return;
-        _done = true;
+        lock (_gate)
+        {
+            if (_phase == Phase.Finished) return;
+            _phase = Phase.Finished;
+        }
         _cancel.Cancel();
         _spool.Abort();
         AbortUpload();
@@ -293,7 +337,7 @@ public sealed class ObjectStoreSink : ISnapshotSink
 
     public void Dispose()
     {
-        if (!_done) Abort();
+        Abort();
         _spool.Dispose();
         _cancel.Dispose();
     }

@@ -31,10 +31,11 @@ public sealed class ObjectStoreSinkTests : IDisposable
 
     /// <summary>Writes the same page sequence to a file sink and an object sink; returns both results.</summary>
     private (byte[] File, byte[] Object, MemoryObjectStore Store) WriteBoth(SnapshotHeaderInfo info, IEnumerable<(int Region, long First, int Count, int Seed)> writes,
-        long partSize = 5L << 20)
+        long partSize = 5L << 20, Action<MemoryObjectStore>? configure = null)
     {
         string path = Path.Combine(_dir, "ref.mvs");
         var store = new MemoryObjectStore();
+        configure?.Invoke(store);
         var uri = new ObjectUri("bucket", "snap.mvs");
         using (var file = SnapshotFileSink.Create(path, info, fsync: false, createdAt: Created, snapshotId: Id))
         using (var obj = ObjectStoreSink.Create(store, uri, info, _dir, TimeSpan.FromMinutes(1), partSize, Id, Created))
@@ -68,6 +69,68 @@ public sealed class ObjectStoreSinkTests : IDisposable
         obj.AsSpan().SequenceEqual(file).Should().BeTrue("the object is the page-addressed file form, byte for byte");
         store.OpenUploads.Should().Be(0);
         Directory.EnumerateFiles(_dir).Should().ContainSingle("the spool is removed: only the reference file is left");
+    }
+
+    [Fact]
+    public async Task Complete_waits_for_an_early_upload_in_flight_before_uploading_its_part_again()
+    {
+        // One 32 MiB region at file offset 2 MiB, 5 MiB parts: part 2 is [10, 15) MiB, pages 2048..3327.
+        var info = Info(32UL << 20);
+        var store = new MemoryObjectStore();
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        int held = 0;
+        store.BeforePartStored = part => part == 3 && Interlocked.Exchange(ref held, 1) == 0
+            ? HoldAsync(started, release) : Task.CompletedTask;
+        string path = Path.Combine(_dir, "ref.mvs");
+        StateSection[] state = [new("vm.clock", 1, new byte[48])];
+        using (var file = SnapshotFileSink.Create(path, info, fsync: false, createdAt: Created, snapshotId: Id))
+        using (var sink = ObjectStoreSink.Create(store, new ObjectUri("bucket", "snap.mvs"), info, _dir, TimeSpan.FromMinutes(1), 5L << 20, Id, Created))
+        {
+            void Write(long first, int count, int seed)
+            {
+                var data = Pages(first, count, seed);
+                file.WritePages(0, first, data);
+                sink.WritePages(0, first, data);
+            }
+            Write(0, 8192, 1);
+            await started.Task.WaitAsync(TimeSpan.FromSeconds(10));
+            Write(2100, 10, 9); // part 2 changes while its early upload (of the older bytes) is still in flight
+            file.Complete(state);
+            var completing = Task.Run(() => sink.Complete(state));
+            await Task.Delay(300);
+            completing.IsCompleted.Should().BeFalse("Complete must wait for the early upload before uploading part 2 again");
+            store.PartOverlaps.Should().Be(0);
+            release.SetResult();
+            await completing.WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        store.PartOverlaps.Should().Be(0);
+        store.LateParts.Should().Be(0);
+        store.Objects["bucket/snap.mvs"].AsSpan().SequenceEqual(File.ReadAllBytes(path)).Should().BeTrue("the newer bytes of part 2 are in the object");
+    }
+
+    private static async Task HoldAsync(TaskCompletionSource started, TaskCompletionSource release)
+    {
+        started.SetResult();
+        await release.Task.ConfigureAwait(false);
+    }
+
+    [Fact]
+    public void Early_uploads_racing_Complete_never_overlap_a_reupload_or_land_after_completion()
+    {
+        // Slow, jittery uploads so early parts are in flight (and finishing, which starts the next) as Complete begins.
+        var info = Info(40UL << 20);
+        for (int round = 0; round < 4; round++)
+        {
+            var rng = new Random(round);
+            var writes = new List<(int, long, int, int)>();
+            for (long first = 0; first < 10240; first += 256) writes.Add((0, first, 256, round));
+            for (int i = 0; i < 6; i++) writes.Add((0, rng.Next(10240 - 4), 4, round + 100 + i));
+            var (file, obj, store) = WriteBoth(info, writes, configure: s => s.BeforePartStored = _ => Task.Delay(Random.Shared.Next(3)));
+            store.PartOverlaps.Should().Be(0, $"round {round}");
+            store.LateParts.Should().Be(0, $"round {round}");
+            obj.AsSpan().SequenceEqual(file).Should().BeTrue($"round {round}");
+        }
     }
 
     [Fact]

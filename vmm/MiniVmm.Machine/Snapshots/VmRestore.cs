@@ -34,6 +34,11 @@ public sealed record RestoreOptions
     public IReadOnlyList<string> ChainDirectories { get; init; } = [];
     /// <summary>Image paths that replace the recorded drives' paths, in slot order (fewer: the rest keep theirs).</summary>
     public IReadOnlyList<string> DrivePaths { get; init; } = [];
+    /// <summary>
+    /// s3:// only: a local read-through cache of the object's blocks, shared by the clones restored on this host (the
+    /// first one fetches a block from the store, the others read the file it left).
+    /// </summary>
+    public string? CacheDirectory { get; init; }
     /// <summary>What to do with a drive whose content the snapshot captured and which changed since.</summary>
     public DriveRestoreMode Drives { get; init; } = DriveRestoreMode.Check;
     /// <summary>TEST ONLY: use the drives as they are, captured or not, changed or not (the writer tests' negative control).</summary>
@@ -63,9 +68,12 @@ public static class VmRestore
                 throw new ArgumentException("--memory mmap needs a local file; an s3:// snapshot restores with --memory lazy or eager");
             if (options.RecordWorkingSet is not null)
                 throw new ArgumentException("--record-working-set writes FILE.ws next to a local file; not with an s3:// snapshot");
-            remote = ObjectStoreBytes.Open(new S3ObjectStore(S3Settings.FromEnvironment()), uri);
-            chain = SnapshotChain.Single(SnapshotFile.Open(remote, uri.ToString()));
+            // Owns the store, also when it throws.
+            remote = ObjectStoreBytes.Open(new S3ObjectStore(S3Settings.FromEnvironment()), uri, options.CacheDirectory);
+            chain = SnapshotChain.Single(SnapshotFile.Open(remote, uri.ToString())); // disposes remote when it throws
         }
+        else if (options.CacheDirectory is not null)
+            throw new ArgumentException("--cache-dir caches blocks of an s3:// snapshot; a local file needs none");
         else chain = SnapshotChain.Open(path, options.ChainDirectories);
         var file = chain.Tip;
         log.LogDebug("snapshot opened and validated in {Ms:F2} ms ({Links} link(s))", System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds, chain.Links.Count);
