@@ -67,8 +67,11 @@ public sealed class WriteTrackingEngineTests
         using var h = new EngineHarness(Pages, TouchedPages);
         h.Vm.WaitForPrefill();
         var sink = h.CreateSink("write-tracking");
-        var job = h.Start(new WriteTrackingEngine(), sink, new SnapshotOptions { RateLimitBytesPerSecond = 64 << 10 }); // ~1 min
-        h.Vm.KeepsWriting(Pages).Should().BeTrue("faults are served while the throttled scan runs");
+        // The scan is throttled to ~16 pages/s and a fault saves only its own page, so the guest's writes cannot
+        // finish the snapshot before the cancel (fault-around or a full sweep of writes would, on a fast machine).
+        var options = new SnapshotOptions { RateLimitBytesPerSecond = 64 << 10, FaultAroundPages = 1, AdaptiveFaultAround = false };
+        var job = h.Start(new WriteTrackingEngine(), sink, options);
+        h.Vm.KeepsWriting(32).Should().BeTrue("faults are served while the throttled scan runs");
         job.Cancel();
         var result = EngineHarness.Finish(job);
 
