@@ -95,18 +95,15 @@ internal sealed class AwsConfigFile
                 openKey = null;
                 continue;
             }
+            if (indented && section is not null && (openKey is null || openKeyHasValue))
+                throw Bad("an indented line continues a value, which MiniVmm does not support (only a sub-section under a key with an empty value such as 's3 =')");
             int eq = line.IndexOf('=');
             if (eq < 0) throw Bad("not a 'key = value' line, a [section] header or a comment");
             string key = line[..eq].Trim();
             string value = line[(eq + 1)..].Trim();
             if (key.Length == 0) throw Bad("a value without a key");
             if (section is null) throw Bad("a key before the first [section] header");
-            if (indented)
-            {
-                if (openKey is null || openKeyHasValue)
-                    throw Bad("an indented line continues a value, which MiniVmm does not support (only a sub-section under a key with an empty value such as 's3 =')");
-                key = openKey + "." + key;
-            }
+            if (indented) key = openKey + "." + key;
             else
             {
                 openKey = key;

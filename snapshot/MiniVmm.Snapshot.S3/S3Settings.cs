@@ -16,9 +16,12 @@ public sealed record S3Settings(string Endpoint, string AccessKey, string Secret
     /// <summary>The profile used when neither <c>--s3-profile</c> nor AWS_PROFILE names one.</summary>
     public const string DefaultProfile = "default";
 
-    /// <summary><see cref="Resolve"/> with no command-line overrides, from this process's environment and files.</summary>
+    /// <summary>
+    /// <see cref="Resolve"/> with no command-line overrides, from this process's environment and files (or from
+    /// <paramref name="getenv"/>, whose HOME then says where ~/.aws is).
+    /// </summary>
     public static S3Settings FromEnvironment(Func<string, string?>? getenv = null) =>
-        Resolve(new S3Overrides(), getenv is null ? S3ConfigSources.Process : S3ConfigSources.Process with { GetEnv = getenv });
+        Resolve(new S3Overrides(), getenv is null ? S3ConfigSources.Process : S3ConfigSources.Process with { GetEnv = getenv, Home = getenv("HOME") });
 
     /// <summary>
     /// The settings as the AWS CLI resolves them (see README "Credentials and endpoint"):
