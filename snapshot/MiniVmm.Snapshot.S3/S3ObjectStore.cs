@@ -33,7 +33,10 @@ public sealed class S3ObjectStore : IObjectStore
             HttpClientFactory = new NoDelayHttpClientFactory(settings.ConnectTimeout),
         };
         _https = settings.Endpoint.StartsWith("https:", StringComparison.OrdinalIgnoreCase);
-        _client = new AmazonS3Client(new BasicAWSCredentials(settings.AccessKey, settings.SecretKey), config);
+        AWSCredentials credentials = settings.SessionToken is { } token
+            ? new SessionAWSCredentials(settings.AccessKey, settings.SecretKey, token)
+            : new BasicAWSCredentials(settings.AccessKey, settings.SecretKey);
+        _client = new AmazonS3Client(credentials, config);
     }
 
     public Task<string> StartUploadAsync(string bucket, string key, CancellationToken cancel) => Call(async () =>

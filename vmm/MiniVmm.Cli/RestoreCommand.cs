@@ -58,8 +58,10 @@ internal static class RestoreCommand
             HelpName = "DIR",
         };
         var snap = new SnapshotCliOptions();
+        var s3 = new S3CliOptions();
         var command = new Command("restore", "Restore a snapshot and resume the guest") { file, serial, allowCpu, memory, record, noWorkingSet, logLevel, qmp, paused, printConfig, chainDirs, driveFromSnapshot, drivePaths, cacheDir };
         foreach (var o in snap.All) command.Options.Add(o);
+        foreach (var o in s3.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
             if (!CommonOptions.TryGetLevel(parse.GetValue(logLevel)!, out var level, out string? levelError)) return CommonOptions.Usage(parse, levelError!);
@@ -75,6 +77,8 @@ internal static class RestoreCommand
             if (path is null && recordText is not null && !SnapshotCliOptions.TryParseDuration(recordText, out _))
                 (path, recordText) = (recordText, null); // only a duration is the option's value
             if (path is null) return CommonOptions.Usage(parse, "restore: no snapshot FILE given");
+            if (!RunCommand.TryGetS3(parse, s3, plan, qmpSpecs, storeSource: MiniVmm.Snapshot.ObjectStore.ObjectUri.IsObjectUri(path), out var s3Access, out string? s3Error))
+                return CommonOptions.Usage(parse, s3Error!);
             if (parse.GetValue(printConfig)) return PrintConfig(path);
             TimeSpan? recordFor = null;
             if (parse.GetResult(record) is not null)
@@ -97,6 +101,7 @@ internal static class RestoreCommand
                 DrivePaths = [.. (parse.GetValue(drivePaths) ?? []).Select(p => p.StartsWith("file=", StringComparison.Ordinal) ? p[5..] : p)],
                 Drives = parse.GetValue(driveFromSnapshot) ? DriveRestoreMode.FromSnapshot : DriveRestoreMode.Check,
                 CacheDirectory = parse.GetValue(cacheDir),
+                S3 = s3Access,
             };
             if (restoreOptions.DrivePaths.Any(string.IsNullOrEmpty)) return CommonOptions.Usage(parse, "--drive: empty path");
             if (restoreOptions.CacheDirectory is { } cache && (cache.Length == 0 || !MiniVmm.Snapshot.ObjectStore.ObjectUri.IsObjectUri(path)))
@@ -136,7 +141,7 @@ internal static class RestoreCommand
                 Console.Error.WriteLine($"minivmm: --incremental-from: {baseError}");
                 return ExitCodes.BadInput;
             }
-            return VmSession.Run(vm, plan, qmpSpecs, loggers, parse.GetValue(paused));
+            return VmSession.Run(vm, plan, qmpSpecs, loggers, parse.GetValue(paused), s3Access);
         });
         return command;
     }

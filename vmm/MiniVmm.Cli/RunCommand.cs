@@ -37,9 +37,11 @@ internal static class RunCommand
         var paused = CommonOptions.Paused();
         var config = new Option<string?>("--config") { Description = "read options from a JSON file: {\"kernel\": \"...\", \"mem\": \"512M\", ...} (keys are these options' names; options given here win)" };
         var snap = new SnapshotCliOptions();
+        var s3 = new S3CliOptions();
 
         var command = new Command("run", "Boot a guest and run it until it exits") { kernel, initrd, cmdline, mem, cpus, serial, hugePages, drives, nets, rng, logLevel, qmp, paused, config };
         foreach (var o in snap.All) command.Options.Add(o);
+        foreach (var o in s3.All) command.Options.Add(o);
         command.SetAction(parse =>
         {
             if (!CommonOptions.TryGetLevel(parse.GetValue(logLevel)!, out var level, out string? levelError)) return CommonOptions.Usage(parse, levelError!);
@@ -84,8 +86,9 @@ internal static class RunCommand
                 return CommonOptions.Usage(parse, SnapshotController.IncrementalWithDriveRefusal);
             if (!QmpCliOption.TryParse(parse.GetValue(qmp), out var qmpSpecs, out string? qmpError)) return CommonOptions.Usage(parse, qmpError!);
             if (parse.GetValue(paused) && qmpSpecs.Count == 0) return CommonOptions.Usage(parse, "--paused needs --qmp: the monitor's cont starts the VM");
+            if (!TryGetS3(parse, s3, plan, qmpSpecs, storeSource: false, out var s3Access, out string? s3Error)) return CommonOptions.Usage(parse, s3Error!);
             using var loggers = Logging.Create(level);
-            return Execute(config, plan, qmpSpecs, loggers, parse.GetValue(paused));
+            return Execute(config, plan, qmpSpecs, loggers, parse.GetValue(paused), s3Access);
         });
         return command;
     }
@@ -168,13 +171,27 @@ internal static class RunCommand
         return true;
     }
 
-    private static int Execute(VmConfig config, SnapshotPlan? plan, IReadOnlyList<QmpSpec> qmpSpecs, ILoggerFactory loggers, bool paused)
+    /// <summary>
+    /// --s3-profile and --s3-endpoint; with --snapshot-to s3:// the settings are resolved now, so that a missing key or
+    /// profile is a usage error at start rather than a failed snapshot later (each snapshot resolves them again: rotated
+    /// keys are picked up).
+    /// </summary>
+    internal static bool TryGetS3(ParseResult parse, S3CliOptions s3, SnapshotPlan? plan, IReadOnlyList<QmpSpec> qmpSpecs, bool storeSource,
+        out S3Access access, out string? error)
+    {
+        bool snapshotsToStore = plan is not null && MiniVmm.Snapshot.ObjectStore.ObjectUri.IsObjectUri(plan.Destination);
+        if (!s3.TryGet(parse, storeSource || snapshotsToStore || qmpSpecs.Count > 0, out access, out error)) return false;
+        if (snapshotsToStore && access.Problem() is { } problem) { error = "--snapshot-to s3://: " + problem; return false; }
+        return true;
+    }
+
+    private static int Execute(VmConfig config, SnapshotPlan? plan, IReadOnlyList<QmpSpec> qmpSpecs, ILoggerFactory loggers, bool paused, S3Access s3)
     {
         var log = loggers.CreateLogger("minivmm");
         Vm vm;
         try { vm = Vm.Create(config, loggers); }
         catch (Exception e) { return CommonOptions.ReportStartupFailure(log, e); }
 
-        return VmSession.Run(vm, plan, qmpSpecs, loggers, paused);
+        return VmSession.Run(vm, plan, qmpSpecs, loggers, paused, s3);
     }
 }

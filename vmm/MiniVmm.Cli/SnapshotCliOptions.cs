@@ -9,7 +9,7 @@ internal sealed class SnapshotCliOptions
 {
     public Option<string?> To { get; } = new("--snapshot-to")
     {
-        Description = "take a live snapshot into FILE (%n: a counter, %t: the UTC time, e.g. 'vm-%n.mvs'), or stream it to exec:CMD (run by /bin/sh), or upload it to s3://BUCKET/KEY (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)",
+        Description = "take a live snapshot into FILE (%n: a counter, %t: the UTC time, e.g. 'vm-%n.mvs'), or stream it to exec:CMD (run by /bin/sh), or upload it to s3://BUCKET/KEY (store and keys: --s3-endpoint, --s3-profile, the AWS_* variables, ~/.aws/credentials and ~/.aws/config)",
     };
     public Option<bool> Overwrite { get; } = new("--snapshot-overwrite") { Description = "replace an existing snapshot file (default: refuse)" };
     public Option<string?> After { get; } = new("--snapshot-after") { Description = "when to snapshot: a duration such as 500ms, 2s, 1m (default: only on SIGUSR1 or a guest request)" };

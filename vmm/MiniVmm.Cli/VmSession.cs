@@ -11,12 +11,13 @@ namespace MiniVmm.Cli;
 internal static class VmSession
 {
     /// <param name="paused">build the VM but hold its vCPUs until the monitor's `cont` (QEMU's -S)</param>
-    public static int Run(Vm vm, SnapshotPlan? plan, IReadOnlyList<QmpSpec> qmp, ILoggerFactory loggers, bool paused = false)
+    /// <param name="s3">--s3-profile and --s3-endpoint: for --snapshot-to s3:// and the monitor's migrate s3:// alike</param>
+    public static int Run(Vm vm, SnapshotPlan? plan, IReadOnlyList<QmpSpec> qmp, ILoggerFactory loggers, bool paused = false, S3Access? s3 = null)
     {
         var log = loggers.CreateLogger("minivmm");
         using var stopRequested = new CancellationTokenSource();
         int stopSignal = HostSignals.SIGINT;
-        var controller = new SnapshotController(vm, loggers);
+        var controller = new SnapshotController(vm, loggers) { S3 = s3 ?? S3Access.Default };
         if (!QmpCliOption.TryStart(vm, controller, qmp, loggers, out var monitor, out string? qmpError))
         {
             vm.Dispose();

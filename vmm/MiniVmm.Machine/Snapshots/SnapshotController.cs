@@ -59,6 +59,9 @@ public sealed class SnapshotController
         if (job.Completion.IsCompletedSuccessfully && _job == job) OnFinished(job.Completion.Result);
     }
 
+    /// <summary>How s3:// destinations are reached (the command line's --s3-profile and --s3-endpoint), whatever asks for the snapshot.</summary>
+    public S3Access S3 { get; init; } = S3Access.Default;
+
     /// <summary>Who holds the vCPUs paused (the monitor's stop/cont and the engines share it).</summary>
     public VmRunState RunState { get; }
 
@@ -139,7 +142,7 @@ public sealed class SnapshotController
             var engine = SnapshotEngines.For(options.Mode);
             var info = new SnapshotHeaderInfo(engine.Name, _source.DescribeConfig(), RecordedVmConfig.HostCpuModel(),
                 _vm.Memory.Regions.Select(r => new SnapshotRegion(r.GuestAddress, r.Size)).ToList()) { Parent = parent };
-            _destination = SnapshotDestination.Open(destination, info, options.StallTimeout);
+            _destination = SnapshotDestination.Open(destination, info, options.StallTimeout, S3);
             var sink = _destination.Sink;
             if (writableDrives)
             {

@@ -39,11 +39,11 @@ public sealed class SnapshotDestination : IDisposable
 
     /// <summary>
     /// Opens the destination. For exec: a reader that takes no data for <paramref name="stallTimeout"/> fails the
-    /// snapshot (infinite: never).
+    /// snapshot (infinite: never). For s3://, <paramref name="s3"/> holds the command line's profile and endpoint.
     /// </summary>
-    public static SnapshotDestination Open(string destination, SnapshotHeaderInfo info, TimeSpan? stallTimeout = null)
+    public static SnapshotDestination Open(string destination, SnapshotHeaderInfo info, TimeSpan? stallTimeout = null, S3Access? s3 = null)
     {
-        if (ObjectUri.IsObjectUri(destination)) return OpenObject(ObjectUri.Parse(destination), info, stallTimeout);
+        if (ObjectUri.IsObjectUri(destination)) return OpenObject(ObjectUri.Parse(destination), info, stallTimeout, s3 ?? S3Access.Default);
         if (destination.StartsWith("exec:", StringComparison.Ordinal))
         {
             string command = destination[5..];
@@ -78,14 +78,15 @@ public sealed class SnapshotDestination : IDisposable
     }
 
     /// <summary>
-    /// s3://BUCKET/KEY: endpoint and credentials from the environment (never logged); the spool lives in
-    /// MINIVMM_SPOOL_DIR or the temporary directory. The deadline for the store is the stall timeout.
+    /// s3://BUCKET/KEY: endpoint and credentials from --s3-profile/--s3-endpoint, the environment and the AWS shared
+    /// files (<see cref="S3Settings.Resolve"/>; never logged); the spool lives in MINIVMM_SPOOL_DIR or the temporary
+    /// directory. The deadline for the store is the stall timeout.
     /// </summary>
-    private static SnapshotDestination OpenObject(ObjectUri uri, SnapshotHeaderInfo info, TimeSpan? stallTimeout)
+    private static SnapshotDestination OpenObject(ObjectUri uri, SnapshotHeaderInfo info, TimeSpan? stallTimeout, S3Access s3)
     {
         if (info.Parent is not null)
             throw new ArgumentException("an incremental snapshot needs a file destination, not s3:// (the store holds full snapshots)");
-        var store = new S3ObjectStore(S3Settings.FromEnvironment());
+        var store = new S3ObjectStore(s3.Resolve());
         try
         {
             string spool = Environment.GetEnvironmentVariable("MINIVMM_SPOOL_DIR") is { Length: > 0 } dir ? dir : Path.GetTempPath();

@@ -39,6 +39,8 @@ public sealed record RestoreOptions
     /// first one fetches a block from the store, the others read the file it left).
     /// </summary>
     public string? CacheDirectory { get; init; }
+    /// <summary>s3:// only: the command line's --s3-profile and --s3-endpoint.</summary>
+    public S3Access S3 { get; init; } = S3Access.Default;
     /// <summary>What to do with a drive whose content the snapshot captured and which changed since.</summary>
     public DriveRestoreMode Drives { get; init; } = DriveRestoreMode.Check;
     /// <summary>TEST ONLY: use the drives as they are, captured or not, changed or not (the writer tests' negative control).</summary>
@@ -69,7 +71,7 @@ public static class VmRestore
             if (options.RecordWorkingSet is not null)
                 throw new ArgumentException("--record-working-set writes FILE.ws next to a local file; not with an s3:// snapshot");
             // Owns the store, also when it throws.
-            remote = ObjectStoreBytes.Open(new S3ObjectStore(S3Settings.FromEnvironment()), uri, options.CacheDirectory);
+            remote = ObjectStoreBytes.Open(new S3ObjectStore(options.S3.Resolve()), uri, options.CacheDirectory);
             chain = SnapshotChain.Single(SnapshotFile.Open(remote, uri.ToString())); // disposes remote when it throws
         }
         else if (options.CacheDirectory is not null)
