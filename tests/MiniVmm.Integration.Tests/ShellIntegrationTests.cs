@@ -95,7 +95,7 @@ public sealed partial class ShellIntegrationTests
         finally { Directory.Delete(bin, recursive: true); }
     }
 
-    [GeneratedRegex(@"^\s+(?:-\S+, )*(--[a-z][a-z-]*)", RegexOptions.Multiline)]
+    [GeneratedRegex(@"^\s+(?:-\S+, )*(--[a-z][a-z0-9-]*)", RegexOptions.Multiline)]
     private static partial Regex OptionInHelp();
 
     [GeneratedRegex(@"^\.(TH|SH|SS|TP|B|br)( |$)")]
