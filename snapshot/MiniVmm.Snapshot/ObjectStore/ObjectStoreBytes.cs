@@ -96,14 +96,9 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
         if (offset >= Length || destination.Length == 0) return 0;
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
         int total = (int)Math.Min(destination.Length, Length - offset);
-        // BlockMap.Split's pieces, without its iterator: a read of cached blocks allocates nothing.
-        int blockSize = _map.BlockSize;
         for (int at = 0; at < total;)
         {
-            long position = offset + at;
-            long block = position / blockSize;
-            int within = (int)(position - block * blockSize);
-            int length = Math.Min(total - at, blockSize - within);
+            var (block, within, length) = _map.PieceAt(offset, total, at);
             byte[] data = Wait(Block(block, readAhead: true));
             data.AsSpan(within, length).CopyTo(destination.Slice(at, length));
             at += length;
@@ -246,15 +241,21 @@ public sealed class BlockMap(long length, int blockSize = BlockMap.DefaultBlockS
     {
         if (offset < 0 || count < 0 || offset > Length || count > Length - offset)
             throw new ArgumentOutOfRangeException(nameof(offset), $"[{offset}, +{count}) is outside the object ({Length} bytes)");
-        int at = 0;
-        while (at < count)
+        for (int at = 0; at < count;)
         {
-            long position = offset + at;
-            long block = position / BlockSize;
-            int within = (int)(position - block * BlockSize);
-            int length = Math.Min(count - at, BlockSize - within);
+            var (block, within, length) = PieceAt(offset, count, at);
             yield return (block, within, length, at);
             at += length;
         }
+    }
+
+    /// <summary>The piece of the read [offset, offset+count) that starts <paramref name="at"/> bytes into it (a loop over
+    /// these is <see cref="Split"/> without an iterator: the fault path's reads allocate nothing).</summary>
+    public (long Block, int Within, int Length) PieceAt(long offset, int count, int at)
+    {
+        long position = offset + at;
+        long block = position / BlockSize;
+        int within = (int)(position - block * BlockSize);
+        return (block, within, Math.Min(count - at, BlockSize - within));
     }
 }
