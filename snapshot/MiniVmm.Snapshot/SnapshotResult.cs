@@ -58,6 +58,8 @@ public sealed record SnapshotResult
     public long DriveBytes { get; init; }
     /// <summary>Drive blocks a guest write had to copy before it could overwrite them (the rest were copied in the background).</summary>
     public long DriveBlocksCopiedBeforeWrite { get; init; }
+    /// <summary>An incremental link's drive blocks (written since the parent) it copied; null for full drive captures.</summary>
+    public long? DriveLinkBlocks { get; init; }
 
     public int Iterations { get; init; }
     public bool Converged { get; init; } = true;
@@ -71,7 +73,8 @@ public sealed record SnapshotResult
           $"protected window {ShortMs(ProtectedWindow)}, total {ShortMs(TotalTime)}" +
           (Incremental ? $", incremental: {ChangedPages} changed pages" : "") +
           (Iterations > 0 && !Converged ? $", did not converge in {Iterations} iterations" : "") +
-          (DriveBytes > 0 ? $", drives {MiB(DriveBytes)}" : "")
+          (DriveBytes > 0 || DriveLinkBlocks is not null ? $", drives {MiB(DriveBytes)}" : "") +
+          (DriveLinkBlocks is { } blocks ? $" ({blocks} changed blocks)" : "")
         : $"snapshot ({Engine}) {(Cancelled ? "cancelled" : "failed")}: {Error}";
 
     /// <summary>Every figure of a finished snapshot on one line, for the debug log and for tuning.</summary>
@@ -83,7 +86,8 @@ public sealed record SnapshotResult
           $", protected window {Ms(ProtectedWindow)}" +
           (Incremental ? $", incremental: {ChangedPages} pages changed since the parent" : "") +
           (HandoverPause > TimeSpan.Zero ? $", tracking handover {Ms(HandoverPause)}" : "") +
-          (DriveBytes > 0 || DriveBlocksCopiedBeforeWrite > 0 ? $", drives {DriveBytes} bytes ({DriveBlocksCopiedBeforeWrite} blocks copied before a write)" : "")
+          (DriveBytes > 0 || DriveBlocksCopiedBeforeWrite > 0 || DriveLinkBlocks is not null
+              ? $", drives {DriveBytes} bytes ({DriveBlocksCopiedBeforeWrite} blocks copied before a write{(DriveLinkBlocks is { } b ? $", a link of {b} changed blocks" : "")})" : "")
         : Summary();
 
     private static string Ms(TimeSpan t) => $"{t.TotalMilliseconds:F2} ms";

@@ -26,7 +26,8 @@ public sealed class GuestRun : IDisposable
 
     public static ILoggerFactory Loggers { get; } = NullLoggerFactory.Instance;
 
-    public static (GuestRun Run, Func<string> Serial) Boot(string kernel, string cmdline = "", int cpus = 1, ulong mem = 256UL << 20)
+    public static (GuestRun Run, Func<string> Serial) Boot(string kernel, string cmdline = "", int cpus = 1, ulong mem = 256UL << 20,
+        IReadOnlyList<MiniVmm.Devices.Virtio.Block.DriveSpec>? drives = null)
     {
         var serial = new StringBuilder();
         var config = new VmConfig
@@ -36,6 +37,7 @@ public sealed class GuestRun : IDisposable
             Vcpus = cpus,
             MemoryBytes = mem,
             Serial = new SerialTarget.Callback(bytes => { lock (serial) serial.Append(Encoding.ASCII.GetString(bytes.Span)); }),
+            Drives = drives ?? [],
         };
         var run = new GuestRun(Vm.Create(config, Loggers));
         return (run, () => { lock (serial) return serial.ToString(); });

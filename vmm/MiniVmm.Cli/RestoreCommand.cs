@@ -129,12 +129,6 @@ internal static class RestoreCommand
                 return ExitCodes.BadInput;
             }
             catch (Exception e) { return CommonOptions.ReportStartupFailure(log, e); }
-            if ((plan?.Incremental ?? false) && vm.Config.Drives.Any(d => !d.ReadOnly))
-            {
-                vm.Dispose();
-                Console.Error.WriteLine($"minivmm: {SnapshotController.IncrementalWithDriveRefusal}");
-                return ExitCodes.BadInput;
-            }
             if (plan?.IncrementalFrom is { } basePath && CheckIncrementalBase(vm, basePath) is { } baseError)
             {
                 vm.Dispose();

@@ -82,8 +82,6 @@ internal static class RunCommand
             if (plan?.IncrementalFrom is not null)
                 return CommonOptions.Usage(parse, "--incremental-from applies to restore: a booted VM has no snapshot to build on " +
                     "(--snapshot-incremental makes its first snapshot a full one and the later ones links of it)");
-            if ((plan?.Incremental ?? false) && driveSpecs.Any(d => !d.ReadOnly))
-                return CommonOptions.Usage(parse, SnapshotController.IncrementalWithDriveRefusal);
             if (!QmpCliOption.TryParse(parse.GetValue(qmp), out var qmpSpecs, out string? qmpError)) return CommonOptions.Usage(parse, qmpError!);
             if (parse.GetValue(paused) && qmpSpecs.Count == 0) return CommonOptions.Usage(parse, "--paused needs --qmp: the monitor's cont starts the VM");
             if (!TryGetS3(parse, s3, plan, qmpSpecs, storeSource: false, out var s3Access, out string? s3Error)) return CommonOptions.Usage(parse, s3Error!);

@@ -66,7 +66,7 @@ internal static class SnapshotCommand
         c.SetAction(parse => Guard(parse.GetValue(dir)!, () =>
         {
             if (parse.GetValue(keep) < 1) return CommonOptions.Usage(parse, "--keep: at least 1");
-            var result = SnapshotPrune.Prune(parse.GetValue(dir)!, parse.GetValue(keep));
+            var result = SnapshotPrune.Prune(parse.GetValue(dir)!, parse.GetValue(keep), sideFiles: DriveSideFiles.Instance);
             foreach (var m in result.MergedInto) Console.WriteLine($"merged base {m}");
             foreach (var r in result.Relinked) Console.WriteLine($"re-pointed {r}");
             foreach (var d in result.Deleted) Console.WriteLine($"deleted {d}");
@@ -86,7 +86,7 @@ internal static class SnapshotCommand
         {
             using var chain = SnapshotChain.Open(parse.GetValue(tip)!, parse.GetValue(chainDirs));
             MergeResult result;
-            try { result = SnapshotMerge.Merge(chain, parse.GetValue(output)!); }
+            try { result = SnapshotMerge.Merge(chain, parse.GetValue(output)!, sideFiles: DriveSideFiles.Instance); }
             catch (ArgumentException e)
             {
                 Console.Error.WriteLine($"minivmm: {e.Message}");

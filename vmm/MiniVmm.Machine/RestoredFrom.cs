@@ -8,6 +8,12 @@ namespace MiniVmm.Machine;
 /// </summary>
 public sealed record RestoredFrom(string Path, SnapshotParent Identity, string Memory, int Links)
 {
+    /// <summary>
+    /// Per writable drive slot, each block's hash as restore found (or wrote) it, which is the snapshot's content: an
+    /// incremental link of this VM copies only the blocks written since. Empty when the drives were not checked.
+    /// </summary>
+    public IReadOnlyDictionary<int, ulong[]> DriveHashes { get; init; } = new Dictionary<int, ulong[]>();
+
     /// <summary>Every page was in RAM before the first instruction: writes can be tracked from the start.</summary>
     public bool LoadedEagerly => Memory == "eager";
 }

@@ -8,14 +8,15 @@ public sealed record MergeResult(string Path, SnapshotParent Identity, int Links
 
 /// <summary>
 /// Squashes an incremental chain into one full snapshot: the tip's state and VM config, every page from the newest link
-/// that has it (zero pages become holes). Written aside and renamed into place (an interrupted merge leaves nothing), then
+/// that has it (zero pages become holes), and the side files (drive captures) merged the same way. Written aside and renamed into place (an interrupted merge leaves nothing), then
 /// verified: the output is re-opened and each page's recorded checksum compared with the chain's.
 /// </summary>
 public static class SnapshotMerge
 {
     private const int BatchPages = 512;
 
-    public static MergeResult Merge(SnapshotChain chain, string outputPath, bool fsync = true)
+    /// <param name="sideFiles">what the snapshots keep beside them (drive captures): merged too (default: none)</param>
+    public static MergeResult Merge(SnapshotChain chain, string outputPath, bool fsync = true, ISnapshotSideFiles? sideFiles = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(outputPath);
         string full = System.IO.Path.GetFullPath(outputPath);
@@ -26,6 +27,7 @@ public static class SnapshotMerge
         long pages = 0;
         var buffer = new byte[BatchPages * SnapshotFormat.PageSize];
         var sink = SnapshotFileSink.Create(outputPath, info, fsync, tip.CreatedAt);
+        IReadOnlyList<string> written = [];
         try
         {
             for (int g = 0; g < chain.Regions.Count; g++)
@@ -42,19 +44,28 @@ public static class SnapshotMerge
                     sink.WritePages(g, first, span);
                 }
             }
-            sink.Complete(tip.Sections);
+            var (sections, files) = (sideFiles ?? NoSideFiles.Instance).Merge(chain, outputPath, fsync);
+            written = files;
+            sink.Complete(sections);
             pages = sink.PagesWritten;
         }
         catch
         {
             sink.Abort();
+            foreach (string f in written) TryDelete(f);
             throw;
         }
         finally
         {
             sink.Dispose();
         }
-        var identity = VerifyAgainst(chain, outputPath);
+        SnapshotParent identity;
+        try { identity = VerifyAgainst(chain, outputPath); }
+        catch
+        {
+            foreach (string f in written) TryDelete(f);
+            throw;
+        }
         return new MergeResult(outputPath, identity, chain.Links.Count, pages, sink.BytesWritten);
     }
 

@@ -14,8 +14,11 @@ public static class SnapshotPrune
 {
     private sealed record Entry(string Path, SnapshotParent Identity, SnapshotParent? Parent);
 
-    public static PruneResult Prune(string directory, int keep, bool fsync = true)
+    /// <param name="sideFiles">what the snapshots keep beside them (drive captures): merged into the new base, deleted
+    /// with the links they belong to (default: none)</param>
+    public static PruneResult Prune(string directory, int keep, bool fsync = true, ISnapshotSideFiles? sideFiles = null)
     {
+        sideFiles ??= NoSideFiles.Instance;
         if (keep < 1) throw new ArgumentException("keep at least 1 link per chain");
         if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"'{directory}' does not exist");
         var merged = new List<string>();
@@ -31,7 +34,7 @@ public static class SnapshotPrune
             string temp = Path.Combine(Path.GetDirectoryName(newBasePath)!, $"{Path.GetFileNameWithoutExtension(newBasePath)}.pruned-{Guid.NewGuid():N}.mvs");
             SnapshotParent mergedIdentity;
             using (var sub = SnapshotChain.Open(newBasePath, [directory]))
-                mergedIdentity = SnapshotMerge.Merge(sub, temp, fsync).Identity;
+                mergedIdentity = SnapshotMerge.Merge(sub, temp, fsync, sideFiles).Identity;
             if (keep >= 2)
             {
                 using (var child = SnapshotFile.Open(links[keep - 2]))
@@ -42,7 +45,11 @@ public static class SnapshotPrune
             }
             else
             {
-                File.Move(temp, newBasePath, overwrite: true); // keep 1: the tip itself becomes the full snapshot
+                // keep 1: the tip itself becomes the full snapshot; its own side files (a link's) give way to the merged ones.
+                var replaced = SideFilesOf(sideFiles, newBasePath);
+                File.Move(temp, newBasePath, overwrite: true);
+                var kept = SideFilesOf(sideFiles, newBasePath);
+                foreach (string f in replaced.Except(kept)) TryDelete(f);
                 Replace(entries, newBasePath, _ => new Entry(newBasePath, mergedIdentity, null));
             }
             // Folded links, newest first: each goes once no remaining file names it (the merged base is the chain's now).
@@ -51,7 +58,9 @@ public static class SnapshotPrune
                 if (path == newBasePath && keep == 1) continue; // the tip, now full
                 if (entries.FirstOrDefault(e => e.Path == path) is not { } entry) continue;
                 if (entries.Any(e => e.Path != path && e.Parent == entry.Identity)) continue; // another chain branches off it
+                var own = SideFilesOf(sideFiles, path);
                 File.Delete(path);
+                foreach (string f in own) TryDelete(f);
                 entries.Remove(entry);
                 deleted.Add(path);
             }
@@ -83,6 +92,19 @@ public static class SnapshotPrune
             catch (Exception e) when (e is SnapshotFormatException or IOException or UnauthorizedAccessException) { }
         }
         return entries;
+    }
+
+    private static IReadOnlyList<string> SideFilesOf(ISnapshotSideFiles sideFiles, string path)
+    {
+        using var file = SnapshotFile.Open(path);
+        return sideFiles.Of(file);
+    }
+
+    private static void TryDelete(string path)
+    {
+        try { File.Delete(path); }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
     }
 
     private static void Replace(List<Entry> entries, string path, Func<Entry, Entry> change)

@@ -1,22 +1,35 @@
 using System.Buffers.Binary;
 using System.Text;
+using MiniVmm.Devices.Virtio.Block;
 using MiniVmm.Machine.State;
 using MiniVmm.Snapshot.Format;
 
 namespace MiniVmm.Machine.Snapshots;
 
 /// <summary>
-/// The state section (<c>drive{SLOT}</c>, version 1) that pairs a snapshot with the content of a writable drive as of
-/// its freeze: a sibling file in the snapshot's directory, named by file name only (the two move together), its length
-/// and the content checksum (<see cref="MiniVmm.Devices.Virtio.Block.DriveChecksum"/>). The trailer's state checksum
-/// covers this record, so the pair is checked end to end. Layout (little-endian): u32 slot, u64 length, u32 block
-/// size, u64 checksum, u64 bytes stored, u16 name length, the name (UTF-8).
+/// The state section (<c>drive{SLOT}</c>) that pairs a snapshot with the content of a writable drive as of its freeze: a
+/// sibling file in the snapshot's directory, named by file name only (the two move together), its length and the
+/// content checksum of the whole drive at the freeze (<see cref="MiniVmm.Devices.Virtio.Block.DriveChecksum"/>). The
+/// trailer's state checksum covers this record, so the pair is checked end to end.
+/// Version 1 (a full capture: the file holds every block) is, little-endian: u32 slot, u64 length, u32 block size, u64
+/// checksum, u64 bytes stored, u16 name length, the name (UTF-8). Version 2 (an incremental link's capture) appends a
+/// u32 word count and that many u64 words of the stored-block bitmap (block b is bit b%64 of word b/64): the file
+/// holds those blocks, written since the parent's freeze; every other block is the parent's.
 /// </summary>
-public sealed record DriveRecord(int Slot, long Length, int BlockSize, ulong Checksum, long BytesStored, string File)
+public sealed record DriveRecord(int Slot, long Length, int BlockSize, ulong Checksum, long BytesStored, string File, ulong[]? StoredBlocks = null)
 {
     public const string Prefix = "drive";
     public const ushort Version = 1;
+    public const ushort LinkVersion = 2;
     private const int FixedSize = 4 + 8 + 4 + 8 + 8 + 2;
+
+    /// <summary>True for an incremental link's capture (only the blocks changed since the parent).</summary>
+    public bool IsLink => StoredBlocks is not null;
+
+    public long BlockCount => (Length + BlockSize - 1) / BlockSize;
+
+    /// <summary>Whether this capture's file holds block <paramref name="block"/> (a full capture holds all).</summary>
+    public bool Holds(long block) => StoredBlocks is null || BlockBits.Get(StoredBlocks, block);
 
     public static bool IsDriveSection(string id) => id.StartsWith(Prefix, StringComparison.Ordinal) && id.Length > Prefix.Length
         && id.AsSpan(Prefix.Length).IndexOfAnyExceptInRange('0', '9') < 0;
@@ -27,7 +40,8 @@ public sealed record DriveRecord(int Slot, long Length, int BlockSize, ulong Che
     public StateSection ToSection()
     {
         var name = Encoding.UTF8.GetBytes(File);
-        var data = new byte[FixedSize + name.Length];
+        int bitmapBytes = StoredBlocks is null ? 0 : 4 + StoredBlocks.Length * 8;
+        var data = new byte[FixedSize + name.Length + bitmapBytes];
         var d = data.AsSpan();
         BinaryPrimitives.WriteUInt32LittleEndian(d, (uint)Slot);
         BinaryPrimitives.WriteInt64LittleEndian(d[4..], Length);
@@ -36,14 +50,19 @@ public sealed record DriveRecord(int Slot, long Length, int BlockSize, ulong Che
         BinaryPrimitives.WriteInt64LittleEndian(d[24..], BytesStored);
         BinaryPrimitives.WriteUInt16LittleEndian(d[32..], (ushort)name.Length);
         name.CopyTo(d[FixedSize..]);
-        return new StateSection(Prefix + Slot, Version, data);
+        if (StoredBlocks is null) return new StateSection(Prefix + Slot, Version, data);
+        var bitmap = d[(FixedSize + name.Length)..];
+        BinaryPrimitives.WriteUInt32LittleEndian(bitmap, (uint)StoredBlocks.Length);
+        for (int w = 0; w < StoredBlocks.Length; w++) BinaryPrimitives.WriteUInt64LittleEndian(bitmap[(4 + w * 8)..], StoredBlocks[w]);
+        return new StateSection(Prefix + Slot, LinkVersion, data);
     }
 
     /// <summary>Decodes a section as untrusted input.</summary>
     /// <exception cref="StateRestoreException">The record is malformed, or names anything but a plain file name.</exception>
     public static DriveRecord FromSection(StateSection s)
     {
-        if (s.Version != Version) throw new StateRestoreException($"section '{s.Id}' has version {s.Version}; this MiniVmm reads version {Version}");
+        if (s.Version is not (Version or LinkVersion))
+            throw new StateRestoreException($"section '{s.Id}' has version {s.Version}; this MiniVmm reads versions {Version} and {LinkVersion}");
         var d = s.Data.AsSpan();
         if (d.Length < FixedSize) throw new StateRestoreException($"section '{s.Id}': {d.Length} bytes, too short for a drive record");
         int slot = (int)BinaryPrimitives.ReadUInt32LittleEndian(d);
@@ -52,9 +71,10 @@ public sealed record DriveRecord(int Slot, long Length, int BlockSize, ulong Che
         ulong checksum = BinaryPrimitives.ReadUInt64LittleEndian(d[16..]);
         long stored = BinaryPrimitives.ReadInt64LittleEndian(d[24..]);
         int nameLength = BinaryPrimitives.ReadUInt16LittleEndian(d[32..]);
-        if (d.Length != FixedSize + nameLength) throw new StateRestoreException($"section '{s.Id}': {d.Length} bytes, {FixedSize + nameLength} expected");
+        if (d.Length < FixedSize + nameLength || (s.Version == Version && d.Length != FixedSize + nameLength))
+            throw new StateRestoreException($"section '{s.Id}': {d.Length} bytes, {FixedSize + nameLength} expected");
         string name;
-        try { name = new UTF8Encoding(false, true).GetString(d[FixedSize..]); }
+        try { name = new UTF8Encoding(false, true).GetString(d.Slice(FixedSize, nameLength)); }
         catch (ArgumentException) { throw new StateRestoreException($"section '{s.Id}': the file name is not UTF-8"); }
         if (s.Id != Prefix + slot) throw new StateRestoreException($"section '{s.Id}' records drive {slot}");
         if (length < 0 || stored < 0 || stored > length) throw new StateRestoreException($"section '{s.Id}': length {length}, {stored} bytes stored");
@@ -63,7 +83,22 @@ public sealed record DriveRecord(int Slot, long Length, int BlockSize, ulong Che
         // A hostile file must not point restore at /etc/shadow or ../x: only a name in the snapshot's own directory.
         if (name.Length == 0 || name is "." or ".." || name.Contains('/') || name.Contains('\0'))
             throw new StateRestoreException($"section '{s.Id}': '{name}' is not a file name in the snapshot's directory");
-        return new DriveRecord(slot, length, blockSize, checksum, stored, name);
+        ulong[]? storedBlocks = s.Version == LinkVersion ? ReadBitmap(s.Id, d[(FixedSize + nameLength)..], length, blockSize) : null;
+        return new DriveRecord(slot, length, blockSize, checksum, stored, name, storedBlocks);
+    }
+
+    /// <summary>A link's stored-block bitmap: exactly one bit per block of the drive, none beyond its end.</summary>
+    private static ulong[] ReadBitmap(string id, ReadOnlySpan<byte> d, long length, int blockSize)
+    {
+        long blocks = (length + blockSize - 1) / blockSize;
+        long words = (blocks + 63) / 64;
+        if (d.Length < 4 || BinaryPrimitives.ReadUInt32LittleEndian(d) != words || d.Length != 4 + words * 8)
+            throw new StateRestoreException($"section '{id}': the stored-block bitmap does not cover the drive's {blocks} blocks");
+        var bitmap = new ulong[words];
+        for (int w = 0; w < words; w++) bitmap[w] = BinaryPrimitives.ReadUInt64LittleEndian(d[(4 + w * 8)..]);
+        if (blocks % 64 != 0 && bitmap[^1] >> (int)(blocks % 64) != 0)
+            throw new StateRestoreException($"section '{id}': the stored-block bitmap names blocks past the drive's end");
+        return bitmap;
     }
 
     /// <summary>The drive records of a snapshot's sections, in slot order.</summary>

@@ -1,6 +1,5 @@
 using KvmSharp;
 using Microsoft.Extensions.Logging;
-using Microsoft.Win32.SafeHandles;
 using MiniVmm.Devices.Virtio.Block;
 using MiniVmm.Machine.State;
 
@@ -22,11 +21,19 @@ public enum DriveRestoreMode
 /// </summary>
 internal static class DriveRestore
 {
-    public static void Apply(string snapshotPath, IReadOnlyList<DriveRecord> records, IReadOnlyList<DriveSpec> drives,
-        DriveRestoreMode mode, ILogger log)
+    /// <summary>
+    /// Checks (or, with <see cref="DriveRestoreMode.FromSnapshot"/>, writes back) every drive the chain's tip captured.
+    /// <paramref name="links"/> are the chain's snapshots with their drive records, tip first; a drive's content at the
+    /// tip's freeze is resolved from their captures. Returns, per drive slot, each block's hash as the drive now holds
+    /// it (the tip's content): an incremental link of the restored VM copies only what the guest writes after this.
+    /// </summary>
+    public static IReadOnlyDictionary<int, ulong[]> Apply(IReadOnlyList<(string SnapshotPath, IReadOnlyList<DriveRecord> Records)> links,
+        IReadOnlyList<DriveSpec> drives, DriveRestoreMode mode, ILogger log)
     {
-        string directory = Path.GetDirectoryName(Path.GetFullPath(snapshotPath))!;
-        foreach (var record in records)
+        var hashes = new Dictionary<int, ulong[]>();
+        if (links.Count == 0) return hashes;
+        string directory = Path.GetDirectoryName(Path.GetFullPath(links[0].SnapshotPath))!;
+        foreach (var record in links[0].Records)
         {
             if (record.Slot >= drives.Count)
                 throw new StateRestoreException($"the snapshot captured drive {record.Slot}, but records only {drives.Count} drive(s)");
@@ -35,71 +42,70 @@ internal static class DriveRestore
             string copy = Path.Combine(directory, record.File);
             if (mode == DriveRestoreMode.FromSnapshot)
             {
-                WriteBack(copy, drive.Path, record);
-                log.LogInformation("drive {Slot}: restored the snapshot's copy {Copy} into {Path}", record.Slot, copy, drive.Path);
+                using var image = DriveChainImage.Open(links, record.Slot);
+                hashes[record.Slot] = WriteBack(image, drive.Path);
+                log.LogInformation("drive {Slot}: restored the snapshot's copy {Copy} into {Path}", record.Slot,
+                    string.Join(" + ", image.Files), drive.Path);
                 continue;
             }
-            ulong found;
+            ulong[] found;
             try
             {
                 using var handle = File.OpenHandle(drive.Path, FileMode.Open, FileAccess.Read, FileShare.Read);
                 long length = RandomAccess.GetLength(handle);
                 if (length != record.Length)
                     throw new StateRestoreException($"drive {record.Slot} ('{drive.Path}') is {length} bytes; the snapshot captured {record.Length}. {Hint(copy)}");
-                found = DriveChecksum.Compute(handle, length, record.BlockSize);
+                found = DriveChecksum.BlockHashes(handle, length, record.BlockSize);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 throw new StateRestoreException($"cannot check drive {record.Slot} ('{drive.Path}') against the snapshot: {e.Message}. {Hint(copy)}", e);
             }
-            if (found != record.Checksum)
+            if (DriveChecksum.Combine(found) != record.Checksum)
                 throw new StateRestoreException($"drive {record.Slot} ('{drive.Path}') changed since the snapshot: it no longer holds the content captured at the freeze. {Hint(copy)}");
+            hashes[record.Slot] = found;
             log.LogDebug("drive {Slot}: {Path} holds the content the snapshot captured", record.Slot, drive.Path);
         }
+        return hashes;
     }
 
     private static string Hint(string copy) =>
         $"Pass --drive-from-snapshot to write the snapshot's copy ('{copy}') into it, or --drive FILE to restore onto another image";
 
     /// <summary>
-    /// Verifies the copy against the record, then writes it into the drive: a regular file is replaced atomically (a
-    /// sparse copy written aside, synced and renamed over it); anything else is written in place.
+    /// Writes the chain's content of the drive into it, verified against the tip's checksum: a regular file is replaced
+    /// atomically (a sparse copy written aside, synced and renamed over it, so a mismatch leaves the drive untouched);
+    /// anything else (a block device) is verified in a first pass and then written in place.
     /// </summary>
-    private static void WriteBack(string copy, string drivePath, DriveRecord record)
+    private static ulong[] WriteBack(DriveChainImage image, string drivePath)
     {
+        string target = drivePath;
         try
         {
-            using var source = File.OpenHandle(copy, FileMode.Open, FileAccess.Read);
-            long length = RandomAccess.GetLength(source);
-            if (length != record.Length)
-                throw new StateRestoreException($"the snapshot's drive copy '{copy}' is {length} bytes; the snapshot recorded {record.Length}");
-            if (DriveChecksum.Compute(source, length, record.BlockSize) != record.Checksum)
-                throw new StateRestoreException($"the snapshot's drive copy '{copy}' does not match the checksum the snapshot recorded (replaced or corrupted)");
             bool regular = !File.Exists(drivePath) || FileKinds.Of(drivePath) == FileKind.Regular;
-            string target = regular ? drivePath + ".restoring" : drivePath;
+            if (!regular) image.CopyTo(null, sparse: false);
+            target = regular ? drivePath + ".restoring" : drivePath;
+            ulong[] hashes;
             using (var output = File.OpenHandle(target, regular ? FileMode.Create : FileMode.Open, FileAccess.ReadWrite, FileShare.None))
             {
-                if (regular) RandomAccess.SetLength(output, length);
-                Copy(source, output, length, sparse: regular);
+                if (regular) RandomAccess.SetLength(output, image.Length);
+                hashes = image.CopyTo(output, sparse: regular).Hashes;
                 RandomAccess.FlushToDisk(output);
             }
             if (regular) File.Move(target, drivePath, overwrite: true);
+            return hashes;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or StateRestoreException)
         {
-            throw new StateRestoreException($"cannot restore the snapshot's drive copy '{copy}' into '{drivePath}': {e.Message}", e);
+            if (target != drivePath) TryDelete(target);
+            if (e is StateRestoreException) throw;
+            throw new StateRestoreException($"cannot restore the snapshot's drive copy {string.Join(" + ", image.Files.Select(f => $"'{f}'"))} into '{drivePath}': {e.Message}", e);
         }
     }
 
-    private static void Copy(SafeFileHandle source, SafeFileHandle target, long length, bool sparse)
+    private static void TryDelete(string path)
     {
-        var buffer = new byte[1 << 20];
-        for (long offset = 0; offset < length;)
-        {
-            var data = buffer.AsSpan(0, (int)Math.Min(buffer.Length, length - offset));
-            FileReads.ReadFully(source, data, offset);
-            if (!sparse || data.ContainsAnyExcept((byte)0)) RandomAccess.Write(target, data, offset);
-            offset += data.Length;
-        }
+        try { File.Delete(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 }

@@ -13,24 +13,41 @@ namespace MiniVmm.Machine.Snapshots;
 /// </summary>
 internal sealed class DriveSnapshot : IDisposable
 {
-    private sealed record Entry(int Slot, RawImage Image, string FinalPath, string PartialPath, SafeFileHandle Target, DriveCapture Capture);
+    private sealed record Entry(int Slot, RawImage Image, string FinalPath, string PartialPath, SafeFileHandle Target, DriveCapture Capture)
+    {
+        /// <summary>The blocks written since the last freeze, taken from the drive's change log at this freeze.</summary>
+        public ulong[]? Taken;
+    }
 
     private readonly List<Entry> _entries;
     private readonly CancellationTokenSource _cancel = new();
     private readonly List<string> _renamed = new();
+    private readonly DriveLineage? _lineage;
+    private readonly bool _link;
+    private readonly bool _dropOneChangedBlock;
     private bool _completed;
     private bool _aborted;
 
-    private DriveSnapshot(List<Entry> entries) => _entries = entries;
+    private DriveSnapshot(List<Entry> entries, DriveLineage? lineage, bool link, bool dropOneChangedBlock)
+    {
+        _entries = entries;
+        _lineage = lineage;
+        _link = link;
+        _dropOneChangedBlock = dropOneChangedBlock;
+    }
 
     /// <summary>The writable drives of <paramref name="vm"/> in slot order.</summary>
     public static IReadOnlyList<(int Slot, RawImage Image)> WritableDrives(Vm vm) =>
         [.. vm.VirtioDevices.OfType<VirtioBlock>().Select((d, slot) => (slot, d.Image)).Where(d => !d.Image.ReadOnly)];
 
     /// <summary>Creates the capture files for <paramref name="snapshotPath"/>; null when the VM has no writable drive.</summary>
+    /// <param name="lineage">the VM's drive changes between snapshots (null: not tracked): taken at the freeze</param>
+    /// <param name="link">an incremental link: copy only the blocks written since the parent (its hashes are in the lineage)</param>
+    /// <param name="dropOneChangedBlock">TEST ONLY: leave one changed block out of the link (the negative control)</param>
     /// <exception cref="IOException">A file cannot be created (nothing is left behind).</exception>
-    public static DriveSnapshot? Prepare(Vm vm, string snapshotPath)
+    public static DriveSnapshot? Prepare(Vm vm, string snapshotPath, DriveLineage? lineage = null, bool link = false, bool dropOneChangedBlock = false)
     {
+        if (link && lineage is null) throw new ArgumentException("internal error: a drive link needs the drives' lineage");
         var drives = WritableDrives(vm);
         if (drives.Count == 0) return null;
         var entries = new List<Entry>();
@@ -57,7 +74,7 @@ internal sealed class DriveSnapshot : IDisposable
             foreach (var entry in entries) { entry.Target.Dispose(); TryDelete(entry.PartialPath); }
             throw new IOException($"cannot create the drive capture file beside '{snapshotPath}': {e.Message}", e);
         }
-        return new DriveSnapshot(entries);
+        return new DriveSnapshot(entries, lineage, link, dropOneChangedBlock);
     }
 
     /// <summary>True once <see cref="Begin"/> ran (the freeze happened).</summary>
@@ -73,9 +90,24 @@ internal sealed class DriveSnapshot : IDisposable
         Began = true;
         foreach (var e in _entries)
         {
+            e.Taken = _lineage?.TakeChanges(e.Slot, e.Image);
+            if (_link)
+            {
+                var changed = e.Taken ?? throw new InvalidOperationException($"internal error: drive {e.Slot} was not tracked since its parent");
+                if (_dropOneChangedBlock) changed = WithoutFirstBlock(changed);
+                e.Capture.LimitToChangedBlocks(_lineage!.ParentHashes(e.Slot), changed);
+            }
             e.Image.Capture = e.Capture;
             e.Capture.Start(_cancel.Token);
         }
+    }
+
+    private static ulong[] WithoutFirstBlock(ulong[] changed)
+    {
+        var copy = (ulong[])changed.Clone();
+        int w = Array.FindIndex(copy, x => x != 0);
+        if (w >= 0) copy[w] &= copy[w] - 1;
+        return copy;
     }
 
     /// <summary>
@@ -99,7 +131,7 @@ internal sealed class DriveSnapshot : IDisposable
             File.Move(e.PartialPath, e.FinalPath, overwrite: true);
             _renamed.Add(e.FinalPath);
             sections.Add(new DriveRecord(e.Slot, e.Image.Length, e.Capture.BlockSize, e.Capture.Checksum, e.Capture.BytesStored,
-                Path.GetFileName(e.FinalPath)).ToSection());
+                Path.GetFileName(e.FinalPath), e.Capture.IsLink ? e.Capture.StoredBlocks.ToArray() : null).ToSection());
         }
         _completed = true;
         return sections;
@@ -116,12 +148,21 @@ internal sealed class DriveSnapshot : IDisposable
             e.Capture.Cancel();
             e.Image.Capture = null;
             TryDelete(e.PartialPath);
+            _lineage?.Failed(e.Slot, e.Taken);
         }
         foreach (string path in _renamed) TryDelete(path);
     }
 
-    /// <summary>After the snapshot file itself was completed: nothing more to undo.</summary>
-    public void Commit() => _renamed.Clear();
+    /// <summary>After the snapshot file itself was completed: nothing more to undo; its drives are the next link's parents.</summary>
+    public void Commit()
+    {
+        _renamed.Clear();
+        if (_lineage is null) return;
+        foreach (var e in _entries) _lineage.Committed(e.Slot, e.Capture.BlockHashes());
+    }
+
+    /// <summary>The blocks the links of this snapshot copied (null: full captures).</summary>
+    public long? LinkBlocks => _link ? _entries.Sum(e => BlockBits.Count(e.Capture.StoredBlocks)) : null;
 
     private static void TryDelete(string path)
     {

@@ -29,6 +29,8 @@ public sealed class SnapshotController
     private SnapshotParent? _parent;
     private string? _parentPath;
     private string? _pendingPath;
+    // The drives' side of a chain: blocks written since the last snapshot, and their hashes at it.
+    private readonly DriveLineage _driveLineage = new();
 
     public SnapshotController(Vm vm, ILoggerFactory loggers)
     {
@@ -92,6 +94,7 @@ public sealed class SnapshotController
             if (!_tracker!.IsTracking) _tracker.Resume(PageBitmap.ForRegions(_vm.Memory.Regions.Select(r => r.PageCount)));
             _parent = from.Identity;
             _parentPath = Path.GetFullPath(from.Path);
+            _driveLineage.StartFromRestore(DriveSnapshot.WritableDrives(_vm), from.DriveHashes);
             _log.LogInformation("tracking writes since {Path} ({Method}): the next snapshot is an incremental link of it", from.Path, _tracker.Method);
         }
         else if (_vm.RestoredFrom is { } other)
@@ -124,8 +127,6 @@ public sealed class SnapshotController
             bool writableDrives = DriveSnapshot.WritableDrives(_vm).Count > 0;
             if (writableDrives && MiniVmm.Snapshot.ObjectStore.ObjectUri.IsObjectUri(destination))
                 throw new ArgumentException("an s3:// snapshot cannot capture a writable drive yet: snapshot to a file, or attach the drives with readonly=on");
-            if (writableDrives && chain)
-                throw new ArgumentException(IncrementalWithDriveRefusal);
             if (writableDrives && _pendingPath is null)
                 throw new ArgumentException("a VM with a writable drive snapshots to a file only, not exec: (the drive's content at the freeze goes to a file beside the snapshot)");
             if (chain) EnsureTracker();
@@ -135,6 +136,11 @@ public sealed class SnapshotController
                 parent = chain && _tracker.IsTracking ? _parent : null;
                 if (parent is not null && _pendingPath is not null && _pendingPath == _parentPath)
                     throw new ArgumentException($"'{destination}' is this link's parent: an incremental snapshot must not replace it (use a new name, e.g. 'vm-%n.mvs')");
+                if (parent is not null && writableDrives && _driveLineage.WhyNotLinkable(DriveSnapshot.WritableDrives(_vm)) is { } why)
+                {
+                    _log.LogInformation("this snapshot is a full one: {Why}", why);
+                    parent = null;
+                }
                 options = options with { ChangeTracker = _tracker, Incremental = parent is not null };
             }
             else if (chain)
@@ -146,7 +152,8 @@ public sealed class SnapshotController
             var sink = _destination.Sink;
             if (writableDrives)
             {
-                _drives = DriveSnapshot.Prepare(_vm, _pendingPath!);
+                _drives = DriveSnapshot.Prepare(_vm, _pendingPath!, _tracker is not null ? _driveLineage : null, link: parent is not null,
+                    dropOneChangedBlock: options.UnsafeDropOneChangedDriveBlock);
                 sink = new DriveCapturingSink(sink, _drives!);
                 _vmSource.Drives = _drives;
             }
@@ -198,11 +205,6 @@ public sealed class SnapshotController
         _parentPath = _pendingPath;
     }
 
-    /// <summary>Why an incremental snapshot of a VM with a writable drive is refused (its links would miss the disk).</summary>
-    public const string IncrementalWithDriveRefusal =
-        "incremental snapshots of a VM with a writable drive are not supported: a link would hold RAM changes but not the disk blocks written since its parent " +
-        "(take full snapshots, which capture the drive, or attach the drive readonly=on)";
-
     /// <summary>Cancels the running snapshot, if any.</summary>
     public bool Cancel()
     {
@@ -218,7 +220,7 @@ public sealed class SnapshotController
         destination.Dispose();
         if (_drives is { } drives)
         {
-            result = result with { DriveBytes = drives.BytesStored, DriveBlocksCopiedBeforeWrite = drives.CopiedBeforeWrite };
+            result = result with { DriveBytes = drives.BytesStored, DriveBlocksCopiedBeforeWrite = drives.CopiedBeforeWrite, DriveLinkBlocks = drives.LinkBlocks };
             _vmSource.Drives = null;
             drives.Dispose();
             _drives = null;

@@ -118,7 +118,10 @@ public static class VmRestore
             catch (VmConfigException e) { throw new StateRestoreException("the snapshot's VM configuration is unusable: " + e.Message, e); }
             if (options.DrivePaths.Count > config.Drives.Count)
                 throw new StateRestoreException($"{options.DrivePaths.Count} --drive paths given; the snapshot records {config.Drives.Count} drive(s)");
-            if (!options.UnsafeSkipDriveCheck) DriveRestore.Apply(path, driveRecords, config.Drives, options.Drives, log);
+            // A chain's drive content at the tip's freeze comes from the captures of every link down to the base.
+            IReadOnlyDictionary<int, ulong[]> driveHashes = options.UnsafeSkipDriveCheck ? new Dictionary<int, ulong[]>()
+                : DriveRestore.Apply([.. chain.Links.Select((l, i) => (i == 0 ? path : l.Path, i == 0 ? driveRecords : DriveRecord.Of(l.Sections)))],
+                    config.Drives, options.Drives, log);
             Func<GuestMemory>? memoryFactory = null;
             if (options.Memory == RestoreMemoryMode.Mmap)
                 memoryFactory = () => MapFile(chain.Base);
@@ -163,7 +166,7 @@ public static class VmRestore
             // Serve faults from now on: the first KVM_RUN may already write guest RAM (kvmclock pages).
             lazy?.Start(workingSet, options.RecordWorkingSet);
             log.LogDebug("state applied at {Ms:F2} ms", System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
-            vm.RestoredFrom = new RestoredFrom(path, file.Identity, options.Memory.ToString().ToLowerInvariant(), chain.Links.Count);
+            vm.RestoredFrom = new RestoredFrom(path, file.Identity, options.Memory.ToString().ToLowerInvariant(), chain.Links.Count) { DriveHashes = driveHashes };
             if (options.Memory != RestoreMemoryMode.Lazy) chain.Dispose();
             log.LogInformation("restored {Path} ({Mode}{Chain}): {Vcpus} vCPU(s), {Mem} MiB", path, options.Memory,
                 chain.Links.Count > 1 ? $", chain of {chain.Links.Count} links" : "", recorded.Vcpus, recorded.MemoryBytes >> 20);

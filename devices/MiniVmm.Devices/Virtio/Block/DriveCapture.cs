@@ -43,6 +43,8 @@ public sealed class DriveCapture
     private long _blocksDone;
     private long _bytesStored;
     private long _copiedBeforeWrite;
+    private long _blocksToDo;
+    private ulong[]? _storedBlocks;
 
     /// <param name="drive">the drive, read at block offsets (its writes go through <see cref="BeforeWrite"/>)</param>
     /// <param name="length">the drive's length in bytes</param>
@@ -64,6 +66,7 @@ public sealed class DriveCapture
         _hashes = new ulong[BlockCount];
         _writerBuffer = new byte[blockSize];
         _copierBuffer = new byte[blockSize];
+        _blocksToDo = BlockCount;
     }
 
     public long Length { get; }
@@ -86,11 +89,41 @@ public sealed class DriveCapture
     /// <remarks>Idempotent: a second call starts no second copier.</remarks>
     public void Start(CancellationToken cancel)
     {
+        if (Interlocked.Read(ref _blocksDone) >= _blocksToDo) _done.TrySetResult(); // a link of nothing changed
         StartCopyBeforeWrite();
         if (Interlocked.Exchange(ref _copierStarted, 1) != 0) return;
         var copier = new Thread(() => CopyRemaining(cancel)) { Name = "drive-capture", IsBackground = true };
         copier.Start();
     }
+
+    /// <summary>
+    /// Makes this capture an incremental link: only the blocks in <paramref name="changed"/> (written since the parent's
+    /// freeze) are copied; every other block still holds the parent's content, whose hashes
+    /// <paramref name="parentHashes"/> gives, so <see cref="Checksum"/> is still that of the whole drive at this
+    /// instant. Call before <see cref="Start"/>.
+    /// </summary>
+    public void LimitToChangedBlocks(ReadOnlySpan<ulong> parentHashes, ulong[] changed)
+    {
+        if (_started) throw new InvalidOperationException("a capture is limited to the changed blocks before it starts");
+        if (parentHashes.Length != BlockCount || changed.Length != _copied.Length)
+            throw new ArgumentException($"the parent's drive has {parentHashes.Length} blocks and {changed.Length * 64L} change bits; this one {BlockCount}");
+        parentHashes.CopyTo(_hashes);
+        long todo = 0;
+        for (long b = 0; b < BlockCount; b++)
+        {
+            if (BlockBits.Get(changed, b)) todo++;
+            else BlockBits.Set(_copied, b);
+        }
+        _storedBlocks = (ulong[])changed.Clone();
+        _blocksToDo = todo;
+    }
+
+    /// <summary>The blocks this capture holds: null when it is a full one (every block), else a link's changed set.</summary>
+    public ReadOnlySpan<ulong> StoredBlocks => _storedBlocks;
+    public bool IsLink => _storedBlocks is not null;
+
+    /// <summary>Each block's content hash at the capture's instant (valid once complete): the next link's parent hashes.</summary>
+    public ulong[] BlockHashes() => (ulong[])_hashes.Clone();
 
     /// <summary>Copy-before-write only, no copier (<see cref="Start"/> does both; tests drive the two apart). Idempotent.</summary>
     public void StartCopyBeforeWrite() => _started = true;
@@ -153,7 +186,7 @@ public sealed class DriveCapture
             return false;
         }
         Volatile.Write(ref _copied[block >> 6], _copied[block >> 6] | 1UL << (int)(block & 63));
-        if (Interlocked.Increment(ref _blocksDone) == BlockCount) _done.TrySetResult();
+        if (Interlocked.Increment(ref _blocksDone) == _blocksToDo) _done.TrySetResult();
         return true;
     }
 
@@ -171,7 +204,7 @@ public sealed class DriveCapture
 
     private void CopyRemaining(CancellationToken cancel)
     {
-        if (BlockCount == 0) { _done.TrySetResult(); return; }
+        if (_blocksToDo == 0) { _done.TrySetResult(); return; }
         // Holes: a block not captured yet has not been written since the start (a write captures it first), so where
         // SEEK_DATA found no data after the start there is none still, and the block is recorded as zeros unread.
         long dataFrom = -1;
@@ -206,7 +239,7 @@ public sealed class DriveCapture
         int n = (int)Math.Min(BlockSize, Length - block * BlockSize);
         _hashes[block] = n == BlockSize ? _zeroBlockHash ??= XxHash3.HashToUInt64(new byte[BlockSize]) : XxHash3.HashToUInt64(new byte[n]);
         Volatile.Write(ref _copied[block >> 6], _copied[block >> 6] | 1UL << (int)(block & 63));
-        if (Interlocked.Increment(ref _blocksDone) == BlockCount) _done.TrySetResult();
+        if (Interlocked.Increment(ref _blocksDone) == _blocksToDo) _done.TrySetResult();
     }
 
     private ulong? _zeroBlockHash;
@@ -233,7 +266,12 @@ public static class DriveChecksum
 
     /// <summary>The checksum of the first <paramref name="length"/> bytes of <paramref name="file"/>.</summary>
     /// <exception cref="IOException">The file is shorter than <paramref name="length"/>, or cannot be read.</exception>
-    public static ulong Compute(SafeFileHandle file, long length, int blockSize = DriveCapture.DefaultBlockSize, CancellationToken cancel = default)
+    public static ulong Compute(SafeFileHandle file, long length, int blockSize = DriveCapture.DefaultBlockSize, CancellationToken cancel = default) =>
+        Combine(BlockHashes(file, length, blockSize, cancel));
+
+    /// <summary>Each block's hash of the first <paramref name="length"/> bytes of <paramref name="file"/> (what <see cref="Compute"/> combines).</summary>
+    /// <exception cref="IOException">The file is shorter than <paramref name="length"/>, or cannot be read.</exception>
+    public static ulong[] BlockHashes(SafeFileHandle file, long length, int blockSize = DriveCapture.DefaultBlockSize, CancellationToken cancel = default)
     {
         var buffer = new byte[blockSize];
         var blocks = new ulong[(length + blockSize - 1) / blockSize];
@@ -245,6 +283,6 @@ public static class DriveChecksum
             FileReads.ReadFully(file, data, offset);
             blocks[b] = XxHash3.HashToUInt64(data);
         }
-        return Combine(blocks);
+        return blocks;
     }
 }

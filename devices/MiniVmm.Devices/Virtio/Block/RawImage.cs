@@ -79,6 +79,7 @@ public sealed class RawImage : IDisposable
 
     public void Write(long offset, ReadOnlySpan<byte> source, bool bufferAligned = false)
     {
+        _changes?.Mark(offset, source.Length);
         _capture?.BeforeWrite(offset, source.Length);
         RandomAccess.Write(Pick(offset, source.Length, bufferAligned), source, offset);
     }
@@ -95,6 +96,18 @@ public sealed class RawImage : IDisposable
         set => _capture = value;
     }
 
+    private volatile DriveChangeLog? _changes;
+
+    /// <summary>
+    /// The blocks written since the last snapshot's freeze (null: not tracked), for the next incremental link. Set
+    /// while the device is quiesced; every write and zeroing is marked before it happens.
+    /// </summary>
+    public DriveChangeLog? Changes
+    {
+        get => _changes;
+        set => _changes = value;
+    }
+
     public void Flush()
     {
         if (!ReadOnly) _stream.Flush(flushToDisk: true);
@@ -104,6 +117,7 @@ public sealed class RawImage : IDisposable
     /// host allows.</summary>
     public void Zero(long offset, long length, bool unmap)
     {
+        _changes?.Mark(offset, length);
         _capture?.BeforeWrite(offset, length);
         if (unmap && _space is not null && _space.TryPunchHole(File, offset, length)) return;
         while (length > 0)
