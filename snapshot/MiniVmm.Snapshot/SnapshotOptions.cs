@@ -78,7 +78,7 @@ public sealed record SnapshotOptions
     /// <summary>TEST ONLY: drop one changed page from an incremental link (the chain tests' negative control).</summary>
     public bool UnsafeDropOneChangedPage { get; init; }
 
-    /// <summary>TEST ONLY: leave one changed drive block out of an incremental link (the drive chain tests' negative control).</summary>
+    /// <summary>TEST ONLY: leave one changed drive block (its changed pages) out of an incremental link (the drive chain tests' negative control).</summary>
     public bool UnsafeDropOneChangedDriveBlock { get; init; }
 
     /// <summary>TEST ONLY: skip write protection, so the image is not point-in-time. The negative control of the tests.</summary>

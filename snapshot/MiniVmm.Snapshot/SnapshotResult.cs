@@ -58,8 +58,8 @@ public sealed record SnapshotResult
     public long DriveBytes { get; init; }
     /// <summary>Drive blocks a guest write had to copy before it could overwrite them (the rest were copied in the background).</summary>
     public long DriveBlocksCopiedBeforeWrite { get; init; }
-    /// <summary>An incremental link's drive blocks (written since the parent) it copied; null for full drive captures.</summary>
-    public long? DriveLinkBlocks { get; init; }
+    /// <summary>An incremental link's drive pages (4 KiB, written since the parent) it stored; null for full drive captures.</summary>
+    public long? DriveLinkPages { get; init; }
 
     public int Iterations { get; init; }
     public bool Converged { get; init; } = true;
@@ -73,8 +73,8 @@ public sealed record SnapshotResult
           $"protected window {ShortMs(ProtectedWindow)}, total {ShortMs(TotalTime)}" +
           (Incremental ? $", incremental: {ChangedPages} changed pages" : "") +
           (Iterations > 0 && !Converged ? $", did not converge in {Iterations} iterations" : "") +
-          (DriveBytes > 0 || DriveLinkBlocks is not null ? $", drives {MiB(DriveBytes)}" : "") +
-          (DriveLinkBlocks is { } blocks ? $" ({blocks} changed blocks)" : "")
+          (DriveBytes > 0 || DriveLinkPages is not null ? $", drives {MiB(DriveBytes)}" : "") +
+          (DriveLinkPages is { } pages ? $" ({pages} changed pages)" : "")
         : $"snapshot ({Engine}) {(Cancelled ? "cancelled" : "failed")}: {Error}";
 
     /// <summary>Every figure of a finished snapshot on one line, for the debug log and for tuning.</summary>
@@ -86,8 +86,8 @@ public sealed record SnapshotResult
           $", protected window {Ms(ProtectedWindow)}" +
           (Incremental ? $", incremental: {ChangedPages} pages changed since the parent" : "") +
           (HandoverPause > TimeSpan.Zero ? $", tracking handover {Ms(HandoverPause)}" : "") +
-          (DriveBytes > 0 || DriveBlocksCopiedBeforeWrite > 0 || DriveLinkBlocks is not null
-              ? $", drives {DriveBytes} bytes ({DriveBlocksCopiedBeforeWrite} blocks copied before a write{(DriveLinkBlocks is { } b ? $", a link of {b} changed blocks" : "")})" : "")
+          (DriveBytes > 0 || DriveBlocksCopiedBeforeWrite > 0 || DriveLinkPages is not null
+              ? $", drives {DriveBytes} bytes ({DriveBlocksCopiedBeforeWrite} blocks copied before a write{(DriveLinkPages is { } p ? $", a link of {p} changed pages" : "")})" : "")
         : Summary();
 
     private static string Ms(TimeSpan t) => $"{t.TotalMilliseconds:F2} ms";

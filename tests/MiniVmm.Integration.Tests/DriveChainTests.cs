@@ -18,7 +18,7 @@ namespace MiniVmm.Integration.Tests;
 public sealed class DriveChainTests : IDisposable
 {
     private const int Writes = 8000;
-    /// <summary>64 MiB: 1024 capture blocks of 64 KiB, so the few hundred random 4 KiB writes between two links touch a part of them.</summary>
+    /// <summary>64 MiB: 16384 pages, so the few hundred random 4 KiB writes between two links touch a small part of them.</summary>
     private const long DriveBytes = 64L << 20;
     private const int DiskBlocks = (int)(DriveBytes / 4096);
     private readonly string _dir = Directory.CreateTempSubdirectory("mv-drivechain-").FullName;
@@ -89,14 +89,18 @@ public sealed class DriveChainTests : IDisposable
         var stats = File.ReadAllLines(P("stats.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
         stats.Should().OnlyContain(s => s["succeeded"]!.GetValue<bool>(), err.Text);
         stats.Select(s => s["incremental"]!.GetValue<bool>()).Should().Equal(false, true, true);
-        stats[0]["drive-changed-blocks"].Should().BeNull("the first snapshot captures the whole drive");
+        stats[0]["drive-changed-pages"].Should().BeNull("the first snapshot captures the whole drive");
         foreach (var link in stats.Skip(1))
-            link["drive-changed-blocks"]!.GetValue<long>().Should().BeInRange(1, 1023, "a link copies the 64 KiB blocks written since its parent, not all 1024 of the drive");
+        {
+            long pages = link["drive-changed-pages"]!.GetValue<long>();
+            pages.Should().BeInRange(1, 2000, "a link stores the 4 KiB pages written since its parent (about 300 writes), not the drive's 16384");
+            link["drive-bytes"]!.GetValue<long>().Should().Be(pages * 4096, "each changed page of the writer holds data");
+        }
 
         var inspect = JsonNode.Parse(MinivmmProcess.Run("snapshot", "inspect", "--json", P("ck-3.mvs")).Stdout)!;
         var captured = inspect["drives"]![0]!["captured"]!;
         captured["incremental"]!.GetValue<bool>().Should().BeTrue();
-        captured["blocks-stored"]!.GetValue<long>().Should().Be(stats[2]["drive-changed-blocks"]!.GetValue<long>());
+        captured["pages-stored"]!.GetValue<long>().Should().Be(stats[2]["drive-changed-pages"]!.GetValue<long>());
 
         // Every link, restored onto a fresh image in each memory mode, continues the writer with a disk of its instant.
         string other = NewImage("other.img");
@@ -192,7 +196,7 @@ public sealed class DriveChainTests : IDisposable
             var g = TakeLink(run, controller, good);
             g.Succeeded.Should().BeTrue(g.Error);
             g.Incremental.Should().BeTrue();
-            g.DriveLinkBlocks.Should().BeGreaterThan(0);
+            g.DriveLinkPages.Should().BeGreaterThan(0);
             ThreeMoreReports(run, serial);
             var b = TakeLink(run, controller, bad, new SnapshotOptions { UnsafeDropOneChangedDriveBlock = true });
             b.Succeeded.Should().BeTrue(b.Error);
@@ -203,7 +207,7 @@ public sealed class DriveChainTests : IDisposable
         goodExit.Should().Be(new VmExitStatus(VmStopReason.GuestExit, 0), goodSerial);
         WriterPassed(goodSerial, 0, "the good link");
         var (badExit, badSerial) = RestoreAndRun(bad, other);
-        badExit.Should().Be(new VmExitStatus(VmStopReason.GuestExit, 1), "the writer reads a block of the parent's instant: " + badSerial);
+        badExit.Should().Be(new VmExitStatus(VmStopReason.GuestExit, 1), "the writer reads a page of the parent's instant: " + badSerial);
         badSerial.Should().Contain("FAIL");
 
         // An eagerly restored VM's first snapshot is a link of the snapshot it came from, its drive included.
@@ -221,7 +225,7 @@ public sealed class DriveChainTests : IDisposable
             var r = TakeLink(restored, controller, next);
             r.Succeeded.Should().BeTrue(r.Error);
             r.Incremental.Should().BeTrue();
-            r.DriveLinkBlocks.Should().NotBeNull("the drive joins the chain from the restore on");
+            r.DriveLinkPages.Should().NotBeNull("the drive joins the chain from the restore on");
             restored.Stop();
         }
         using (var chain = SnapshotChain.Open(next)) chain.Links.Should().HaveCount(3);

@@ -47,25 +47,26 @@ public sealed class DriveRecordTests
     [Fact]
     public void A_links_record_carries_its_stored_block_bitmap_and_a_hostile_one_is_refused()
     {
-        // 1 GiB in 64 KiB blocks: 16384 blocks, 256 words.
-        var stored = new ulong[256];
+        // 1 GiB in 4 KiB pages: 262144 pages, 4096 words.
+        var stored = new ulong[4096];
         stored[0] = 0b1011;
-        stored[255] = 1UL << 63;
-        var link = Sample with { StoredBlocks = stored };
+        stored[4095] = 1UL << 63;
+        var link = Sample with { StoredPages = stored };
         var section = link.ToSection();
         section.Version.Should().Be(DriveRecord.LinkVersion);
         var back = DriveRecord.FromSection(section);
         back.IsLink.Should().BeTrue();
-        back.StoredBlocks.Should().Equal(stored);
-        back.Holds(3).Should().BeTrue();
-        back.Holds(2).Should().BeFalse();
-        back.Holds(16383).Should().BeTrue();
-        (back with { StoredBlocks = null }).Should().Be(Sample);
+        back.StoredPages.Should().Equal(stored);
+        back.HoldsPage(3).Should().BeTrue();
+        back.HoldsPage(2).Should().BeFalse();
+        back.HoldsPage(262143).Should().BeTrue();
+        back.PagesHeld.Should().Be(4);
+        (back with { StoredPages = null }).Should().Be(Sample);
         Sample.ToSection().Version.Should().Be(DriveRecord.Version, "a full capture keeps the first version");
 
         var shortBitmap = section with { Data = section.Data[..^8] };
         FluentActions.Invoking(() => DriveRecord.FromSection(shortBitmap)).Should().Throw<StateRestoreException>().WithMessage("*bitmap*");
-        var odd = new DriveRecord(0, 65536 * 3, 65536, 1, 0, "x.drive0", [0b1000]); // block 3 of a 3-block drive
+        var odd = new DriveRecord(0, 4096 * 3, 65536, 1, 0, "x.drive0", [0b1000]); // page 3 of a 3-page drive
         FluentActions.Invoking(() => DriveRecord.FromSection(odd.ToSection())).Should().Throw<StateRestoreException>().WithMessage("*past the drive's end*");
         var v1WithTail = Sample.ToSection() is var v1 ? v1 with { Data = [.. v1.Data, 0, 0, 0, 0] } : null;
         FluentActions.Invoking(() => DriveRecord.FromSection(v1WithTail!)).Should().Throw<StateRestoreException>();

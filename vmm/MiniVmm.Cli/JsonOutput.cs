@@ -100,8 +100,8 @@ internal static class JsonOutput
                             ["block-size"] = r.BlockSize,
                             ["checksum"] = r.Checksum.ToString("x16", System.Globalization.CultureInfo.InvariantCulture),
                             ["incremental"] = r.IsLink,
-                            ["blocks"] = r.BlockCount,
-                            ["blocks-stored"] = r.StoredBlocks is { } stored ? MiniVmm.Devices.Virtio.Block.BlockBits.Count(stored) : r.BlockCount,
+                            ["pages"] = r.PageCount,
+                            ["pages-stored"] = r.PagesHeld,
                         }
                         : null,
                 });
@@ -148,7 +148,7 @@ internal static class JsonOutput
             w.WriteNumber("changed-pages", r.ChangedPages);
             w.WriteNumber("handover-pause-ms", r.HandoverPause.TotalMilliseconds);
             w.WriteNumber("drive-bytes", r.DriveBytes);
-            if (r.DriveLinkBlocks is { } driveBlocks) w.WriteNumber("drive-changed-blocks", driveBlocks);
+            if (r.DriveLinkPages is { } drivePages) w.WriteNumber("drive-changed-pages", drivePages);
             if (r.DowntimeBreakdown is not null) w.WriteString("downtime-breakdown", r.DowntimeBreakdown);
             w.WriteNumber("fault-stall-p50-us", Math.Round(r.FaultStallP50.TotalMicroseconds, 1));
             w.WriteNumber("fault-stall-p99-us", Math.Round(r.FaultStallP99.TotalMicroseconds, 1));

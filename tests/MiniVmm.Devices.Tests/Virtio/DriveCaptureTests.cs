@@ -74,43 +74,45 @@ public sealed class DriveCaptureTests : IDisposable
     }
 
     [Fact]
-    public void A_link_copies_only_the_changed_blocks_and_still_records_the_whole_drives_checksum()
+    public void A_link_stores_only_the_changed_pages_and_still_records_the_whole_drives_checksum()
     {
-        const int length = 40 * Block;
+        const int capture = 4 * Block;        // the capture's block: four pages
+        const int length = 40 * capture;
         var (path, _) = Drive(length, 21);
         using var image = Open(path);
         // The parent's instant: a full capture, and the change log from then on.
         using var parentTarget = Target("parent", length);
-        var parent = new DriveCapture(image.File, length, parentTarget, Block);
+        var parent = new DriveCapture(image.File, length, parentTarget, capture);
         parent.Start(CancellationToken.None);
         parent.WaitCompleted(TimeSpan.FromSeconds(30)).Should().BeTrue();
-        var log = new DriveChangeLog(length, Block);
+        var log = new DriveChangeLog(length);
         image.Changes = log;
-        image.Write(3 * Block + 5, new byte[] { 1, 2, 3 });
-        image.Write(17 * Block, Enumerable.Repeat((byte)9, 2 * Block).ToArray()); // blocks 17 and 18
+        image.Write(3 * capture + 5, new byte[] { 1, 2, 3 });                        // page 12
+        image.Write(17 * capture + Block, Enumerable.Repeat((byte)9, 2 * Block).ToArray()); // pages 69 and 70
         byte[] atLink = ReadAll(image);
 
         using var linkTarget = Target("link", length);
-        var link = new DriveCapture(image.File, length, linkTarget, Block);
-        link.LimitToChangedBlocks(parent.BlockHashes(), log.TakeAndReset());
+        var link = new DriveCapture(image.File, length, linkTarget, capture);
+        link.LimitToChangedPages(parent.BlockHashes(), log.TakeAndReset());
         image.Capture = link;
         link.Start(CancellationToken.None);
-        image.Write(30 * Block, new byte[10]);      // unchanged since the parent: the parent has it, nothing to copy
-        image.Write(17 * Block + 1, new byte[10]);  // changed: copied before this write, as the link's instant had it
+        image.Write(30 * capture, new byte[10]);      // unchanged since the parent: the parent has it, nothing to copy
+        image.Write(17 * capture + 1, new byte[10]);  // in a changed block: copied before this write, as the link's instant had it
         link.WaitCompleted(TimeSpan.FromSeconds(30)).Should().BeTrue();
         image.Capture = null;
         link.Error.Should().BeNull();
         link.IsLink.Should().BeTrue();
-        link.BlocksDone.Should().Be(3, "blocks 3, 17 and 18 were written since the parent");
-        link.BytesStored.Should().Be(3 * Block);
+        link.BlocksDone.Should().Be(2, "blocks 3 and 17 hold the pages written since the parent");
+        link.BytesStored.Should().Be(3 * Block, "of those blocks only the three written pages are stored");
         var stored = File.ReadAllBytes(Path.Combine(_dir, "link"));
-        foreach (int b in new[] { 3, 17, 18 })
-            stored.AsSpan(b * Block, Block).ToArray().Should().Equal(atLink.AsSpan(b * Block, Block).ToArray(), $"block {b} as of the link");
-        stored.AsSpan(30 * Block, Block).ContainsAnyExcept((byte)0).Should().BeFalse("an unchanged block is not copied into a link");
+        foreach (int p in new[] { 12, 69, 70 })
+            stored.AsSpan(p * Block, Block).ToArray().Should().Equal(atLink.AsSpan(p * Block, Block).ToArray(), $"page {p} as of the link");
+        stored.AsSpan(68 * Block, Block).ContainsAnyExcept((byte)0).Should().BeFalse("an unwritten page of a changed block is the parent's, not stored");
+        stored.AsSpan(30 * capture, capture).ContainsAnyExcept((byte)0).Should().BeFalse("an unchanged block is not copied into a link");
         string atLinkPath = Path.Combine(_dir, "atlink.img");
         File.WriteAllBytes(atLinkPath, atLink);
         using var atLinkFile = File.OpenHandle(atLinkPath);
-        link.Checksum.Should().Be(DriveChecksum.Compute(atLinkFile, length, Block), "the checksum is the whole drive's at the link's freeze");
+        link.Checksum.Should().Be(DriveChecksum.Compute(atLinkFile, length, capture), "the checksum is the whole drive's at the link's freeze");
         log.Count.Should().Be(2, "the writes after the link's freeze are the next link's");
     }
 
@@ -122,11 +124,11 @@ public sealed class DriveCaptureTests : IDisposable
         using var image = Open(path);
         using var target = Target("cap", length);
         var capture = new DriveCapture(image.File, length, target, Block);
-        capture.LimitToChangedBlocks(new ulong[8], new ulong[1]);
+        capture.LimitToChangedPages(new ulong[8], new ulong[1]);
         capture.Start(CancellationToken.None);
         capture.WaitCompleted(TimeSpan.FromSeconds(5)).Should().BeTrue();
         capture.BytesStored.Should().Be(0);
-        FluentActions.Invoking(() => capture.LimitToChangedBlocks(new ulong[8], new ulong[1])).Should().Throw<InvalidOperationException>();
+        FluentActions.Invoking(() => capture.LimitToChangedPages(new ulong[8], new ulong[1])).Should().Throw<InvalidOperationException>();
     }
 
     [Fact]

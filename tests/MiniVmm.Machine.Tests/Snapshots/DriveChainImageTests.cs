@@ -11,8 +11,9 @@ namespace MiniVmm.Machine.Tests.Snapshots;
 /// </summary>
 public sealed class DriveChainImageTests : IDisposable
 {
-    private const int Block = 4096;
-    private const int Length = 48 * Block + 512; // the last block is short
+    private const int Block = 4096;          // a page: what the change log and a link's bitmap count
+    private const int CaptureBlock = 16384;  // the capture's unit (hashes, copy-before-write): four pages
+    private const int Length = 48 * Block + 512; // the last page and block are short
     private readonly string _dir = Directory.CreateTempSubdirectory("minivmm-drivechain-").FullName;
     private readonly List<(string SnapshotPath, IReadOnlyList<DriveRecord> Records)> _links = new(); // oldest first here
     private readonly List<byte[]> _contentAt = new();
@@ -29,15 +30,15 @@ public sealed class DriveChainImageTests : IDisposable
         string copy = snapshot + ".drive0";
         using var target = File.OpenHandle(copy, FileMode.CreateNew, FileAccess.ReadWrite);
         RandomAccess.SetLength(target, Length);
-        var capture = new DriveCapture(image.File, Length, target, Block);
+        var capture = new DriveCapture(image.File, Length, target, CaptureBlock);
         var changed = log.TakeAndReset();
-        if (_hashes is not null) capture.LimitToChangedBlocks(_hashes, changed);
+        if (_hashes is not null) capture.LimitToChangedPages(_hashes, changed);
         capture.Start(CancellationToken.None);
         capture.WaitCompleted(TimeSpan.FromSeconds(30)).Should().BeTrue();
         capture.Error.Should().BeNull();
         _hashes = capture.BlockHashes();
-        var record = new DriveRecord(0, Length, Block, capture.Checksum, capture.BytesStored, Path.GetFileName(copy),
-            capture.IsLink ? capture.StoredBlocks.ToArray() : null);
+        var record = new DriveRecord(0, Length, CaptureBlock, capture.Checksum, capture.BytesStored, Path.GetFileName(copy),
+            capture.IsLink ? capture.StoredPages.ToArray() : null);
         _links.Add((snapshot, [record]));
         var content = new byte[Length];
         RandomAccess.Read(image.File, content, 0);
@@ -53,7 +54,7 @@ public sealed class DriveChainImageTests : IDisposable
         new Random(5).NextBytes(bytes);
         File.WriteAllBytes(P("drive.img"), bytes);
         var image = RawImage.Open(new DriveSpec(P("drive.img")));
-        var log = new DriveChangeLog(Length, Block);
+        var log = new DriveChangeLog(Length);
         image.Changes = log;
         var rng = new Random(6);
         Snapshot(image, log);
@@ -83,7 +84,9 @@ public sealed class DriveChainImageTests : IDisposable
     {
         using var image = BuildChainOfThree();
         _links[1].Records[0].IsLink.Should().BeTrue();
-        _links[1].Records[0].BytesStored.Should().BeLessThan(Length / 2, "a link holds the changed blocks only");
+        _links[1].Records[0].BytesStored.Should().BeLessThan(Length / 2, "a link holds the changed pages only");
+        _links[1].Records[0].BytesStored.Should().BeInRange(1, _links[1].Records[0].PagesHeld * Block,
+            "a link stores the changed pages of a changed block, not the whole block");
         for (int tip = 0; tip < 3; tip++)
         {
             string output = P($"out{tip}.img");
@@ -104,7 +107,7 @@ public sealed class DriveChainImageTests : IDisposable
         using var image = BuildChainOfThree();
         // A changed byte in a block the middle link holds: the tip's checksum no longer matches.
         var middle = _links[1].Records[0];
-        long held = Enumerable.Range(0, (int)middle.BlockCount).First(b => middle.Holds(b) && !_links[2].Records[0].Holds(b));
+        long held = Enumerable.Range(0, (int)middle.PageCount).First(p => middle.HoldsPage(p) && !_links[2].Records[0].HoldsPage(p));
         string middleCopy = P(middle.File);
         using (var f = File.OpenHandle(middleCopy, FileMode.Open, FileAccess.ReadWrite))
         {

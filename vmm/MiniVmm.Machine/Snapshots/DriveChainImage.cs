@@ -6,9 +6,9 @@ using MiniVmm.Machine.State;
 namespace MiniVmm.Machine.Snapshots;
 
 /// <summary>
-/// One drive's content at a chain tip's freeze, resolved from the captures of the chain's links: each block comes from
-/// the newest link whose capture holds it (an incremental link holds the blocks written since its parent; the base holds
-/// all). Reading it checks every block against the tip's checksum of the whole drive, so a missing, replaced or damaged
+/// One drive's content at a chain tip's freeze, resolved from the captures of the chain's links: each 4 KiB page comes
+/// from the newest link whose capture holds it (an incremental link holds the pages written since its parent; the base
+/// holds all). Reading it checks every block against the tip's checksum of the whole drive, so a missing, replaced or damaged
 /// capture anywhere in the chain is caught before a guest sees its disk.
 /// </summary>
 internal sealed class DriveChainImage : IDisposable
@@ -84,7 +84,7 @@ internal sealed class DriveChainImage : IDisposable
             cancel.ThrowIfCancellationRequested();
             long offset = b * BlockSize;
             var data = buffer.AsSpan(0, (int)Math.Min(BlockSize, Length - offset));
-            FileReads.ReadFully(Owner(b).File, data, offset);
+            ReadBlock(data, offset);
             hashes[b] = XxHash3.HashToUInt64(data);
             if (target is not null) written += WriteBlock(target, data, offset, sparse);
         }
@@ -95,11 +95,27 @@ internal sealed class DriveChainImage : IDisposable
         return (hashes, written);
     }
 
-    /// <summary>The newest capture that holds <paramref name="block"/> (the base holds every block).</summary>
-    private Capture Owner(long block)
+    /// <summary>The block at <paramref name="offset"/>: runs of pages, each run from the newest capture that holds it.</summary>
+    private void ReadBlock(Span<byte> data, long offset)
+    {
+        const int page = DriveRecord.PageSize;
+        if (_captures.Count == 1) { FileReads.ReadFully(_captures[0].File, data, offset); return; }
+        for (int p = 0; p < data.Length;)
+        {
+            var owner = Owner((offset + p) / page);
+            int end = p + page;
+            while (end < data.Length && Owner((offset + end) / page) == owner) end += page;
+            end = Math.Min(end, data.Length);
+            FileReads.ReadFully(owner.File, data[p..end], offset + p);
+            p = end;
+        }
+    }
+
+    /// <summary>The newest capture that holds <paramref name="page"/> (the base holds every page).</summary>
+    private Capture Owner(long page)
     {
         foreach (var c in _captures)
-            if (c.Record.Holds(block)) return c;
+            if (c.Record.HoldsPage(page)) return c;
         return _captures[^1];
     }
 

@@ -4,9 +4,9 @@ namespace MiniVmm.Machine.Snapshots;
 
 /// <summary>
 /// What an incremental link of a VM with writable drives needs to know about each drive, kept by the VM's snapshot
-/// controller from one snapshot to the next: the blocks written since the last snapshot's freeze (a
-/// <see cref="DriveChangeLog"/> on the drive's backend) and each block's hash at that freeze (so a link that copies
-/// only the changed blocks still records the checksum of the whole drive at its own freeze). A drive without known
+/// controller from one snapshot to the next: the 4 KiB pages written since the last snapshot's freeze (a
+/// <see cref="DriveChangeLog"/> on the drive's backend) and each capture block's hash at that freeze (so a link that
+/// stores only the changed pages still records the checksum of the whole drive at its own freeze). A drive without known
 /// hashes (never captured by this VM, nor checked by its restore) cannot be linked: the next snapshot is a full one.
 /// </summary>
 internal sealed class DriveLineage
@@ -41,7 +41,7 @@ internal sealed class DriveLineage
         {
             if (!_drives.TryGetValue(slot, out var d) || d.Image != image || d.Log is null || d.ParentHashes is null)
                 return $"drive {slot}'s content at the last snapshot is not known to this VM";
-            if (d.ParentHashes.Length != d.Log.BlockCount) return $"drive {slot} changed size";
+            if (d.ParentHashes.Length != (image.Length + DriveCapture.DefaultBlockSize - 1) / DriveCapture.DefaultBlockSize) return $"drive {slot} changed size";
         }
         return null;
     }

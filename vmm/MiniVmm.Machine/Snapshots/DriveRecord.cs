@@ -13,23 +13,30 @@ namespace MiniVmm.Machine.Snapshots;
 /// trailer's state checksum covers this record, so the pair is checked end to end.
 /// Version 1 (a full capture: the file holds every block) is, little-endian: u32 slot, u64 length, u32 block size, u64
 /// checksum, u64 bytes stored, u16 name length, the name (UTF-8). Version 2 (an incremental link's capture) appends a
-/// u32 word count and that many u64 words of the stored-block bitmap (block b is bit b%64 of word b/64): the file
-/// holds those blocks, written since the parent's freeze; every other block is the parent's.
+/// u32 word count and that many u64 words of the stored-page bitmap over the drive's 4 KiB pages (page p is bit p%64
+/// of word p/64): the file holds those pages, written since the parent's freeze; every other page is the parent's.
 /// </summary>
-public sealed record DriveRecord(int Slot, long Length, int BlockSize, ulong Checksum, long BytesStored, string File, ulong[]? StoredBlocks = null)
+public sealed record DriveRecord(int Slot, long Length, int BlockSize, ulong Checksum, long BytesStored, string File, ulong[]? StoredPages = null)
 {
     public const string Prefix = "drive";
     public const ushort Version = 1;
     public const ushort LinkVersion = 2;
     private const int FixedSize = 4 + 8 + 4 + 8 + 8 + 2;
 
-    /// <summary>True for an incremental link's capture (only the blocks changed since the parent).</summary>
-    public bool IsLink => StoredBlocks is not null;
+    /// <summary>The unit of a link's stored-page bitmap.</summary>
+    public const int PageSize = DriveChangeLog.PageSize;
+
+    /// <summary>True for an incremental link's capture (only the pages changed since the parent).</summary>
+    public bool IsLink => StoredPages is not null;
 
     public long BlockCount => (Length + BlockSize - 1) / BlockSize;
+    public long PageCount => (Length + PageSize - 1) / PageSize;
 
-    /// <summary>Whether this capture's file holds block <paramref name="block"/> (a full capture holds all).</summary>
-    public bool Holds(long block) => StoredBlocks is null || BlockBits.Get(StoredBlocks, block);
+    /// <summary>Whether this capture's file holds the 4 KiB page <paramref name="page"/> (a full capture holds all).</summary>
+    public bool HoldsPage(long page) => StoredPages is null || BlockBits.Get(StoredPages, page);
+
+    /// <summary>Pages this capture holds (all of them for a full one).</summary>
+    public long PagesHeld => StoredPages is null ? PageCount : BlockBits.Count(StoredPages);
 
     public static bool IsDriveSection(string id) => id.StartsWith(Prefix, StringComparison.Ordinal) && id.Length > Prefix.Length
         && id.AsSpan(Prefix.Length).IndexOfAnyExceptInRange('0', '9') < 0;
@@ -40,7 +47,7 @@ public sealed record DriveRecord(int Slot, long Length, int BlockSize, ulong Che
     public StateSection ToSection()
     {
         var name = Encoding.UTF8.GetBytes(File);
-        int bitmapBytes = StoredBlocks is null ? 0 : 4 + StoredBlocks.Length * 8;
+        int bitmapBytes = StoredPages is null ? 0 : 4 + StoredPages.Length * 8;
         var data = new byte[FixedSize + name.Length + bitmapBytes];
         var d = data.AsSpan();
         BinaryPrimitives.WriteUInt32LittleEndian(d, (uint)Slot);
@@ -50,10 +57,10 @@ public sealed record DriveRecord(int Slot, long Length, int BlockSize, ulong Che
         BinaryPrimitives.WriteInt64LittleEndian(d[24..], BytesStored);
         BinaryPrimitives.WriteUInt16LittleEndian(d[32..], (ushort)name.Length);
         name.CopyTo(d[FixedSize..]);
-        if (StoredBlocks is null) return new StateSection(Prefix + Slot, Version, data);
+        if (StoredPages is null) return new StateSection(Prefix + Slot, Version, data);
         var bitmap = d[(FixedSize + name.Length)..];
-        BinaryPrimitives.WriteUInt32LittleEndian(bitmap, (uint)StoredBlocks.Length);
-        for (int w = 0; w < StoredBlocks.Length; w++) BinaryPrimitives.WriteUInt64LittleEndian(bitmap[(4 + w * 8)..], StoredBlocks[w]);
+        BinaryPrimitives.WriteUInt32LittleEndian(bitmap, (uint)StoredPages.Length);
+        for (int w = 0; w < StoredPages.Length; w++) BinaryPrimitives.WriteUInt64LittleEndian(bitmap[(4 + w * 8)..], StoredPages[w]);
         return new StateSection(Prefix + Slot, LinkVersion, data);
     }
 
@@ -83,21 +90,21 @@ public sealed record DriveRecord(int Slot, long Length, int BlockSize, ulong Che
         // A hostile file must not point restore at /etc/shadow or ../x: only a name in the snapshot's own directory.
         if (name.Length == 0 || name is "." or ".." || name.Contains('/') || name.Contains('\0'))
             throw new StateRestoreException($"section '{s.Id}': '{name}' is not a file name in the snapshot's directory");
-        ulong[]? storedBlocks = s.Version == LinkVersion ? ReadBitmap(s.Id, d[(FixedSize + nameLength)..], length, blockSize) : null;
-        return new DriveRecord(slot, length, blockSize, checksum, stored, name, storedBlocks);
+        ulong[]? storedPages = s.Version == LinkVersion ? ReadBitmap(s.Id, d[(FixedSize + nameLength)..], length) : null;
+        return new DriveRecord(slot, length, blockSize, checksum, stored, name, storedPages);
     }
 
-    /// <summary>A link's stored-block bitmap: exactly one bit per block of the drive, none beyond its end.</summary>
-    private static ulong[] ReadBitmap(string id, ReadOnlySpan<byte> d, long length, int blockSize)
+    /// <summary>A link's stored-page bitmap: exactly one bit per 4 KiB page of the drive, none beyond its end.</summary>
+    private static ulong[] ReadBitmap(string id, ReadOnlySpan<byte> d, long length)
     {
-        long blocks = (length + blockSize - 1) / blockSize;
-        long words = (blocks + 63) / 64;
+        long pages = (length + PageSize - 1) / PageSize;
+        long words = (pages + 63) / 64;
         if (d.Length < 4 || BinaryPrimitives.ReadUInt32LittleEndian(d) != words || d.Length != 4 + words * 8)
-            throw new StateRestoreException($"section '{id}': the stored-block bitmap does not cover the drive's {blocks} blocks");
+            throw new StateRestoreException($"section '{id}': the stored-page bitmap does not cover the drive's {pages} pages");
         var bitmap = new ulong[words];
         for (int w = 0; w < words; w++) bitmap[w] = BinaryPrimitives.ReadUInt64LittleEndian(d[(4 + w * 8)..]);
-        if (blocks % 64 != 0 && bitmap[^1] >> (int)(blocks % 64) != 0)
-            throw new StateRestoreException($"section '{id}': the stored-block bitmap names blocks past the drive's end");
+        if (pages % 64 != 0 && bitmap[^1] >> (int)(pages % 64) != 0)
+            throw new StateRestoreException($"section '{id}': the stored-page bitmap names pages past the drive's end");
         return bitmap;
     }
 

@@ -42,8 +42,8 @@ internal sealed class DriveSnapshot : IDisposable
 
     /// <summary>Creates the capture files for <paramref name="snapshotPath"/>; null when the VM has no writable drive.</summary>
     /// <param name="lineage">the VM's drive changes between snapshots (null: not tracked): taken at the freeze</param>
-    /// <param name="link">an incremental link: copy only the blocks written since the parent (its hashes are in the lineage)</param>
-    /// <param name="dropOneChangedBlock">TEST ONLY: leave one changed block out of the link (the negative control)</param>
+    /// <param name="link">an incremental link: store only the pages written since the parent (its hashes are in the lineage)</param>
+    /// <param name="dropOneChangedBlock">TEST ONLY: leave one changed capture block out of the link (the negative control)</param>
     /// <exception cref="IOException">A file cannot be created (nothing is left behind).</exception>
     public static DriveSnapshot? Prepare(Vm vm, string snapshotPath, DriveLineage? lineage = null, bool link = false, bool dropOneChangedBlock = false)
     {
@@ -94,19 +94,26 @@ internal sealed class DriveSnapshot : IDisposable
             if (_link)
             {
                 var changed = e.Taken ?? throw new InvalidOperationException($"internal error: drive {e.Slot} was not tracked since its parent");
-                if (_dropOneChangedBlock) changed = WithoutFirstBlock(changed);
-                e.Capture.LimitToChangedBlocks(_lineage!.ParentHashes(e.Slot), changed);
+                if (_dropOneChangedBlock) changed = WithoutFirstBlock(changed, e.Capture.BlockSize);
+                e.Capture.LimitToChangedPages(_lineage!.ParentHashes(e.Slot), changed);
             }
             e.Image.Capture = e.Capture;
             e.Capture.Start(_cancel.Token);
         }
     }
 
-    private static ulong[] WithoutFirstBlock(ulong[] changed)
+    /// <summary>
+    /// The changed set without the pages of the first changed capture block: the link then takes that block for the
+    /// parent's (its hash too), so its checksum agrees and only the guest can tell the disk is wrong.
+    /// </summary>
+    private static ulong[] WithoutFirstBlock(ulong[] changed, int blockSize)
     {
         var copy = (ulong[])changed.Clone();
         int w = Array.FindIndex(copy, x => x != 0);
-        if (w >= 0) copy[w] &= copy[w] - 1;
+        if (w < 0) return copy;
+        long perBlock = blockSize / DriveChangeLog.PageSize;
+        long first = (w * 64L + System.Numerics.BitOperations.TrailingZeroCount(copy[w])) / perBlock * perBlock;
+        for (long p = first; p < first + perBlock && (p >> 6) < copy.Length; p++) BlockBits.Clear(copy, p);
         return copy;
     }
 
@@ -131,7 +138,7 @@ internal sealed class DriveSnapshot : IDisposable
             File.Move(e.PartialPath, e.FinalPath, overwrite: true);
             _renamed.Add(e.FinalPath);
             sections.Add(new DriveRecord(e.Slot, e.Image.Length, e.Capture.BlockSize, e.Capture.Checksum, e.Capture.BytesStored,
-                Path.GetFileName(e.FinalPath), e.Capture.IsLink ? e.Capture.StoredBlocks.ToArray() : null).ToSection());
+                Path.GetFileName(e.FinalPath), e.Capture.IsLink ? e.Capture.StoredPages.ToArray() : null).ToSection());
         }
         _completed = true;
         return sections;
@@ -161,8 +168,8 @@ internal sealed class DriveSnapshot : IDisposable
         foreach (var e in _entries) _lineage.Committed(e.Slot, e.Capture.BlockHashes());
     }
 
-    /// <summary>The blocks the links of this snapshot copied (null: full captures).</summary>
-    public long? LinkBlocks => _link ? _entries.Sum(e => BlockBits.Count(e.Capture.StoredBlocks)) : null;
+    /// <summary>The 4 KiB pages the links of this snapshot stored (null: full captures).</summary>
+    public long? LinkPages => _link ? _entries.Sum(e => BlockBits.Count(e.Capture.StoredPages)) : null;
 
     private static void TryDelete(string path)
     {

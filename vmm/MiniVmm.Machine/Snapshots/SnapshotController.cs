@@ -220,7 +220,7 @@ public sealed class SnapshotController
         destination.Dispose();
         if (_drives is { } drives)
         {
-            result = result with { DriveBytes = drives.BytesStored, DriveBlocksCopiedBeforeWrite = drives.CopiedBeforeWrite, DriveLinkBlocks = drives.LinkBlocks };
+            result = result with { DriveBytes = drives.BytesStored, DriveBlocksCopiedBeforeWrite = drives.CopiedBeforeWrite, DriveLinkPages = drives.LinkPages };
             _vmSource.Drives = null;
             drives.Dispose();
             _drives = null;

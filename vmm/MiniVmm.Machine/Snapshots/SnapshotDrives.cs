@@ -37,7 +37,7 @@ public static class SnapshotDrives
             text.Append($"  {d.Slot}: {d.Path} ({(d.ReadOnly ? "read-only" : "writable")}, cache={d.Cache}): ");
             text.Append(d.Captured is { } r
                 ? r.IsLink
-                    ? $"blocks written since the parent in {r.File} ({MiniVmm.Devices.Virtio.Block.BlockBits.Count(r.StoredBlocks)} of {r.BlockCount} blocks of {r.BlockSize} bytes, {r.BytesStored} bytes stored; drive checksum at the freeze {r.Checksum:x16}){(d.CopyPresent ? "" : " MISSING")}\n"
+                    ? $"pages written since the parent in {r.File} ({r.PagesHeld} of {r.PageCount} pages of 4 KiB, {r.BytesStored} bytes stored; drive checksum at the freeze {r.Checksum:x16}){(d.CopyPresent ? "" : " MISSING")}\n"
                     : $"content at the freeze in {r.File} ({r.Length} bytes, {r.BytesStored} stored, checksum {r.Checksum:x16}){(d.CopyPresent ? "" : " MISSING")}\n"
                 : d.ReadOnly ? "not captured (read-only: it cannot change under the guest)\n" : "not captured (a snapshot from before drive capture)\n");
         }

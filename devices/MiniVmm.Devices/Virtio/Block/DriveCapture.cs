@@ -44,7 +44,7 @@ public sealed class DriveCapture
     private long _bytesStored;
     private long _copiedBeforeWrite;
     private long _blocksToDo;
-    private ulong[]? _storedBlocks;
+    private ulong[]? _storedPages;
 
     /// <param name="drive">the drive, read at block offsets (its writes go through <see cref="BeforeWrite"/>)</param>
     /// <param name="length">the drive's length in bytes</param>
@@ -97,30 +97,35 @@ public sealed class DriveCapture
     }
 
     /// <summary>
-    /// Makes this capture an incremental link: only the blocks in <paramref name="changed"/> (written since the parent's
-    /// freeze) are copied; every other block still holds the parent's content, whose hashes
+    /// Makes this capture an incremental link: only the blocks holding a page of <paramref name="changedPages"/> (the
+    /// 4 KiB pages written since the parent's freeze, a <see cref="DriveChangeLog"/>'s set) are read, and of those only
+    /// the changed pages are stored; every other block still holds the parent's content, whose hashes
     /// <paramref name="parentHashes"/> gives, so <see cref="Checksum"/> is still that of the whole drive at this
     /// instant. Call before <see cref="Start"/>.
     /// </summary>
-    public void LimitToChangedBlocks(ReadOnlySpan<ulong> parentHashes, ulong[] changed)
+    public void LimitToChangedPages(ReadOnlySpan<ulong> parentHashes, ulong[] changedPages)
     {
-        if (_started) throw new InvalidOperationException("a capture is limited to the changed blocks before it starts");
-        if (parentHashes.Length != BlockCount || changed.Length != _copied.Length)
-            throw new ArgumentException($"the parent's drive has {parentHashes.Length} blocks and {changed.Length * 64L} change bits; this one {BlockCount}");
+        if (_started) throw new InvalidOperationException("a capture is limited to the changed pages before it starts");
+        long pages = (Length + HolePage - 1) / HolePage;
+        if (parentHashes.Length != BlockCount || changedPages.Length != BlockBits.Words(pages))
+            throw new ArgumentException($"the parent's drive has {parentHashes.Length} blocks and {changedPages.Length * 64L} change bits; this one {BlockCount} blocks of {pages} pages");
         parentHashes.CopyTo(_hashes);
+        int perBlock = BlockSize / HolePage;
         long todo = 0;
         for (long b = 0; b < BlockCount; b++)
         {
-            if (BlockBits.Get(changed, b)) todo++;
+            bool changed = false;
+            for (long p = b * perBlock; p < Math.Min((b + 1) * perBlock, pages) && !changed; p++) changed = BlockBits.Get(changedPages, p);
+            if (changed) todo++;
             else BlockBits.Set(_copied, b);
         }
-        _storedBlocks = (ulong[])changed.Clone();
+        _storedPages = (ulong[])changedPages.Clone();
         _blocksToDo = todo;
     }
 
-    /// <summary>The blocks this capture holds: null when it is a full one (every block), else a link's changed set.</summary>
-    public ReadOnlySpan<ulong> StoredBlocks => _storedBlocks;
-    public bool IsLink => _storedBlocks is not null;
+    /// <summary>The 4 KiB pages this capture holds: empty when it is a full one (every block), else a link's changed set.</summary>
+    public ReadOnlySpan<ulong> StoredPages => _storedPages;
+    public bool IsLink => _storedPages is not null;
 
     /// <summary>Each block's content hash at the capture's instant (valid once complete): the next link's parent hashes.</summary>
     public ulong[] BlockHashes() => (ulong[])_hashes.Clone();
@@ -166,11 +171,12 @@ public sealed class DriveCapture
         {
             FileReads.ReadFully(_drive, data, offset);
             _hashes[block] = XxHash3.HashToUInt64(data);
-            // Only the 4 KiB pages that hold data, in runs: a sparse drive's copy costs its data, not 64 KiB per block.
+            // Only the 4 KiB pages that hold data (and, in a link, changed since the parent), in runs: a sparse drive's
+            // copy costs its data, not 64 KiB per block; a link costs the pages the guest wrote.
             for (int page = 0; page < n;)
             {
                 int end = page;
-                while (end < n && data[end..Math.Min(end + HolePage, n)].ContainsAnyExcept((byte)0)) end = Math.Min(end + HolePage, n);
+                while (end < n && Stores(offset + end) && data[end..Math.Min(end + HolePage, n)].ContainsAnyExcept((byte)0)) end = Math.Min(end + HolePage, n);
                 if (end > page)
                 {
                     RandomAccess.Write(_target, data[page..end], offset + page);
@@ -189,6 +195,9 @@ public sealed class DriveCapture
         if (Interlocked.Increment(ref _blocksDone) == _blocksToDo) _done.TrySetResult();
         return true;
     }
+
+    /// <summary>Whether the page at drive offset <paramref name="offset"/> goes into the target (a link stores its changed pages only).</summary>
+    private bool Stores(long offset) => _storedPages is null || BlockBits.Get(_storedPages, offset / HolePage);
 
     private void Fail(Exception e)
     {

@@ -1,35 +1,35 @@
 namespace MiniVmm.Devices.Virtio.Block;
 
 /// <summary>
-/// The blocks of a drive written since a snapshot's freeze, so the next snapshot (an incremental link) copies only
-/// those: the drive's counterpart of RAM's written-page tracking. The block backend marks every write and zeroing
-/// before it happens; a snapshot takes the set at its freeze (the device quiesced, nothing writing) and the log starts
-/// empty again. One bit per block, marked without a lock (device threads write concurrently).
+/// The 4 KiB pages of a drive written since a snapshot's freeze, so the next snapshot (an incremental link) stores only
+/// those: the drive's counterpart of RAM's written-page tracking. Pages, not capture blocks: a guest's 4 KiB random
+/// writes would otherwise cost a link 64 KiB each. The block backend marks every write and zeroing before it happens;
+/// a snapshot takes the set at its freeze (the device quiesced, nothing writing) and the log starts empty again. One
+/// bit per page (32 KiB per GiB), marked without a lock (device threads write concurrently).
 /// </summary>
 public sealed class DriveChangeLog
 {
+    public const int PageSize = 4096;
+
     private ulong[] _written;
 
-    public DriveChangeLog(long length, int blockSize = DriveCapture.DefaultBlockSize)
+    public DriveChangeLog(long length)
     {
-        if (blockSize < 4096 || (blockSize & (blockSize - 1)) != 0) throw new ArgumentException($"block size {blockSize} is not a power of two of at least 4 KiB");
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         Length = length;
-        BlockSize = blockSize;
-        BlockCount = (length + blockSize - 1) / blockSize;
-        _written = new ulong[BlockBits.Words(BlockCount)];
+        PageCount = (length + PageSize - 1) / PageSize;
+        _written = new ulong[BlockBits.Words(PageCount)];
     }
 
     public long Length { get; }
-    public int BlockSize { get; }
-    public long BlockCount { get; }
+    public long PageCount { get; }
 
     /// <summary>[<paramref name="offset"/>, +<paramref name="length"/>) is about to be written.</summary>
     public void Mark(long offset, long length)
     {
         if (length <= 0 || offset >= Length || offset < 0) return;
-        long first = offset / BlockSize;
-        long last = Math.Min((offset + length - 1) / BlockSize, BlockCount - 1);
+        long first = offset / PageSize;
+        long last = Math.Min((offset + length - 1) / PageSize, PageCount - 1);
         var words = Volatile.Read(ref _written);
         for (long b = first; b <= last; b++)
         {
@@ -42,7 +42,7 @@ public sealed class DriveChangeLog
     /// The blocks written since the last take, and an empty log from now on. Call while nothing writes the drive (a
     /// freeze): a write racing the swap could be marked in the old set only and be missed by the next link.
     /// </summary>
-    public ulong[] TakeAndReset() => Interlocked.Exchange(ref _written, new ulong[BlockBits.Words(BlockCount)]);
+    public ulong[] TakeAndReset() => Interlocked.Exchange(ref _written, new ulong[BlockBits.Words(PageCount)]);
 
     /// <summary>A link that took <paramref name="taken"/> failed: its blocks count as written again for the next one.</summary>
     public void MergeBack(ReadOnlySpan<ulong> taken)
@@ -52,11 +52,11 @@ public sealed class DriveChangeLog
             if (taken[w] != 0) Interlocked.Or(ref words[w], taken[w]);
     }
 
-    /// <summary>Blocks marked now (for logs and tests).</summary>
+    /// <summary>Pages marked now (for logs and tests).</summary>
     public long Count => BlockBits.Count(Volatile.Read(ref _written));
 }
 
-/// <summary>One bit per drive block in 64-bit words (block b is bit b%64 of word b/64).</summary>
+/// <summary>One bit per drive page or block in 64-bit words (unit b is bit b%64 of word b/64).</summary>
 public static class BlockBits
 {
     public static int Words(long blocks) => checked((int)((blocks + 63) / 64));
