@@ -8,7 +8,7 @@ Reports, for each engine: downtime and total time (MiniVmm's summary line), the 
     python3 experiments/bench_drive_snapshot.py [--engines write-tracking,stop-copy,dirty-log] [--dir /tmp/dbench]
 
 With --links N: a chain instead (--snapshot-incremental, SIGUSR1 every --interval writes of the guest's): the first
-snapshot full, then N links, each with its drive bytes, changed blocks, total and downtime from --snapshot-stats,
+snapshot full, then N links, each with its drive bytes, changed pages, total and downtime from --snapshot-stats,
 and the guest's write rate between snapshots and while each ran (guest clock).
 """
 import argparse, json, os, re, signal, subprocess, sys, threading, time
@@ -93,8 +93,8 @@ def run_chain(workdir, drive_mib, links, interval):
             next_at = writes + interval
     p.wait()
     rows = [json.loads(l) for l in open(stats)]
-    print(f"drive {drive_mib} MiB, a snapshot every {interval} guest writes of 4 KiB (random), 64 KiB capture blocks:")
-    print(f"{'#':>2} {'kind':5} {'changed blocks':>14} {'drive bytes':>12} {'du':>11} {'RAM pages':>9} {'downtime ms':>11} {'total ms':>9} {'w/s between':>11} {'w/s during':>10}")
+    print(f"drive {drive_mib} MiB, a snapshot every {interval} guest writes of 4 KiB (random), links store the changed 4 KiB pages:")
+    print(f"{'#':>2} {'kind':5} {'changed pages':>14} {'drive bytes':>12} {'du':>11} {'RAM pages':>9} {'downtime ms':>11} {'total ms':>9} {'w/s between':>11} {'w/s during':>10}")
     def rate(ls):
         return (ls[-1][1] - ls[0][1]) / ((ls[-1][2] - ls[0][2]) / 1e6) if len(ls) >= 2 and ls[-1][2] > ls[0][2] else float("nan")
     for i, r in enumerate(rows):
@@ -106,7 +106,7 @@ def run_chain(workdir, drive_mib, links, interval):
         prev = [x for x in lines if x[0] < start][-1:]
         nxt = [x for x in lines if x[0] > end][:1]
         between = [x for x in lines if (asked[i - 1] + rows[i - 1]["total-ms"] / 1000 if i > 0 else 0) < x[0] < start]
-        print(f"{i + 1:>2} {'link' if r['incremental'] else 'full':5} {r.get('drive-changed-blocks', '-'):>14} {r['drive-bytes']:>12} {du:>11} "
+        print(f"{i + 1:>2} {'link' if r['incremental'] else 'full':5} {r.get('drive-changed-pages', '-'):>14} {r['drive-bytes']:>12} {du:>11} "
               f"{r['pages-saved']:>9} {r['downtime-ms']:>11.2f} {r['total-ms']:>9.0f} {rate(between):>11.0f} {rate(prev + during + nxt):>10.0f}")
 
 
