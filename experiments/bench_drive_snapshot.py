@@ -7,7 +7,8 @@ Reports, for each engine: downtime and total time (MiniVmm's summary line), the 
 
     python3 experiments/bench_drive_snapshot.py [--engines write-tracking,stop-copy,dirty-log] [--dir /tmp/dbench]
 
-With --links N: a chain instead (--snapshot-incremental, SIGUSR1 every --interval writes of the guest's): the first
+With --links N: a chain instead (--snapshot-incremental, SIGUSR1 every --interval writes of the guest's; --full: the
+same with every snapshot full, the baseline): the first
 snapshot full, then N links, each with its drive bytes, changed pages, total and downtime from --snapshot-stats,
 and the guest's write rate between snapshots and while each ran (guest clock).
 """
@@ -63,7 +64,7 @@ def run(engine, workdir, drive_mib, snap_at):
     print("   ", text[:400])
 
 
-def run_chain(workdir, drive_mib, links, interval):
+def run_chain(workdir, drive_mib, links, interval, full=False):
     image = os.path.join(workdir, "drive.img")
     chain_dir = os.path.join(workdir, "chain")
     os.makedirs(chain_dir, exist_ok=True)
@@ -73,7 +74,7 @@ def run_chain(workdir, drive_mib, links, interval):
     stats = os.path.join(chain_dir, "stats.jsonl")
     cmd = ["dotnet", DLL, "run", "--kernel", os.path.join(workdir, "fw", "vblk.elf"), "--mem", "128M", "--drive", f"file={image}",
            "--cmdline", "writer=100000000 fresh=1 flush=64 report=1024",
-           "--snapshot-to", os.path.join(chain_dir, "ck-%n.mvs"), "--snapshot-incremental", "--snapshot-stats", stats]
+           "--snapshot-to", os.path.join(chain_dir, "ck-%n.mvs"), "--snapshot-stats", stats] + ([] if full else ["--snapshot-incremental"])
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     lines, asked, next_at = [], [], None
     def done():
@@ -93,7 +94,8 @@ def run_chain(workdir, drive_mib, links, interval):
             next_at = writes + interval
     p.wait()
     rows = [json.loads(l) for l in open(stats)]
-    print(f"drive {drive_mib} MiB, a snapshot every {interval} guest writes of 4 KiB (random), links store the changed 4 KiB pages:")
+    print(f"drive {drive_mib} MiB, a snapshot every {interval} guest writes of 4 KiB (random), " +
+          ("every snapshot full (the baseline):" if full else "links store the changed 4 KiB pages:"))
     print(f"{'#':>2} {'kind':5} {'changed pages':>14} {'drive bytes':>12} {'du':>11} {'RAM pages':>9} {'downtime ms':>11} {'total ms':>9} {'w/s between':>11} {'w/s during':>10}")
     def rate(ls):
         return (ls[-1][1] - ls[0][1]) / ((ls[-1][2] - ls[0][2]) / 1e6) if len(ls) >= 2 and ls[-1][2] > ls[0][2] else float("nan")
@@ -118,11 +120,12 @@ def main():
     ap.add_argument("--snap-at", type=int, default=16384)
     ap.add_argument("--links", type=int, default=0, help="a chain: a full snapshot and this many incremental links")
     ap.add_argument("--interval", type=int, default=8192, help="--links: guest writes between two snapshots")
+    ap.add_argument("--full", action="store_true", help="--links: the same run with every snapshot full (the baseline)")
     a = ap.parse_args()
     os.makedirs(a.dir, exist_ok=True)
     subprocess.check_call(["dotnet", DLL, "firmware", "--out", os.path.join(a.dir, "fw")], stdout=subprocess.DEVNULL)
     if a.links > 0:
-        run_chain(a.dir, a.drive_mib, a.links, a.interval)
+        run_chain(a.dir, a.drive_mib, a.links, a.interval, a.full)
         return
     for e in a.engines.split(","):
         run(e, a.dir, a.drive_mib, a.snap_at)
