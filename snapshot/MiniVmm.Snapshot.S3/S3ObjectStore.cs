@@ -128,6 +128,23 @@ public sealed class S3ObjectStore : IObjectStore
         new($"s3://{bucket}/{key}: the object changed during the restore (it is no longer the version {etag} that was opened)",
             unreachable: false, transient: false, inner);
 
+    public Task<IReadOnlyList<string>> ListAsync(string bucket, string prefix, int limit, CancellationToken cancel) => Call<IReadOnlyList<string>>(async () =>
+    {
+        var keys = new List<string>();
+        string? token = null;
+        do
+        {
+            var page = await _client.ListObjectsV2Async(new ListObjectsV2Request
+            {
+                BucketName = bucket, Prefix = prefix, ContinuationToken = token, MaxKeys = Math.Min(1000, limit - keys.Count),
+            }, cancel).ConfigureAwait(false);
+            foreach (var o in page.S3Objects ?? []) if (keys.Count < limit) keys.Add(o.Key);
+            token = page.IsTruncated == true ? page.NextContinuationToken : null;
+        }
+        while (token is not null && keys.Count < limit);
+        return keys;
+    }, bucket, prefix);
+
     public Task PutAsync(string bucket, string key, ReadOnlyMemory<byte> data, CancellationToken cancel) => Call(async () =>
     {
         using var body = new ReadOnlyMemoryStream(data);

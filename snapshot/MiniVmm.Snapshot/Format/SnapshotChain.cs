@@ -70,27 +70,40 @@ public sealed class SnapshotChain : ISnapshotPages, IDisposable
     public static SnapshotChain Open(string tipPath, IEnumerable<string>? searchDirectories = null)
     {
         var tip = SnapshotFile.Open(tipPath);
+        if (tip.Parent is null) return new SnapshotChain([tip]);
+        var dirs = new List<string> { Path.GetDirectoryName(Path.GetFullPath(tipPath)) ?? "." };
+        if (searchDirectories is not null) dirs.AddRange(searchDirectories);
+        DirectoryParents locator;
+        try { locator = new DirectoryParents(dirs); }
+        catch
+        {
+            tip.Dispose();
+            throw;
+        }
+        return Resolve(tip, locator);
+    }
+
+    /// <summary>
+    /// The chain of an already opened <paramref name="tip"/>, its ancestors found through <paramref name="parents"/>
+    /// (by content: snapshot id plus trailer checksum). Takes ownership of <paramref name="tip"/>, also when it throws.
+    /// </summary>
+    public static SnapshotChain Resolve(SnapshotFile tip, IParentLocator parents)
+    {
         var links = new List<SnapshotFile> { tip };
         try
         {
-            if (tip.Parent is not null)
+            var seen = new HashSet<Guid> { tip.SnapshotId };
+            var child = tip;
+            while (child.Parent is { } wanted)
             {
-                var dirs = new List<string> { Path.GetDirectoryName(Path.GetFullPath(tipPath)) ?? "." };
-                if (searchDirectories is not null) dirs.AddRange(searchDirectories);
-                var index = IndexCandidates(dirs);
-                var seen = new HashSet<Guid> { tip.SnapshotId };
-                var child = tip;
-                while (child.Parent is { } wanted)
-                {
-                    if (links.Count >= MaxLinks)
-                        throw new SnapshotFormatException($"snapshot '{tipPath}' is the tip of a chain of more than {MaxLinks} links: merge it first (minivmm snapshot merge)");
-                    if (!seen.Add(wanted.SnapshotId))
-                        throw new SnapshotFormatException($"the chain of '{tipPath}' forms a cycle: '{child.Path}' names {wanted.SnapshotId}, which is already in the chain");
-                    var parent = FindParent(child, wanted, index, dirs);
-                    links.Add(parent);
-                    CheckSameMachine(child, parent);
-                    child = parent;
-                }
+                if (links.Count >= MaxLinks)
+                    throw new SnapshotFormatException($"snapshot '{tip.Path}' is the tip of a chain of more than {MaxLinks} links: merge it first (minivmm snapshot merge)");
+                if (!seen.Add(wanted.SnapshotId))
+                    throw new SnapshotFormatException($"the chain of '{tip.Path}' forms a cycle: '{child.Path}' names {wanted.SnapshotId}, which is already in the chain");
+                var parent = FindParent(child, wanted, parents);
+                links.Add(parent);
+                CheckSameMachine(child, parent);
+                child = parent;
             }
             return new SnapshotChain([.. links]);
         }
@@ -101,53 +114,64 @@ public sealed class SnapshotChain : ISnapshotPages, IDisposable
         }
     }
 
-    /// <summary>The id of every file in the directories that starts with a readable snapshot header (others are skipped).</summary>
-    private static Dictionary<Guid, List<string>> IndexCandidates(IEnumerable<string> directories)
+    private static SnapshotFile FindParent(SnapshotFile child, SnapshotParent wanted, IParentLocator parents)
     {
-        var index = new Dictionary<Guid, List<string>>();
-        var visited = new HashSet<string>(StringComparer.Ordinal);
-        foreach (string dir in directories)
-        {
-            string full = Path.GetFullPath(dir);
-            if (!visited.Add(full)) continue;
-            if (!Directory.Exists(full))
-                throw new SnapshotFormatException($"chain directory '{dir}' does not exist");
-            foreach (string path in Directory.EnumerateFiles(full))
-            {
-                if (path.EndsWith(SnapshotFormat.PartialSuffix, StringComparison.Ordinal)) continue;
-                if (SnapshotFile.TryReadId(path) is { } id)
-                {
-                    if (!index.TryGetValue(id, out var list)) index[id] = list = [];
-                    list.Add(path);
-                }
-            }
-        }
-        return index;
-    }
-
-    private static SnapshotFile FindParent(SnapshotFile child, SnapshotParent wanted, Dictionary<Guid, List<string>> index, List<string> dirs)
-    {
-        string where = string.Join(", ", dirs.Select(d => $"'{d}'"));
-        if (!index.TryGetValue(wanted.SnapshotId, out var candidates))
+        var candidates = parents.CandidatesFor(wanted.SnapshotId);
+        if (candidates.Count == 0)
             throw new SnapshotFormatException($"snapshot '{child.Path}' is an incremental link whose parent {wanted.SnapshotId} is missing: " +
-                $"no snapshot in {where} has that id (pass --chain-dir DIR where the parent is)");
+                $"no snapshot in {parents.Where} has that id{parents.Hint}");
         var problems = new List<string>();
-        foreach (string path in candidates)
+        foreach (string name in candidates)
         {
             SnapshotFile candidate;
-            try { candidate = SnapshotFile.Open(path); }
-            catch (Exception e) when (e is SnapshotFormatException or IOException or UnauthorizedAccessException)
+            try { candidate = parents.Open(name); }
+            // A store that cannot be reached says nothing about the candidate: that failure is the caller's to report.
+            catch (Exception e) when (e is SnapshotFormatException or IOException or UnauthorizedAccessException
+                                      && e is not ObjectStore.ObjectStoreException { Unreachable: true })
             {
                 problems.Add(e.Message);
                 continue;
             }
             if (candidate.TrailerChecksum == wanted.TrailerChecksum) return candidate;
-            problems.Add($"'{path}' has that id but different content (trailer checksum {candidate.TrailerChecksum:x16}, " +
+            problems.Add($"'{name}' has that id but different content (trailer checksum {candidate.TrailerChecksum:x16}, " +
                           $"expected {wanted.TrailerChecksum:x16}): it was replaced or rewritten");
             candidate.Dispose();
         }
         throw new SnapshotFormatException($"snapshot '{child.Path}' is an incremental link whose parent {wanted.SnapshotId} is unusable: " +
                                           string.Join("; ", problems));
+    }
+
+    /// <summary>Parents among the snapshot files of local directories (the tip's own first).</summary>
+    private sealed class DirectoryParents : IParentLocator
+    {
+        private readonly Dictionary<Guid, List<string>> _index = new();
+
+        public DirectoryParents(List<string> directories)
+        {
+            Where = string.Join(", ", directories.Select(d => $"'{d}'"));
+            var visited = new HashSet<string>(StringComparer.Ordinal);
+            foreach (string dir in directories)
+            {
+                string full = Path.GetFullPath(dir);
+                if (!visited.Add(full)) continue;
+                if (!Directory.Exists(full))
+                    throw new SnapshotFormatException($"chain directory '{dir}' does not exist");
+                foreach (string path in Directory.EnumerateFiles(full))
+                {
+                    if (path.EndsWith(SnapshotFormat.PartialSuffix, StringComparison.Ordinal)) continue;
+                    if (SnapshotFile.TryReadId(path) is { } id)
+                    {
+                        if (!_index.TryGetValue(id, out var list)) _index[id] = list = [];
+                        list.Add(path);
+                    }
+                }
+            }
+        }
+
+        public string Where { get; }
+        public string Hint => " (pass --chain-dir DIR where the parent is)";
+        public IReadOnlyList<string> CandidatesFor(Guid snapshotId) => _index.GetValueOrDefault(snapshotId) ?? [];
+        public SnapshotFile Open(string candidate) => SnapshotFile.Open(candidate);
     }
 
     private static void CheckSameMachine(SnapshotFile child, SnapshotFile parent)

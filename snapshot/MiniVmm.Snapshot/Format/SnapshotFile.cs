@@ -119,6 +119,32 @@ public sealed partial class SnapshotFile : ISnapshotPages, IDisposable
     }
 
     /// <summary>
+    /// The snapshot id in a header read from elsewhere (the first <see cref="SnapshotFormat.HeaderAreaSize"/> bytes of an
+    /// object of <paramref name="length"/> bytes, or all of a shorter one), or null when they are not a valid header.
+    /// </summary>
+    internal static Guid? TryReadId(ReadOnlyMemory<byte> head, long length, string name)
+    {
+        try { return ReadHeader(new MemorySnapshotBytes(head), length, name, out _, out _).SnapshotId; }
+        catch (SnapshotFormatException) { return null; }
+    }
+
+    /// <summary>Bytes already in memory (a header fetched from a store), read as a snapshot's start.</summary>
+    private sealed class MemorySnapshotBytes(ReadOnlyMemory<byte> data) : ISnapshotBytes
+    {
+        public long Length => data.Length;
+
+        public int Read(Span<byte> destination, long offset)
+        {
+            if (offset >= data.Length) return 0;
+            int n = (int)Math.Min(destination.Length, data.Length - offset);
+            data.Span.Slice((int)offset, n).CopyTo(destination);
+            return n;
+        }
+
+        public void Dispose() { }
+    }
+
+    /// <summary>
     /// Refuses FIFOs, devices, sockets and directories before they are opened: a FIFO would block the open (or the
     /// reads) for ever and a device has no length. A missing file is left to the open, which names the error.
     /// </summary>

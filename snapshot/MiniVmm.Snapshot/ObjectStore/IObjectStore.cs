@@ -30,6 +30,12 @@ public interface IObjectStore : IDisposable
     /// </summary>
     Task ReadAsync(string bucket, string key, long offset, Memory<byte> destination, string? etag, CancellationToken cancel);
 
+    /// <summary>
+    /// The keys of the bucket that start with <paramref name="prefix"/>, in the store's order, at most
+    /// <paramref name="limit"/> (an incremental link's parents are looked for among its neighbours this way).
+    /// </summary>
+    Task<IReadOnlyList<string>> ListAsync(string bucket, string prefix, int limit, CancellationToken cancel);
+
     /// <summary>Stores a small object in one request (working-set files, tests).</summary>
     Task PutAsync(string bucket, string key, ReadOnlyMemory<byte> data, CancellationToken cancel);
 

@@ -79,8 +79,6 @@ public sealed class ObjectStoreSink : ISnapshotSink
     public static ObjectStoreSink Create(IObjectStore store, ObjectUri uri, SnapshotHeaderInfo info, string spoolDirectory, TimeSpan deadline,
         long partSize = MultipartPlan.DefaultPartSize, Guid? snapshotId = null, DateTimeOffset? createdAt = null)
     {
-        if (info.Parent is not null)
-            throw new NotSupportedException("an incremental snapshot needs a file destination (s3:// holds full snapshots)");
         var plan = new MultipartPlan(info.Regions, partSize);
         using var startCancel = new CancellationTokenSource(StartTimeout);
         string uploadId = store.StartUploadAsync(uri.Bucket, uri.Key, startCancel.Token).GetAwaiter().GetResult();

@@ -1,3 +1,5 @@
+using MiniVmm.Snapshot.ObjectStore;
+using MiniVmm.Snapshot.Tests.ObjectStore;
 using MiniVmm.Snapshot.Format;
 
 namespace MiniVmm.Snapshot.Tests.Format;
@@ -347,6 +349,62 @@ public sealed class SnapshotChainTests : IDisposable
     {
         var act = () => SnapshotStreamSink.Create(new MemoryStream(), Info(new SnapshotParent(Guid.NewGuid(), 5)));
         act.Should().Throw<NotSupportedException>();
+    }
+
+    /// <summary>The chain's files as objects under <c>vms/</c>, with unrelated neighbours.</summary>
+    private static MemoryObjectStore StoreOf(IEnumerable<string> files)
+    {
+        var store = new MemoryObjectStore();
+        foreach (string f in files) store.PutAsync("b", "vms/" + Path.GetFileName(f), File.ReadAllBytes(f), default).GetAwaiter().GetResult();
+        store.PutAsync("b", "vms/notes.txt", "not a snapshot"u8.ToArray(), default).GetAwaiter().GetResult();
+        store.PutAsync("b", "other/x.mvs", new byte[100], default).GetAwaiter().GetResult();
+        return store;
+    }
+
+    private static SnapshotChain OpenInStore(MemoryObjectStore store, string key)
+    {
+        var uri = new ObjectUri("b", key);
+        var tip = SnapshotFile.Open(ObjectStoreBytes.Open(store, uri), uri.ToString());
+        using var parents = new ObjectStoreParents(store, () => store, uri, cacheDirectory: null);
+        return SnapshotChain.Resolve(tip, parents);
+    }
+
+    [Fact]
+    public void A_chain_in_an_object_store_resolves_among_the_tips_neighbours_by_content()
+    {
+        var (_, expected, links) = BuildChain();
+        var store = StoreOf(links);
+        using var chain = OpenInStore(store, "vms/link3.mvs");
+        chain.Links.Select(l => l.Path).Should().Equal("s3://b/vms/link3.mvs", "s3://b/vms/link2.mvs", "s3://b/vms/link1.mvs", "s3://b/vms/base.mvs");
+        AssertImage(chain, expected);
+    }
+
+    [Fact]
+    public async Task A_missing_or_replaced_parent_in_the_store_is_refused_with_the_reason()
+    {
+        var (_, _, links) = BuildChain();
+        var missing = StoreOf(links.Where(l => !l.EndsWith("link2.mvs")));
+        FluentActions.Invoking(() => OpenInStore(missing, "vms/link3.mvs")).Should().Throw<SnapshotFormatException>()
+            .WithMessage("*parent*is missing*s3://b/vms/*same key prefix*");
+
+        // link2 replaced by another snapshot that claims its id: found, then refused by its content.
+        var replaced = StoreOf(links);
+        Guid originalId;
+        using (var original = SnapshotFile.Open(links[2])) originalId = original.SnapshotId;
+        {
+            var (impostor, _) = Write("impostor.mvs", null, [(0L, Content(0, 99))], id: originalId);
+            await replaced.PutAsync("b", "vms/link2.mvs", File.ReadAllBytes(impostor), default);
+        }
+        FluentActions.Invoking(() => OpenInStore(replaced, "vms/link3.mvs")).Should().Throw<SnapshotFormatException>()
+            .WithMessage("*unusable*different content*");
+
+        var down = StoreOf(links);
+        var uri = new ObjectUri("b", "vms/link3.mvs");
+        var tip = SnapshotFile.Open(ObjectStoreBytes.Open(down, uri), uri.ToString());
+        down.Down = true;
+        using var parents = new ObjectStoreParents(down, () => down, uri, cacheDirectory: null);
+        FluentActions.Invoking(() => SnapshotChain.Resolve(tip, parents)).Should().Throw<ObjectStoreException>()
+            .Where(e => e.Unreachable, "an unreachable store is not a bad snapshot");
     }
 
     public void Dispose() => _dir.Dispose();

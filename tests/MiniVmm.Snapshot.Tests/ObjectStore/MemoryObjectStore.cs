@@ -100,6 +100,14 @@ internal sealed class MemoryObjectStore : IObjectStore
         return Task.CompletedTask;
     }
 
+    public Task<IReadOnlyList<string>> ListAsync(string bucket, string prefix, int limit, CancellationToken cancel)
+    {
+        Check();
+        IReadOnlyList<string> keys = [.. _objects.Keys.Where(k => k.StartsWith($"{bucket}/{prefix}", StringComparison.Ordinal))
+            .Select(k => k[(bucket.Length + 1)..]).Order(StringComparer.Ordinal).Take(limit)];
+        return Task.FromResult(keys);
+    }
+
     public Task<ObjectStat?> StatAsync(string bucket, string key, CancellationToken cancel)
     {
         Check();

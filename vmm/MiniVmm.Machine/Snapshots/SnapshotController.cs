@@ -24,11 +24,13 @@ public sealed class SnapshotController
     private SnapshotDestination? _destination;
     private DriveSnapshot? _drives;
     // Incremental chains: the tracker records what the guest writes between snapshots; _parent is the last link this
-    // VM can continue (the snapshot it last wrote, or the one it was eagerly restored from) and _parentPath its file.
+    // VM can continue (the snapshot it last wrote, or the one it was eagerly restored from) and _parentPath its file
+    // (or s3:// location).
     private IChangeTracker? _tracker;
     private SnapshotParent? _parent;
     private string? _parentPath;
     private string? _pendingPath;
+    private string? _pendingTarget;
     // The drives' side of a chain: blocks written since the last snapshot, and their hashes at it.
     private readonly DriveLineage _driveLineage = new();
 
@@ -93,7 +95,7 @@ public sealed class SnapshotController
         {
             if (!_tracker!.IsTracking) _tracker.Resume(PageBitmap.ForRegions(_vm.Memory.Regions.Select(r => r.PageCount)));
             _parent = from.Identity;
-            _parentPath = Path.GetFullPath(from.Path);
+            _parentPath = MiniVmm.Snapshot.ObjectStore.ObjectUri.IsObjectUri(from.Path) ? from.Path : Path.GetFullPath(from.Path);
             _driveLineage.StartFromRestore(DriveSnapshot.WritableDrives(_vm), from.DriveHashes);
             _log.LogInformation("tracking writes since {Path} ({Method}): the next snapshot is an incremental link of it", from.Path, _tracker.Method);
         }
@@ -124,6 +126,7 @@ public sealed class SnapshotController
         try
         {
             _pendingPath = SnapshotDestination.FilePathOf(destination);
+            _pendingTarget = _pendingPath ?? destination; // a link must not replace its parent, in a file or in the store
             bool writableDrives = DriveSnapshot.WritableDrives(_vm).Count > 0;
             if (writableDrives && MiniVmm.Snapshot.ObjectStore.ObjectUri.IsObjectUri(destination))
                 throw new ArgumentException("an s3:// snapshot cannot capture a writable drive yet: snapshot to a file, or attach the drives with readonly=on");
@@ -134,7 +137,7 @@ public sealed class SnapshotController
             if (_tracker is not null && options.Mode == SnapshotMode.WriteTracking)
             {
                 parent = chain && _tracker.IsTracking ? _parent : null;
-                if (parent is not null && _pendingPath is not null && _pendingPath == _parentPath)
+                if (parent is not null && (_pendingPath ?? destination) == _parentPath)
                     throw new ArgumentException($"'{destination}' is this link's parent: an incremental snapshot must not replace it (use a new name, e.g. 'vm-%n.mvs')");
                 if (parent is not null && writableDrives && _driveLineage.WhyNotLinkable(DriveSnapshot.WritableDrives(_vm)) is { } why)
                 {
@@ -202,7 +205,7 @@ public sealed class SnapshotController
         }
         if (!result.Succeeded) return;
         _parent = new SnapshotParent(result.SnapshotId, result.TrailerChecksum);
-        _parentPath = _pendingPath;
+        _parentPath = _pendingTarget;
     }
 
     /// <summary>Cancels the running snapshot, if any.</summary>

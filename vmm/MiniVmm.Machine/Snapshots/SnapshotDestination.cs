@@ -84,8 +84,6 @@ public sealed class SnapshotDestination : IDisposable
     /// </summary>
     private static SnapshotDestination OpenObject(ObjectUri uri, SnapshotHeaderInfo info, TimeSpan? stallTimeout, S3Access s3)
     {
-        if (info.Parent is not null)
-            throw new ArgumentException("an incremental snapshot needs a file destination, not s3:// (the store holds full snapshots)");
         var store = new S3ObjectStore(s3.Resolve());
         try
         {

@@ -62,6 +62,7 @@ public static class VmRestore
         var log = loggers.CreateLogger("MiniVmm.Restore");
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         ObjectStoreBytes? remote = null;
+        IReadOnlyList<ObjectStoreBytes> remoteParents = [];
         SnapshotChain chain;
         if (ObjectUri.IsObjectUri(path))
         {
@@ -70,9 +71,18 @@ public static class VmRestore
                 throw new ArgumentException("--memory mmap needs a local file; an s3:// snapshot restores with --memory lazy or eager");
             if (options.RecordWorkingSet is not null)
                 throw new ArgumentException("--record-working-set writes FILE.ws next to a local file; not with an s3:// snapshot");
+            var settings = options.S3.Resolve();
             // Owns the store, also when it throws.
-            remote = ObjectStoreBytes.Open(new S3ObjectStore(options.S3.Resolve()), uri, options.CacheDirectory);
-            chain = SnapshotChain.Single(SnapshotFile.Open(remote, uri.ToString())); // disposes remote when it throws
+            remote = ObjectStoreBytes.Open(new S3ObjectStore(settings), uri, options.CacheDirectory);
+            var tip = SnapshotFile.Open(remote, uri.ToString()); // disposes remote when it throws
+            if (tip.Parent is null) chain = SnapshotChain.Single(tip);
+            else
+            {
+                // An incremental link: its parents are its neighbours in the store, each read like the tip.
+                using var parents = new ObjectStoreParents(new S3ObjectStore(settings), () => new S3ObjectStore(settings), uri, options.CacheDirectory);
+                chain = SnapshotChain.Resolve(tip, parents);
+                remoteParents = [.. parents.Opened];
+            }
         }
         else if (options.CacheDirectory is not null)
             throw new ArgumentException("--cache-dir caches blocks of an s3:// snapshot; a local file needs none");
@@ -143,7 +153,7 @@ public static class VmRestore
                     var stoppingVm = vm;
                     lazy = new LazyPageServer(chain, vm.Memory, log,
                         (message, fileAtFault) => stoppingVm.RequestStop(new VmExitStatus(
-                            remote is { FailedUnreachable: true } ? VmStopReason.StoreUnreachable
+                            remote is { FailedUnreachable: true } || remoteParents.Any(p => p.FailedUnreachable) ? VmStopReason.StoreUnreachable
                             : fileAtFault ? VmStopReason.CorruptSnapshot : VmStopReason.InternalError, Detail: message)),
                         hugePages: recorded.HugePages);
                     vm.Adopt(chain);    // the page server reads it for the VM's lifetime
