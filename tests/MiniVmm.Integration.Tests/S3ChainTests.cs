@@ -51,4 +51,20 @@ public sealed partial class S3SnapshotTests
         var second = Run(rgw.Environment, TimeSpan.FromMinutes(3), "restore", $"s3://{bucket}/vms/ck-2.mvs", "--serial", "none");
         second.ExitCode.Should().Be(0, "an inner link restores too: " + second.Stderr);
     }
+
+    [KvmFact]
+    public async Task A_working_set_recorded_by_one_restore_is_stored_beside_the_object_and_prefetched_first_by_the_next()
+    {
+        string bucket = rgw.NewBucket();
+        string uri = TakeSnapshot(bucket, "ws.mvs");
+        var recording = Run(rgw.Environment, TimeSpan.FromMinutes(3), "restore", uri, "--memory", "lazy", "--record-working-set", "300ms",
+            "--serial", "none", "--log-level", "information");
+        recording.ExitCode.Should().Be(0, recording.Stderr);
+        recording.Stderr.Should().Contain($"into {uri}.ws");
+        using (var store = new MiniVmm.Snapshot.S3.S3ObjectStore(rgw.Settings))
+            (await store.StatAsync(bucket, "ws.mvs.ws", default)).Should().NotBeNull("the working set is an object beside the snapshot");
+        var next = Run(rgw.Environment, TimeSpan.FromMinutes(3), "restore", uri, "--memory", "lazy", "--serial", "none", "--log-level", "information");
+        next.ExitCode.Should().Be(0, "the writer checks every page it wrote: " + next.Stderr);
+        next.Stderr.Should().Contain($"prefetching the working set {uri}.ws");
+    }
 }

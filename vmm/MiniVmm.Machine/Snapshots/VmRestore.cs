@@ -63,15 +63,14 @@ public static class VmRestore
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         ObjectStoreBytes? remote = null;
         IReadOnlyList<ObjectStoreBytes> remoteParents = [];
+        S3Settings? settings = null;
         SnapshotChain chain;
         if (ObjectUri.IsObjectUri(path))
         {
             var uri = ObjectUri.Parse(path);
             if (options.Memory == RestoreMemoryMode.Mmap)
                 throw new ArgumentException("--memory mmap needs a local file; an s3:// snapshot restores with --memory lazy or eager");
-            if (options.RecordWorkingSet is not null)
-                throw new ArgumentException("--record-working-set writes FILE.ws next to a local file; not with an s3:// snapshot");
-            var settings = options.S3.Resolve();
+            settings = options.S3.Resolve();
             // Owns the store, also when it throws.
             remote = ObjectStoreBytes.Open(new S3ObjectStore(settings), uri, options.CacheDirectory);
             var tip = SnapshotFile.Open(remote, uri.ToString()); // disposes remote when it throws
@@ -105,8 +104,12 @@ public static class VmRestore
             var state = VmStateSections.FromSections([.. file.Sections.Where(s => !DriveRecord.IsDriveSection(s.Id))], recorded.Vcpus);
             IReadOnlyList<ulong>? workingSet = null;
             string wsPath = WorkingSetFile.PathFor(path);
-            if (remote is null && options.Memory == RestoreMemoryMode.Lazy && options.UseWorkingSet && options.RecordWorkingSet is null && File.Exists(wsPath))
-                workingSet = WorkingSetFile.Read(wsPath, TopOfRam(recorded.MemoryBytes) / GuestMemory.PageSize); // gpa pages
+            bool prefetchWorkingSet = options.Memory == RestoreMemoryMode.Lazy && options.UseWorkingSet && options.RecordWorkingSet is null;
+            ulong topPage = TopOfRam(recorded.MemoryBytes) / GuestMemory.PageSize; // working sets hold gpa pages
+            if (remote is null && prefetchWorkingSet && File.Exists(wsPath))
+                workingSet = WorkingSetFile.Read(wsPath, topPage);
+            else if (remote is not null && prefetchWorkingSet)
+                workingSet = ReadStoredWorkingSet(settings!, ObjectUri.Parse(path), topPage, log);
 
             var config = new VmConfig
             {
@@ -160,9 +163,12 @@ public static class VmRestore
                     fileAdopted = true;
                     vm.Adopt(lazy);     // disposed after the vCPUs stop, before RAM is unmapped
                     vm.LazyPages = lazy;
+                    var upload = new PendingTask(ObjectStoreBytes.ReadDeadline);
+                    if (remote is not null && options.RecordWorkingSet is not null) vm.Adopt(upload); // a stopping VM waits for it
                     if (options.RecordWorkingSet is not null)
                         lazy.RecordingFinished += pages =>
                         {
+                            if (remote is not null) { upload.Task = StoreWorkingSet(settings!, ObjectUri.Parse(path), pages, log); return; }
                             WorkingSetFile.Write(wsPath, pages);
                             log.LogInformation("recorded a working set of {Pages} pages into {Path}", pages.Count, wsPath);
                         };
@@ -189,6 +195,41 @@ public static class VmRestore
             throw;
         }
     }
+
+    /// <summary>The working set stored beside an s3:// snapshot (null: none); a store that fails here only costs the order of prefetch.</summary>
+    private static IReadOnlyList<ulong>? ReadStoredWorkingSet(S3Settings settings, ObjectUri uri, ulong topPage, ILogger log)
+    {
+        using var store = new S3ObjectStore(settings);
+        try
+        {
+            var pages = ObjectStoreWorkingSet.TryRead(store, uri, topPage);
+            if (pages is not null) log.LogInformation("prefetching the working set {Uri} ({Pages} pages) first", ObjectStoreWorkingSet.For(uri), pages.Count);
+            return pages;
+        }
+        catch (ObjectStoreException e) when (!e.Unreachable)
+        {
+            log.LogWarning("the working set beside {Uri} cannot be read ({Error}); prefetching in address order", uri, e.Message);
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Uploads a recorded working set beside the s3:// snapshot, off the page server's thread (a slow store must not hold
+    /// a fault), with its own client.
+    /// </summary>
+    private static Task StoreWorkingSet(S3Settings settings, ObjectUri uri, IReadOnlyList<ulong> pages, ILogger log) => Task.Run(() =>
+    {
+        try
+        {
+            using var store = new S3ObjectStore(settings);
+            ObjectStoreWorkingSet.Write(store, uri, pages);
+            log.LogInformation("recorded a working set of {Pages} pages into {Uri}", pages.Count, ObjectStoreWorkingSet.For(uri));
+        }
+        catch (Exception e) when (e is ObjectStoreException or OperationCanceledException)
+        {
+            log.LogWarning("the working set could not be stored beside {Uri}: {Error}", uri, e.Message);
+        }
+    });
 
     /// <summary>
     /// Maps the page area of each region privately. Snapshots are never modified in place (a new one is written aside
