@@ -52,6 +52,8 @@ else
   stage boot
   python3 "$here/bench_incremental.py" "$minivmm" "$guests" "$results"
   stage incremental
+  bash "$here/bench_size.sh" "$minivmm" "$guests" "$results"
+  stage size
 fi
 if [ "$quick" = "--quick" ]; then report=$results/REPORT.md; else report=$here/REPORT.md; fi
 python3 "$here/report.py" "$results" "$report"
