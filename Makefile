@@ -71,7 +71,7 @@ bench-restore: publish guests
 	@. experiments/need.sh && need qemu-system-x86_64 qemu-system-x86
 	python3 experiments/bench_restore.py $(OUT)/minivmm $(GUESTS) $(OUT)/bench
 
-# The experiments of experiments/run.sh (~12.5 min measured; `experiments-quick` ~1 min), results and REPORT.md in experiments/.
+# The experiments of experiments/run.sh (~20 min measured, 7.5 of them the cost-vs-guest-RAM stage; `experiments-quick` ~1 min), results and REPORT.md in experiments/.
 experiments: publish guests
 	bash experiments/run.sh $(OUT)/minivmm $(GUESTS)
 

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Restore benchmark: eager, mmap, lazy and lazy + working set, vs QEMU loading its background snapshot (-incoming).
 
-One writer snapshot (256 MiB non-zero in 512 MiB, max rate) per VMM is taken first; then each restore mode is timed,
-fresh process per trial:
+One writer snapshot (256 MiB non-zero in 512 MiB, max rate; --mb and --mem-mb change both) per VMM is taken first; then
+each restore mode is timed, fresh process per trial:
   first guest line: process start -> the restored guest's first serial line (the same definition for both VMMs)
   first instruction: MiniVmm only, process start -> vCPUs started (its CLOCK_MONOTONIC log line); QEMU has no such mark
   first sweep: process start -> the writer's generation has advanced by 2 (one whole sweep after the restored point)
-  RSS: peak resident memory of one restored VM, and of 4 mmap clones together.
-Usage: bench_restore.py MINIVMM GUEST_DIR OUT_DIR [--reps N]
+  RSS: peak resident memory of one restored VM (until the trial stops), and of 4 mmap clones together (--no-clones:
+       not measured; four clones of a large guest would each copy what they write).
+--until line stops each trial at the first guest line (no first-sweep time): a sweep of a multi-GiB buffer through
+lazy or mmap restore takes seconds per trial.
+Usage: bench_restore.py MINIVMM GUEST_DIR OUT_DIR [--reps N] [--mem-mb 512] [--mb 256] [--until sweep|line] [--no-clones]
 """
 import argparse
 import csv
@@ -20,12 +23,21 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_snapshot import Watched, tsc_khz  # noqa: E402
+from bench_snapshot import BUFFER_BASE_MB, Watched, buffer_base_mb, tsc_khz  # noqa: E402
 from qmp_client import Qmp, background_snapshot  # noqa: E402
 
 GEN = re.compile(r"writer: gen=(\d+)")
 STARTED = re.compile(r"vCPUs started at monotonic (\d+) ns")
-CMD = "mb=256 sweeps=0 report_ms=5 tsc_khz={khz}"
+
+
+def writer_cmdline(args, khz):
+    base = buffer_base_mb(args.mb, args.mem_mb)
+    where = f" base={base}" if base != BUFFER_BASE_MB else ""  # as bench_snapshot.py: unchanged for the 512 MiB runs
+    return f"mb={args.mb}{where} sweeps=0 report_ms=5 tsc_khz={khz}"
+
+
+def done(args, w):
+    return (first_line_time(w) if args.until == "line" else first_sweep_time(w)) is not None
 
 
 def first_line_time(w):
@@ -44,7 +56,7 @@ def minivmm_trial(args, image, mode, extra=()):
     t0 = time.monotonic_ns()
     w = Watched([args.minivmm, "restore", image, "--memory", mode, "--log-level", "information", *extra])
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and first_sweep_time(w) is None and w.proc.poll() is None:
+    while time.monotonic() < deadline and not done(args, w) and w.proc.poll() is None:
         time.sleep(0.01)
     sweep = first_sweep_time(w)
     peak = max((kb for _, kb in w.rss), default=0)
@@ -57,15 +69,15 @@ def minivmm_trial(args, image, mode, extra=()):
 
 
 def qemu_cmd(args, khz, extra):
-    return ["qemu-system-x86_64", "-M", "microvm", "-enable-kvm", "-cpu", "host,-arch-capabilities", "-m", "512M", "-nodefaults",
+    return ["qemu-system-x86_64", "-M", "microvm", "-enable-kvm", "-cpu", "host,-arch-capabilities", "-m", f"{args.mem_mb}M", "-nodefaults",
             "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-            "-kernel", os.path.join(args.guests, "writer.elf"), "-append", CMD.format(khz=khz), *extra]
+            "-kernel", os.path.join(args.guests, "writer.elf"), "-append", writer_cmdline(args, khz), *extra]
 
 
 def qemu_trial(args, image, khz):
     w = Watched(qemu_cmd(args, khz, ["-incoming", f"exec:cat {image}"]))
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and first_sweep_time(w) is None and w.proc.poll() is None:
+    while time.monotonic() < deadline and not done(args, w) and w.proc.poll() is None:
         time.sleep(0.01)
     sweep = first_sweep_time(w)
     line = first_line_time(w)
@@ -82,14 +94,21 @@ def main():
     ap.add_argument("guests")
     ap.add_argument("out")
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--mem-mb", type=int, default=512, help="guest RAM (MiB): MiniVmm's --mem, QEMU's -m")
+    ap.add_argument("--mb", type=int, default=256, help="the writer's buffer (MiB), all of it non-zero when saved")
+    ap.add_argument("--until", choices=["sweep", "line"], default="sweep", help="when a trial stops")
+    ap.add_argument("--no-clones", action="store_true", help="skip the 4 mmap clones")
     args = ap.parse_args()
+    # The writer fills its buffer at roughly 1 GiB/s on first touch here: the snapshot waits 3 s (as it always did for
+    # 256 MiB) plus 1 s per further GiB, so the buffer is all non-zero when it is saved.
+    after_s = 3 + max(0, args.mb - 256) / 1024
     os.makedirs(args.out, exist_ok=True)
     khz = tsc_khz()
     rows = []
     with tempfile.TemporaryDirectory(dir=args.out) as work:
         image = os.path.join(work, "restore.mvs")
-        subprocess.run([args.minivmm, "run", "--kernel", os.path.join(args.guests, "writer.elf"), "--mem", "512M", "--huge-pages",
-                        "--cmdline", CMD.format(khz=khz), "--serial", "none", "--snapshot-to", image, "--snapshot-after", "3s",
+        subprocess.run([args.minivmm, "run", "--kernel", os.path.join(args.guests, "writer.elf"), "--mem", f"{args.mem_mb}M", "--huge-pages",
+                        "--cmdline", writer_cmdline(args, khz), "--serial", "none", "--snapshot-to", image, "--snapshot-after", f"{after_s:g}s",
                         "--exit-after-snapshot"], check=True, stderr=subprocess.DEVNULL)
         # Record a working set (the restored writer runs forever: stop it after the recording).
         rec = subprocess.Popen([args.minivmm, "restore", image, "--memory", "lazy", "--record-working-set", "500ms", "--serial", "none"],
@@ -101,7 +120,7 @@ def main():
         sock = os.path.join(work, "q.sock")
         q = subprocess.Popen(qemu_cmd(args, khz, ["-qmp", f"unix:{sock},server,nowait"]), stdout=subprocess.DEVNULL)
         qmp = Qmp(sock)
-        time.sleep(3)
+        time.sleep(after_s)
         background_snapshot(qmp, f"exec:cat > {qimage}")
         qmp.command("quit")
         q.wait()
@@ -109,17 +128,17 @@ def main():
             for mode, extra in [("eager", ()), ("mmap", ()), ("lazy", ("--no-working-set",)), ("lazy+ws", ())]:
                 os.sync()
                 r = minivmm_trial(args, image, mode.split("+")[0], extra)
-                r.update({"vmm": "minivmm", "mode": mode, "rep": rep})
+                r.update({"vmm": "minivmm", "mode": mode, "rep": rep, "mem_mb": args.mem_mb, "mb": args.mb})
                 rows.append(r)
                 print(r, flush=True)
             os.sync()
             r = qemu_trial(args, qimage, khz)
-            r.update({"vmm": "qemu", "mode": "incoming", "rep": rep})
+            r.update({"vmm": "qemu", "mode": "incoming", "rep": rep, "mem_mb": args.mem_mb, "mb": args.mb})
             rows.append(r)
             print(r, flush=True)
         # Four mmap clones at once share the file's page cache.
-        clones = [Watched([args.minivmm, "restore", image, "--memory", "mmap", "--serial", "none"]) for _ in range(4)]
-        time.sleep(3)
+        clones = [] if args.no_clones else [Watched([args.minivmm, "restore", image, "--memory", "mmap", "--serial", "none"]) for _ in range(4)]
+        time.sleep(3 if clones else 0)
         total = 0
         for c in clones:
             with open(f"/proc/{c.proc.pid}/smaps_rollup") as f:
@@ -127,9 +146,11 @@ def main():
             total += pss
             c.proc.terminate()
             c.wait(30)
-        rows.append({"vmm": "minivmm", "mode": "4 mmap clones (total PSS)", "rep": 0, "rss_mib": round(total / 1024, 1)})
+        if clones:
+            rows.append({"vmm": "minivmm", "mode": "4 mmap clones (total PSS)", "rep": 0, "mem_mb": args.mem_mb, "mb": args.mb,
+                         "rss_mib": round(total / 1024, 1)})
     with open(os.path.join(args.out, "restore.csv"), "w", newline="") as f:
-        wr = csv.DictWriter(f, fieldnames=["vmm", "mode", "rep", "first_line_ms", "first_instruction_ms", "first_sweep_ms", "rss_mib"])
+        wr = csv.DictWriter(f, fieldnames=["vmm", "mode", "rep", "mem_mb", "mb", "first_line_ms", "first_instruction_ms", "first_sweep_ms", "rss_mib"])
         wr.writeheader()
         wr.writerows(rows)
     print(f"\n{'vmm':>8} {'mode':>26} {'first line ms (min/med)':>25} {'first sweep ms (min/med)':>25} {'RSS MiB':>8}")

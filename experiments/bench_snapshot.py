@@ -2,11 +2,11 @@
 """Snapshot benchmark: MiniVmm's engines vs QEMU's background snapshot on the same writer guest, same run.
 
 For each guest write rate and engine, one fresh VM per trial:
-  writer: 256 MiB buffer (prefilled, so it is all non-zero) in 512 MiB RAM, 1 vCPU, paced at the rate;
+  writer: 256 MiB buffer (prefilled, so it is all non-zero) in 512 MiB RAM (--mb, --mem-mb), 1 vCPU, paced at the rate;
   snapshot (SIGUSR1 / QMP) DELAY after the prefill sweep ends; measure image size on disk / non-zero RAM, downtime, total time (write, fsync),
   fault stall p50/p99 (host side), guest page writes/s before and during the snapshot, VMM RSS growth.
 Usage: bench_snapshot.py MINIVMM GUEST_DIR OUT_DIR [--rates idle,1000,...] [--engines wt,stop-copy,dirty-log,qemu]
-       [--reps N] [--fault-around 16] [--mb 256] [--quick]
+       [--reps N] [--fault-around 16] [--mb 256] [--mem-mb 512] [--quick]
 Writes OUT_DIR/snapshot.csv and prints a table.
 """
 import argparse
@@ -36,6 +36,20 @@ RATE = re.compile(r"writer: gen=\d+ pages=\d+ fails=(\d+) rate=(\d+) pages/s")
 GEN = re.compile(r"writer: gen=(\d+) ")
 # The writer reports its rate every REPORT_MS: short enough that a 100 ms protected window holds several reports.
 REPORT_MS = 20
+# Both VMMs give a guest of more than 3 GiB the rest of its RAM from 4 GiB (MiniVmm's GuestMemoryLayout; QEMU's
+# microvm splits at 3 GiB or higher), so a buffer that does not fit below 3 GiB goes to 4 GiB, where it fits whenever
+# RAM - 3 GiB holds it.
+LOW_RAM_MB, HIGH_RAM_BASE_MB, BUFFER_BASE_MB = 3072, 4096, 16
+
+
+def buffer_base_mb(mb, mem_mb):
+    """Where the writer's buffer starts (MiB): its default (16 MiB) while it fits in the RAM below the 32-bit hole,
+    else 4 GiB; raises when neither fits, rather than letting the writer exit on its memmap check."""
+    if BUFFER_BASE_MB + mb <= min(mem_mb, LOW_RAM_MB):
+        return BUFFER_BASE_MB
+    if mem_mb > LOW_RAM_MB and mb <= mem_mb - LOW_RAM_MB:
+        return HIGH_RAM_BASE_MB
+    raise SystemExit(f"a {mb} MiB writer buffer does not fit in {mem_mb} MiB of guest RAM")
 
 
 def tsc_khz():
@@ -94,7 +108,7 @@ class Watched:
         self._stop = True
         self._t.join(5)
 
-    def wait_prefilled(self, timeout=60):
+    def wait_prefilled(self, timeout=120):
         """Waits until the writer finished its first (prefill) sweep: how long that takes depends on whether the host
         had free huge pages (0.05-2 s here), so a fixed delay would sometimes snapshot a half-filled buffer."""
         deadline = time.monotonic() + timeout
@@ -156,9 +170,12 @@ def present_pages(minivmm, path):
     return int(m.group(1)) if m else 0
 
 
-def writer_cmdline(rate, mb, khz, pattern="seq", cpus=1):
+def writer_cmdline(rate, mb, khz, pattern="seq", cpus=1, mem_mb=512):
     r = "max" if rate == "max" else ("1" if rate == "idle" else str(rate))
-    return f"mb={mb} sweeps=0 rate={r} prefill=1 report_ms={REPORT_MS} tsc_khz={khz} pattern={pattern} cpus={cpus}"
+    base = buffer_base_mb(mb, mem_mb)
+    # base= only where it differs from the default, so the command line of the 512 MiB runs stays as it was.
+    where = f" base={base}" if base != BUFFER_BASE_MB else ""
+    return f"mb={mb}{where} sweeps=0 rate={r} prefill=1 report_ms={REPORT_MS} tsc_khz={khz} pattern={pattern} cpus={cpus}"
 
 
 def run_minivmm(args, rate, engine, workdir, khz, pattern="seq", cpus=1, stalls=None):
@@ -170,8 +187,8 @@ def run_minivmm(args, rate, engine, workdir, khz, pattern="seq", cpus=1, stalls=
     extra = ["--snapshot-rate-limit", str(args.bw_limit)] if engine == "dirty-log-bw" else []
     if mode == "dirty-log":  # the same convergence cap as QEMU's pre-copy, so both report "did not converge" alike
         extra += ["--snapshot-converge-timeout", f"{args.precopy_cap}s"]
-    w = Watched([args.minivmm, "run", "--kernel", os.path.join(args.guests, "writer.elf"), "--mem", "512M", "--huge-pages",
-                 "--cpus", str(cpus), "--cmdline", writer_cmdline(rate, args.mb, khz, pattern, cpus), "--snapshot-to", image,
+    w = Watched([args.minivmm, "run", "--kernel", os.path.join(args.guests, "writer.elf"), "--mem", f"{args.mem_mb}M", "--huge-pages",
+                 "--cpus", str(cpus), "--cmdline", writer_cmdline(rate, args.mb, khz, pattern, cpus, args.mem_mb), "--snapshot-to", image,
                  "--snapshot-mode", mode, "--snapshot-fault-around", str(args.fault_around),
                  "--snapshot-stats", stats, "--log-level", "warning", *extra])
     # Snapshot (SIGUSR1) once the buffer is full and the guest has run at its rate for DELAY ("before" window).
@@ -237,10 +254,10 @@ def run_qemu(args, rate, workdir, khz, pattern="seq", cpus=1, precopy=False):
     sock = os.path.join(workdir, "qmp.sock")
     if os.path.exists(sock):
         os.remove(sock)
-    w = Watched(["qemu-system-x86_64", "-M", "microvm", "-enable-kvm", "-cpu", "host,-arch-capabilities", "-m", "512M",
+    w = Watched(["qemu-system-x86_64", "-M", "microvm", "-enable-kvm", "-cpu", "host,-arch-capabilities", "-m", f"{args.mem_mb}M",
                  "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot",
                  "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-kernel", os.path.join(args.guests, "writer.elf"),
-                 "-smp", str(cpus), "-append", writer_cmdline(rate, args.mb, khz, pattern, cpus), "-qmp", f"unix:{sock},server,nowait"])
+                 "-smp", str(cpus), "-append", writer_cmdline(rate, args.mb, khz, pattern, cpus, args.mem_mb), "-qmp", f"unix:{sock},server,nowait"])
     try:
         qmp = Qmp(sock)
         if not w.wait_prefilled():
@@ -317,6 +334,7 @@ def main():
     ap.add_argument("--fault-around", type=int, default=512)
     ap.add_argument("--mb", type=int, default=256)
     ap.add_argument("--mbs", default=None, help="comma-separated buffer sizes (MiB) to sweep; default: --mb")
+    ap.add_argument("--mem-mb", type=int, default=512, help="guest RAM (MiB): MiniVmm's --mem, QEMU's -m")
     ap.add_argument("--delay", type=float, default=1.0, help="seconds from the end of the writer's prefill sweep to the snapshot (its rate 'before')")
     ap.add_argument("--after", type=float, default=0.5, help="seconds the guest keeps running after the snapshot (its rate 'after')")
     ap.add_argument("--quick", action="store_true")
@@ -361,7 +379,7 @@ def main():
                         for trial in samples:
                             stall_rows += [{"mb": mb, "pattern": pattern, "cpus": cpus, "rate": rate, "engine": engine, "rep": rep,
                                             "fault_around": args.fault_around, "stall_us": v} for v in trial]
-                    r.update({"rate": rate, "engine": engine, "rep": rep, "mb": args.mb, "fault_around": args.fault_around,
+                    r.update({"rate": rate, "engine": engine, "rep": rep, "mb": args.mb, "mem_mb": args.mem_mb, "fault_around": args.fault_around,
                               "pattern": pattern, "cpus": cpus, "host": os.uname().nodename, "kernel": os.uname().release,
                               "minivmm": args.minivmm_version})
                     rows.append(r)
@@ -370,7 +388,7 @@ def main():
         wr = csv.DictWriter(f, fieldnames=["mb", "pattern", "cpus", "rate", "engine", "rep", "fault_around", "stall_us"])
         wr.writeheader()
         wr.writerows(stall_rows)
-    fields = ["pattern", "cpus", "rate", "engine", "rep", "mb", "fault_around", "iterations", "converged", "image_bytes", "nonzero_bytes", "bytes_written", "downtime_ms",
+    fields = ["pattern", "cpus", "rate", "engine", "rep", "mb", "mem_mb", "fault_around", "iterations", "converged", "image_bytes", "nonzero_bytes", "bytes_written", "downtime_ms",
               "total_ms", "write_ms", "fsync_ms", "faults", "stall_p50_us", "stall_p99_us", "rate_before", "rate_during", "rate_during_worst", "protected_ms", "rate_after", "time_lost_ms", "save_mib_s",
               "rss_growth_mib", "pause_ms", "capture_ms", "protect_ms", "qemu_sent_bytes", "error", "host", "kernel", "minivmm"]
     with open(os.path.join(args.out, "snapshot.csv"), "w", newline="") as f:

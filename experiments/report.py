@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Turns benchmark CSVs into experiments/REPORT.md and PNG plots (gnuplot).
 
-Usage: report.py RESULTS_DIR [REPORT.md]   (reads snapshot.csv, faultaround.csv, restore.csv; writes RESULTS_DIR/plots/
-and the report, by default REPORT.md beside RESULTS_DIR)
+Usage: report.py RESULTS_DIR [REPORT.md]   (reads snapshot.csv, faultaround.csv, restore.csv, size.csv, restore_size.csv;
+writes RESULTS_DIR/plots/ and the report, by default REPORT.md beside RESULTS_DIR)
 """
 import csv
 import math
@@ -42,12 +42,12 @@ def ratio_rows(rows, rate, engine):
 
 
 def guest_key(r):
-    return r.get("mb", ""), r.get("pattern", ""), r.get("cpus", "")
+    return r.get("mb", ""), r.get("mem_mb", ""), r.get("pattern", ""), r.get("cpus", "")
 
 
 def fill_nonzero(rows):
     """QEMU rows have no non-zero RAM figure of their own (its page counters include re-sends): use the median that
-    MiniVmm's snapshots found for the same guest (buffer size, pattern, vCPUs), else the buffer size."""
+    MiniVmm's snapshots found for the same guest (buffer size, RAM, pattern, vCPUs), else the buffer size."""
     ref = {}
     for r in rows:
         if num(r.get("nonzero_bytes")) > 0:
@@ -268,6 +268,123 @@ def incremental_section(results):
     return md
 
 
+SIZE_ENGINES = ["wt", "qemu"]
+
+
+def size_rows(rows, engine, mem, rate):
+    return [r for r in rows if r["engine"] == engine and r.get("mem_mb") == mem and r["rate"] == rate]
+
+
+def growth(lo, hi, fmt="{:.1f}"):
+    """hi / lo as text ("×N"), or what the two values are when a ratio says nothing (a zero or missing end)."""
+    if math.isnan(lo) or math.isnan(hi):
+        return "n/a"
+    if lo <= 0:
+        return f"{fmt.format(lo)} → {fmt.format(hi)}"
+    return f"×{hi / lo:.1f}"
+
+
+def plot_size(rows, mems, rates, out):
+    """Total and downtime (log) against guest RAM (log), one line per engine, metric and rate."""
+    data = os.path.join(out, "size_vs_ram.dat")
+    cols = [(e, rate, m) for e in SIZE_ENGINES for rate in rates for m in ("total_ms", "downtime_ms")
+            if any(size_rows(rows, e, mem, rate) for mem in mems)]
+    with open(data, "w") as f:
+        for mem in mems:
+            f.write(mem + " " + " ".join(f"{med(size_rows(rows, e, mem, rate), m):.6g}" for e, rate, m in cols) + "\n")
+    name = {"total_ms": "total", "downtime_ms": "downtime"}
+    short = {"wt": "MiniVmm write-tracking", "qemu": "QEMU background-snapshot"}
+    # One colour family per engine (dark: 100k/s, light: 1M/s); solid lines total, dashed downtime.
+    colour = {("wt", 0): "#1f4e9c", ("wt", 1): "#6baed6", ("qemu", 0): "#b2182b", ("qemu", 1): "#f4a582"}
+    script = ["set terminal pngcairo size 900,600 font ',11'", f"set output '{os.path.join(out, 'size_vs_ram.png')}'",
+              "set key below horizontal maxcols 2", "set grid",
+              f"set xrange [{int(mems[0]) / 1.5:g}:{int(mems[-1]) * 1.5:g}]", "set logscale xy", "set xlabel 'guest RAM (MiB; half of it non-zero)'",
+              "set ylabel 'ms'", f"set xtics ({', '.join(mems)})", "set style data linespoints", "set datafile missing 'nan'",
+              "plot " + ", ".join(f"'{data}' using 1:{i + 2} title '{short[e]}, {name[m]}, {rate}/s' lw 2 "
+                                  f"lc rgb '{colour.get((e, rates.index(rate) % 2), '#444444')}' "
+                                  f"dt {1 if m == 'total_ms' else 2} pt {SIZE_ENGINES.index(e) * 2 + 5 + rates.index(rate)}"
+                                  for i, (e, rate, m) in enumerate(cols))]
+    subprocess.run(["gnuplot"], input="\n".join(script), text=True, check=True)
+    os.remove(data)
+
+
+def size_section(results, out):
+    """Cost vs guest RAM (bench_size.sh): the snapshot table, its plot, restore to the first line, growth ratios."""
+    rows = fill_nonzero(load(os.path.join(results, "size.csv")))
+    restore = load(os.path.join(results, "restore_size.csv"))
+    if not rows and not restore:
+        return []
+    mems = sorted({r["mem_mb"] for r in rows + restore if r.get("mem_mb")}, key=int)
+    rates = [r for r in RATE_ORDER if any(x["rate"] == r for x in rows)]
+    lo, hi = mems[0], mems[-1]
+    md = ["## Cost vs guest RAM", "",
+          "`experiments/bench_size.sh`: guests of " + ", ".join(f"{m} MiB" for m in mems) + ", the writer's buffer half of RAM",
+          "(prefilled, so all of it is non-zero; it starts at 16 MiB, or at 4 GiB, above the 32-bit MMIO hole, where it does",
+          "not fit below 3 GiB), sequential, 1 vCPU, MiniVmm write-tracking (file form, fsync included in *total*) against",
+          "QEMU 7.2 background-snapshot (`exec:cat`, no fsync) in the same run, one VM at a time. The definitions are those",
+          "of the first section: *protected window*, guest rate in it (mean of the 20 ms reports wholly inside it) over the",
+          "rate before, *guest time lost*, *save bandwidth* (bytes saved / window), RSS growth of the VMM process."]
+    run = os.path.join(results, "size-run.txt")
+    if os.path.exists(run):
+        kv = dict(line.strip().split("=", 1) for line in open(run) if "=" in line)
+        mean_max = kv.get("load1_mean_max_samples", "").split()
+        md.append(f"The stage took {int(kv.get('seconds', 0)) / 60:.1f} min; 1-minute load average "
+                  f"{kv.get('load_start', '?').split()[0]} at its start, {kv.get('load_end', '?').split()[0]} at its end"
+                  + (f", {mean_max[0]} mean and {mean_max[1]} max over {mean_max[2]} samples (10 s apart)" if len(mean_max) == 3 else "")
+                  + " on this 2-core machine (shared: read the numbers with that load).")
+    if rows:
+        reps = max(int(r["rep"]) for r in rows) + 1
+        md += ["", f"Medians of up to {reps} trials, fresh VM each; QEMU reports downtime in whole ms.", "",
+               "| engine | RAM MiB | non-zero MiB | rate | downtime ms | total ms (write / +fsync) | protected window ms | "
+               "guest w/s in window / before (fraction) | guest time lost ms | save MiB/s | RSS growth MiB |",
+               "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for e in SIZE_ENGINES:
+            for mem in mems:
+                for rate in rates:
+                    rs = size_rows(rows, e, mem, rate)
+                    if not rs:
+                        continue
+                    total = f"{med(rs, 'write_ms'):.0f} / {med(rs, 'total_ms'):.0f}" if e != "qemu" else f"{med(rs, 'total_ms'):.0f} (no fsync)"
+                    fr = [num(r["rate_during"]) / num(r["rate_before"]) for r in rs if num(r["rate_before"]) > 0 and not math.isnan(num(r["rate_during"]))]
+                    md.append(f"| {e} | {mem} | {med(rs, 'nonzero_bytes') / (1 << 20):.0f} | {rate} | {med(rs, 'downtime_ms'):.2f} | {total} | "
+                              f"{med(rs, 'protected_ms'):.0f} | {med(rs, 'rate_during'):.0f} / {med(rs, 'rate_before'):.0f} "
+                              f"({statistics.median(fr) if fr else math.nan:.3f}) | {med(rs, 'time_lost_ms'):.0f} | {med(rs, 'save_mib_s'):.0f} | "
+                              f"{med(rs, 'rss_growth_mib'):.1f} |")
+        if shutil.which("gnuplot"):
+            plot_size(rows, mems, rates, out)
+            md += ["", "![cost vs guest RAM](results/plots/size_vs_ram.png)"]
+        ram_x = int(hi) / int(lo)
+        present = [(e, rate) for e in SIZE_ENGINES for rate in rates if size_rows(rows, e, lo, rate) and size_rows(rows, e, hi, rate)]
+        if present and lo != hi:
+            md += ["", f"**Growth from {lo} MiB to {hi} MiB** (RAM and non-zero RAM ×{int(hi) / int(lo):.0f}): the median at {hi} MiB over",
+                   f"the median at {lo} MiB, per engine and rate:", "",
+                   "| cost | " + " | ".join(f"{e} {rate}/s" for e, rate in present) + " |", "|---|" + "---|" * len(present)]
+            for m, what in [("downtime_ms", "downtime"), ("total_ms", "total"), ("protected_ms", "protected window"),
+                            ("time_lost_ms", "guest time lost"), ("save_mib_s", "save bandwidth"), ("rss_growth_mib", "RSS growth")]:
+                md.append(f"| {what} | " + " | ".join(growth(med(size_rows(rows, e, lo, rate), m), med(size_rows(rows, e, hi, rate), m))
+                                                     for e, rate in present) + " |")
+            wt_q = [f"{q / w:.1f} at {rate}/s" for rate in rates
+                    if (w := med(size_rows(rows, "wt", hi, rate), "total_ms")) > 0 and (q := med(size_rows(rows, "qemu", hi, rate), "total_ms")) > 0]
+            if wt_q:
+                md += ["", f"At {hi} MiB, QEMU's total time over write-tracking's (fsync included): " + ", ".join(wt_q) + "."]
+    if restore:
+        modes = list(dict.fromkeys((r["vmm"], r["mode"]) for r in restore))
+        md += ["", "Restore, process start to the restored guest's first serial line (the same definition as in *Restore*",
+               "above; each trial stops there, so *RSS* is the VMM's peak resident memory up to that line):", "",
+               "| VMM | mode | " + " | ".join(f"{m} MiB: first line ms (min / median), RSS MiB" for m in mems) + f" | median {hi} / {lo} |",
+               "|---|---|" + "---|" * len(mems) + "---|"]
+        for key in modes:
+            cells, meds = [], {}
+            for mem in mems:
+                rs = [r for r in restore if (r["vmm"], r["mode"]) == key and r.get("mem_mb") == mem]
+                v = [num(r["first_line_ms"]) for r in rs if not math.isnan(num(r["first_line_ms"]))]
+                meds[mem] = statistics.median(v) if v else math.nan
+                cells.append(f"{min(v):.0f} / {meds[mem]:.0f}, {med(rs, 'rss_mib'):.0f}" if v else "—")
+            md.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + f" | {growth(meds[lo], meds[hi])} |")
+    md.append("")
+    return md
+
+
 def main():
     results = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "results")
     out = os.path.join(results, "plots")
@@ -352,6 +469,7 @@ def main():
             md.append(f"| {key[0]} | {key[1]} | {mm('first_line_ms')} | {mm('first_instruction_ms')} | {mm('first_sweep_ms')} | {med(rs, 'rss_mib'):.0f} |")
         md.append("")
     md += incremental_section(results)
+    md += size_section(results, out)
     boot = os.path.join(results, "boot.txt")
     if os.path.exists(boot):
         md += ["## Boot: process start to exit of the `hello` guest", "", "```", open(boot).read().strip(), "```", ""]

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # `make experiments`: the snapshot and restore experiments side by side with QEMU, then REPORT.md and plots.
 # Usage: experiments/run.sh MINIVMM GUEST_DIR [--quick]
-#   full (about 12.5 min on 2 cores, see results/timing.txt): all rates x engines (MiniVmm write-tracking, stop-copy,
-#   dirty-log unlimited and 64 MiB/s, QEMU background-snapshot and pre-copy; pre-copy capped at 5 s), 2 reps; random
-#   pattern (1 and 2 vCPUs) and sequential on 2 vCPUs at 10k and max; 64 and 448 MiB buffers at max; the fault-around
-#   sweep; restore modes; boot.   --quick (~25 s plus the build): a smoke run of the same pipeline.
+#   full (about 20 min on 2 cores: 12.5 min before the size stage, see results/timing.txt, plus the size stage, 7.5 min
+#   measured alone at a 1-minute load average of 7.4 mean, results/size-run.txt): all rates x engines (MiniVmm
+#   write-tracking, stop-copy, dirty-log unlimited and 64 MiB/s, QEMU background-snapshot and pre-copy; pre-copy capped
+#   at 5 s), 2 reps; random pattern (1 and 2 vCPUs) and sequential on 2 vCPUs at 10k and max; 64 and 448 MiB buffers at
+#   max; the fault-around sweep; restore modes; boot; incremental chains; cost vs guest RAM (512 MiB, 2 and 8 GiB guests,
+#   write-tracking and QEMU background-snapshot, bench_size.sh; needs ~5 GiB of free host RAM and ~9 GiB of disk).
+#   --quick (~25 s plus the build): a smoke run of the same pipeline, without the size stage.
 set -euo pipefail
 minivmm=$1 guests=$2 quick=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -52,6 +55,8 @@ else
   stage boot
   python3 "$here/bench_incremental.py" "$minivmm" "$guests" "$results"
   stage incremental
+  bash "$here/bench_size.sh" "$minivmm" "$guests" "$results"
+  stage size
 fi
 if [ "$quick" = "--quick" ]; then report=$results/REPORT.md; else report=$here/REPORT.md; fi
 python3 "$here/report.py" "$results" "$report"
