@@ -404,6 +404,7 @@ def main():
         plot(rows, "total_ms", "total snapshot time (ms)", out, logy=True)
         plot(rows, "downtime_ms", "downtime (ms)", out, logy=True)
         plot(rows, "frac", "guest write rate during / before", out, logy=True)
+        plot(rows, "time_lost_ms", "guest time lost in the protected window (ms)", out, logy=True)
     has_cdf = bool(stalls) and shutil.which("gnuplot") and plot_cdf(stalls, out, main_mb)
     fa = load(os.path.join(results, "faultaround.csv"))
     restore = load(os.path.join(results, "restore.csv"))
@@ -427,7 +428,8 @@ def main():
                "report counts whole. **Save bandwidth** is the bytes saved (MiniVmm: written to the file; QEMU: its file's",
                "size) over the protected window.", "", loss_table(rows), "",
                "![bytes written](results/plots/written.png)", "![image size](results/plots/size.png)", "![total time](results/plots/total_ms.png)",
-               "![downtime](results/plots/downtime_ms.png)", "![guest throughput](results/plots/frac.png)", ""]
+               "![downtime](results/plots/downtime_ms.png)", "![guest throughput](results/plots/frac.png)",
+               "![guest time lost](results/plots/time_lost_ms.png)", ""]
     limits = load(os.path.join(results, "limits.csv"))
     if limits:
         md += ["### The machine's limits, same run (`host_limits.py`)", "",

@@ -197,7 +197,8 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
 
     /// <summary>
     /// Cancels the fetches and waits (at most <see cref="DisposeWait"/>) for them to end before disposing the store: a
-    /// request still running inside the SDK must not find its client disposed under it.
+    /// request still running inside the SDK must not find its client disposed under it. One that outlives the wait
+    /// (a store that ignores cancellation) keeps the store until it ends: the store is disposed after the last one.
     /// </summary>
     public void Dispose()
     {
@@ -209,9 +210,11 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
             running = [.. _fetching];
         }
         _cancel.Cancel();
-        try { Task.WaitAll(running, DisposeWait); }
-        catch (AggregateException) { } // cancelled or failed: either way it has ended
-        _store.Dispose();
+        bool ended;
+        try { ended = Task.WaitAll(running, DisposeWait); }
+        catch (AggregateException) { ended = running.All(t => t.IsCompleted); } // cancelled or failed: ended
+        if (ended) _store.Dispose();
+        else Task.WhenAll(running).ContinueWith(_ => _store.Dispose(), TaskScheduler.Default);
     }
 }
 

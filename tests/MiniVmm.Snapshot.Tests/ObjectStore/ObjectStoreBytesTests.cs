@@ -51,6 +51,26 @@ public sealed class ObjectStoreBytesTests
     }
 
     [Fact]
+    public async Task A_fetch_that_outlives_the_dispose_wait_keeps_the_store_until_it_ends()
+    {
+        var store = StoreWith(3 << 20);
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        store.BeforeRead = async (_, _) =>
+        {
+            started.TrySetResult();
+            await Task.Delay(ObjectStoreBytes.DisposeWait + TimeSpan.FromSeconds(1)); // a store that ignores cancellation
+        };
+        var bytes = ObjectStoreBytes.Open(store, Uri);
+        var reader = Task.Run(() => bytes.Read(new byte[4096], 0));
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        bytes.Dispose();
+        store.Disposed.Should().BeFalse("a request is still inside the store");
+        try { await reader.WaitAsync(TimeSpan.FromSeconds(20)); } catch (IOException) { }
+        SpinWait.SpinUntil(() => store.Disposed, TimeSpan.FromSeconds(10)).Should().BeTrue("the store goes once its last request ended");
+        store.UsedAfterDispose.Should().Be(0);
+    }
+
+    [Fact]
     public async Task An_object_replaced_during_the_restore_fails_the_read_instead_of_mixing_versions()
     {
         var store = StoreWith(24 << 20);
