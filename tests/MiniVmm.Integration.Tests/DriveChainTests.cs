@@ -143,24 +143,8 @@ public sealed class DriveChainTests : IDisposable
         File.Exists(P("merged2.mvs.drive0")).Should().BeFalse();
     }
 
-    /// <summary>One snapshot through the VM's controller as SIGUSR1 would take it, chained.</summary>
-    private static SnapshotResult TakeLink(GuestRun run, SnapshotController controller, string path, SnapshotOptions? options = null)
-    {
-        var done = new TaskCompletionSource<SnapshotResult>(TaskCreationOptions.RunContinuationsAsynchronously);
-        void OnCompleted(SnapshotResult r) => done.TrySetResult(r);
-        controller.Completed += OnCompleted;
-        try
-        {
-            var started = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
-            run.Vm.Loop.Post(() => started.SetResult(
-                controller.TryStart(path, options ?? new SnapshotOptions(), out string? error, chain: true) ? null : error ?? "failed"));
-            started.Task.Wait(TimeSpan.FromSeconds(30)).Should().BeTrue();
-            started.Task.Result.Should().BeNull();
-            done.Task.Wait(TimeSpan.FromSeconds(120)).Should().BeTrue();
-            return done.Task.Result;
-        }
-        finally { controller.Completed -= OnCompleted; }
-    }
+    private static SnapshotResult TakeLink(GuestRun run, SnapshotController controller, string path, SnapshotOptions? options = null) =>
+        SnapshotHarness.TakeLink(run, controller, path, options);
 
     private static (VmExitStatus Exit, string Serial) RestoreAndRun(string path, string drive)
     {

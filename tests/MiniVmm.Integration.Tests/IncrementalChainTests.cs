@@ -18,24 +18,8 @@ public sealed class IncrementalChainTests : IDisposable
     private const int Cpus = 2;
     private readonly string _dir = Directory.CreateTempSubdirectory("mv-chain-").FullName;
 
-    /// <summary>One snapshot through the VM's single controller, as SIGUSR1 or QMP would take it.</summary>
-    private static SnapshotResult TakeLink(GuestRun run, SnapshotController controller, string path, SnapshotOptions? options = null)
-    {
-        var done = new TaskCompletionSource<SnapshotResult>(TaskCreationOptions.RunContinuationsAsynchronously);
-        void OnCompleted(SnapshotResult r) => done.TrySetResult(r);
-        controller.Completed += OnCompleted;
-        try
-        {
-            var started = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
-            run.Vm.Loop.Post(() => started.SetResult(
-                controller.TryStart(path, options ?? new SnapshotOptions(), out string? error, chain: true) ? null : error ?? "failed"));
-            started.Task.Wait(TimeSpan.FromSeconds(30)).Should().BeTrue("the snapshot must start");
-            started.Task.Result.Should().BeNull();
-            done.Task.Wait(TimeSpan.FromSeconds(120)).Should().BeTrue("the snapshot must finish");
-            return done.Task.Result;
-        }
-        finally { controller.Completed -= OnCompleted; }
-    }
+    private static SnapshotResult TakeLink(GuestRun run, SnapshotController controller, string path, SnapshotOptions? options = null) =>
+        SnapshotHarness.TakeLink(run, controller, path, options);
 
     /// <summary>Restores <paramref name="path"/> and lets the writer sweep its whole buffer twice more: it re-reads and checks every page.</summary>
     private static void RestoredWriterChecksOut(string path, RestoreMemoryMode mode, string what)

@@ -23,6 +23,26 @@ public static class SnapshotHarness
         return done.Task.Result;
     }
 
+    /// <summary>One chained snapshot through the VM's own controller, as SIGUSR1 or QMP would take it (an incremental link
+    /// of the last one whenever the writes since were tracked).</summary>
+    public static SnapshotResult TakeLink(GuestRun run, SnapshotController controller, string path, SnapshotOptions? options = null)
+    {
+        var done = new TaskCompletionSource<SnapshotResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnCompleted(SnapshotResult r) => done.TrySetResult(r);
+        controller.Completed += OnCompleted;
+        try
+        {
+            var started = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
+            run.Vm.Loop.Post(() => started.SetResult(
+                controller.TryStart(path, options ?? new SnapshotOptions(), out string? error, chain: true) ? null : error ?? "failed"));
+            started.Task.Wait(TimeSpan.FromSeconds(30)).Should().BeTrue("the snapshot must start");
+            started.Task.Result.Should().BeNull();
+            done.Task.Wait(TimeSpan.FromSeconds(120)).Should().BeTrue("the snapshot must finish");
+            return done.Task.Result;
+        }
+        finally { controller.Completed -= OnCompleted; }
+    }
+
     public static (GuestRun Run, Func<string> Serial) Restore(string path, bool start = true, RestoreOptions? options = null)
     {
         var serial = new StringBuilder();
