@@ -5,7 +5,7 @@ For each guest write rate and engine, one fresh VM per trial:
   writer: 256 MiB buffer (prefilled, so it is all non-zero) in 512 MiB RAM (--mb, --mem-mb), 1 vCPU, paced at the rate;
   snapshot (SIGUSR1 / QMP) DELAY after the prefill sweep ends; measure image size on disk / non-zero RAM, downtime, total time (write, fsync),
   fault stall p50/p99 (host side), guest page writes/s before and during the snapshot, VMM RSS growth.
-Usage: bench_snapshot.py MINIVMM GUEST_DIR OUT_DIR [--rates idle,1000,...] [--engines wt,stop-copy,dirty-log,qemu]
+Usage: bench_snapshot.py MINIVMM GUEST_DIR OUT_DIR [--rates idle,1000,...] [--engines wt,wt-stream,stop-copy,dirty-log,qemu]
        [--reps N] [--fault-around 16] [--mb 256] [--mem-mb 512] [--quick]
 Writes OUT_DIR/snapshot.csv and prints a table.
 """
@@ -183,12 +183,14 @@ def run_minivmm(args, rate, engine, workdir, khz, pattern="seq", cpus=1, stalls=
     stats = os.path.join(workdir, "stats.jsonl")
     if os.path.exists(stats):
         os.remove(stats)
-    mode = {"wt": "write-tracking", "dirty-log-bw": "dirty-log"}.get(engine, engine)
+    mode = {"wt": "write-tracking", "wt-stream": "write-tracking", "dirty-log-bw": "dirty-log"}.get(engine, engine)
+    # wt-stream: the same engine into the stream form, through a pipe to `cat`, as QEMU's `migrate exec:` is driven.
+    destination = f"exec:cat > {image}" if engine == "wt-stream" else image
     extra = ["--snapshot-rate-limit", str(args.bw_limit)] if engine == "dirty-log-bw" else []
     if mode == "dirty-log":  # the same convergence cap as QEMU's pre-copy, so both report "did not converge" alike
         extra += ["--snapshot-converge-timeout", f"{args.precopy_cap}s"]
     w = Watched([args.minivmm, "run", "--kernel", os.path.join(args.guests, "writer.elf"), "--mem", f"{args.mem_mb}M", "--huge-pages",
-                 "--cpus", str(cpus), "--cmdline", writer_cmdline(rate, args.mb, khz, pattern, cpus, args.mem_mb), "--snapshot-to", image,
+                 "--cpus", str(cpus), "--cmdline", writer_cmdline(rate, args.mb, khz, pattern, cpus, args.mem_mb), "--snapshot-to", destination,
                  "--snapshot-mode", mode, "--snapshot-fault-around", str(args.fault_around),
                  "--snapshot-stats", stats, "--log-level", "warning", *extra])
     # Snapshot (SIGUSR1) once the buffer is full and the guest has run at its rate for DELAY ("before" window).
@@ -226,10 +228,10 @@ def run_minivmm(args, rate, engine, workdir, khz, pattern="seq", cpus=1, stalls=
     before = w.rates(t_start - args.delay + 0.1, t_start)
     during = w.window_rates(t_start, t_start + protected_s)
     after = w.rates(t_end + 0.05, t_end + args.after)
-    pp = present_pages(args.minivmm, image)
+    pp = present_pages(args.minivmm, image) if engine != "wt-stream" else 0  # a stream has no page table to count
     parts = {m["part"]: float(m["ms"]) for m in BREAKDOWN.finditer(st.get("downtime-breakdown") or "")}
     row = {
-        "image_bytes": allocated(image), "nonzero_bytes": pp * 4096, "bytes_written": st["bytes-written"],
+        "image_bytes": allocated(image), "nonzero_bytes": pp * 4096 if pp else "", "bytes_written": st["bytes-written"],
         "downtime_ms": st["downtime-ms"], "total_ms": st["total-ms"], "write_ms": st["write-ms"],
         "fsync_ms": st["fsync-ms"], "faults": st["faults-served"], "stall_p50_us": round(st["fault-stall-p50-us"]),
         "stall_p99_us": round(st["fault-stall-p99-us"]),

@@ -16,6 +16,7 @@ public interface IParentLocator
     IReadOnlyList<string> CandidatesFor(Guid snapshotId);
 
     /// <summary>Opens and validates a candidate.</summary>
-    /// <exception cref="SnapshotFormatException">It is not a usable snapshot.</exception>
+    /// <exception cref="SnapshotFormatException">It is not a usable snapshot (it cannot be read, or is damaged).</exception>
+    /// <remarks>Any other exception (a store that cannot be reached) ends the search: it says nothing about the candidate.</remarks>
     SnapshotFile Open(string candidate);
 }

@@ -124,10 +124,10 @@ public sealed class SnapshotChain : ISnapshotPages, IDisposable
         foreach (string name in candidates)
         {
             SnapshotFile candidate;
+            // A locator reports an unusable candidate as a SnapshotFormatException; anything else (a store that cannot
+            // be reached says nothing about the candidate) is the caller's to report.
             try { candidate = parents.Open(name); }
-            // A store that cannot be reached says nothing about the candidate: that failure is the caller's to report.
-            catch (Exception e) when (e is SnapshotFormatException or IOException or UnauthorizedAccessException
-                                      && e is not ObjectStore.ObjectStoreException { Unreachable: true })
+            catch (SnapshotFormatException e)
             {
                 problems.Add(e.Message);
                 continue;
@@ -171,7 +171,11 @@ public sealed class SnapshotChain : ISnapshotPages, IDisposable
         public string Where { get; }
         public string Hint => " (pass --chain-dir DIR where the parent is)";
         public IReadOnlyList<string> CandidatesFor(Guid snapshotId) => _index.GetValueOrDefault(snapshotId) ?? [];
-        public SnapshotFile Open(string candidate) => SnapshotFile.Open(candidate);
+        public SnapshotFile Open(string candidate)
+        {
+            try { return SnapshotFile.Open(candidate); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new SnapshotFormatException(e.Message, e); }
+        }
     }
 
     private static void CheckSameMachine(SnapshotFile child, SnapshotFile parent)

@@ -45,10 +45,17 @@ public sealed class ObjectStoreParents : IParentLocator, IDisposable
     public SnapshotFile Open(string candidate)
     {
         var uri = new ObjectUri(_tip.Bucket, candidate);
-        var bytes = ObjectStoreBytes.Open(_storeForLink(), uri, _cacheDirectory);
-        var file = SnapshotFile.Open(bytes, uri.ToString()); // disposes the bytes when it throws
-        _opened.Add(bytes);
-        return file;
+        try
+        {
+            var bytes = ObjectStoreBytes.Open(_storeForLink(), uri, _cacheDirectory);
+            var file = SnapshotFile.Open(bytes, uri.ToString()); // disposes the bytes when it throws
+            _opened.Add(bytes);
+            return file;
+        }
+        catch (ObjectStoreException e) when (!e.Unreachable)
+        {
+            throw new SnapshotFormatException($"{uri}: {e.Message}", e);
+        }
     }
 
     private Dictionary<Guid, List<string>> Index()
