@@ -53,16 +53,7 @@ public sealed class ObjectStoreBytes : ISnapshotBytes
     {
         try
         {
-            using var deadline = new CancellationTokenSource(ReadDeadline);
-            ObjectStat? stat;
-            try
-            {
-                stat = ObjectStoreRetry.Run(c => store.StatAsync(uri.Bucket, uri.Key, c), deadline.Token).GetAwaiter().GetResult();
-            }
-            catch (OperationCanceledException e)
-            {
-                throw new ObjectStoreException($"{uri}: the store did not answer within {ReadDeadline.TotalSeconds:0} s", unreachable: true, transient: false, e);
-            }
+            var stat = ObjectStoreRetry.RunWithin(c => store.StatAsync(uri.Bucket, uri.Key, c), ReadDeadline, uri.ToString());
             if (stat is null) throw new SnapshotFormatException($"snapshot '{uri}' does not exist in the store");
             if (stat.Length < 0 || string.IsNullOrEmpty(stat.ETag))
                 throw new ObjectStoreException($"{uri}: the store described the object with length {stat.Length} and ETag '{stat.ETag}'", unreachable: false, transient: false);

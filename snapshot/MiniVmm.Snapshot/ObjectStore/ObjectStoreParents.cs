@@ -61,32 +61,24 @@ public sealed class ObjectStoreParents : IParentLocator, IDisposable
     private Dictionary<Guid, List<string>> Index()
     {
         var index = new Dictionary<Guid, List<string>>();
-        foreach (string key in Call(c => _store.ListAsync(_tip.Bucket, _prefix, MaxNeighbours, c), "list"))
+        foreach (string key in ObjectStoreRetry.RunWithin(c => _store.ListAsync(_tip.Bucket, _prefix, MaxNeighbours, c), ObjectStoreBytes.ReadDeadline,
+                     $"listing {Where}"))
         {
-            if (key == _tip.Key || key.EndsWith(SnapshotFormat.PartialSuffix, StringComparison.Ordinal)) continue;
-            var stat = Call(c => _store.StatAsync(_tip.Bucket, key, c), "stat");
+            // Not snapshots: the tip itself, unfinished uploads' names, working sets.
+            if (key == _tip.Key || key.EndsWith(SnapshotFormat.PartialSuffix, StringComparison.Ordinal)
+                || key.EndsWith(".ws", StringComparison.Ordinal)) continue;
+            string where = $"s3://{_tip.Bucket}/{key}";
+            var stat = ObjectStoreRetry.RunWithin(c => _store.StatAsync(_tip.Bucket, key, c), ObjectStoreBytes.ReadDeadline, where);
             if (stat is null || stat.Length < 64) continue; // gone meanwhile, or too short to hold a header
             var head = new byte[(int)Math.Min(stat.Length, SnapshotFormat.HeaderAreaSize)];
-            Call(async c => { await _store.ReadAsync(_tip.Bucket, key, 0, head, stat.ETag, c).ConfigureAwait(false); return true; }, "read the header of");
-            if (SnapshotFile.TryReadId(head, stat.Length, $"s3://{_tip.Bucket}/{key}") is { } id)
+            ObjectStoreRetry.RunWithin(c => _store.ReadAsync(_tip.Bucket, key, 0, head, stat.ETag, c), ObjectStoreBytes.ReadDeadline, where);
+            if (SnapshotFile.TryReadId(head, stat.Length, where) is { } id)
             {
                 if (!index.TryGetValue(id, out var list)) index[id] = list = [];
                 list.Add(key);
             }
         }
         return index;
-    }
-
-    /// <summary>One store call with the retries and deadline of a block read; a store that does not answer is unreachable.</summary>
-    private T Call<T>(Func<CancellationToken, Task<T>> call, string what)
-    {
-        using var deadline = new CancellationTokenSource(ObjectStoreBytes.ReadDeadline);
-        try { return ObjectStoreRetry.Run(call, deadline.Token).GetAwaiter().GetResult(); }
-        catch (OperationCanceledException e)
-        {
-            throw new ObjectStoreException($"{Where}: the store did not answer within {ObjectStoreBytes.ReadDeadline.TotalSeconds:0} s " +
-                $"when asked to {what} a neighbour of the link", unreachable: true, transient: false, e);
-        }
     }
 
     /// <summary>Disposes the store used for the search (the parents' own stores go with their files).</summary>

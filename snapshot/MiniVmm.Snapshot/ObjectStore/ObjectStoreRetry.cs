@@ -26,4 +26,23 @@ public static class ObjectStoreRetry
             }
         }
     }
+
+    /// <summary>
+    /// <see cref="Run{T}"/> from a thread that waits for the answer, bounded by <paramref name="deadline"/>: a store that
+    /// does not answer in time is an unreachable <see cref="ObjectStoreException"/> naming <paramref name="what"/>,
+    /// never a thread blocked for ever nor a bare cancellation.
+    /// </summary>
+    public static T RunWithin<T>(Func<CancellationToken, Task<T>> call, TimeSpan deadline, string what)
+    {
+        using var cancel = new CancellationTokenSource(deadline);
+        try { return Run(call, cancel.Token).GetAwaiter().GetResult(); }
+        catch (OperationCanceledException e)
+        {
+            throw new ObjectStoreException($"{what}: the store did not answer within {deadline.TotalSeconds:0} s", unreachable: true, transient: false, e);
+        }
+    }
+
+    /// <summary><see cref="RunWithin{T}"/> for a call without a result.</summary>
+    public static void RunWithin(Func<CancellationToken, Task> call, TimeSpan deadline, string what) =>
+        RunWithin(async c => { await call(c).ConfigureAwait(false); return true; }, deadline, what);
 }

@@ -13,19 +13,17 @@ public static class ObjectStoreWorkingSet
     public static ObjectUri For(ObjectUri snapshot) => snapshot with { Key = snapshot.Key + ".ws" };
 
     /// <summary>The working set stored beside <paramref name="snapshot"/>, or null when there is none.</summary>
-    /// <exception cref="ObjectStoreException">The store failed (or did not answer within the read deadline).</exception>
+    /// <exception cref="ObjectStoreException">The store failed, or did not answer within the read deadline (unreachable).</exception>
     /// <exception cref="SnapshotFormatException">The object is not a valid working-set file for this RAM.</exception>
     public static IReadOnlyList<ulong>? TryRead(IObjectStore store, ObjectUri snapshot, ulong maxPage)
     {
         var ws = For(snapshot);
-        using var deadline = new CancellationTokenSource(ObjectStoreBytes.ReadDeadline);
-        var stat = ObjectStoreRetry.Run(c => store.StatAsync(ws.Bucket, ws.Key, c), deadline.Token).GetAwaiter().GetResult();
+        var stat = ObjectStoreRetry.RunWithin(c => store.StatAsync(ws.Bucket, ws.Key, c), ObjectStoreBytes.ReadDeadline, ws.ToString());
         if (stat is null) return null;
         if (stat.Length < 32 || stat.Length > WorkingSetFile.MaxBytes)
             throw new SnapshotFormatException($"working-set object {ws} has an impossible size ({stat.Length} bytes)");
         var data = new byte[stat.Length];
-        ObjectStoreRetry.Run(async c => { await store.ReadAsync(ws.Bucket, ws.Key, 0, data, stat.ETag, c).ConfigureAwait(false); return true; },
-            deadline.Token).GetAwaiter().GetResult();
+        ObjectStoreRetry.RunWithin(c => store.ReadAsync(ws.Bucket, ws.Key, 0, data, stat.ETag, c), ObjectStoreBytes.ReadDeadline, ws.ToString());
         return WorkingSetFile.Decode(data, maxPage, ws.ToString());
     }
 
@@ -33,9 +31,7 @@ public static class ObjectStoreWorkingSet
     public static void Write(IObjectStore store, ObjectUri snapshot, IReadOnlyList<ulong> pages)
     {
         var ws = For(snapshot);
-        using var deadline = new CancellationTokenSource(ObjectStoreBytes.ReadDeadline);
         var data = WorkingSetFile.Encode(pages);
-        ObjectStoreRetry.Run(async c => { await store.PutAsync(ws.Bucket, ws.Key, data, c).ConfigureAwait(false); return true; }, deadline.Token)
-            .GetAwaiter().GetResult();
+        ObjectStoreRetry.RunWithin(c => store.PutAsync(ws.Bucket, ws.Key, data, c), ObjectStoreBytes.ReadDeadline, ws.ToString());
     }
 }
