@@ -3,6 +3,9 @@ namespace MiniVmm.Snapshot.Format;
 /// <summary>What <see cref="SnapshotMerge.Merge"/> wrote.</summary>
 public sealed record MergeResult(string Path, SnapshotParent Identity, int LinksMerged, long PagesStored, long BytesWritten)
 {
+    /// <summary>The side files written with the merged snapshot (its drive captures).</summary>
+    public IReadOnlyList<string> SideFiles { get; init; } = [];
+
     public Guid SnapshotId => Identity.SnapshotId;
 }
 
@@ -66,7 +69,7 @@ public static class SnapshotMerge
             foreach (string f in written) TryDelete(f);
             throw;
         }
-        return new MergeResult(outputPath, identity, chain.Links.Count, pages, sink.BytesWritten);
+        return new MergeResult(outputPath, identity, chain.Links.Count, pages, sink.BytesWritten) { SideFiles = written };
     }
 
     /// <summary>Re-opens the merged file: every page must be present with the chain's checksum, or zero in both.</summary>

@@ -12,7 +12,8 @@ public sealed record PruneResult(IReadOnlyList<string> MergedInto, IReadOnlyList
 /// </summary>
 public static class SnapshotPrune
 {
-    private sealed record Entry(string Path, SnapshotParent Identity, SnapshotParent? Parent);
+    /// <summary>A snapshot file of the directory: what it is, what it names as parent, and the side files it owns.</summary>
+    private sealed record Entry(string Path, SnapshotParent Identity, SnapshotParent? Parent, IReadOnlyList<string> SideFiles);
 
     /// <param name="sideFiles">what the snapshots keep beside them (drive captures): merged into the new base, deleted
     /// with the links they belong to (default: none)</param>
@@ -25,32 +26,32 @@ public static class SnapshotPrune
         var relinked = new List<string>();
         var deleted = new List<string>();
         // Every snapshot file is opened once; the list is kept current as files are re-pointed, replaced and deleted.
-        var entries = Scan(directory);
+        var entries = Scan(directory, sideFiles);
         foreach (string tip in Tips(entries))
         {
             var links = ChainPaths(tip, directory, out int count);
             if (count <= keep) continue;
             string newBasePath = links[keep - 1];
             string temp = Path.Combine(Path.GetDirectoryName(newBasePath)!, $"{Path.GetFileNameWithoutExtension(newBasePath)}.pruned-{Guid.NewGuid():N}.mvs");
-            SnapshotParent mergedIdentity;
+            MergeResult mergeResult;
             using (var sub = SnapshotChain.Open(newBasePath, [directory]))
-                mergedIdentity = SnapshotMerge.Merge(sub, temp, fsync, sideFiles).Identity;
+                mergeResult = SnapshotMerge.Merge(sub, temp, fsync, sideFiles);
+            var mergedIdentity = mergeResult.Identity;
             if (keep >= 2)
             {
                 using (var child = SnapshotFile.Open(links[keep - 2]))
                     SnapshotRelink.Relink(child, mergedIdentity);
                 Replace(entries, links[keep - 2], e => e with { Parent = mergedIdentity });
                 relinked.Add(links[keep - 2]);
-                entries.Add(new Entry(temp, mergedIdentity, null));
+                entries.Add(new Entry(temp, mergedIdentity, null, mergeResult.SideFiles));
             }
             else
             {
                 // keep 1: the tip itself becomes the full snapshot; its own side files (a link's) give way to the merged ones.
-                var replaced = SideFilesOf(sideFiles, newBasePath);
+                var replaced = entries.FirstOrDefault(e => e.Path == newBasePath)?.SideFiles ?? [];
                 File.Move(temp, newBasePath, overwrite: true);
-                var kept = SideFilesOf(sideFiles, newBasePath);
-                foreach (string f in replaced.Except(kept)) TryDelete(f);
-                Replace(entries, newBasePath, _ => new Entry(newBasePath, mergedIdentity, null));
+                foreach (string f in replaced.Except(mergeResult.SideFiles)) TryDelete(f);
+                Replace(entries, newBasePath, _ => new Entry(newBasePath, mergedIdentity, null, mergeResult.SideFiles));
             }
             // Folded links, newest first: each goes once no remaining file names it (the merged base is the chain's now).
             foreach (string path in links.Skip(keep - 1))
@@ -58,9 +59,8 @@ public static class SnapshotPrune
                 if (path == newBasePath && keep == 1) continue; // the tip, now full
                 if (entries.FirstOrDefault(e => e.Path == path) is not { } entry) continue;
                 if (entries.Any(e => e.Path != path && e.Parent == entry.Identity)) continue; // another chain branches off it
-                var own = SideFilesOf(sideFiles, path);
                 File.Delete(path);
-                foreach (string f in own) TryDelete(f);
+                foreach (string f in entry.SideFiles) TryDelete(f);
                 entries.Remove(entry);
                 deleted.Add(path);
             }
@@ -77,8 +77,8 @@ public static class SnapshotPrune
         return new PruneResult(merged, relinked, deleted);
     }
 
-    /// <summary>Every complete snapshot file of the directory (others are skipped), with what it names as parent.</summary>
-    private static List<Entry> Scan(string directory)
+    /// <summary>Every complete snapshot file of the directory (others are skipped), with what it names as parent and its side files.</summary>
+    private static List<Entry> Scan(string directory, ISnapshotSideFiles sideFiles)
     {
         var entries = new List<Entry>();
         foreach (string path in Directory.EnumerateFiles(directory).Order(StringComparer.Ordinal))
@@ -87,17 +87,11 @@ public static class SnapshotPrune
             try
             {
                 using var f = SnapshotFile.Open(path);
-                entries.Add(new Entry(path, f.Identity, f.Parent));
+                entries.Add(new Entry(path, f.Identity, f.Parent, sideFiles.Of(f)));
             }
             catch (Exception e) when (e is SnapshotFormatException or IOException or UnauthorizedAccessException) { }
         }
         return entries;
-    }
-
-    private static IReadOnlyList<string> SideFilesOf(ISnapshotSideFiles sideFiles, string path)
-    {
-        using var file = SnapshotFile.Open(path);
-        return sideFiles.Of(file);
     }
 
     private static void TryDelete(string path)
