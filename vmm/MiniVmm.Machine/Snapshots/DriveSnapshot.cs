@@ -15,7 +15,7 @@ internal sealed class DriveSnapshot : IDisposable
 {
     private sealed record Entry(int Slot, RawImage Image, string FinalPath, string PartialPath, SafeFileHandle Target, DriveCapture Capture)
     {
-        /// <summary>The blocks written since the last freeze, taken from the drive's change log at this freeze.</summary>
+        /// <summary>The pages written since the last freeze, taken from the drive's change log at this freeze.</summary>
         public ulong[]? Taken;
     }
 

@@ -127,7 +127,8 @@ public sealed class SnapshotController
         {
             _pendingPath = SnapshotDestination.FilePathOf(destination);
             _pendingTarget = _pendingPath ?? destination; // a link must not replace its parent, in a file or in the store
-            bool writableDrives = DriveSnapshot.WritableDrives(_vm).Count > 0;
+            var drives = DriveSnapshot.WritableDrives(_vm);
+            bool writableDrives = drives.Count > 0;
             if (writableDrives && MiniVmm.Snapshot.ObjectStore.ObjectUri.IsObjectUri(destination))
                 throw new ArgumentException("an s3:// snapshot cannot capture a writable drive yet: snapshot to a file, or attach the drives with readonly=on");
             if (writableDrives && _pendingPath is null)
@@ -139,7 +140,7 @@ public sealed class SnapshotController
                 parent = chain && _tracker.IsTracking ? _parent : null;
                 if (parent is not null && (_pendingPath ?? destination) == _parentPath)
                     throw new ArgumentException($"'{destination}' is this link's parent: an incremental snapshot must not replace it (use a new name, e.g. 'vm-%n.mvs')");
-                if (parent is not null && writableDrives && _driveLineage.WhyNotLinkable(DriveSnapshot.WritableDrives(_vm)) is { } why)
+                if (parent is not null && writableDrives && _driveLineage.WhyNotLinkable(drives) is { } why)
                 {
                     _log.LogInformation("this snapshot is a full one: {Why}", why);
                     parent = null;

@@ -133,7 +133,7 @@ public static class VmRestore
                 throw new StateRestoreException($"{options.DrivePaths.Count} --drive paths given; the snapshot records {config.Drives.Count} drive(s)");
             // A chain's drive content at the tip's freeze comes from the captures of every link down to the base.
             IReadOnlyDictionary<int, ulong[]> driveHashes = options.UnsafeSkipDriveCheck ? new Dictionary<int, ulong[]>()
-                : DriveRestore.Apply([.. chain.Links.Select((l, i) => (i == 0 ? path : l.Path, i == 0 ? driveRecords : DriveRecord.Of(l.Sections)))],
+                : DriveRestore.Apply([.. chain.Links.Select(l => (l.Path, DriveRecord.Of(l.Sections)))],
                     config.Drives, options.Drives, log);
             Func<GuestMemory>? memoryFactory = null;
             if (options.Memory == RestoreMemoryMode.Mmap)
@@ -163,12 +163,13 @@ public static class VmRestore
                     fileAdopted = true;
                     vm.Adopt(lazy);     // disposed after the vCPUs stop, before RAM is unmapped
                     vm.LazyPages = lazy;
-                    var upload = new PendingTask(ObjectStoreBytes.ReadDeadline);
-                    if (remote is not null && options.RecordWorkingSet is not null) vm.Adopt(upload); // a stopping VM waits for it
+                    // A working set recorded from the store goes back there; a stopping VM waits for that upload.
+                    var upload = remote is not null && options.RecordWorkingSet is not null ? new PendingTask(ObjectStoreBytes.ReadDeadline) : null;
+                    if (upload is not null) vm.Adopt(upload);
                     if (options.RecordWorkingSet is not null)
                         lazy.RecordingFinished += pages =>
                         {
-                            if (remote is not null) { upload.Task = StoreWorkingSet(settings!, ObjectUri.Parse(path), pages, log); return; }
+                            if (upload is not null) { upload.Task = StoreWorkingSet(settings!, ObjectUri.Parse(path), pages, log); return; }
                             WorkingSetFile.Write(wsPath, pages);
                             log.LogInformation("recorded a working set of {Pages} pages into {Path}", pages.Count, wsPath);
                         };
@@ -225,7 +226,7 @@ public static class VmRestore
             ObjectStoreWorkingSet.Write(store, uri, pages);
             log.LogInformation("recorded a working set of {Pages} pages into {Uri}", pages.Count, ObjectStoreWorkingSet.For(uri));
         }
-        catch (Exception e) when (e is ObjectStoreException or OperationCanceledException)
+        catch (ObjectStoreException e)
         {
             log.LogWarning("the working set could not be stored beside {Uri}: {Error}", uri, e.Message);
         }

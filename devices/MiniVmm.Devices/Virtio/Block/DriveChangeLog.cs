@@ -31,20 +31,20 @@ public sealed class DriveChangeLog
         long first = offset / PageSize;
         long last = Math.Min((offset + length - 1) / PageSize, PageCount - 1);
         var words = Volatile.Read(ref _written);
-        for (long b = first; b <= last; b++)
+        for (long p = first; p <= last; p++)
         {
-            ulong bit = 1UL << (int)(b & 63);
-            if ((Volatile.Read(ref words[b >> 6]) & bit) == 0) Interlocked.Or(ref words[b >> 6], bit);
+            ulong bit = 1UL << (int)(p & 63);
+            if ((Volatile.Read(ref words[p >> 6]) & bit) == 0) Interlocked.Or(ref words[p >> 6], bit);
         }
     }
 
     /// <summary>
-    /// The blocks written since the last take, and an empty log from now on. Call while nothing writes the drive (a
+    /// The pages written since the last take, and an empty log from now on. Call while nothing writes the drive (a
     /// freeze): a write racing the swap could be marked in the old set only and be missed by the next link.
     /// </summary>
     public ulong[] TakeAndReset() => Interlocked.Exchange(ref _written, new ulong[BlockBits.Words(PageCount)]);
 
-    /// <summary>A link that took <paramref name="taken"/> failed: its blocks count as written again for the next one.</summary>
+    /// <summary>A link that took <paramref name="taken"/> failed: its pages count as written again for the next one.</summary>
     public void MergeBack(ReadOnlySpan<ulong> taken)
     {
         var words = Volatile.Read(ref _written);

@@ -99,7 +99,7 @@ public sealed class RawImage : IDisposable
     private volatile DriveChangeLog? _changes;
 
     /// <summary>
-    /// The blocks written since the last snapshot's freeze (null: not tracked), for the next incremental link. Set
+    /// The pages written since the last snapshot's freeze (null: not tracked), for the next incremental link. Set
     /// while the device is quiesced; every write and zeroing is marked before it happens.
     /// </summary>
     public DriveChangeLog? Changes
