@@ -17,7 +17,9 @@ namespace MiniVmm.Integration.Tests;
 /// </summary>
 public sealed class DriveChainTests : IDisposable
 {
-    private const int Writes = 8000;
+    // Enough writes that the guest is still writing after three snapshots however fast the host (the first, full one
+    // copies the whole drive while the writer goes on); a restored writer finishes the rest.
+    private const int Writes = 30000;
     /// <summary>64 MiB: 16384 pages, so the few hundred random 4 KiB writes between two links touch a small part of them.</summary>
     private const long DriveBytes = 64L << 20;
     private const int DiskBlocks = (int)(DriveBytes / 4096);
