@@ -8,16 +8,20 @@ MINIVMM  := $(DOTNET) vmm/MiniVmm.Cli/bin/$(CONFIG)/net10.0/minivmm.dll
 # Everything the NativeAOT binary is built from: it is rebuilt only when one of these changed.
 SOURCES  := $(shell find vmm devices snapshot firmware -name '*.cs' -o -name '*.csproj' 2>/dev/null | grep -v '/obj/') Directory.Build.props Directory.Packages.props
 
-.PHONY: all build test test-unit test-integration guests linux-guest demo publish install uninstall bench bench-boot bench-snapshot bench-restore report experiments experiments-quick clean
+.PHONY: all build format-check test test-unit test-integration guests linux-guest demo publish install uninstall bench bench-boot bench-snapshot bench-restore report experiments experiments-quick clean
 
 all: build
 
 build:
 	$(DOTNET) build MiniVmm.sln -c $(CONFIG) -nologo -v q
 
+# Layout drift against .editorconfig (whitespace and line breaks); `dotnet format whitespace --folder` fixes it.
+format-check:
+	$(DOTNET) format whitespace --folder --verify-no-changes --exclude $(OUT)
+
 # The test command CI runs. Prints one "N passed, N failed, N skipped" line at the end. The Linux integration tests
-# boot the Linux test guest (built once, then cached).
-test: build linux-guest
+# boot the Linux test guest (built once, then cached). The build itself runs the analyzers (warnings are errors).
+test: format-check build linux-guest
 	bash tests/run-tests.sh $(CONFIG)
 
 test-unit: build

@@ -1,4 +1,3 @@
-using KvmSharp.Interop;
 using MiniVmm.Tests.Shared;
 
 namespace KvmSharp.Tests;
@@ -10,8 +9,8 @@ public sealed class KvmSystemTests
     public void Opens_kvm_and_reports_the_capabilities_MiniVmm_needs()
     {
         using var kvm = KvmSystem.Open();
-        kvm.CheckExtension(Kvm.KVM_CAP_IRQCHIP).Should().BePositive();
-        kvm.CheckExtension(Kvm.KVM_CAP_IMMEDIATE_EXIT).Should().BePositive();
+        kvm.CheckExtension(KvmCapability.IrqChip).Should().BePositive();
+        kvm.CheckExtension(KvmCapability.ImmediateExit).Should().BePositive();
         kvm.VcpuMmapSize.Should().BeGreaterThanOrEqualTo(4096);
         kvm.GetSupportedCpuid().Should().Contain(e => e.function == 0);
         kvm.GetMsrIndexList().Should().NotBeEmpty();
@@ -21,15 +20,17 @@ public sealed class KvmSystemTests
     public void Missing_capability_is_named_in_the_error()
     {
         using var kvm = KvmSystem.Open();
-        var act = () => kvm.RequireCapabilities((100000, "KVM_CAP_FROM_THE_FUTURE"));
-        act.Should().Throw<KvmException>().WithMessage("*KVM_CAP_FROM_THE_FUTURE*");
+        var act = () => kvm.RequireCapabilities(KvmCapability.IrqChip, (KvmCapability)100000);
+        act.Should().Throw<KvmException>().WithMessage("*KVM_CAP_100000*").Which.Message.Should().NotContain("IRQCHIP");
+        KvmSystem.CapabilityName(KvmCapability.ImmediateExit).Should().Be("KVM_CAP_IMMEDIATE_EXIT");
+        KvmSystem.CapabilityName(KvmCapability.Pit2).Should().Be("KVM_CAP_PIT2");
     }
 
     [Fact]
     public void Missing_device_gives_a_clear_error_with_errno()
     {
         var act = () => KvmSystem.Open("/dev/does-not-exist-kvm");
-        act.Should().Throw<KvmException>().Where(e => e.Errno == Libc.ENOENT && e.Message.Contains("KVM is not available"));
+        act.Should().Throw<KvmException>().Where(e => e.Errno == Errno.ENOENT && e.Message.Contains("KVM is not available"));
     }
 
     [KvmFact]
@@ -51,14 +52,15 @@ public sealed class KvmSystemTests
     [KvmFact]
     public void Userfaultfd_offers_write_protection_of_unpopulated_memory()
     {
-        using var uffd = UserfaultFd.Create(Uffd.UFFD_FEATURE_PAGEFAULT_FLAG_WP | Uffd.UFFD_FEATURE_WP_UNPOPULATED | Uffd.UFFD_FEATURE_THREAD_ID);
-        (uffd.Features & Uffd.UFFD_FEATURE_WP_UNPOPULATED).Should().NotBe(0);
+        using var uffd = UserfaultFd.Create(UffdFeatures.PagefaultFlagWp | UffdFeatures.WpUnpopulated | UffdFeatures.ThreadId);
+        uffd.Features.Should().HaveFlag(UffdFeatures.WpUnpopulated);
         using var mem = MemoryMapping.Anonymous(1 << 20);
-        ulong ioctls = uffd.Register(mem.DangerousGetAddress(), mem.Length, Uffd.UFFDIO_REGISTER_MODE_WP);
-        (ioctls & (1UL << Uffd._UFFDIO_WRITEPROTECT)).Should().NotBe(0);
-        uffd.WriteProtect(mem.DangerousGetAddress(), mem.Length, protect: true);
-        uffd.WriteProtect(mem.DangerousGetAddress(), mem.Length, protect: false);
-        uffd.Unregister(mem.DangerousGetAddress(), mem.Length);
+        uffd.Register(mem, UffdRegisterMode.WriteProtect).Should().HaveFlag(UffdRangeOperations.WriteProtect);
+        uffd.WriteProtect(mem, 0, mem.Length, protect: true);
+        uffd.WriteProtect(mem, 0, mem.Length, protect: false);
+        var outside = () => uffd.WriteProtect(mem, 4096, mem.Length, protect: true);
+        outside.Should().Throw<ArgumentOutOfRangeException>("a range past the mapping's end never reaches the kernel");
+        uffd.Unregister(mem);
     }
 
     [Fact]
@@ -76,13 +78,13 @@ public sealed class KvmSystemTests
     public void Ioeventfd_registers_once_per_address_and_deassigns_on_dispose()
     {
         using var kvm = KvmSystem.Open();
-        kvm.CheckExtension(Kvm.KVM_CAP_IOEVENTFD).Should().BePositive();
+        kvm.CheckExtension(KvmCapability.IoEventFd).Should().BePositive();
         using var vm = kvm.CreateVm();
         var first = vm.CreateIoEventFd(0xd000_0050, 4);
         first.Address.Should().Be(0xd000_0050);
         // KVM refuses a second identical registration: proof the first one is in place.
         var duplicate = () => vm.CreateIoEventFd(0xd000_0050, 4);
-        duplicate.Should().Throw<KvmException>().Where(e => e.Errno == Libc.EEXIST);
+        duplicate.Should().Throw<KvmException>().Where(e => e.Errno == Errno.EEXIST);
         // A user-space wake reaches a waiter (the path a device worker uses to stop).
         first.Wake();
         first.Wait().Should().Be(1);
@@ -96,7 +98,7 @@ public sealed class KvmSystemTests
     public void Irqfd_attaches_to_an_ioapic_gsi_and_detaches_on_dispose()
     {
         using var kvm = KvmSystem.Open();
-        kvm.CheckExtension(Kvm.KVM_CAP_IRQFD).Should().BePositive();
+        kvm.CheckExtension(KvmCapability.IrqFd).Should().BePositive();
         using var vm = kvm.CreateVm();
         vm.CreateIrqChip();
         var irq = vm.CreateIrqFd(5);

@@ -7,8 +7,7 @@ namespace KvmSharp.Tests;
 public sealed class PageMapScannerTests
 {
     private const ulong Page = 4096;
-    private const ulong AsyncWp =
-        Uffd.UFFD_FEATURE_PAGEFAULT_FLAG_WP | Uffd.UFFD_FEATURE_WP_UNPOPULATED | Uffd.UFFD_FEATURE_WP_ASYNC;
+    private const UffdFeatures AsyncWp = UffdFeatures.PagefaultFlagWp | UffdFeatures.WpUnpopulated | UffdFeatures.WpAsync;
 
     private sealed class Runs : IPageRunSink
     {
@@ -35,7 +34,7 @@ public sealed class PageMapScannerTests
         var runs = new Runs();
         var query = new PageScanQuery(0, CategoryMask: PageMap.PAGE_IS_PRESENT, ReturnMask: PageMap.PAGE_IS_PRESENT);
 
-        long pages = scanner.Scan(m.DangerousGetAddress(), m.Length, query, ref runs);
+        long pages = scanner.Scan(m, query, ref runs);
 
         pages.Should().Be(touched.Length);
         runs.List.Should().Equal((0UL, 3UL), (10UL, 1UL), (20UL, 2UL), (40UL, 1UL), (63UL, 1UL));
@@ -47,21 +46,21 @@ public sealed class PageMapScannerTests
         using var m = SmallPages(32);
         Touch(m, 5); // populated before tracking; the rest is never touched
         using var uffd = UserfaultFd.Create(AsyncWp);
-        uffd.Register(m.DangerousGetAddress(), m.Length, Uffd.UFFDIO_REGISTER_MODE_WP);
-        uffd.WriteProtect(m.DangerousGetAddress(), m.Length, protect: true);
+        uffd.Register(m, UffdRegisterMode.WriteProtect);
+        uffd.WriteProtect(m, 0, m.Length, protect: true);
         using var scanner = new PageMapScanner();
         var none = new Runs();
-        scanner.ScanWritten(m.DangerousGetAddress(), m.Length, reprotect: false, ref none).Should().Be(0);
+        scanner.ScanWritten(m, reprotect: false, ref none).Should().Be(0);
 
         foreach (ulong p in new ulong[] { 3, 4, 5, 31 }) Touch(m, p);
         var first = new Runs();
-        scanner.ScanWritten(m.DangerousGetAddress(), m.Length, reprotect: true, ref first).Should().Be(4);
+        scanner.ScanWritten(m, reprotect: true, ref first).Should().Be(4);
         first.List.Should().Equal((3UL, 3UL), (31UL, 1UL));
 
         // Re-protected by the same walk: clean until written again.
         Touch(m, 4);
         var second = new Runs();
-        scanner.ScanWritten(m.DangerousGetAddress(), m.Length, reprotect: false, ref second);
+        scanner.ScanWritten(m, reprotect: false, ref second);
         second.List.Should().Equal((4UL, 1UL));
     }
 
@@ -71,17 +70,17 @@ public sealed class PageMapScannerTests
         using var m = SmallPages(16);
         for (ulong p = 0; p < 8; p++) Touch(m, p); // 8..15 never touched: protect installs markers there
         using var uffd = UserfaultFd.Create(AsyncWp);
-        uffd.Register(m.DangerousGetAddress(), m.Length, Uffd.UFFDIO_REGISTER_MODE_WP);
-        uffd.WriteProtect(m.DangerousGetAddress(), m.Length, protect: true);
+        uffd.Register(m, UffdRegisterMode.WriteProtect);
+        uffd.WriteProtect(m, 0, m.Length, protect: true);
         using var scanner = new PageMapScanner();
         var before = new Runs();
-        scanner.Scan(m.DangerousGetAddress(), m.Length, PageScanQuery.Empty, ref before).Should().Be(0, "a marker is not empty");
+        scanner.Scan(m, PageScanQuery.Empty, ref before).Should().Be(0, "a marker is not empty");
 
         m.Discard(2 * Page, 2 * Page);   // populated pages
         m.Discard(12 * Page, Page);      // a marker
         Touch(m, 3);                     // re-populated: present again, no longer empty
         var after = new Runs();
-        scanner.Scan(m.DangerousGetAddress(), m.Length, PageScanQuery.Empty, ref after);
+        scanner.Scan(m, PageScanQuery.Empty, ref after);
 
         after.List.Should().Equal((2UL, 1UL), (12UL, 1UL));
     }
@@ -92,8 +91,8 @@ public sealed class PageMapScannerTests
         using var m = SmallPages(4);
         using var scanner = new PageMapScanner();
         var runs = new Runs();
-        var act = () => scanner.ScanWritten(m.DangerousGetAddress(), m.Length, reprotect: false, ref runs);
-        act.Should().Throw<KvmException>().Where(e => e.Errno == Libc.EPERM && e.Message.Contains("WP_ASYNC"));
+        var act = () => scanner.ScanWritten(m, reprotect: false, ref runs);
+        act.Should().Throw<LinuxException>().Where(e => e.Errno == Errno.EPERM && e.Message.Contains("WP_ASYNC"));
     }
 
     [PageMapScanFact]
@@ -125,9 +124,9 @@ public sealed class PageMapScanFactAttribute : FactAttribute
         if (!PageMapScanner.IsSupported(out string? why)) return why!;
         try
         {
-            using var uffd = UserfaultFd.Create(Uffd.UFFD_FEATURE_PAGEFAULT_FLAG_WP | Uffd.UFFD_FEATURE_WP_UNPOPULATED | Uffd.UFFD_FEATURE_WP_ASYNC);
+            using var uffd = UserfaultFd.Create(UffdFeatures.PagefaultFlagWp | UffdFeatures.WpUnpopulated | UffdFeatures.WpAsync);
             return "";
         }
-        catch (KvmException e) { return e.Message; }
+        catch (LinuxException e) { return e.Message; }
     }
 }

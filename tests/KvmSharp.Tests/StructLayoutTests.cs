@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using KvmSharp.Abi;
 using KvmSharp.Interop;
 
 namespace KvmSharp.Tests;
@@ -44,10 +46,10 @@ public sealed unsafe class StructLayoutTests
         sizeof(uffdio_copy).Should().Be(40);
         sizeof(uffdio_zeropage).Should().Be(32);
         sizeof(uffdio_move).Should().Be(40);
-        sizeof(uffd_msg).Should().Be(32);
+        sizeof(UffdMessage).Should().Be(32);
         sizeof(pm_scan_arg).Should().Be(96);
         sizeof(page_region).Should().Be(24);
-        sizeof(epoll_event).Should().Be(12);
+        sizeof(EpollEvent).Should().Be(12);
         sizeof(sigaction_t).Should().Be(152);
     }
 
@@ -77,9 +79,20 @@ public sealed unsafe class StructLayoutTests
         Offset(ref mmio, ref Unsafe.As<uint, byte>(ref mmio.len)).Should().Be(16);
         Offset(ref mmio, ref mmio.is_write).Should().Be(20);
 
-        var msg = new uffd_msg();
-        Offset(ref msg, ref Unsafe.As<ulong, byte>(ref msg.pagefault_address)).Should().Be(16);
-        Offset(ref msg, ref Unsafe.As<uint, byte>(ref msg.pagefault_ptid)).Should().Be(24);
+        // uffd_msg: event at 0, pagefault.flags at 8, .address at 16, .feat.ptid at 24.
+        var msg = new UffdMessage(UffdMessage.PageFaultEvent, flags: 3, address: 0x1122334455667788, threadId: 0xAABBCCDD);
+        var bytes = MemoryMarshal.AsBytes(new ReadOnlySpan<UffdMessage>(in msg));
+        bytes[0].Should().Be(0x12);
+        BitConverter.ToUInt64(bytes[8..]).Should().Be(3);
+        BitConverter.ToUInt64(bytes[16..]).Should().Be(0x1122334455667788);
+        BitConverter.ToUInt32(bytes[24..]).Should().Be(0xAABBCCDD);
+        msg.IsPageFault.Should().BeTrue();
+        msg.IsWrite.Should().BeTrue();
+        msg.IsWriteProtectFault.Should().BeTrue();
+        var ev = new EpollEvent(EpollEvents.Readable | EpollEvents.EdgeTriggered, 0x0102030405060708);
+        var evBytes = MemoryMarshal.AsBytes(new ReadOnlySpan<EpollEvent>(in ev));
+        BitConverter.ToUInt32(evBytes).Should().Be(0x80000001);
+        BitConverter.ToUInt64(evBytes[4..]).Should().Be(0x0102030405060708, "struct epoll_event is packed: data follows events at 4");
 
         var scan = new pm_scan_arg();
         Offset(ref scan, ref Unsafe.As<ulong, byte>(ref scan.walk_end)).Should().Be(32);

@@ -26,6 +26,7 @@ public sealed unsafe class TunInteropTests
         Tun.IFF_NO_PI.Should().Be(0x1000);
         Tun.IFF_VNET_HDR.Should().Be(0x4000);
         (Tun.TUN_F_CSUM | Tun.TUN_F_TSO4 | Tun.TUN_F_TSO6).Should().Be(0x7u);
+        ((uint)(TapOffloads.Checksum | TapOffloads.Tso4 | TapOffloads.Tso6)).Should().Be(Tun.TUN_F_CSUM | Tun.TUN_F_TSO4 | Tun.TUN_F_TSO6);
     }
 
     [Fact]

@@ -20,6 +20,8 @@ public sealed class NamespaceCycleTests
         string.Join("\n", graph.Cycles().Select(c => string.Join("; ", c))).Should().BeEmpty();
     }
 
+    private static readonly string[] FirmwareKnownCycle = ["MiniVmm.Firmware", "MiniVmm.Firmware.Guests.Writer"];
+
     /// <summary>
     /// The firmware's root namespace is both the catalogue of guests (GuestImages names WriterGuest) and the home of the
     /// guest ABI the writer uses (GuestAbi): a known cycle, accepted because the firmware is test tooling. It must not grow.
@@ -29,7 +31,7 @@ public sealed class NamespaceCycleTests
     {
         var graph = NamespaceGraph.Of(typeof(MiniVmm.Firmware.GuestAbi).Assembly);
         graph.Cycles().Select(c => c.Select(e => e.Split(" -> ")[0]).Distinct().Order(StringComparer.Ordinal).ToList())
-            .Should().BeEquivalentTo([new[] { "MiniVmm.Firmware", "MiniVmm.Firmware.Guests.Writer" }]);
+            .Should().BeEquivalentTo([FirmwareKnownCycle]);
     }
 
     [Fact]

@@ -45,8 +45,8 @@ internal sealed class NamespaceGraph
             onStack.Add(v);
             foreach (var w in UsedBy(v).Keys)
             {
-                if (!index.ContainsKey(w)) { Connect(w); low[v] = Math.Min(low[v], low[w]); }
-                else if (onStack.Contains(w)) low[v] = Math.Min(low[v], index[w]);
+                if (!index.TryGetValue(w, out int wIndex)) { Connect(w); low[v] = Math.Min(low[v], low[w]); }
+                else if (onStack.Contains(w)) low[v] = Math.Min(low[v], wIndex);
             }
             if (low[v] != index[v]) return;
             var group = new List<string>();

@@ -39,7 +39,7 @@ public sealed class IncrementalChainTests : IDisposable
         }
     }
 
-    private (GuestRun Run, SnapshotController Controller) BootWriter()
+    private static (GuestRun Run, SnapshotController Controller) BootWriter()
     {
         var (run, _) = GuestRun.Boot(GuestFiles.Writer, WriterArgs, Cpus, mem: 64UL << 20);
         var controller = new SnapshotController(run.Vm, GuestRun.Loggers);

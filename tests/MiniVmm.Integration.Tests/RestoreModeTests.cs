@@ -67,16 +67,16 @@ public sealed class RestoreModeTests
             restored.WaitForExit(TimeSpan.FromMinutes(3)).Should().Be(new VmExitStatus(VmStopReason.GuestExit, 0), serial());
             restored.Status(GuestAbi.Status.TotalFailures).Should().Be(0);
             // The 64 MiB buffer was moved in as 2 MiB blocks (UFFDIO_MOVE of a staging huge page), not copied per 4 KiB.
-            long hugeKb = AnonHugePagesKb(restored.Vm.Memory.Regions[0].DangerousGetHostAddress());
+            long hugeKb = AnonHugePagesKb(restored.Vm.Memory.Regions[0].HostAddressForTests);
             hugeKb.Should().BeGreaterThanOrEqualTo(32 * 1024, "at least half of the restored buffer is on huge pages");
         }
         File.Delete(image);
     }
 
     /// <summary>AnonHugePages of the mapping that starts at <paramref name="address"/>, from /proc/self/smaps.</summary>
-    private static long AnonHugePagesKb(nint address)
+    private static long AnonHugePagesKb(ulong address)
     {
-        string start = ((ulong)address).ToString("x");
+        string start = address.ToString("x");
         bool inMapping = false;
         foreach (string line in File.ReadLines("/proc/self/smaps"))
         {

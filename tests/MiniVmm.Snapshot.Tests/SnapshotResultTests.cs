@@ -22,7 +22,11 @@ public class SnapshotResultTests
     // ... and the longest dirty-log can print.
     private static readonly SnapshotResult Unconverged = Worst with
     {
-        Engine = "dirty-log", Incremental = false, ChangedPages = 0, Iterations = 30, Converged = false,
+        Engine = "dirty-log",
+        Incremental = false,
+        ChangedPages = 0,
+        Iterations = 30,
+        Converged = false,
     };
 
     [Theory]
@@ -45,8 +49,12 @@ public class SnapshotResultTests
     {
         var typical = Worst with
         {
-            PagesSaved = 16411, BytesWritten = 16411L * 4096, Downtime = TimeSpan.FromMicroseconds(530),
-            ProtectedWindow = TimeSpan.FromMilliseconds(106), TotalTime = TimeSpan.FromMilliseconds(231), Incremental = false,
+            PagesSaved = 16411,
+            BytesWritten = 16411L * 4096,
+            Downtime = TimeSpan.FromMicroseconds(530),
+            ProtectedWindow = TimeSpan.FromMilliseconds(106),
+            TotalTime = TimeSpan.FromMilliseconds(231),
+            Incremental = false,
         };
         string line = "minivmm: " + typical.Summary();
         line.Should().Be("minivmm: snapshot (write-tracking): 16411 pages saved (64.1 MiB), downtime 0.53 ms, " +

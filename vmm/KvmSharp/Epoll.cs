@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using KvmSharp.Abi;
 using KvmSharp.Interop;
 
 namespace KvmSharp;
@@ -11,22 +12,22 @@ public sealed unsafe class Epoll : IDisposable
     public Epoll()
     {
         int fd = Libc.epoll_create1(Libc.EPOLL_CLOEXEC);
-        KvmException.Check(fd, "epoll_create1");
+        LinuxException.Check(fd, "epoll_create1");
         _fd = new FileDescriptor(fd);
     }
 
-    public void Add(SafeHandle target, uint events, ulong token) => Control(Libc.EPOLL_CTL_ADD, target, events, token);
+    public void Add(IPollable target, EpollEvents events, ulong token) => Control(Libc.EPOLL_CTL_ADD, target.PollHandle, events, token);
 
-    public void Remove(SafeHandle target) => Control(Libc.EPOLL_CTL_DEL, target, 0, 0);
+    public void Remove(IPollable target) => Control(Libc.EPOLL_CTL_DEL, target.PollHandle, EpollEvents.None, 0);
 
-    private void Control(int op, SafeHandle target, uint events, ulong token)
+    private void Control(int op, SafeHandle target, EpollEvents events, ulong token)
     {
         bool added = false;
         try
         {
             target.DangerousAddRef(ref added);
-            var ev = new epoll_event { events = events, data = token };
-            KvmException.Check(Libc.epoll_ctl(_fd, op, (int)target.DangerousGetHandle(), &ev), "epoll_ctl");
+            var ev = new EpollEvent(events, token);
+            LinuxException.Check(Libc.epoll_ctl(_fd, op, (int)target.DangerousGetHandle(), &ev), "epoll_ctl");
         }
         finally
         {
@@ -35,16 +36,16 @@ public sealed unsafe class Epoll : IDisposable
     }
 
     /// <summary>Waits up to <paramref name="timeoutMs"/> (-1 = forever); EINTR counts as zero events.</summary>
-    public int Wait(Span<epoll_event> events, int timeoutMs)
+    public int Wait(Span<EpollEvent> events, int timeoutMs)
     {
-        fixed (epoll_event* p = events)
+        fixed (EpollEvent* p = events)
         {
             int n = Libc.epoll_wait(_fd, p, events.Length, timeoutMs);
             if (n < 0)
             {
-                int errno = Marshal.GetLastPInvokeError();
-                if (errno == Libc.EINTR) return 0;
-                throw new KvmException("epoll_wait", errno);
+                Errno errno = LastErrno.Get();
+                if (errno == Errno.EINTR) return 0;
+                throw new LinuxException("epoll_wait", errno);
             }
             return n;
         }

@@ -1,17 +1,20 @@
 using System.Runtime.InteropServices;
+using KvmSharp.Abi;
 using KvmSharp.Interop;
 
 namespace KvmSharp;
 
 /// <summary>Owns an eventfd: a counter other threads bump to wake an epoll loop.</summary>
-public sealed unsafe class EventFd : IDisposable
+public sealed unsafe class EventFd : IPollable, IDisposable
 {
-    public FileDescriptor Handle { get; }
+    internal FileDescriptor Handle { get; }
+
+    SafeHandle IPollable.PollHandle => Handle;
 
     public EventFd(bool nonBlocking = true)
     {
         int fd = Libc.eventfd(0, Libc.EFD_CLOEXEC | (nonBlocking ? Libc.EFD_NONBLOCK : 0));
-        KvmException.Check(fd, "eventfd");
+        LinuxException.Check(fd, "eventfd");
         Handle = new FileDescriptor(fd);
     }
 
@@ -28,9 +31,9 @@ public sealed unsafe class EventFd : IDisposable
         nint n = Libc.read(Handle, &value, 8);
         if (n < 0)
         {
-            int errno = Marshal.GetLastPInvokeError();
-            if (errno == Libc.EAGAIN) return 0;
-            throw new KvmException("read(eventfd)", errno);
+            Errno errno = LastErrno.Get();
+            if (errno == Errno.EAGAIN) return 0;
+            throw new LinuxException("read(eventfd)", errno);
         }
         return value;
     }

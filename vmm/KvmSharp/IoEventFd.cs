@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using KvmSharp.Abi;
 using KvmSharp.Interop;
 
 namespace KvmSharp;
@@ -8,7 +10,7 @@ namespace KvmSharp;
 /// The VM must outlive it. The eventfd is blocking: <see cref="Wait"/> sleeps in read(2) until the guest (or
 /// <see cref="Wake"/>) signals.
 /// </summary>
-public sealed unsafe class IoEventFd : IDisposable
+public sealed unsafe class IoEventFd : IPollable, IDisposable
 {
     private readonly FileDescriptor _vm;
     private readonly EventFd _event;
@@ -34,7 +36,7 @@ public sealed unsafe class IoEventFd : IDisposable
             int rc = Libc.ioctl(_vm, Kvm.KVM_IOEVENTFD, p);
             if (rc < 0)
             {
-                int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+                Errno errno = LastErrno.Get();
                 _event.Dispose();
                 throw new KvmException("KVM_IOEVENTFD", errno, $"cannot register an ioeventfd at 0x{address:x}+{length}");
             }
@@ -43,9 +45,9 @@ public sealed unsafe class IoEventFd : IDisposable
 
     public ulong Address => _registration.addr;
 
-    /// <summary>The eventfd, to wait on it in an <see cref="Epoll"/> together with other fds (then call
+    /// <summary>The eventfd, for an <see cref="Epoll"/> that waits on it together with other fds (then call
     /// <see cref="Wait"/> only after epoll reported it readable: the fd is blocking).</summary>
-    public FileDescriptor EventHandle => _event.Handle;
+    SafeHandle IPollable.PollHandle => _event.Handle;
 
     /// <summary>Blocks until signalled; returns the number of signals since the last wait (reset to 0).</summary>
     public ulong Wait() => _event.Drain();

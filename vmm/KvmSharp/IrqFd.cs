@@ -1,3 +1,4 @@
+using KvmSharp.Abi;
 using KvmSharp.Interop;
 
 namespace KvmSharp;
@@ -23,7 +24,7 @@ public sealed unsafe class IrqFd : IDisposable
         int rc = Libc.ioctl(_vm, Kvm.KVM_IRQFD, &irqfd);
         if (rc < 0)
         {
-            int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+            Errno errno = LastErrno.Get();
             _event.Dispose();
             throw new KvmException("KVM_IRQFD", errno, $"cannot attach an irqfd to GSI {gsi}");
         }

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using KvmSharp.Abi;
 using KvmSharp.Interop;
 
 namespace KvmSharp;
@@ -15,11 +16,11 @@ public sealed unsafe class KvmSystem : IDisposable
         int fd = Libc.open(path, Libc.O_RDWR | Libc.O_CLOEXEC);
         if (fd < 0)
         {
-            int errno = Marshal.GetLastPInvokeError();
+            Errno errno = LastErrno.Get();
             string hint = errno switch
             {
-                Libc.ENOENT => "KVM is not available: no /dev/kvm (load kvm_intel/kvm_amd, or enable nested virtualization)",
-                Libc.EACCES or Libc.EPERM => "no permission to open /dev/kvm: run as root or add the user to the 'kvm' group",
+                Errno.ENOENT => "KVM is not available: no /dev/kvm (load kvm_intel/kvm_amd, or enable nested virtualization)",
+                Errno.EACCES or Errno.EPERM => "no permission to open /dev/kvm: run as root or add the user to the 'kvm' group",
                 _ => "cannot open /dev/kvm",
             };
             throw new KvmException("open(" + path + ")", errno, hint);
@@ -29,21 +30,25 @@ public sealed unsafe class KvmSystem : IDisposable
         if (version != Kvm.KVM_API_VERSION)
         {
             system.Dispose();
-            throw new KvmException("KVM_GET_API_VERSION", Libc.EINVAL, $"kernel KVM API version {version}, expected {Kvm.KVM_API_VERSION}");
+            throw new KvmException("KVM_GET_API_VERSION", Errno.EINVAL, $"kernel KVM API version {version}, expected {Kvm.KVM_API_VERSION}");
         }
         return system;
     }
 
     /// <summary>KVM_CHECK_EXTENSION: 0 when absent, otherwise a capability-specific positive value.</summary>
-    public int CheckExtension(int capability) => Math.Max(0, Libc.ioctl_int(_fd, Kvm.KVM_CHECK_EXTENSION, capability));
+    public int CheckExtension(KvmCapability capability) => Math.Max(0, Libc.ioctl_int(_fd, Kvm.KVM_CHECK_EXTENSION, (int)capability));
 
     /// <summary>Fails with one message naming every capability MiniVmm cannot run without.</summary>
-    public void RequireCapabilities(params (int Capability, string Name)[] required)
+    public void RequireCapabilities(params KvmCapability[] required)
     {
-        var missing = required.Where(c => CheckExtension(c.Capability) <= 0).Select(c => c.Name).ToList();
+        var missing = required.Where(c => CheckExtension(c) <= 0).Select(CapabilityName).ToList();
         if (missing.Count > 0)
-            throw new KvmException("KVM_CHECK_EXTENSION", Libc.EINVAL, "this kernel's KVM lacks required capabilities: " + string.Join(", ", missing));
+            throw new KvmException("KVM_CHECK_EXTENSION", Errno.EINVAL, "this kernel's KVM lacks required capabilities: " + string.Join(", ", missing));
     }
+
+    /// <summary>The kernel's name of a capability, for messages: <c>KVM_CAP_PIT2</c>.</summary>
+    public static string CapabilityName(KvmCapability capability) =>
+        "KVM_CAP_" + System.Text.RegularExpressions.Regex.Replace(capability.ToString(), "(?<=[a-z0-9])(?=[A-Z])", "_").ToUpperInvariant();
 
     public int VcpuMmapSize => Ioctl(Kvm.KVM_GET_VCPU_MMAP_SIZE, 0, "KVM_GET_VCPU_MMAP_SIZE");
 
@@ -52,24 +57,16 @@ public sealed unsafe class KvmSystem : IDisposable
     {
         for (int n = 64; n <= 4096; n *= 2)
         {
-            int size = sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2);
-            byte* buf = (byte*)NativeMemory.AllocZeroed((nuint)size);
-            try
+            using var cpuid = new KernelArray<kvm_cpuid_entry2>(sizeof(kvm_cpuid2), n);
+            if (Libc.ioctl(_fd, Kvm.KVM_GET_SUPPORTED_CPUID, cpuid.Pointer) < 0)
             {
-                ((kvm_cpuid2*)buf)->nent = (uint)n;
-                int rc = Libc.ioctl(_fd, Kvm.KVM_GET_SUPPORTED_CPUID, buf);
-                if (rc < 0)
-                {
-                    int errno = Marshal.GetLastPInvokeError();
-                    if (errno == 7 /* E2BIG */) continue;
-                    throw new KvmException("KVM_GET_SUPPORTED_CPUID", errno);
-                }
-                int count = (int)((kvm_cpuid2*)buf)->nent;
-                return new ReadOnlySpan<kvm_cpuid_entry2>(buf + sizeof(kvm_cpuid2), count).ToArray();
+                Errno errno = LastErrno.Get();
+                if (errno == Errno.E2BIG) continue;
+                throw new KvmException("KVM_GET_SUPPORTED_CPUID", errno);
             }
-            finally { NativeMemory.Free(buf); }
+            return cpuid.ToArray(cpuid.Count);
         }
-        throw new KvmException("KVM_GET_SUPPORTED_CPUID", 7, "table larger than 4096 entries");
+        throw new KvmException("KVM_GET_SUPPORTED_CPUID", Errno.E2BIG, "table larger than 4096 entries");
     }
 
     /// <summary>KVM_GET_MSR_INDEX_LIST: the MSRs that KVM saves and restores for a vCPU.</summary>
@@ -77,22 +74,16 @@ public sealed unsafe class KvmSystem : IDisposable
     {
         for (int n = 256; n <= 16384; n *= 2)
         {
-            int size = sizeof(kvm_msr_list) + n * sizeof(uint);
-            byte* buf = (byte*)NativeMemory.AllocZeroed((nuint)size);
-            try
+            using var list = new KernelArray<uint>(sizeof(kvm_msr_list), n);
+            if (Libc.ioctl(_fd, Kvm.KVM_GET_MSR_INDEX_LIST, list.Pointer) < 0)
             {
-                ((kvm_msr_list*)buf)->nmsrs = (uint)n;
-                if (Libc.ioctl(_fd, Kvm.KVM_GET_MSR_INDEX_LIST, buf) < 0)
-                {
-                    int errno = Marshal.GetLastPInvokeError();
-                    if (errno == 7) continue;
-                    throw new KvmException("KVM_GET_MSR_INDEX_LIST", errno);
-                }
-                return new ReadOnlySpan<uint>(buf + sizeof(kvm_msr_list), (int)((kvm_msr_list*)buf)->nmsrs).ToArray();
+                Errno errno = LastErrno.Get();
+                if (errno == Errno.E2BIG) continue;
+                throw new KvmException("KVM_GET_MSR_INDEX_LIST", errno);
             }
-            finally { NativeMemory.Free(buf); }
+            return list.ToArray(list.Count);
         }
-        throw new KvmException("KVM_GET_MSR_INDEX_LIST", 7);
+        throw new KvmException("KVM_GET_MSR_INDEX_LIST", Errno.E2BIG);
     }
 
     public VirtualMachine CreateVm()

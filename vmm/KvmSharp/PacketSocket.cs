@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using KvmSharp.Abi;
 using KvmSharp.Interop;
 
 namespace KvmSharp;
@@ -15,17 +16,17 @@ public sealed unsafe class PacketSocket : IDisposable
     public PacketSocket(string interfaceName)
     {
         _ifindex = (int)Tun.if_nametoindex(interfaceName);
-        if (_ifindex == 0) throw new KvmException("if_nametoindex", Marshal.GetLastPInvokeError(), interfaceName);
+        if (_ifindex == 0) throw new LinuxException("if_nametoindex", LastErrno.Get(), interfaceName);
         ushort protocol = (ushort)System.Net.IPAddress.HostToNetworkOrder((short)Tun.ETH_P_ALL);
         int fd = Tun.socket(Tun.AF_PACKET, Tun.SOCK_RAW | Tun.SOCK_CLOEXEC | Tun.SOCK_NONBLOCK, protocol);
-        KvmException.Check(fd, "socket(AF_PACKET)");
+        LinuxException.Check(fd, "socket(AF_PACKET)");
         _fd = new FileDescriptor(fd);
         var addr = new sockaddr_ll { sll_family = Tun.AF_PACKET, sll_protocol = protocol, sll_ifindex = _ifindex };
         if (Tun.bind(_fd, &addr, sizeof(sockaddr_ll)) < 0)
         {
-            int errno = Marshal.GetLastPInvokeError();
+            Errno errno = LastErrno.Get();
             _fd.Dispose();
-            throw new KvmException("bind(AF_PACKET)", errno, interfaceName);
+            throw new LinuxException("bind(AF_PACKET)", errno, interfaceName);
         }
     }
 
@@ -33,7 +34,7 @@ public sealed unsafe class PacketSocket : IDisposable
     public void Send(ReadOnlySpan<byte> frame)
     {
         fixed (byte* p = frame)
-            if (Libc.write(_fd, p, (nuint)frame.Length) < 0) throw new KvmException("send(AF_PACKET)", Marshal.GetLastPInvokeError());
+            if (Libc.write(_fd, p, (nuint)frame.Length) < 0) throw new LinuxException("send(AF_PACKET)", LastErrno.Get());
     }
 
     /// <summary>Receives one frame seen on the interface (in either direction), waiting at most

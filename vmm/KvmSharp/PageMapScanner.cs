@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using KvmSharp.Abi;
 using KvmSharp.Interop;
 
 namespace KvmSharp;
@@ -32,6 +33,9 @@ public readonly record struct PageScanQuery(
     /// discarded (MADV_DONTNEED) after the protection: a zap of anonymous memory drops the marker with the page.
     /// (Linux 6.18 also reports such an entry as <see cref="PageMap.PAGE_IS_WRITTEN"/>.)
     /// </summary>
+    /// <summary>Pages mapped by a huge page (a transparent huge page's PMD).</summary>
+    public static PageScanQuery Huge { get; } = new(0, CategoryMask: PageMap.PAGE_IS_HUGE, ReturnMask: PageMap.PAGE_IS_HUGE);
+
     public static PageScanQuery Empty { get; } = new(
         PageMap.PM_SCAN_CHECK_WPASYNC,
         CategoryMask: PageMap.PAGE_IS_PRESENT | PageMap.PAGE_IS_SWAPPED,
@@ -46,7 +50,6 @@ public readonly record struct PageScanQuery(
 public sealed unsafe class PageMapScanner : IDisposable
 {
     public const int DefaultCapacity = 1024;
-    private const int ENOTTY = 25;
     private const ulong PageSize = 4096;
     private readonly page_region[] _vec;
 
@@ -59,7 +62,7 @@ public sealed unsafe class PageMapScanner : IDisposable
         _vec = GC.AllocateArray<page_region>(capacity, pinned: true);
     }
 
-    public FileDescriptor Handle { get; }
+    private FileDescriptor Handle { get; }
 
     /// <summary>True when this kernel has PAGEMAP_SCAN; otherwise <paramref name="why"/> says what is missing.</summary>
     public static bool IsSupported(out string? why)
@@ -70,11 +73,11 @@ public sealed unsafe class PageMapScanner : IDisposable
             // An empty range: the kernel validates the argument and walks nothing.
             var arg = new pm_scan_arg { size = (ulong)sizeof(pm_scan_arg) };
             if (Libc.ioctl(scanner.Handle, PageMap.PAGEMAP_SCAN, &arg) < 0)
-                throw Failure(Marshal.GetLastPInvokeError(), arg.flags);
+                throw Failure(LastErrno.Get(), arg.flags);
             why = null;
             return true;
         }
-        catch (KvmException e)
+        catch (LinuxException e)
         {
             why = e.Message;
             return false;
@@ -82,11 +85,18 @@ public sealed unsafe class PageMapScanner : IDisposable
     }
 
     /// <summary>
-    /// Reports the pages of [start, start+length) that match <paramref name="query"/> to <paramref name="sink"/>, in
+    /// Reports the pages of the mapping that match <paramref name="query"/> to <paramref name="sink"/>, in
     /// address order, and returns how many pages matched. The kernel stops a walk when the vector is full; this
     /// continues from its <c>walk_end</c> until the range is done. A class or struct sink is called without boxing.
     /// </summary>
-    public long Scan<TSink>(nint start, ulong length, in PageScanQuery query, ref TSink sink) where TSink : IPageRunSink
+    public long Scan<TSink>(MemoryMapping mapping, in PageScanQuery query, ref TSink sink) where TSink : IPageRunSink
+    {
+        using var lease = mapping.Lease(0, mapping.Length);
+        return Scan((nint)lease.Address, mapping.Length, query, ref sink);
+    }
+
+    /// <summary><see cref="Scan{TSink}(MemoryMapping, in PageScanQuery, ref TSink)"/> over a raw range (tests of odd ranges).</summary>
+    internal long Scan<TSink>(nint start, ulong length, in PageScanQuery query, ref TSink sink) where TSink : IPageRunSink
     {
         ObjectDisposedException.ThrowIf(Handle.IsClosed, this);
         ulong first = (ulong)start, end = first + length;
@@ -107,11 +117,11 @@ public sealed unsafe class PageMapScanner : IDisposable
                 int n = Libc.ioctl(Handle, PageMap.PAGEMAP_SCAN, &arg);
                 if (n < 0)
                 {
-                    int errno = Marshal.GetLastPInvokeError();
+                    Errno errno = LastErrno.Get();
                     // EINTR comes only with a fatal signal pending and EAGAIN not at all today; both are safe to
                     // retry from `next` for a read-only scan. A re-protecting walk may already have protected pages it
                     // could not report: retrying would lose them, so that is an error.
-                    bool retry = errno is Libc.EINTR or Libc.EAGAIN;
+                    bool retry = errno is Errno.EINTR or Errno.EAGAIN;
                     if (retry && (query.Flags & PageMap.PM_SCAN_WP_MATCHING) == 0) continue;
                     throw Failure(errno, query.Flags);
                 }
@@ -123,7 +133,7 @@ public sealed unsafe class PageMapScanner : IDisposable
                 }
                 // walk_end == end once the range is done; before that it is where the full vector cut the walk.
                 if (arg.walk_end <= next || arg.walk_end > end)
-                    throw new KvmException("PAGEMAP_SCAN", Libc.EINVAL,
+                    throw new LinuxException("PAGEMAP_SCAN", Errno.EINVAL,
                         $"the kernel's walk_end 0x{arg.walk_end:x} does not advance past 0x{next:x} (end 0x{end:x})");
                 next = arg.walk_end;
             }
@@ -131,19 +141,19 @@ public sealed unsafe class PageMapScanner : IDisposable
         return pages;
     }
 
-    /// <summary><see cref="Scan{TSink}"/> for <see cref="PageScanQuery.Written"/>.</summary>
-    public long ScanWritten<TSink>(nint start, ulong length, bool reprotect, ref TSink sink) where TSink : IPageRunSink =>
-        Scan(start, length, PageScanQuery.Written(reprotect), ref sink);
+    /// <summary>A scan for <see cref="PageScanQuery.Written"/>.</summary>
+    public long ScanWritten<TSink>(MemoryMapping mapping, bool reprotect, ref TSink sink) where TSink : IPageRunSink =>
+        Scan(mapping, PageScanQuery.Written(reprotect), ref sink);
 
-    private static KvmException Failure(int errno, ulong flags) => errno switch
+    private static LinuxException Failure(Errno errno, ulong flags) => errno switch
     {
-        ENOTTY => new KvmException("PAGEMAP_SCAN", errno, "PAGEMAP_SCAN on /proc/self/pagemap needs Linux 6.7+"),
-        Libc.EPERM when (flags & (PageMap.PM_SCAN_CHECK_WPASYNC | PageMap.PM_SCAN_WP_MATCHING)) != 0 =>
-            new KvmException("PAGEMAP_SCAN", errno,
+        Errno.ENOTTY => new LinuxException("PAGEMAP_SCAN", errno, "PAGEMAP_SCAN on /proc/self/pagemap needs Linux 6.7+"),
+        Errno.EPERM when (flags & (PageMap.PM_SCAN_CHECK_WPASYNC | PageMap.PM_SCAN_WP_MATCHING)) != 0 =>
+            new LinuxException("PAGEMAP_SCAN", errno,
                 "part of the range is not registered with a userfaultfd in UFFD_FEATURE_WP_ASYNC write-protect mode"),
-        Libc.EINVAL => new KvmException("PAGEMAP_SCAN", errno,
+        Errno.EINVAL => new LinuxException("PAGEMAP_SCAN", errno,
             "the kernel rejects the scan arguments (a flag or category newer than this kernel, e.g. PAGE_IS_SOFT_DIRTY needs 6.9+)"),
-        _ => new KvmException("PAGEMAP_SCAN", errno),
+        _ => new LinuxException("PAGEMAP_SCAN", errno),
     };
 
     public void Dispose() => Handle.Dispose();

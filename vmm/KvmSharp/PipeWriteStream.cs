@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using KvmSharp.Abi;
 using KvmSharp.Interop;
 
 namespace KvmSharp;
@@ -31,12 +32,12 @@ public sealed unsafe class PipeWriteStream : Stream
         int fd;
         try { fd = Libc.fcntl((int)pipe.DangerousGetHandle(), Libc.F_DUPFD_CLOEXEC, 0); }
         finally { if (added) pipe.DangerousRelease(); }
-        KvmException.Check(fd, "fcntl(F_DUPFD_CLOEXEC)");
+        LinuxException.Check(fd, "fcntl(F_DUPFD_CLOEXEC)");
         var owned = new FileDescriptor(fd);
         try
         {
-            int flags = KvmException.Check(Libc.fcntl(fd, Libc.F_GETFL, 0), "fcntl(F_GETFL)");
-            KvmException.Check(Libc.fcntl(fd, Libc.F_SETFL, flags | Libc.O_NONBLOCK), "fcntl(F_SETFL O_NONBLOCK)");
+            int flags = LinuxException.Check(Libc.fcntl(fd, Libc.F_GETFL, 0), "fcntl(F_GETFL)");
+            LinuxException.Check(Libc.fcntl(fd, Libc.F_SETFL, flags | Libc.O_NONBLOCK), "fcntl(F_SETFL O_NONBLOCK)");
             if (pipeBytes > 0) Libc.fcntl(fd, Libc.F_SETPIPE_SZ, pipeBytes);
             return new PipeWriteStream(owned);
         }
@@ -77,10 +78,10 @@ public sealed unsafe class PipeWriteStream : Stream
                 buffer = buffer[(int)n..];
                 continue;
             }
-            int errno = Marshal.GetLastPInvokeError();
-            if (n < 0 && errno == Libc.EINTR) continue;
-            if (n < 0 && errno == Libc.EPIPE) throw new IOException("the reader closed the pipe (EPIPE)");
-            if (n < 0 && errno != Libc.EAGAIN) throw new KvmException("write(pipe)", errno);
+            Errno errno = LastErrno.Get();
+            if (n < 0 && errno == Errno.EINTR) continue;
+            if (n < 0 && errno == Errno.EPIPE) throw new IOException("the reader closed the pipe (EPIPE)");
+            if (n < 0 && errno != Errno.EAGAIN) throw new LinuxException("write(pipe)", errno);
             WaitWritable();
         }
     }
@@ -101,9 +102,9 @@ public sealed unsafe class PipeWriteStream : Stream
             int ready = Libc.poll(fds, 2, (int)Math.Min(left, int.MaxValue));
             if (ready < 0)
             {
-                int errno = Marshal.GetLastPInvokeError();
-                if (errno == Libc.EINTR) continue;
-                throw new KvmException("poll(pipe)", errno);
+                Errno errno = LastErrno.Get();
+                if (errno == Errno.EINTR) continue;
+                throw new LinuxException("poll(pipe)", errno);
             }
             if (_interrupted || (fds[1].revents & Libc.POLLIN) != 0)
                 throw new OperationCanceledException("the write to the pipe was interrupted");

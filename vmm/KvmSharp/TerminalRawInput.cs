@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using KvmSharp.Abi;
 using KvmSharp.Interop;
 
 namespace KvmSharp;

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using KvmSharp.Abi;
 using KvmSharp.Interop;
 
 namespace KvmSharp;
@@ -33,12 +34,23 @@ public sealed unsafe partial class Vcpu : IDisposable
     /// </summary>
     public VcpuExit Run()
     {
-        int rc = Libc.ioctl_int(_fd, Kvm.KVM_RUN, 0);
+        // The kernel writes kvm_run during the call: hold the mapping so a concurrent Dispose cannot unmap it under KVM_RUN.
+        bool held = false;
+        int rc;
+        try
+        {
+            _run.DangerousAddRef(ref held);
+            rc = Libc.ioctl_int(_fd, Kvm.KVM_RUN, 0);
+        }
+        finally
+        {
+            if (held) _run.DangerousRelease();
+        }
         kvm_run* run = RunPage;
         if (rc < 0)
         {
-            int errno = Marshal.GetLastPInvokeError();
-            if (errno == Libc.EINTR || errno == Libc.EAGAIN)
+            Errno errno = LastErrno.Get();
+            if (errno == Errno.EINTR || errno == Errno.EAGAIN)
             {
                 run->immediate_exit = 0;
                 return new VcpuExit(VcpuExitKind.Interrupted, Kvm.KVM_EXIT_INTR);
@@ -97,10 +109,21 @@ public sealed unsafe partial class Vcpu : IDisposable
     /// </summary>
     public void Kick()
     {
-        RunPage->immediate_exit = 1;
-        Thread.MemoryBarrier();
-        int tid = _threadId;
-        if (tid != 0) VcpuKickSignal.Send(tid);
+        bool held = false;
+        try
+        {
+            // A kick racing Dispose is harmless: a vCPU that is gone needs no kick, and its page is not written.
+            try { _run.DangerousAddRef(ref held); }
+            catch (ObjectDisposedException) { return; }
+            RunPage->immediate_exit = 1;
+            Thread.MemoryBarrier();
+            int tid = _threadId;
+            if (tid != 0) VcpuKickSignal.Send(tid);
+        }
+        finally
+        {
+            if (held) _run.DangerousRelease();
+        }
     }
 
     public kvm_regs GetRegs() { kvm_regs r; Check(Libc.ioctl(_fd, Kvm.KVM_GET_REGS, &r), "KVM_GET_REGS"); return r; }
@@ -118,8 +141,8 @@ public sealed unsafe partial class Vcpu : IDisposable
     public kvm_debugregs GetDebugRegs() { kvm_debugregs d; Check(Libc.ioctl(_fd, Kvm.KVM_GET_DEBUGREGS, &d), "KVM_GET_DEBUGREGS"); return d; }
     public void SetDebugRegs(in kvm_debugregs d) { fixed (kvm_debugregs* p = &d) Check(Libc.ioctl(_fd, Kvm.KVM_SET_DEBUGREGS, p), "KVM_SET_DEBUGREGS"); }
 
-    public uint GetMpState() { kvm_mp_state m; Check(Libc.ioctl(_fd, Kvm.KVM_GET_MP_STATE, &m), "KVM_GET_MP_STATE"); return m.mp_state; }
-    public void SetMpState(uint state) { var m = new kvm_mp_state { mp_state = state }; Check(Libc.ioctl(_fd, Kvm.KVM_SET_MP_STATE, &m), "KVM_SET_MP_STATE"); }
+    public VcpuMpState GetMpState() { kvm_mp_state m; Check(Libc.ioctl(_fd, Kvm.KVM_GET_MP_STATE, &m), "KVM_GET_MP_STATE"); return (VcpuMpState)m.mp_state; }
+    public void SetMpState(VcpuMpState state) { var m = new kvm_mp_state { mp_state = (uint)state }; Check(Libc.ioctl(_fd, Kvm.KVM_SET_MP_STATE, &m), "KVM_SET_MP_STATE"); }
 
     /// <summary>XSAVE area of <paramref name="size"/> bytes: KVM_GET_XSAVE2 when the kernel reports a size above 4 KiB.</summary>
     public byte[] GetXsave(int size)
@@ -140,51 +163,31 @@ public sealed unsafe partial class Vcpu : IDisposable
     /// <summary>Reads the given MSRs; KVM returns how many it read, which may be fewer than asked.</summary>
     public kvm_msr_entry[] GetMsrs(ReadOnlySpan<uint> indices)
     {
-        int size = sizeof(kvm_msrs) + indices.Length * sizeof(kvm_msr_entry);
-        byte* buf = (byte*)NativeMemory.AllocZeroed((nuint)size);
-        try
-        {
-            ((kvm_msrs*)buf)->nmsrs = (uint)indices.Length;
-            var entries = new Span<kvm_msr_entry>(buf + sizeof(kvm_msrs), indices.Length);
-            for (int i = 0; i < indices.Length; i++) entries[i].index = indices[i];
-            int read = Check(Libc.ioctl(_fd, Kvm.KVM_GET_MSRS, buf), "KVM_GET_MSRS");
-            return entries[..read].ToArray();
-        }
-        finally { NativeMemory.Free(buf); }
+        using var msrs = new KernelArray<kvm_msr_entry>(sizeof(kvm_msrs), indices.Length);
+        var entries = msrs.Entries;
+        for (int i = 0; i < indices.Length; i++) entries[i].index = indices[i];
+        int read = Check(Libc.ioctl(_fd, Kvm.KVM_GET_MSRS, msrs.Pointer), "KVM_GET_MSRS");
+        return msrs.ToArray(read);
     }
 
     public void SetMsrs(ReadOnlySpan<kvm_msr_entry> msrs)
     {
         int written = SetMsrsPartial(msrs);
         if (written != msrs.Length)
-            throw new KvmException("KVM_SET_MSRS", Libc.EINVAL, $"KVM accepted {written} of {msrs.Length} MSRs; MSR 0x{msrs[written].index:x} was refused");
+            throw new KvmException("KVM_SET_MSRS", Errno.EINVAL, $"KVM accepted {written} of {msrs.Length} MSRs; MSR 0x{msrs[written].index:x} was refused");
     }
 
     /// <summary>KVM_SET_MSRS: KVM stops at the first MSR it refuses; returns how many it set.</summary>
     public int SetMsrsPartial(ReadOnlySpan<kvm_msr_entry> msrs)
     {
-        int size = sizeof(kvm_msrs) + msrs.Length * sizeof(kvm_msr_entry);
-        byte* buf = (byte*)NativeMemory.AllocZeroed((nuint)size);
-        try
-        {
-            ((kvm_msrs*)buf)->nmsrs = (uint)msrs.Length;
-            msrs.CopyTo(new Span<kvm_msr_entry>(buf + sizeof(kvm_msrs), msrs.Length));
-            return Check(Libc.ioctl(_fd, Kvm.KVM_SET_MSRS, buf), "KVM_SET_MSRS");
-        }
-        finally { NativeMemory.Free(buf); }
+        using var array = KernelArray<kvm_msr_entry>.Of(sizeof(kvm_msrs), msrs);
+        return Check(Libc.ioctl(_fd, Kvm.KVM_SET_MSRS, array.Pointer), "KVM_SET_MSRS");
     }
 
     public void SetCpuid(ReadOnlySpan<kvm_cpuid_entry2> entries)
     {
-        int size = sizeof(kvm_cpuid2) + entries.Length * sizeof(kvm_cpuid_entry2);
-        byte* buf = (byte*)NativeMemory.AllocZeroed((nuint)size);
-        try
-        {
-            ((kvm_cpuid2*)buf)->nent = (uint)entries.Length;
-            entries.CopyTo(new Span<kvm_cpuid_entry2>(buf + sizeof(kvm_cpuid2), entries.Length));
-            Check(Libc.ioctl(_fd, Kvm.KVM_SET_CPUID2, buf), "KVM_SET_CPUID2");
-        }
-        finally { NativeMemory.Free(buf); }
+        using var cpuid = KernelArray<kvm_cpuid_entry2>.Of(sizeof(kvm_cpuid2), entries);
+        Check(Libc.ioctl(_fd, Kvm.KVM_SET_CPUID2, cpuid.Pointer), "KVM_SET_CPUID2");
     }
 
     /// <summary>KVM_GET_TSC_KHZ: the guest TSC rate, which paced guests need (CPUID 0x15/0x16 may read 0).</summary>

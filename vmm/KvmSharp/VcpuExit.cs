@@ -1,3 +1,4 @@
+using KvmSharp.Abi;
 using KvmSharp.Interop;
 
 namespace KvmSharp;

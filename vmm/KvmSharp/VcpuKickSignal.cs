@@ -1,3 +1,4 @@
+using KvmSharp.Abi;
 using KvmSharp.Interop;
 
 namespace KvmSharp;
@@ -21,12 +22,12 @@ public static unsafe class VcpuKickSignal
         {
             if (_stub != 0) return;
             nint page = Libc.mmap(0, 4096, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS, -1, 0);
-            KvmException.CheckPtr(page, "mmap(signal stub)");
+            LinuxException.CheckPtr(page, "mmap(signal stub)");
             *(byte*)page = 0xC3; // ret
-            KvmException.Check(Libc.mprotect(page, 4096, Libc.PROT_READ | Libc.PROT_EXEC), "mprotect(signal stub)");
+            LinuxException.Check(Libc.mprotect(page, 4096, Libc.PROT_READ | Libc.PROT_EXEC), "mprotect(signal stub)");
             var act = new sigaction_t { sa_handler = page, sa_flags = SA_ONSTACK };
             // glibc's sigaction() supplies SA_RESTORER and its own restorer; no SA_RESTART: KVM_RUN must return EINTR.
-            KvmException.Check(Libc.sigaction(Signal, &act, null), "sigaction(kick signal)");
+            LinuxException.Check(Libc.sigaction(Signal, &act, null), "sigaction(kick signal)");
             _stub = page;
         }
     }

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using KvmSharp.Abi;
 using KvmSharp.Interop;
 
 namespace KvmSharp;
@@ -8,6 +9,7 @@ public sealed unsafe class VirtualMachine : IDisposable
 {
     private readonly FileDescriptor _fd;
     private readonly int _vcpuMmapSize;
+    private readonly Dictionary<uint, MemoryMapping> _slotMappings = [];
 
     internal VirtualMachine(FileDescriptor fd, int vcpuMmapSize)
     {
@@ -16,16 +18,25 @@ public sealed unsafe class VirtualMachine : IDisposable
     }
 
     /// <summary>
-    /// Maps [hostAddress, +size) as guest physical [guestAddress, +size). Unsafe in spirit: the caller guarantees the host
-    /// range stays mapped for the VM's lifetime (the guest-memory layer owns both).
+    /// Maps <paramref name="memory"/> as guest physical [guestAddress, +length) in slot <paramref name="slot"/>
+    /// (again for the same slot: changes its flags). The VM holds a reference on the mapping until it is closed, so guest
+    /// RAM is never unmapped while KVM may still access it.
     /// </summary>
-    public void SetUserMemoryRegion(uint slot, ulong guestAddress, ulong size, nint hostAddress, uint flags = 0)
+    public void SetUserMemoryRegion(uint slot, ulong guestAddress, MemoryMapping memory, MemorySlotFlags flags = MemorySlotFlags.None)
     {
+        using var lease = memory.Lease(0, memory.Length);
         var region = new kvm_userspace_memory_region
         {
-            slot = slot, flags = flags, guest_phys_addr = guestAddress, memory_size = size, userspace_addr = (ulong)hostAddress,
+            slot = slot, flags = (uint)flags, guest_phys_addr = guestAddress, memory_size = memory.Length, userspace_addr = lease.Address,
         };
         Check(Libc.ioctl(_fd, Kvm.KVM_SET_USER_MEMORY_REGION, &region), "KVM_SET_USER_MEMORY_REGION");
+        lock (_slotMappings)
+        {
+            if (_slotMappings.ContainsKey(slot)) return;
+            bool added = false;
+            memory.DangerousAddRef(ref added);
+            _slotMappings[slot] = memory;
+        }
     }
 
     public void SetTssAddress(uint address) => Check(Libc.ioctl_int(_fd, Kvm.KVM_SET_TSS_ADDR, (nint)address), "KVM_SET_TSS_ADDR");
@@ -46,9 +57,9 @@ public sealed unsafe class VirtualMachine : IDisposable
         Check(Libc.ioctl(_fd, Kvm.KVM_IRQ_LINE, &l), "KVM_IRQ_LINE");
     }
 
-    public kvm_irqchip GetIrqChip(uint chipId)
+    public kvm_irqchip GetIrqChip(IrqChipId chipId)
     {
-        var chip = new kvm_irqchip { chip_id = chipId };
+        var chip = new kvm_irqchip { chip_id = (uint)chipId };
         Check(Libc.ioctl(_fd, Kvm.KVM_GET_IRQCHIP, &chip), "KVM_GET_IRQCHIP");
         return chip;
     }
@@ -122,5 +133,14 @@ public sealed unsafe class VirtualMachine : IDisposable
 
     private static int Check(int rc, string name) => KvmException.Check(rc, name);
 
-    public void Dispose() => _fd.Dispose();
+    public void Dispose()
+    {
+        _fd.Dispose();
+        // Closing the VM fd drops KVM's use of the slots (once the vCPUs are closed too); then the mappings may go.
+        lock (_slotMappings)
+        {
+            foreach (var mapping in _slotMappings.Values) mapping.DangerousRelease();
+            _slotMappings.Clear();
+        }
+    }
 }

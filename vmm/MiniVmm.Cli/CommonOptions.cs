@@ -45,7 +45,7 @@ internal static class CommonOptions
             case VmConfigException or BootImageException:
                 Console.Error.WriteLine("minivmm: " + e.Message);
                 return ExitCodes.BadInput;
-            case KvmException k:
+            case LinuxException k: // KVM, or a host call such as userfaultfd: what the host does not offer
                 Console.Error.WriteLine("minivmm: " + k.Message);
                 return ExitCodes.HostUnsupported;
             default:

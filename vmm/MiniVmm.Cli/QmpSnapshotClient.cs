@@ -71,7 +71,8 @@ internal static class QmpSnapshotClient
 
     private static void Configure(QmpClient client, string mode, long bytesPerSecond)
     {
-        SnapshotCliOptions.TryParseMode(mode, out var parsed);
+        if (!SnapshotCliOptions.TryParseMode(mode, out var parsed))
+            throw new ArgumentException($"internal error: --mode '{mode}' was validated at parse time", nameof(mode));
         bool writeTracking = parsed == MiniVmm.Snapshot.SnapshotMode.WriteTracking;
         if (parsed == MiniVmm.Snapshot.SnapshotMode.StopAndCopy && !client.IsMiniVmm)
             throw new QmpCommandException("GenericError", "--mode stop-copy needs a MiniVmm monitor (x-minivmm-engine)");

@@ -120,10 +120,10 @@ internal static class RestoreCommand
                 Console.Error.WriteLine($"minivmm: cannot restore '{path}': {e.Message}");
                 return ExitCodes.StoreUnreachable;
             }
-            // Every defect of the file's content is one of the first two (a value KVM refuses included); a KvmException
+            // Every defect of the file's content is one of the first two (a value KVM refuses included); a LinuxException
             // here is the host lacking a feature (121, below), although it is an IOException.
             catch (Exception e) when (e is SnapshotFormatException or StateRestoreException or UnauthorizedAccessException or ArgumentException
-                                      || (e is IOException && e is not KvmSharp.KvmException))
+                                      || (e is IOException && e is not KvmSharp.LinuxException))
             {
                 Console.Error.WriteLine($"minivmm: cannot restore '{path}': {e.Message}");
                 return ExitCodes.BadInput;

@@ -48,7 +48,7 @@ internal static class RunCommand
             if (!TryParseMemory(parse.GetValue(mem)!, out ulong memBytes, out string? memError)) return CommonOptions.Usage(parse, memError!);
             int vcpus = parse.GetValue(cpus);
             if (vcpus < 1 || vcpus > VmConfig.MaxVcpus)
-                return CommonOptions.Usage(parse, $"--cpus: '{parse.GetResult(cpus)?.Tokens.FirstOrDefault()?.Value ?? vcpus.ToString()}' is outside 1..{VmConfig.MaxVcpus}");
+                return CommonOptions.Usage(parse, $"--cpus: '{(parse.GetResult(cpus)?.Tokens is { Count: > 0 } tokens ? tokens[0].Value : null) ?? vcpus.ToString()}' is outside 1..{VmConfig.MaxVcpus}");
             if (!TryParseSerial(parse.GetValue(serial)!, out var serialTarget))
                 return CommonOptions.Usage(parse, $"--serial: '{parse.GetValue(serial)}' is not stdio, none or file:PATH");
             var driveSpecs = new List<MiniVmm.Devices.Virtio.Block.DriveSpec>();

@@ -34,7 +34,7 @@ internal static class VmSession
             {
                 try { controller.StartChainFromRestore(); }
                 catch (Exception e) when (e is MiniVmm.Snapshot.Engines.SnapshotException or MiniVmm.Snapshot.Incremental.ChangeTrackingException
-                                              or KvmSharp.KvmException)
+                                              or KvmSharp.LinuxException)
                 {
                     return CommonOptions.Fail("incremental snapshots are not available: " + e.Message);
                 }

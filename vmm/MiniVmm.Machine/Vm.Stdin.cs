@@ -1,5 +1,5 @@
 using KvmSharp;
-using KvmSharp.Interop;
+using KvmSharp.Abi;
 
 namespace MiniVmm.Machine;
 
@@ -20,7 +20,7 @@ public sealed partial class Vm
     {
         // Regular files and /dev/null cannot be polled (epoll_ctl fails), so only terminals and pipes feed input.
         if (Config.Serial is not SerialTarget.Stdio) return;
-        _stdin = new FileDescriptor(0, ownsHandle: false);
+        _stdin = FileDescriptor.BorrowStandardInput();
         // A terminal goes raw as under QEMU -nographic: keys reach the guest as typed (Ctrl-C too); Ctrl-A x quits.
         _rawTerminal = TerminalRawInput.TryEnter(0);
         // On a terminal, .NET's console stream edits and echoes input itself; plain read(2) passes the bytes as typed.
@@ -38,10 +38,10 @@ public sealed partial class Vm
         if (_stdin is null || _stdinWatched) return;
         try
         {
-            _stdinToken = Loop.AddFd(_stdin, Libc.EPOLLIN, _ => OnStdinReadable());
+            _stdinToken = Loop.AddFd(_stdin, EpollEvents.Readable, _ => OnStdinReadable());
             _stdinWatched = true;
         }
-        catch (KvmException)
+        catch (LinuxException)
         {
             // Regular files and /dev/null cannot be polled: no serial input then.
             _stdin = null;

@@ -77,7 +77,7 @@ public sealed partial class Vm
             {
                 bool watch = doorbell is not EpollDoorbell;
                 return new VirtioNet(new TapNetBackend(tap, watch), mac, name, doorbell, log, startPaused: true, watchBackend: watch);
-            }, log, tap, wakeAlsoOn: tap.Handle);
+            }, log, tap, wakeAlsoOn: tap);
             log.LogInformation("{Device}: tap {Tap}, MAC {Mac}, receive offloads {Offloads}", name, spec.Tap, mac,
                 tap.SupportsGuestOffloads ? "available" : "unavailable");
         }
@@ -85,15 +85,15 @@ public sealed partial class Vm
 
     private static Microsoft.Win32.SafeHandles.SafeFileHandle? OpenDirect(string path, bool readOnly, ILogger log)
     {
-        var handle = HostIo.TryOpenDirect(path, readOnly, out int errno);
+        var handle = HostIo.TryOpenDirect(path, readOnly, out Errno errno);
         if (handle is null)
-            log.LogWarning("drive '{Path}': the host file system refuses O_DIRECT (errno {Errno}); cache=none uses the page cache", path, errno);
+            log.LogWarning("drive '{Path}': the host file system refuses O_DIRECT ({Errno}); cache=none uses the page cache", path, errno);
         return handle;
     }
 
     /// <param name="wakeAlsoOn">An fd whose readability should wake the device worker too (a tap).</param>
     private void AddVirtio(DeviceManager devices, string id, Func<IVirtioDoorbell, VirtioDevice> create, ILogger log, IDisposable? ownedUntilDevice,
-        System.Runtime.InteropServices.SafeHandle? wakeAlsoOn = null)
+        IPollable? wakeAlsoOn = null)
     {
         int slot = _virtio.Count;
         ulong address = VirtioMmioBase + (ulong)slot * VirtioMmioRegisters.WindowSize;
@@ -114,7 +114,7 @@ public sealed partial class Vm
                 _owned.Add((IDisposable)ioeventfd);
                 doorbell = ioeventfd;
             }
-            catch (KvmException e)
+            catch (LinuxException e)
             {
                 log.LogWarning("{Device}: no ioeventfd ({Error}); queue notifications exit to user space", id, e.Message);
                 var managed = new ManagedDoorbell();
@@ -127,7 +127,7 @@ public sealed partial class Vm
                 _owned.Add(irqfd);
                 line = irqfd;
             }
-            catch (KvmException e)
+            catch (LinuxException e)
             {
                 log.LogWarning("{Device}: no irqfd ({Error}); interrupts use KVM_IRQ_LINE", id, e.Message);
                 line = new KvmInterruptLine(KvmVm, gsi);

@@ -1,5 +1,5 @@
 using KvmSharp;
-using KvmSharp.Interop;
+using KvmSharp.Abi;
 using Microsoft.Extensions.Logging;
 using MiniVmm.Core.Boot;
 using MiniVmm.Core.Bus;
@@ -27,6 +27,7 @@ public sealed partial class Vm : IDisposable
     private VmExitStatus? _exitStatus;
     private readonly ConsoleTail? _consoleTail;
     private int _stopping;
+    private IGuestMemoryBackend? _memoryBackend; // lazy restore: serves RAM on demand
 
     public VmConfig Config { get; }
     public KvmSystem Kvm { get; }
@@ -41,8 +42,6 @@ public sealed partial class Vm : IDisposable
     internal IReadOnlyList<Vcpu> Vcpus => _vcpus;
     internal kvm_cpuid_entry2[] SupportedCpuid { get; }
     internal VcpuStateCapture StateCapture { get; }
-    /// <summary>Set when RAM is restored lazily: snapshot engines populate pages through it before reading them.</summary>
-    internal MiniVmm.Snapshot.Restore.LazyPageServer? LazyPages { get; set; }
 
     /// <summary>The snapshot this VM was restored from (null for a booted VM): an incremental snapshot can continue it.</summary>
     public RestoredFrom? RestoredFrom { get; internal set; }
@@ -164,17 +163,10 @@ public sealed partial class Vm : IDisposable
         try
         {
             kvm.RequireCapabilities(
-                (KvmSharp.Interop.Kvm.KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"),
-                (KvmSharp.Interop.Kvm.KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"),
-                (KvmSharp.Interop.Kvm.KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"),
-                (KvmSharp.Interop.Kvm.KVM_CAP_PIT2, "KVM_CAP_PIT2"),
-                (KvmSharp.Interop.Kvm.KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"),
+                KvmCapability.IrqChip, KvmCapability.UserMemory, KvmCapability.ImmediateExit, KvmCapability.Pit2, KvmCapability.ExtCpuid,
                 // Snapshots save these vCPU parts; with them required, every saved part is required on restore too.
-                (KvmSharp.Interop.Kvm.KVM_CAP_XSAVE, "KVM_CAP_XSAVE"),
-                (KvmSharp.Interop.Kvm.KVM_CAP_XCRS, "KVM_CAP_XCRS"),
-                (KvmSharp.Interop.Kvm.KVM_CAP_VCPU_EVENTS, "KVM_CAP_VCPU_EVENTS"),
-                (KvmSharp.Interop.Kvm.KVM_CAP_DEBUGREGS, "KVM_CAP_DEBUGREGS"));
-            int maxVcpus = kvm.CheckExtension(KvmSharp.Interop.Kvm.KVM_CAP_MAX_VCPUS);
+                KvmCapability.Xsave, KvmCapability.Xcrs, KvmCapability.VcpuEvents, KvmCapability.DebugRegs);
+            int maxVcpus = kvm.CheckExtension(KvmCapability.MaxVcpus);
             if (maxVcpus > 0 && config.Vcpus > maxVcpus)
                 throw new VmConfigException($"KVM supports at most {maxVcpus} vCPUs; {config.Vcpus} requested");
             kvmVm = kvm.CreateVm();
@@ -183,8 +175,8 @@ public sealed partial class Vm : IDisposable
             // "VM start-up").
             memory = memoryFactory?.Invoke() ?? GuestMemory.CreateAnonymous(config.MemoryBytes, config.HugePages);
             foreach (var region in memory.Regions)
-                kvmVm.SetUserMemoryRegion((uint)region.Index, region.GuestAddress, region.Size, region.DangerousGetHostAddress());
-            if (kvm.CheckExtension(KvmSharp.Interop.Kvm.KVM_CAP_SET_TSS_ADDR) > 0)
+                region.MapInto(kvmVm);
+            if (kvm.CheckExtension(KvmCapability.SetTssAddr) > 0)
                 kvmVm.SetTssAddress(0xfffb_d000); // VMX needs a real-mode TSS somewhere outside RAM
             kvmVm.CreateIrqChip();
             kvmVm.CreatePit2();
@@ -236,7 +228,7 @@ public sealed partial class Vm : IDisposable
             {
                 // MiniVmm's AP protocol: each AP starts like the BSP, at the entry the image declares, ESI = index.
                 PvhEntryState.Apply(_vcpus[i], apEntry, boot.StartInfoGpa, i);
-                _vcpus[i].SetMpState(KvmSharp.Interop.Kvm.KVM_MP_STATE_RUNNABLE);
+                _vcpus[i].SetMpState(VcpuMpState.Runnable);
             }
             // Otherwise the AP waits for INIT/SIPI from the guest, as on real hardware.
         }
@@ -300,12 +292,25 @@ public sealed partial class Vm : IDisposable
     /// </summary>
     internal void Adopt(IDisposable owned) => _owned.Add(owned);
 
+    /// <summary>
+    /// Hands the VM the backend of its RAM (once, before it runs). The VM owns it from here: disposed with what was
+    /// adopted before it still alive (what it reads), after the vCPUs have stopped and before RAM is unmapped.
+    /// </summary>
+    internal void UseMemoryBackend(IGuestMemoryBackend backend)
+    {
+        if (_memoryBackend is not null) throw new InvalidOperationException("internal error: the VM already has a memory backend");
+        _memoryBackend = backend;
+        _owned.Add(backend);
+    }
+
+    /// <summary>Before a live snapshot: every page of RAM resident and no userfaultfd of the backend left on it.</summary>
+    internal void MakeMemoryResident() => _memoryBackend?.MakeResident();
+
     /// <summary>Turns KVM dirty-page logging on or off by re-registering every memory slot with or without the flag.</summary>
     internal void SetDirtyLogging(bool enabled)
     {
         foreach (var region in Memory.Regions)
-            KvmVm.SetUserMemoryRegion((uint)region.Index, region.GuestAddress, region.Size, region.DangerousGetHostAddress(),
-                enabled ? KvmSharp.Interop.Kvm.KVM_MEM_LOG_DIRTY_PAGES : 0);
+            region.MapInto(KvmVm, enabled ? MemorySlotFlags.LogDirtyPages : MemorySlotFlags.None);
     }
 
     private void OnVcpuExited(VcpuThread thread)
@@ -323,7 +328,7 @@ public sealed partial class Vm : IDisposable
         StartStdinInput();
         ResumeVirtio(); // built paused: guest RAM is loaded now
         foreach (var t in _vcpuThreads) t.Start(paused);
-        LazyPages?.GuestStarted();
+        _memoryBackend?.GuestStarted();
         // Benchmarks read this line: CLOCK_MONOTONIC (Stopwatch's clock on Linux) when the guest may first execute.
         if (paused) _log.LogInformation("VM ready and paused: the monitor's cont starts it");
         else _log.LogInformation("vCPUs started at monotonic {Nanoseconds} ns",
@@ -337,7 +342,7 @@ public sealed partial class Vm : IDisposable
         foreach (var t in _vcpuThreads) t.RequestStop();
         // A vCPU parked in a userfault on a page the lazy restore could not serve (corrupt file) would wait for ever:
         // with every vCPU already kicked (a stop is pending, so none re-enters the guest), release the range.
-        LazyPages?.ReleaseFaultsAfterFailure();
+        _memoryBackend?.ReleaseFaultsAfterFailure();
         foreach (var t in _vcpuThreads) t.Stop(TimeSpan.FromSeconds(5));
         return _exitStatus ?? new VmExitStatus(VmStopReason.InternalError, Detail: "main loop ended without a stop request");
     }

@@ -49,11 +49,11 @@ public sealed class DirtyLogPrecopyEngine : ISnapshotEngine
         try
         {
             // Iteration 0: everything. The log was cleared when logging started, so it now collects writes made during it.
-            ReferenceEngineSupport.ForEachChunk(memory, options.ScanChunkPages, cancel, (ri, first, count) =>
+            ReferenceEngineSupport.ForEachChunk(memory, options.ScanChunkPages, (ri, first, count) =>
             {
                 saver.WriteRun(ri, first, count);
                 throttle.WaitFor(sink.BytesWritten, cancel);
-            });
+            }, cancel);
             iterations = 1;
             while (!cancel.IsCancellationRequested)
             {

@@ -23,7 +23,7 @@ internal static class ReferenceEngineSupport
     }
 
     /// <summary>Visits all of guest RAM in chunks of <paramref name="chunkPages"/> until done or cancelled.</summary>
-    public static void ForEachChunk(GuestMemory memory, int chunkPages, CancellationToken cancel, Action<int, long, long> chunk)
+    public static void ForEachChunk(GuestMemory memory, int chunkPages, Action<int, long, long> chunk, CancellationToken cancel)
     {
         for (int ri = 0; ri < memory.Regions.Count && !cancel.IsCancellationRequested; ri++)
             for (long first = 0; first < memory.Regions[ri].PageCount && !cancel.IsCancellationRequested; first += chunkPages)

@@ -1,6 +1,8 @@
 namespace MiniVmm.Snapshot.Engines;
 
 /// <summary>A snapshot in progress: its completion, live progress and cancellation.</summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001",
+    Justification = "a CancellationTokenSource without a timer holds nothing to release, and Cancel may come after the job ended")]
 public sealed class SnapshotJob
 {
     private readonly CancellationTokenSource _cancel = new();

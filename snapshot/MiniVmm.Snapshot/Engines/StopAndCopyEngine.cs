@@ -30,14 +30,15 @@ public sealed class StopAndCopyEngine : ISnapshotEngine
             Exception? error = null;
             try
             {
-                ReferenceEngineSupport.ForEachChunk(memory, options.ScanChunkPages, job.CancellationToken, saver.SaveRange);
+                ReferenceEngineSupport.ForEachChunk(memory, options.ScanChunkPages, saver.SaveRange, job.CancellationToken);
             }
             catch (Exception e) { error = e; }
             long writeDone = Stopwatch.GetTimestamp();
             long resumedAt = ReferenceEngineSupport.ResumeAndWait(source);
             ReferenceEngineSupport.Finish(job, sink, sections, error, start, writeDone,
                 resumedAt == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(start, resumedAt), 0, true, log);
-        }) { Name = "snap-stopcopy", IsBackground = true };
+        })
+        { Name = "snap-stopcopy", IsBackground = true };
         worker.Start();
         return job;
     }

@@ -1,10 +1,10 @@
 using System.Diagnostics;
 using KvmSharp;
-using KvmSharp.Interop;
 using Microsoft.Extensions.Logging;
 using MiniVmm.Core.Memory;
 using MiniVmm.Snapshot.Format;
 using MiniVmm.Snapshot.Incremental;
+using MiniVmm.Snapshot.Userfault;
 
 namespace MiniVmm.Snapshot.Engines;
 
@@ -15,8 +15,8 @@ namespace MiniVmm.Snapshot.Engines;
 /// </summary>
 public sealed class WriteTrackingEngine : ISnapshotEngine
 {
-    public const ulong RequiredFeatures =
-        Uffd.UFFD_FEATURE_PAGEFAULT_FLAG_WP | Uffd.UFFD_FEATURE_WP_UNPOPULATED | Uffd.UFFD_FEATURE_THREAD_ID;
+    public const UffdFeatures RequiredFeatures =
+        UffdFeatures.PagefaultFlagWp | UffdFeatures.WpUnpopulated | UffdFeatures.ThreadId;
 
     public string Name => "write-tracking";
 
@@ -28,18 +28,14 @@ public sealed class WriteTrackingEngine : ISnapshotEngine
         return run.Job;
     }
 
-    internal static string DescribeFeatures(ulong bits)
-    {
-        var names = new List<string>();
-        if ((bits & Uffd.UFFD_FEATURE_PAGEFAULT_FLAG_WP) != 0) names.Add("PAGEFAULT_FLAG_WP (write protection)");
-        if ((bits & Uffd.UFFD_FEATURE_WP_UNPOPULATED) != 0) names.Add("WP_UNPOPULATED (Linux 6.4+: protection of never-touched pages)");
-        if ((bits & Uffd.UFFD_FEATURE_THREAD_ID) != 0) names.Add("THREAD_ID");
-        return names.Count > 0 ? string.Join(", ", names) : $"0x{bits:x}";
-    }
+    internal static string DescribeFeatures(UffdFeatures bits) => UffdFeatureNames.Describe(bits);
 }
 
-/// <summary>One write-tracking snapshot: owns its userfaultfd and its two threads.</summary>
-internal sealed class WriteTrackingRun
+/// <summary>
+/// One write-tracking snapshot: owns its userfaultfd, its fault loop, its fault-block writer and its two threads. It
+/// disposes itself when it ends (success, cancel or failure), after both threads are done with what it frees.
+/// </summary>
+internal sealed class WriteTrackingRun : IDisposable
 {
     private readonly ISnapshotSource _source;
     private readonly ISnapshotSink _sink;
@@ -53,7 +49,8 @@ internal sealed class WriteTrackingRun
     private long _trackRun = 1;
     private long _window;
     private readonly LatencyRecorder _stalls = new();
-    private readonly EventFd _scanDone = new();
+    private UserfaultLoop? _loop;           // serves the write faults; created with the userfaultfd
+    private IDisposable? _userfaultHold;     // host writes fault pages in from a system call while RAM is protected
     private readonly long _start = Stopwatch.GetTimestamp();
     private UserfaultFd? _uffd;
     private IReadOnlyList<StateSection> _sections = [];
@@ -100,11 +97,16 @@ internal sealed class WriteTrackingRun
 
     public void Start()
     {
-        try { Prepare(); }
+        try
+        {
+            Prepare();
+            _loop = new UserfaultLoop(_uffd!, _memory);
+            _userfaultHold = _memory.HoldForUserfaults();
+        }
         catch
         {
-            _blockWriter.Drain();
-            _scanDone.Dispose();
+            ReleaseProtection();
+            Dispose();
             throw;
         }
         // The fault thread is up before the freeze (it idles in epoll); the scanner starts only once the vCPUs run
@@ -122,11 +124,9 @@ internal sealed class WriteTrackingRun
         catch
         {
             Job.Cancel();
-            _scanDone.Signal();
-            fault.Join();
-            _blockWriter.Drain();
+            StopFaultThread(fault);
             ReleaseProtection();
-            _scanDone.Dispose();
+            Dispose();
             throw;
         }
     }
@@ -164,7 +164,7 @@ internal sealed class WriteTrackingRun
     private static UserfaultFd CreateUffd()
     {
         try { return UserfaultFd.Create(WriteTrackingEngine.RequiredFeatures, WriteTrackingEngine.DescribeFeatures); }
-        catch (KvmException e) { throw new SnapshotException("cannot prepare the write-tracking snapshot: " + e.Message, e); }
+        catch (LinuxException e) { throw new SnapshotException("cannot prepare the write-tracking snapshot: " + e.Message, e); }
     }
 
     private void RegisterRam()
@@ -173,13 +173,13 @@ internal sealed class WriteTrackingRun
         {
             foreach (var r in _memory.Regions)
             {
-                ulong ioctls = _uffd!.Register(r.DangerousGetHostAddress(), r.Size, Uffd.UFFDIO_REGISTER_MODE_WP);
+                var operations = r.RegisterWith(_uffd!, UffdRegisterMode.WriteProtect);
                 _registered = true;
-                if ((ioctls & (1UL << Uffd._UFFDIO_WRITEPROTECT)) == 0)
+                if ((operations & UffdRangeOperations.WriteProtect) == 0)
                     throw new SnapshotException("guest RAM cannot be write-protected through userfaultfd (UFFDIO_WRITEPROTECT unsupported for this memory)");
             }
         }
-        catch (KvmException e)
+        catch (LinuxException e)
         {
             // The owner (Prepare, or the release after a failed freeze) disposes the userfaultfd.
             throw new SnapshotException("cannot prepare the write-tracking snapshot: " + e.Message, e);
@@ -234,7 +234,7 @@ internal sealed class WriteTrackingRun
             long captured = Stopwatch.GetTimestamp();
             if (!_options.UnsafeSkipWriteProtection)
                 foreach (var r in _memory.Regions)
-                    _uffd!.WriteProtect(r.DangerousGetHostAddress(), r.Size, protect: true);
+                    r.WriteProtectAll(_uffd!, protect: true);
             long protectedAt = Stopwatch.GetTimestamp();
             _freezeBreakdown = $"pause {Stopwatch.GetElapsedTime(_freezeStart, paused).TotalMilliseconds:F2} ms, " +
                 $"capture {Stopwatch.GetElapsedTime(paused, stateCaptured).TotalMilliseconds:F2} ms, " +
@@ -256,31 +256,12 @@ internal sealed class WriteTrackingRun
     /// <summary>Serves write faults in arrival order until the scan has finished and the queue is empty.</summary>
     private void FaultLoop()
     {
-        var messages = new uffd_msg[64];
-        Span<epoll_event> events = stackalloc epoll_event[2];
         try
         {
-            using var epoll = new Epoll();
-            epoll.Add(_uffd!.Handle, Libc.EPOLLIN, 1);
-            epoll.Add(_scanDone.Handle, Libc.EPOLLIN, 2);
             var cancel = Job.CancellationToken;
-            // Cancel wakes the loop at once (disposed before the scanner can dispose _scanDone: it joins this thread).
-            using var wake = cancel.Register(() => _scanDone.Signal());
-            bool scanFinished = false;
-            while (true)
-            {
-                int n;
-                while ((n = _uffd.ReadMessages(messages)) > 0)
-                {
-                    long readAt = Stopwatch.GetTimestamp();
-                    for (int i = 0; i < n; i++)
-                        if (messages[i].@event == Uffd.UFFD_EVENT_PAGEFAULT) Serve(messages[i].pagefault_address, readAt);
-                }
-                if (scanFinished || cancel.IsCancellationRequested) break;
-                int ready = epoll.Wait(events, 100);
-                for (int i = 0; i < ready; i++)
-                    if (events[i].data == 2) scanFinished = true;
-            }
+            // Cancel wakes the loop at once (the registration ends before the loop is disposed: its owner joins this thread).
+            using var wake = cancel.Register(_loop!.Stop);
+            _loop.Run(Serve, () => cancel.IsCancellationRequested);
         }
         catch (Exception e)
         {
@@ -297,19 +278,15 @@ internal sealed class WriteTrackingRun
     {
         foreach (var r in _memory.Regions)
         {
-            try { _uffd!.WriteProtect(r.DangerousGetHostAddress(), r.Size, protect: false); }
-            catch (Exception e) when (e is KvmException or ObjectDisposedException) { _log.LogError(e, "could not un-protect guest RAM"); }
+            try { r.WriteProtectAll(_uffd!, protect: false); }
+            catch (Exception e) when (e is LinuxException or ObjectDisposedException) { _log.LogError(e, "could not un-protect guest RAM"); }
         }
     }
 
-    private void Serve(ulong hostAddress, long readAt)
+    private void Serve(int ri, long page, long readAt)
     {
-        for (int ri = 0; ri < _memory.Regions.Count; ri++)
         {
             var r = _memory.Regions[ri];
-            ulong start = (ulong)r.DangerousGetHostAddress();
-            if (hostAddress < start || hostAddress >= start + r.Size) continue;
-            long page = (long)((hostAddress - start) / GuestMemory.PageSize);
             long block = _options.FaultAroundPages;
             long first = page & ~(block - 1);
             // Sequential writers: a fault right where the previous window ended doubles the window (up to 2 MiB, one
@@ -338,13 +315,12 @@ internal sealed class WriteTrackingRun
                     _saver.States[ri].WaitUntilSaved(page, run, Job.CancellationToken);
                 }
                 written[ri].SetRange(page, run);
-                _uffd!.WriteProtect((nint)(start + (ulong)page * GuestMemory.PageSize), (ulong)run * GuestMemory.PageSize, protect: false);
+                r.WriteProtect(_uffd!, page, run, protect: false);
             }
             else
-                _uffd!.WriteProtect((nint)(start + (ulong)first * GuestMemory.PageSize), (ulong)count * GuestMemory.PageSize, protect: false);
+                r.WriteProtect(_uffd!, first, count, protect: false);
             Interlocked.Increment(ref _faults);
             _stalls.Record(Stopwatch.GetTimestamp() - readAt);
-            return;
         }
     }
 
@@ -367,8 +343,7 @@ internal sealed class WriteTrackingRun
                     states.WaitUntilSaved(first, count, cancel);
                     // Tracked: saved pages stay protected, so a later write is still seen (and recorded) by a fault.
                     if (!_options.UnsafeSkipWriteProtection && _tracker is null)
-                        _uffd!.WriteProtect((nint)((ulong)r.DangerousGetHostAddress() + (ulong)first * GuestMemory.PageSize),
-                            (ulong)count * GuestMemory.PageSize, protect: false);
+                        r.WriteProtect(_uffd!, first, count, protect: false);
                     throttle.WaitFor(scanBytes, cancel);
                 }
             }
@@ -399,7 +374,7 @@ internal sealed class WriteTrackingRun
 
     private void StopFaultThread(Thread faultThread)
     {
-        _scanDone.Signal();
+        _loop?.Stop();
         faultThread.Join();
     }
 
@@ -427,7 +402,7 @@ internal sealed class WriteTrackingRun
                 _handoverPause = Stopwatch.GetElapsedTime(t0);
             }, TimeSpan.FromSeconds(3));
         }
-        catch (Exception e) when (e is KvmException or SnapshotException or ChangeTrackingException or TimeoutException or InvalidOperationException)
+        catch (Exception e) when (e is LinuxException or SnapshotException or ChangeTrackingException or TimeoutException or InvalidOperationException)
         {
             _log.LogWarning("change tracking could not resume after the snapshot ({Error}); the next snapshot is a full one", e.Message);
         }
@@ -473,7 +448,7 @@ internal sealed class WriteTrackingRun
         {
             try { _sink.Abort(); } catch (Exception e) { _log.LogWarning(e, "could not remove the partial snapshot"); }
         }
-        _scanDone.Dispose();
+        Dispose(); // both threads are done: the fault thread was joined before the protection was released
         long resumedAt = Volatile.Read(ref _resumedAt);
         Job.Finish(new SnapshotResult
         {
@@ -506,10 +481,20 @@ internal sealed class WriteTrackingRun
 
     internal static string Describe(Exception e) => e switch
     {
-        IOException io when io.HResult == 28 || io.Message.Contains("space", StringComparison.OrdinalIgnoreCase)
-            => "the destination is full: " + io.Message,
+        LinuxException { Errno: Errno.ENOSPC } or LinuxException { Errno: Errno.EDQUOT } => "the destination is full: " + e.Message,
+        // .NET's FileStream reports ENOSPC as an IOException whose HResult is the errno.
+        IOException io when io.HResult == (int)Errno.ENOSPC || io.HResult == (int)Errno.EDQUOT => "the destination is full: " + io.Message,
         _ => e.Message,
     };
+
+    /// <summary>Frees the fault loop and the fault-block writer (drained first); the userfaultfd went with the protection.</summary>
+    public void Dispose()
+    {
+        _loop?.Dispose();
+        _loop = null;
+        _userfaultHold?.Dispose();
+        _blockWriter.Dispose();
+    }
 
     /// <summary>Un-protects all RAM (waking any blocked writer) and unregisters; used on success, cancel and failure.</summary>
     private void ReleaseProtection()
@@ -524,8 +509,8 @@ internal sealed class WriteTrackingRun
         UnprotectAll();
         foreach (var r in _memory.Regions)
         {
-            try { _uffd.Unregister(r.DangerousGetHostAddress(), r.Size); }
-            catch (KvmException e) { _log.LogError(e, "could not unregister guest RAM from userfaultfd"); }
+            try { r.UnregisterFrom(_uffd); }
+            catch (LinuxException e) { _log.LogError(e, "could not unregister guest RAM from userfaultfd"); }
         }
         _uffd.Dispose();
         _uffd = null;

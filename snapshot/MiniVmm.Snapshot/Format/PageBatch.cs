@@ -32,7 +32,7 @@ internal sealed class PageBatch
         if ((uint)region >= (uint)regions.Count)
             throw new ArgumentOutOfRangeException(nameof(region), region, $"there are {regions.Count} regions");
         if (length % SnapshotFormat.PageSize != 0)
-            throw new ArgumentException($"page data length {length} is not a multiple of {SnapshotFormat.PageSize}", "pages");
+            throw new ArgumentException($"page data length {length} is not a multiple of {SnapshotFormat.PageSize}", nameof(length));
         long count = length / SnapshotFormat.PageSize;
         long pages = regions[region].PageCount;
         if (firstPage < 0 || firstPage > pages || count > pages - firstPage)

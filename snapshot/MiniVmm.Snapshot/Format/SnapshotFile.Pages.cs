@@ -1,3 +1,4 @@
+using KvmSharp;
 using System.Globalization;
 using System.IO.Hashing;
 using System.Text;
@@ -140,7 +141,7 @@ public sealed partial class SnapshotFile
             {
                 queriedAt = offset;
                 // Only a local file has holes to ask about; any other source reads (and checks) every byte.
-                nextData = _handle is FileSnapshotBytes local ? NativeFile.NextData(local.Handle, offset) : offset;
+                nextData = _handle is FileSnapshotBytes local ? HostIo.NextData(local.Handle, offset) : offset;
             }
             return nextData >= offset + length;
         }

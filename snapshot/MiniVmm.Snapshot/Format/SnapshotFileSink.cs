@@ -1,3 +1,4 @@
+using KvmSharp;
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.IO.Hashing;
@@ -206,7 +207,7 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
                 if (_fsync)
                 {
                     fsyncClock.Restart();
-                    NativeFile.FlushDirectory(Path.GetDirectoryName(Path.GetFullPath(_path)) ?? "/");
+                    HostIo.TryFlushDirectory(Path.GetDirectoryName(Path.GetFullPath(_path)) ?? "/");
                     FsyncTime = fileFsync + fsyncClock.Elapsed;
                 }
                 TrailerChecksum = trailerChecksum;

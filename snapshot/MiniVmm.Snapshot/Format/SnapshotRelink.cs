@@ -1,3 +1,4 @@
+using KvmSharp;
 using Microsoft.Win32.SafeHandles;
 
 namespace MiniVmm.Snapshot.Format;
@@ -52,7 +53,7 @@ internal static class SnapshotRelink
                     throw new SnapshotFormatException($"re-pointing '{link.Path}' produced a file of another identity; nothing was replaced");
             }
             File.Move(temp, link.Path, overwrite: true);
-            NativeFile.FlushDirectory(Path.GetDirectoryName(Path.GetFullPath(link.Path)) ?? "/");
+            HostIo.TryFlushDirectory(Path.GetDirectoryName(Path.GetFullPath(link.Path)) ?? "/");
         }
         catch
         {

@@ -20,7 +20,7 @@ public static class ChangeTrackers
             fallbackReason = e.Message;
         }
         try { return new KvmDirtyLogTracker(source); }
-        catch (Exception e) when (e is KvmSharp.KvmException or NotSupportedException or InvalidOperationException)
+        catch (Exception e) when (e is KvmSharp.LinuxException or NotSupportedException or InvalidOperationException)
         {
             throw new ChangeTrackingException($"changes cannot be tracked here: {fallbackReason}; KVM's dirty log failed too: {e.Message}", e);
         }

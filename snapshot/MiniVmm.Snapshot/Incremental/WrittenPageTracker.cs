@@ -1,6 +1,6 @@
 using KvmSharp;
-using KvmSharp.Interop;
 using MiniVmm.Core.Memory;
+using MiniVmm.Snapshot.Userfault;
 
 namespace MiniVmm.Snapshot.Incremental;
 
@@ -19,8 +19,8 @@ namespace MiniVmm.Snapshot.Incremental;
 public sealed class WrittenPageTracker : IChangeTracker, IDisposable
 {
     /// <summary>WP_UNPOPULATED: never-touched pages are protected too (else their first write would go unseen).</summary>
-    public const ulong RequiredFeatures =
-        Uffd.UFFD_FEATURE_PAGEFAULT_FLAG_WP | Uffd.UFFD_FEATURE_WP_UNPOPULATED | Uffd.UFFD_FEATURE_WP_ASYNC;
+    public const UffdFeatures RequiredFeatures =
+        UffdFeatures.PagefaultFlagWp | UffdFeatures.WpUnpopulated | UffdFeatures.WpAsync;
 
     private readonly GuestMemory _memory;
     private readonly PageMapScanner _scanner;
@@ -61,7 +61,7 @@ public sealed class WrittenPageTracker : IChangeTracker, IDisposable
             throw new ChangeTrackingException("change tracking with PAGEMAP_SCAN is unavailable: " + why);
         PageMapScanner scanner;
         try { scanner = new PageMapScanner(); }
-        catch (KvmException e) { throw new ChangeTrackingException("cannot open /proc/self/pagemap: " + e.Message, e); }
+        catch (LinuxException e) { throw new ChangeTrackingException("cannot open /proc/self/pagemap: " + e.Message, e); }
         var tracker = new WrittenPageTracker(memory, scanner);
         try
         {
@@ -114,10 +114,10 @@ public sealed class WrittenPageTracker : IChangeTracker, IDisposable
                     foreach (var r in _memory.Regions)
                     {
                         var sink = new BitmapSink(changed[r.Index]);
-                        _scanner.Scan(r.DangerousGetHostAddress(), r.Size, PageScanQuery.Written(), ref sink);
+                        r.Scan(_scanner, PageScanQuery.Written(), ref sink);
                         // Discarded pages: 6.18 already reports an empty entry as written; the second scan (at most
                         // 2.5 ms per 2 GiB) keeps them counted on kernels where an empty entry has no category.
-                        _scanner.Scan(r.DangerousGetHostAddress(), r.Size, PageScanQuery.Empty, ref sink);
+                        r.Scan(_scanner, PageScanQuery.Empty, ref sink);
                     }
                 }
                 finally
@@ -126,7 +126,7 @@ public sealed class WrittenPageTracker : IChangeTracker, IDisposable
                     Release();
                 }
             }
-            catch (KvmException e)
+            catch (LinuxException e)
             {
                 throw new ChangeTrackingException("cannot read the pages written since the last snapshot (take a full one): " + e.Message, e);
             }
@@ -168,7 +168,7 @@ public sealed class WrittenPageTracker : IChangeTracker, IDisposable
             if (_disposed) return;
             _disposed = true;
             try { Release(); }
-            catch (KvmException) { } // the fd is closed all the same, which releases every range
+            catch (LinuxException) { } // the fd is closed all the same, which releases every range
             finally { _scanner.Dispose(); }
         }
     }
@@ -182,14 +182,14 @@ public sealed class WrittenPageTracker : IChangeTracker, IDisposable
             uffd = UserfaultFd.Create(RequiredFeatures, DescribeFeatures);
             foreach (var r in _memory.Regions)
             {
-                ulong ioctls = uffd.Register(r.DangerousGetHostAddress(), r.Size, Uffd.UFFDIO_REGISTER_MODE_WP);
-                if ((ioctls & (1UL << Uffd._UFFDIO_WRITEPROTECT)) == 0)
+                var operations = r.RegisterWith(uffd, UffdRegisterMode.WriteProtect);
+                if ((operations & UffdRangeOperations.WriteProtect) == 0)
                     throw new ChangeTrackingException("guest RAM cannot be write-protected through userfaultfd (UFFDIO_WRITEPROTECT unsupported for this memory)");
             }
-            foreach (var r in _memory.Regions) uffd.WriteProtect(r.DangerousGetHostAddress(), r.Size, protect: true);
+            foreach (var r in _memory.Regions) r.WriteProtectAll(uffd, protect: true);
             _uffd = uffd;
         }
-        catch (KvmException e)
+        catch (LinuxException e)
         {
             uffd?.Dispose();
             throw new ChangeTrackingException("cannot start tracking written pages: " + e.Message, e);
@@ -209,7 +209,7 @@ public sealed class WrittenPageTracker : IChangeTracker, IDisposable
         _uffd = null;
         try
         {
-            foreach (var r in _memory.Regions) uffd.Unregister(r.DangerousGetHostAddress(), r.Size);
+            foreach (var r in _memory.Regions) r.UnregisterFrom(uffd);
         }
         finally
         {
@@ -220,14 +220,7 @@ public sealed class WrittenPageTracker : IChangeTracker, IDisposable
 
     private PageBitmap[] EmptyBitmaps() => PageBitmap.ForRegions(_memory.Regions.Select(r => r.PageCount));
 
-    internal static string DescribeFeatures(ulong bits)
-    {
-        var names = new List<string>();
-        if ((bits & Uffd.UFFD_FEATURE_PAGEFAULT_FLAG_WP) != 0) names.Add("PAGEFAULT_FLAG_WP (write protection)");
-        if ((bits & Uffd.UFFD_FEATURE_WP_UNPOPULATED) != 0) names.Add("WP_UNPOPULATED (Linux 6.4+: protection of never-touched pages)");
-        if ((bits & Uffd.UFFD_FEATURE_WP_ASYNC) != 0) names.Add("WP_ASYNC (Linux 6.7+: write protection resolved by the kernel)");
-        return names.Count > 0 ? string.Join(", ", names) : $"0x{bits:x}";
-    }
+    internal static string DescribeFeatures(UffdFeatures bits) => UffdFeatureNames.Describe(bits);
 
     /// <summary>Sets the pages of each reported run; a struct, so a scan allocates nothing.</summary>
     private readonly struct BitmapSink(PageBitmap bitmap) : IPageRunSink

@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using KvmSharp;
-using KvmSharp.Interop;
 using Microsoft.Extensions.Logging;
 using MiniVmm.Core.Memory;
 using MiniVmm.Snapshot.Format;
+using MiniVmm.Snapshot.Userfault;
 
 namespace MiniVmm.Snapshot.Restore;
 
@@ -16,7 +16,7 @@ namespace MiniVmm.Snapshot.Restore;
 /// fault handler and the prefetcher end in EEXIST, which is harmless. If a page cannot be served (corrupt file, I/O
 /// error) the VM is stopped through <c>onFatal</c> (message, whether the file is to blame) instead of being left blocked or handed wrong data.
 /// </summary>
-public sealed class LazyPageServer : IDisposable
+public sealed class LazyPageServer : IGuestMemoryBackend
 {
     private const int FaultAroundPages = 16;
     private const int PrefetchBatchPages = 64;
@@ -29,7 +29,8 @@ public sealed class LazyPageServer : IDisposable
     private readonly ILogger _log;
     private readonly Action<string, bool> _onFatal;
     private readonly byte[][] _populated;
-    private readonly EventFd _stop = new();
+    private readonly UserfaultFd _uffd;
+    private readonly UserfaultLoop _loop;
     private readonly List<ulong> _recorded;
     private readonly object _recordGate = new();
     private readonly CancellationTokenSource _cancel = new();
@@ -44,6 +45,8 @@ public sealed class LazyPageServer : IDisposable
     private readonly Stack<HugePageStaging> _freeStaging = new(4); // lock it; one area per installing thread
     private readonly List<HugePageStaging> _allStaging = new(4);   // every area, for Dispose
     private long _hugeBlocksMoved;
+    private bool _detached; // MakeResident finished: RAM is no longer registered here
+    private readonly IDisposable _userfaultHold; // host accesses fault pages in from a system call while pages may be missing
 
     [ThreadStatic] private static byte[]? t_buffer;
 
@@ -57,23 +60,22 @@ public sealed class LazyPageServer : IDisposable
         _populated = memory.Regions.Select(r => new byte[r.PageCount]).ToArray();
         _remaining = memory.Regions.Sum(r => r.PageCount);
         _recorded = new List<ulong>();
-        Uffd = UserfaultFd.Create(KvmSharp.Interop.Uffd.UFFD_FEATURE_THREAD_ID,
-            optionalFeatures: hugePages ? KvmSharp.Interop.Uffd.UFFD_FEATURE_MOVE : 0);
-        bool canMove = (Uffd.Features & KvmSharp.Interop.Uffd.UFFD_FEATURE_MOVE) != 0;
-        _hugeBlocks = memory.Regions.Select(r => canMove && r.DangerousGetHostAddress() % HugePageStaging.Size == 0).ToArray();
+        _uffd = UserfaultFd.Create(UffdFeatures.ThreadId, optionalFeatures: hugePages ? UffdFeatures.Move : UffdFeatures.None,
+            UffdFeatureNames.Describe);
+        bool canMove = (_uffd.Features & UffdFeatures.Move) != 0;
+        _hugeBlocks = memory.Regions.Select(r => canMove && r.IsHostAligned(HugePageStaging.Size)).ToArray();
         try
         {
-            foreach (var r in memory.Regions)
-                Uffd.Register(r.DangerousGetHostAddress(), r.Size, KvmSharp.Interop.Uffd.UFFDIO_REGISTER_MODE_MISSING);
+            foreach (var r in memory.Regions) r.RegisterWith(_uffd, UffdRegisterMode.Missing);
+            _loop = new UserfaultLoop(_uffd, memory, batch: 32);
+            _userfaultHold = memory.HoldForUserfaults();
         }
         catch
         {
-            Uffd.Dispose();
+            _uffd.Dispose(); // closing it un-registers whatever was registered
             throw;
         }
     }
-
-    public UserfaultFd Uffd { get; }
 
     public long PagesServedOnFault => Interlocked.Read(ref _faultPages);
     public long PagesPrefetched => Interlocked.Read(ref _prefetchedPages);
@@ -145,63 +147,40 @@ public sealed class LazyPageServer : IDisposable
     /// RAM from this userfaultfd. A live snapshot of a lazily restored VM calls this first: a range can belong to one
     /// userfaultfd only, and write tracking needs its own; the guest keeps running meanwhile, so no downtime is added.
     /// </summary>
-    public void CompleteAndDetach()
+    public void MakeResident()
     {
+        if (_detached) return;
         for (int ri = 0; ri < _memory.Regions.Count; ri++)
             for (long first = 0; first < _memory.Regions[ri].PageCount; first += PrefetchBatchPages)
                 Serve(ri, first, Math.Min(PrefetchBatchPages, _memory.Regions[ri].PageCount - first), fromFault: false);
         if (Failure is { } failure) throw new InvalidOperationException(failure);
-        _cancel.Cancel();
-        _stop.Signal();
-        _faultThread?.Join(TimeSpan.FromSeconds(5));
-        _prefetchThread?.Join(TimeSpan.FromSeconds(5));
-        foreach (var r in _memory.Regions) Uffd.Unregister(r.DangerousGetHostAddress(), r.Size);
+        StopThreads();
+        foreach (var r in _memory.Regions) r.UnregisterFrom(_uffd);
+        _detached = true;
+        _userfaultHold.Dispose();
         _log.LogInformation("lazy restore completed early for a snapshot: {Fault} pages on fault, {Prefetched} prefetched", PagesServedOnFault, PagesPrefetched);
     }
 
     private void FaultLoop()
     {
-        var messages = new uffd_msg[32];
-        Span<epoll_event> events = stackalloc epoll_event[2];
-        try
-        {
-            using var epoll = new Epoll();
-            epoll.Add(Uffd.Handle, Libc.EPOLLIN, 1);
-            epoll.Add(_stop.Handle, Libc.EPOLLIN, 2);
-            while (!_cancel.IsCancellationRequested)
-            {
-                int n;
-                while ((n = Uffd.ReadMessages(messages)) > 0)
-                    for (int i = 0; i < n; i++)
-                        if (messages[i].@event == KvmSharp.Interop.Uffd.UFFD_EVENT_PAGEFAULT) OnFault(messages[i].pagefault_address);
-                if (IsComplete && _prefetchThread is not null) return;
-                epoll.Wait(events, 100);
-            }
-        }
+        try { _loop.Run(OnFault, () => _cancel.IsCancellationRequested || (IsComplete && _prefetchThread is not null)); }
         catch (Exception e) { Fatal(e); }
     }
 
-    private void OnFault(ulong hostAddress)
+    private void OnFault(int ri, long page, long readAt)
     {
-        for (int ri = 0; ri < _memory.Regions.Count; ri++)
-        {
-            var r = _memory.Regions[ri];
-            ulong start = (ulong)r.DangerousGetHostAddress();
-            if (hostAddress < start || hostAddress >= start + r.Size) continue;
-            long page = (long)((hostAddress - start) / GuestMemory.PageSize);
-            if (_recording && Volatile.Read(ref _populated[ri][page]) == 0)
-                lock (_recordGate) _recorded.Add((r.GuestAddress >> 12) + (ulong)page);
-            long first = page & ~(long)(FaultAroundPages - 1);
-            // A guest streaming through memory faults where the last window ended: double the window (up to 2 MiB),
-            // as read-ahead does, so it waits for one fault per huge page instead of 32.
-            _window = first == _sequentialNext ? Math.Min(_window * 2, MaxWindowPages) : FaultAroundPages;
-            long count = Math.Min(_window, r.PageCount - first);
-            _sequentialNext = first + count;
-            Serve(ri, first, count, fromFault: true);
-            // A racing installer may have won (EEXIST): make sure the faulting thread is woken either way.
-            Uffd.Wake((nint)(start + (ulong)page * GuestMemory.PageSize), GuestMemory.PageSize);
-            return;
-        }
+        var r = _memory.Regions[ri];
+        if (_recording && Volatile.Read(ref _populated[ri][page]) == 0)
+            lock (_recordGate) _recorded.Add((r.GuestAddress >> 12) + (ulong)page);
+        long first = page & ~(long)(FaultAroundPages - 1);
+        // A guest streaming through memory faults where the last window ended: double the window (up to 2 MiB),
+        // as read-ahead does, so it waits for one fault per huge page instead of 32.
+        _window = first == _sequentialNext ? Math.Min(_window * 2, MaxWindowPages) : FaultAroundPages;
+        long count = Math.Min(_window, r.PageCount - first);
+        _sequentialNext = first + count;
+        Serve(ri, first, count, fromFault: true);
+        // A racing installer may have won (EEXIST): make sure the faulting thread is woken either way.
+        r.Wake(_uffd, page, 1);
     }
 
     private void PrefetchLoop()
@@ -228,6 +207,7 @@ public sealed class LazyPageServer : IDisposable
                 }
             _log.LogInformation("lazy restore complete: {Fault} pages installed on fault, {Prefetched} prefetched, {Huge} 2 MiB blocks as huge pages",
                 PagesServedOnFault, PagesPrefetched, HugeBlocksMoved);
+            _userfaultHold.Dispose(); // every page is in: no access can fault into this userfaultfd any more
             Completed?.Invoke();
         }
         catch (OperationCanceledException) { }
@@ -283,7 +263,7 @@ public sealed class LazyPageServer : IDisposable
         HugePageStaging? staging;
         lock (_freeStaging)
         {
-            if (!_freeStaging.TryPop(out staging)) // a third installer (CompleteAndDetach's caller) gets its own
+            if (!_freeStaging.TryPop(out staging)) // a third installer (MakeResident's caller) gets its own
             {
                 staging = new HugePageStaging();
                 _allStaging.Add(staging);
@@ -302,13 +282,12 @@ public sealed class LazyPageServer : IDisposable
                 else part.Clear();
                 p = run;
             }
-            nint dst = _memory.Regions[region].DangerousGetHostAddress() + (nint)((ulong)block * GuestMemory.PageSize);
-            long moved = Uffd.TryMove(dst, staging.DangerousGetAddress(), HugePageStaging.Size);
-            if (moved == HugePageStaging.Size) Interlocked.Increment(ref _hugeBlocksMoved);
+            var moved = _memory.Regions[region].TryMoveIn(_uffd, block, staging);
+            if (moved.Bytes == HugePageStaging.Size) Interlocked.Increment(ref _hugeBlocksMoved);
             else
             {
-                int done = moved > 0 ? (int)moved : 0;
-                CopyWithRetry(dst + done, span[done..]);
+                int done = (int)moved.Bytes;
+                CopyWithRetry(region, (ulong)block * GuestMemory.PageSize + (ulong)done, span[done..]);
                 staging.Discard();
             }
             MarkPopulated(region, block, HugeBlockPages, fromFault);
@@ -318,17 +297,16 @@ public sealed class LazyPageServer : IDisposable
 
     private void Install(int region, long first, long count, bool present, bool fromFault)
     {
-        var r = _memory.Regions[region];
-        nint dst = (nint)((ulong)r.DangerousGetHostAddress() + (ulong)first * GuestMemory.PageSize);
+        ulong offset = (ulong)first * GuestMemory.PageSize;
         ulong length = (ulong)count * GuestMemory.PageSize;
         if (present)
         {
             var buffer = t_buffer ??= new byte[PrefetchBatchPages * (int)GuestMemory.PageSize];
             var span = buffer.AsSpan(0, (int)length);
             _file.ReadPages(region, first, span, verifyChecksum: true); // throws on a corrupt page: before the guest sees it
-            CopyWithRetry(dst, span);
+            CopyWithRetry(region, offset, span);
         }
-        else ZeroWithRetry(dst, length);
+        else ZeroWithRetry(region, offset, length);
         MarkPopulated(region, first, count, fromFault);
     }
 
@@ -345,30 +323,40 @@ public sealed class LazyPageServer : IDisposable
         }
     }
 
-    private void CopyWithRetry(nint dst, ReadOnlySpan<byte> source)
+    /// <summary>UFFDIO_COPY until all of <paramref name="source"/> is in; pages another installer put there first are skipped.</summary>
+    private void CopyWithRetry(int region, ulong offset, ReadOnlySpan<byte> source)
     {
-        ulong offset = 0, length = (ulong)source.Length;
-        while (offset < length)
+        var r = _memory.Regions[region];
+        int done = 0;
+        while (done < source.Length)
         {
-            long rc = Uffd.TryCopy(dst + (nint)offset, source[(int)offset..]);
-            if (rc > 0) { offset += (ulong)rc; continue; }
-            if (rc == -Libc.EAGAIN) continue;
-            if (rc == -Libc.EEXIST) { offset += GuestMemory.PageSize; continue; } // this page is in; go on with the next
-            throw new KvmException("UFFDIO_COPY", (int)-rc);
+            var result = r.TryCopy(_uffd, offset + (ulong)done, source[done..]);
+            done += Advance(result, "UFFDIO_COPY");
         }
     }
 
-    private void ZeroWithRetry(nint dst, ulong length)
+    private void ZeroWithRetry(int region, ulong offset, ulong length)
     {
-        ulong offset = 0;
-        while (offset < length)
+        var r = _memory.Regions[region];
+        ulong done = 0;
+        while (done < length)
         {
-            long rc = Uffd.TryZeroPage(dst + (nint)offset, length - offset);
-            if (rc > 0) { offset += (ulong)rc; continue; }
-            if (rc == -Libc.EAGAIN) continue;
-            if (rc == -Libc.EEXIST) { offset += GuestMemory.PageSize; continue; }
-            throw new KvmException("UFFDIO_ZEROPAGE", (int)-rc);
+            var result = r.TryZeroPage(_uffd, offset + done, length - done);
+            done += (ulong)Advance(result, "UFFDIO_ZEROPAGE");
         }
+    }
+
+    /// <summary>How far an install got: its progress, nothing for a retry (EAGAIN), a page for one already in (EEXIST).</summary>
+    private static int Advance(UffdResult result, string operation)
+    {
+        if (result.Bytes > 0) return (int)result.Bytes;
+        return result.Error switch
+        {
+            Errno.EAGAIN => 0,
+            Errno.EEXIST => (int)GuestMemory.PageSize,
+            Errno.None => throw new InvalidOperationException($"internal error: {operation} succeeded without installing anything"),
+            var errno => throw new LinuxException(operation, errno),
+        };
     }
 
     private void Fatal(Exception e)
@@ -389,24 +377,41 @@ public sealed class LazyPageServer : IDisposable
     /// </summary>
     public void ReleaseFaultsAfterFailure()
     {
-        if (Failure is null) return;
+        if (Failure is null || _detached) return;
         foreach (var r in _memory.Regions)
         {
-            try { Uffd.Unregister(r.DangerousGetHostAddress(), r.Size); }
-            catch (Exception e) when (e is KvmSharp.KvmException or ObjectDisposedException) { _log.LogDebug(e, "unregister after failure"); }
+            try { r.UnregisterFrom(_uffd); }
+            catch (Exception e) when (e is LinuxException or ObjectDisposedException) { _log.LogDebug(e, "unregister after failure"); }
         }
+        _userfaultHold.Dispose(); // nothing is served any more: an access now finds plain anonymous memory
     }
 
-    public void Dispose()
+    /// <summary>Stops the fault and prefetch threads; false when one of them did not stop in time.</summary>
+    private bool StopThreads()
     {
         _cancel.Cancel();
-        _stop.Signal();
+        _loop.Stop();
         _prefetchGo.Set();
         _guestRunning.Set();
-        _faultThread?.Join(TimeSpan.FromSeconds(5));
-        _prefetchThread?.Join(TimeSpan.FromSeconds(5));
-        Uffd.Dispose();
-        _stop.Dispose();
+        bool stopped = _faultThread?.Join(TimeSpan.FromSeconds(5)) ?? true;
+        stopped &= _prefetchThread?.Join(TimeSpan.FromSeconds(5)) ?? true;
+        return stopped;
+    }
+
+    /// <summary>
+    /// Stops the threads, then closes the userfaultfd (un-registering guest RAM) and frees the staging areas. A thread that
+    /// does not stop (stuck in a read of the snapshot) keeps them: they are left to the process rather than freed under it.
+    /// </summary>
+    public void Dispose()
+    {
+        if (!StopThreads())
+        {
+            _log.LogCritical("internal error: a lazy-restore thread did not stop within 5 s; its userfaultfd and buffers are left open");
+            return;
+        }
+        _loop.Dispose();
+        _uffd.Dispose();
+        _userfaultHold.Dispose();
         foreach (var staging in _allStaging) staging.Dispose();
     }
 }

@@ -17,7 +17,7 @@ public sealed class KernelImageDetectorTests
 
     [Fact]
     public void Malformed_elf_is_reported_by_the_pvh_parser() =>
-        KernelImageDetector.Detect(ElfBuilder.Minimal().Build()[..30]).Should().Be(KernelImageKind.Pvh);
+        KernelImageDetector.Detect(ElfBuilder.Minimal().Build().AsSpan(0, 30)).Should().Be(KernelImageKind.Pvh);
 
     [Fact]
     public void Debian_kernel_is_a_bzImage() =>

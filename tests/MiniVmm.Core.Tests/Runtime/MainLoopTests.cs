@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using KvmSharp;
-using KvmSharp.Interop;
 using Microsoft.Extensions.Logging.Abstractions;
 using MiniVmm.Core.Runtime;
 
@@ -137,20 +136,20 @@ public sealed class MainLoopTests : IDisposable
     public void A_readable_fd_runs_its_handler_with_the_event_bits_until_removed()
     {
         using var fd = new EventFd();
-        var events = new ConcurrentQueue<uint>();
+        var events = new ConcurrentQueue<EpollEvents>();
         ulong token = 0;
-        token = _loop.AddFd(fd.Handle, Libc.EPOLLIN, bits =>
+        token = _loop.AddFd(fd, EpollEvents.Readable, bits =>
         {
             events.Enqueue(bits);
             fd.Drain().Should().Be(3);
-            _loop.RemoveFd(fd.Handle, token);
+            _loop.RemoveFd(fd, token);
             fd.Signal(); // readable again, but no longer watched
             _loop.Schedule(TimeSpan.FromMilliseconds(20), _loop.Stop);
         });
         var thread = StartLoop();
         fd.Signal(3);
         Ended(thread);
-        events.Should().Equal(Libc.EPOLLIN);
+        events.Should().Equal(EpollEvents.Readable);
     }
 
     [Fact]

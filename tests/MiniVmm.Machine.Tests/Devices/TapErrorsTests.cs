@@ -16,6 +16,6 @@ public sealed class TapErrorsTests
     [InlineData(19, TapFailure.Dead)]        // ENODEV
     public void Only_errors_no_frame_can_get_past_again_are_a_dead_tap(int errno, TapFailure expected)
     {
-        TapErrors.Classify(errno).Should().Be(expected);
+        TapErrors.Classify((KvmSharp.Errno)errno).Should().Be(expected);
     }
 }

@@ -31,7 +31,7 @@ internal sealed class CountingSink(ISnapshotSink inner, long pages) : ISnapshotS
     {
         long count = data.Length / SnapshotFormat.PageSize;
         if (FailAfterPages is { } limit && Interlocked.Add(ref _handed, count) > limit)
-            throw new IOException("No space left on device");
+            throw new IOException("No space left on device", 28); // as .NET reports ENOSPC: HResult is the errno
         for (long p = firstPage; p < firstPage + count; p++) Interlocked.Increment(ref _counts[p]);
         return inner.WritePages(region, firstPage, data);
     }

@@ -108,7 +108,7 @@ internal sealed partial class FakeVm : ISnapshotSource, IDisposable
     private unsafe void Write()
     {
         var region = Memory.Regions[0];
-        nint ram = region.DangerousGetHostAddress();
+        nint ram = (nint)region.HostAddressForTests;
         ulong generation = 1;
         ulong stamp = 0;
         while (!_stop)

@@ -60,7 +60,7 @@ public sealed class FaultBlockWriterTests : IDisposable
         release.Set();
         third.Join(Guard).Should().BeTrue();
         writer.Drain();
-        sink.Writes.Select(w => w.First).Should().BeEquivalentTo(new[] { 0L, 4L, 8L });
+        sink.Writes.Select(w => w.First).Should().BeEquivalentTo([0L, 4L, 8L]);
     }
 
     [Fact]

@@ -24,7 +24,7 @@ public sealed class UffdWriteProtectFactAttribute : FactAttribute
             using var uffd = UserfaultFd.Create(WriteTrackingEngine.RequiredFeatures);
             return "";
         }
-        catch (KvmException e) { return e.Message; }
+        catch (LinuxException e) { return e.Message; }
     }
 }
 

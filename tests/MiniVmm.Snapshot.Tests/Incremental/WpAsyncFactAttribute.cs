@@ -26,7 +26,7 @@ public sealed class WpAsyncFactAttribute : FactAttribute
             using var uffd = UserfaultFd.Create(WrittenPageTracker.RequiredFeatures);
             return PageMapScanner.IsSupported(out string? why) ? "" : why!;
         }
-        catch (KvmException e) { return e.Message; }
+        catch (LinuxException e) { return e.Message; }
     }
 }
 

@@ -1,5 +1,4 @@
 using KvmSharp;
-using KvmSharp.Interop;
 using MiniVmm.Core.Memory;
 using MiniVmm.Snapshot.Incremental;
 
@@ -142,8 +141,7 @@ public sealed class WrittenPageTrackerTests
         using var scanner = new PageMapScanner();
         var none = new NoSink();
         var r = ram.Memory.Regions[0];
-        return scanner.Scan(r.DangerousGetHostAddress(), r.Size,
-            new PageScanQuery(0, PageMap.PAGE_IS_HUGE, ReturnMask: PageMap.PAGE_IS_HUGE), ref none);
+        return r.Scan(scanner, PageScanQuery.Huge, ref none);
     }
 
     private struct NoSink : IPageRunSink
@@ -186,16 +184,16 @@ public sealed class WrittenPageTrackerTests
         using var ram = new TrackedRam(Pages, Populated);
         using var tracker = WrittenPageTracker.Create(ram.Memory);
         var r = ram.Memory.Regions[0];
-        using (var other = UserfaultFd.Create(Uffd.UFFD_FEATURE_PAGEFAULT_FLAG_WP))
-            other.Invoking(u => u.Register(r.DangerousGetHostAddress(), r.Size, Uffd.UFFDIO_REGISTER_MODE_WP))
-                .Should().Throw<KvmException>("a range belongs to one userfaultfd at a time")
-                .Which.Errno.Should().Be(16 /* EBUSY */);
+        using (var other = UserfaultFd.Create(UffdFeatures.PagefaultFlagWp))
+            other.Invoking(u => r.RegisterWith(u, UffdRegisterMode.WriteProtect))
+                .Should().Throw<LinuxException>("a range belongs to one userfaultfd at a time")
+                .Which.Errno.Should().Be(Errno.EBUSY);
 
         tracker.TakeChanged();
 
-        using var snapshot = UserfaultFd.Create(Uffd.UFFD_FEATURE_PAGEFAULT_FLAG_WP);
-        snapshot.Register(r.DangerousGetHostAddress(), r.Size, Uffd.UFFDIO_REGISTER_MODE_WP);
-        snapshot.Unregister(r.DangerousGetHostAddress(), r.Size);
+        using var snapshot = UserfaultFd.Create(UffdFeatures.PagefaultFlagWp);
+        r.RegisterWith(snapshot, UffdRegisterMode.WriteProtect);
+        r.UnregisterFrom(snapshot);
     }
 
     [WpAsyncFact]
@@ -219,8 +217,8 @@ public sealed class WrittenPageTrackerTests
         // Disposed while tracking: the RAM is unprotected and free for another registration.
         ram.WritePage(Pages - 1);
         var r = ram.Memory.Regions[0];
-        using var other = UserfaultFd.Create(Uffd.UFFD_FEATURE_PAGEFAULT_FLAG_WP);
-        other.Register(r.DangerousGetHostAddress(), r.Size, Uffd.UFFDIO_REGISTER_MODE_WP);
+        using var other = UserfaultFd.Create(UffdFeatures.PagefaultFlagWp);
+        r.RegisterWith(other, UffdRegisterMode.WriteProtect);
     }
 
     [WpAsyncFact]

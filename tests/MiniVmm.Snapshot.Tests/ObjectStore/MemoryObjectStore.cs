@@ -1,3 +1,6 @@
+// S3 defines ETags and Content-MD5 as MD5 digests: the fake store must compute the same ones.
+#pragma warning disable CA5351
+
 using System.Collections.Concurrent;
 using MiniVmm.Snapshot.ObjectStore;
 

@@ -58,7 +58,7 @@ public sealed class ObjectStoreBytesTests
         store.BeforeRead = async (_, _) =>
         {
             started.TrySetResult();
-            await Task.Delay(ObjectStoreBytes.DisposeWait + TimeSpan.FromSeconds(1)); // a store that ignores cancellation
+            await Task.Delay(ObjectStoreBytes.DisposeWait + TimeSpan.FromSeconds(1), CancellationToken.None); // a store that ignores cancellation
         };
         var bytes = ObjectStoreBytes.Open(store, Uri);
         var reader = Task.Run(() => bytes.Read(new byte[4096], 0));

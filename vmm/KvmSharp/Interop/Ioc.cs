@@ -1,7 +1,7 @@
 namespace KvmSharp.Interop;
 
 /// <summary>The kernel's <c>_IOC</c> encoding (asm-generic/ioctl.h), so every request number is derived, not typed in.</summary>
-public static class Ioc
+internal static class Ioc
 {
     public const uint IOC_NONE = 0;
     public const uint IOC_WRITE = 1;

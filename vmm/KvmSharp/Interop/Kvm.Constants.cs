@@ -1,9 +1,11 @@
 using System.Runtime.CompilerServices;
 
+using KvmSharp.Abi;
+
 namespace KvmSharp.Interop;
 
 /// <summary>Request numbers and constants of &lt;linux/kvm.h&gt; (x86-64), derived with the _IOC formula.</summary>
-public static unsafe class Kvm
+internal static unsafe class Kvm
 {
     public const uint KVMIO = 0xAE;
     public const int KVM_API_VERSION = 12;

@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace KvmSharp.Interop;
 
 /// <summary>Raw libc imports. No logic: callers check the result with <see cref="Errno"/> helpers.</summary>
-public static unsafe partial class Libc
+internal static unsafe partial class Libc
 {
     private const string Lib = "libc.so.6";
 
@@ -29,13 +29,12 @@ public static unsafe partial class Libc
 
     public const int PROT_NONE = 0, PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
     public const int MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
-    public const int MADV_DONTNEED = 4, MADV_HUGEPAGE = 14, MADV_NOHUGEPAGE = 15;
+    public const int MADV_DONTNEED = 4, MADV_HUGEPAGE = 14, MADV_NOHUGEPAGE = 15, MADV_POPULATE_READ = 22, MADV_POPULATE_WRITE = 23;
     public static readonly nint MAP_FAILED = -1;
 
     public const int EFD_CLOEXEC = 0x80000, EFD_NONBLOCK = 0x800;
     public const int EPOLL_CLOEXEC = 0x80000;
     public const int EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3;
-    public const uint EPOLLIN = 0x1, EPOLLOUT = 0x4, EPOLLERR = 0x8, EPOLLHUP = 0x10, EPOLLET = 1u << 31;
 
     public const long SYS_userfaultfd = 323;
     public const long SYS_gettid = 186;
@@ -84,10 +83,10 @@ public static unsafe partial class Libc
     public static partial int epoll_create1(int flags);
 
     [LibraryImport(Lib, SetLastError = true)]
-    public static partial int epoll_ctl(SafeHandle epfd, int op, int fd, epoll_event* ev);
+    public static partial int epoll_ctl(SafeHandle epfd, int op, int fd, void* ev);
 
     [LibraryImport(Lib, SetLastError = true)]
-    public static partial int epoll_wait(SafeHandle epfd, epoll_event* events, int maxevents, int timeout);
+    public static partial int epoll_wait(SafeHandle epfd, void* events, int maxevents, int timeout);
 
     [LibraryImport(Lib, SetLastError = true)]
     public static partial long syscall(long number, long a1, long a2, long a3);
@@ -145,7 +144,7 @@ public static unsafe partial class Libc
 
 /// <summary>struct stat on x86-64 (144 bytes); only st_mode (offset 24) and st_size (offset 48) are read.</summary>
 [StructLayout(LayoutKind.Explicit, Size = 144)]
-public struct stat_t
+internal struct stat_t
 {
     [FieldOffset(24)] public uint st_mode;
     [FieldOffset(48)] public long st_size;
@@ -153,24 +152,16 @@ public struct stat_t
 
 /// <summary>struct pollfd: fd, requested events, returned events (8 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct pollfd_t
+internal struct pollfd_t
 {
     public int fd;
     public short events;
     public short revents;
 }
 
-/// <summary>struct epoll_event is packed on x86-64: 4-byte events then 8-byte data, 12 bytes in all.</summary>
-[StructLayout(LayoutKind.Sequential, Pack = 4)]
-public struct epoll_event
-{
-    public uint events;
-    public ulong data;
-}
-
 /// <summary>glibc's struct termios on x86-64 (60 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public unsafe struct termios_t
+internal unsafe struct termios_t
 {
     public uint c_iflag, c_oflag, c_cflag, c_lflag;
     public byte c_line;
@@ -180,7 +171,7 @@ public unsafe struct termios_t
 
 /// <summary>glibc's struct sigaction on x86-64 (152 bytes): handler, 1024-bit mask, flags, restorer.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public unsafe struct sigaction_t
+internal unsafe struct sigaction_t
 {
     public nint sa_handler;
     public fixed ulong sa_mask[16];

@@ -8,7 +8,7 @@ namespace KvmSharp.Interop;
 
 /// <summary>struct pm_scan_arg (96 bytes). The kernel writes <c>walk_end</c> back: where the walk stopped.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct pm_scan_arg
+internal struct pm_scan_arg
 {
     public ulong size;
     public ulong flags;
@@ -26,14 +26,14 @@ public struct pm_scan_arg
 
 /// <summary>struct page_region (24 bytes): [start, end) with the categories (masked by return_mask) of all its pages.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct page_region
+internal struct page_region
 {
     public ulong start;
     public ulong end;
     public ulong categories;
 }
 
-public static unsafe class PageMap
+internal static unsafe class PageMap
 {
     public static readonly uint PAGEMAP_SCAN = Ioc.IOWR('f', 16, (uint)sizeof(pm_scan_arg));
 

@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace KvmSharp.Interop;
 
 /// <summary>TUN/TAP interop as named in &lt;linux/if_tun.h&gt;, &lt;linux/if.h&gt; and &lt;linux/if_packet.h&gt;.</summary>
-public static unsafe partial class Tun
+internal static unsafe partial class Tun
 {
     public const string CloneDevice = "/dev/net/tun";
     /// <summary>IFNAMSIZ: interface names hold at most 15 bytes plus the NUL.</summary>
@@ -40,7 +40,7 @@ public static unsafe partial class Tun
 
 /// <summary>struct ifreq (40 bytes on x86-64): the name, then a 24-byte union of which TUNSETIFF uses ifr_flags.</summary>
 [StructLayout(LayoutKind.Sequential, Size = 40)]
-public unsafe struct ifreq_t
+internal unsafe struct ifreq_t
 {
     public fixed byte ifr_name[Tun.IFNAMSIZ];
     public short ifr_flags;
@@ -48,7 +48,7 @@ public unsafe struct ifreq_t
 
 /// <summary>struct sockaddr_ll (20 bytes): a link-level address for AF_PACKET.</summary>
 [StructLayout(LayoutKind.Sequential, Size = 20)]
-public unsafe struct sockaddr_ll
+internal unsafe struct sockaddr_ll
 {
     public ushort sll_family;
     /// <summary>Network byte order.</summary>

@@ -6,7 +6,7 @@ namespace KvmSharp.Interop;
 #pragma warning disable CS0649
 
 [StructLayout(LayoutKind.Sequential)]
-public struct uffdio_api
+internal struct uffdio_api
 {
     public ulong api;
     public ulong features;
@@ -14,14 +14,14 @@ public struct uffdio_api
 }
 
 [StructLayout(LayoutKind.Sequential)]
-public struct uffdio_range
+internal struct uffdio_range
 {
     public ulong start;
     public ulong len;
 }
 
 [StructLayout(LayoutKind.Sequential)]
-public struct uffdio_register
+internal struct uffdio_register
 {
     public uffdio_range range;
     public ulong mode;
@@ -29,14 +29,14 @@ public struct uffdio_register
 }
 
 [StructLayout(LayoutKind.Sequential)]
-public struct uffdio_writeprotect
+internal struct uffdio_writeprotect
 {
     public uffdio_range range;
     public ulong mode;
 }
 
 [StructLayout(LayoutKind.Sequential)]
-public struct uffdio_copy
+internal struct uffdio_copy
 {
     public ulong dst;
     public ulong src;
@@ -47,7 +47,7 @@ public struct uffdio_copy
 
 /// <summary>Not in Debian 12 headers (Linux 6.8+): moves pages (a whole transparent huge page when aligned) into a range.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct uffdio_move
+internal struct uffdio_move
 {
     public ulong dst;
     public ulong src;
@@ -57,28 +57,14 @@ public struct uffdio_move
 }
 
 [StructLayout(LayoutKind.Sequential)]
-public struct uffdio_zeropage
+internal struct uffdio_zeropage
 {
     public uffdio_range range;
     public ulong mode;
     public long zeropage;
 }
 
-/// <summary>struct uffd_msg (32 bytes). Only the pagefault member of the union is decoded.</summary>
-[StructLayout(LayoutKind.Sequential)]
-public struct uffd_msg
-{
-    public byte @event;
-    public byte reserved1;
-    public ushort reserved2;
-    public uint reserved3;
-    public ulong pagefault_flags;
-    public ulong pagefault_address;
-    public uint pagefault_ptid;
-    public uint pad;
-}
-
-public static unsafe class Uffd
+internal static unsafe class Uffd
 {
     public const uint UFFDIO = 0xAA;
     public const ulong UFFD_API = 0xAA;

@@ -82,19 +82,19 @@ public sealed partial class GuestMemory : IDisposable
     /// <summary>True when [gpa, gpa+length) lies entirely inside one region (length 0 included).</summary>
     public bool Contains(ulong gpa, ulong length) => TryFind(gpa, length, out _, out _);
 
-    public void Read(ulong gpa, Span<byte> destination) => Resolve(gpa, destination.Length).CopyTo(destination);
+    public void Read(ulong gpa, Span<byte> destination) => Resolve(gpa, destination.Length, write: false).CopyTo(destination);
 
     public void Write(ulong gpa, ReadOnlySpan<byte> source)
     {
-        source.CopyTo(Resolve(gpa, source.Length));
+        source.CopyTo(Resolve(gpa, source.Length, write: true));
         NoteHostWrite(gpa, (ulong)source.Length);
     }
 
-    public T Read<T>(ulong gpa) where T : unmanaged => MemoryMarshal.Read<T>(Resolve(gpa, Unsafe.SizeOf<T>()));
+    public T Read<T>(ulong gpa) where T : unmanaged => MemoryMarshal.Read<T>(Resolve(gpa, Unsafe.SizeOf<T>(), write: false));
 
     public void Write<T>(ulong gpa, T value) where T : unmanaged
     {
-        MemoryMarshal.Write(Resolve(gpa, Unsafe.SizeOf<T>()), in value);
+        MemoryMarshal.Write(Resolve(gpa, Unsafe.SizeOf<T>(), write: true), in value);
         NoteHostWrite(gpa, (ulong)Unsafe.SizeOf<T>());
     }
 
@@ -104,7 +104,7 @@ public sealed partial class GuestMemory : IDisposable
         while (length > 0)
         {
             int chunk = (int)Math.Min(length, 1UL << 30);
-            Resolve(gpa, chunk).Clear();
+            Resolve(gpa, chunk, write: true).Clear();
             NoteHostWrite(gpa, (ulong)chunk);
             gpa += (ulong)chunk;
             length -= (ulong)chunk;
@@ -129,11 +129,47 @@ public sealed partial class GuestMemory : IDisposable
         return false;
     }
 
-    private Span<byte> Resolve(ulong gpa, int length)
+    private Span<byte> Resolve(ulong gpa, int length, bool write)
     {
         if (!TryFind(gpa, (ulong)length, out var region, out ulong offset))
             throw new GuestMemoryException($"guest physical range 0x{gpa:x}+0x{length:x} is outside guest RAM ({Size} bytes)");
+        if (Volatile.Read(ref _userfaultHolders) > 0) region.TryPopulate(offset, (ulong)length, write);
         return region.GetSpan(offset, length);
+    }
+
+    private int _userfaultHolders;
+
+    /// <summary>
+    /// Declares that a userfaultfd may block accesses to guest RAM until the returned scope ends (a lazy restore's
+    /// missing pages, a live snapshot's write protection). Meanwhile every host access first faults its pages in from a
+    /// system call: a managed thread blocked in a page fault cannot be stopped for a garbage collection, and the thread
+    /// that serves the fault is managed too, so a collection starting then would wait for ever (vCPUs are safe: they
+    /// fault inside KVM_RUN).
+    /// </summary>
+    public IDisposable HoldForUserfaults()
+    {
+        Interlocked.Increment(ref _userfaultHolders);
+        return new UserfaultHold(this);
+    }
+
+    /// <summary>
+    /// For code that takes a span of guest RAM itself (<see cref="GuestMemoryRegion.GetSpan"/>): faults
+    /// [gpa, gpa+length) in from a system call first while a userfaultfd holds RAM. A no-op otherwise.
+    /// </summary>
+    public void PrepareHostAccess(ulong gpa, ulong length, bool write)
+    {
+        if (Volatile.Read(ref _userfaultHolders) == 0) return;
+        if (TryFind(gpa, length, out var region, out ulong offset)) region.TryPopulate(offset, length, write);
+    }
+
+    private sealed class UserfaultHold(GuestMemory memory) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0) Interlocked.Decrement(ref memory._userfaultHolders);
+        }
     }
 
     public void Dispose()

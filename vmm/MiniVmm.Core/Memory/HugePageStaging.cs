@@ -18,15 +18,15 @@ public sealed class HugePageStaging : IDisposable
     {
         // Twice the size, so that an aligned 2 MiB window exists whatever address the kernel picks.
         _mapping = MemoryMapping.Anonymous(2 * (ulong)Size, hugePages: true);
-        ulong address = (ulong)_mapping.DangerousGetAddress();
-        _offset = ((address + Size - 1) & ~((ulong)Size - 1)) - address;
+        _offset = _mapping.FirstAlignedOffset(Size);
     }
 
     /// <summary>The staging page; valid until the next move takes its content away.</summary>
     public Span<byte> Span => _mapping.GetSpan(_offset, Size);
 
-    /// <summary>Its host address, for UFFDIO_MOVE only.</summary>
-    public nint DangerousGetAddress() => _mapping.DangerousGetAddress() + (nint)_offset;
+    /// <summary>Moves the staging page into a missing range of <paramref name="destination"/> (UFFDIO_MOVE).</summary>
+    internal UffdResult MoveInto(UserfaultFd uffd, MemoryMapping destination, ulong offset) =>
+        uffd.TryMove(destination, offset, _mapping, _offset, Size);
 
     /// <summary>Drops whatever a partial move left behind, so the next fill starts from an empty area.</summary>
     public void Discard() => _mapping.Discard(_offset, Size);

@@ -1,8 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using KvmSharp;
-using KvmSharp.Interop;
 using Microsoft.Extensions.Logging;
 
 namespace MiniVmm.Core.Runtime;
@@ -19,7 +17,7 @@ public sealed class MainLoop : IDisposable
     private readonly Epoll _epoll = new();
     private readonly EventFd _wake = new();
     private readonly ConcurrentQueue<Action> _bottomHalves = new();
-    private readonly Dictionary<ulong, Action<uint>> _handlers = new();
+    private readonly Dictionary<ulong, Action<EpollEvents>> _handlers = new();
     private readonly PriorityQueue<Timer, long> _timers = new();
     private readonly ILogger _log;
     private ulong _nextToken = 1;
@@ -30,7 +28,7 @@ public sealed class MainLoop : IDisposable
     public MainLoop(ILogger log)
     {
         _log = log;
-        _epoll.Add(_wake.Handle, Libc.EPOLLIN, WakeToken);
+        _epoll.Add(_wake, EpollEvents.Readable, WakeToken);
     }
 
     /// <summary>The exception that ended the loop, if one did.</summary>
@@ -50,8 +48,8 @@ public sealed class MainLoop : IDisposable
         Wake();
     }
 
-    /// <summary>Watches <paramref name="fd"/>; the handler gets the epoll event bits. Returns a token for removal.</summary>
-    public ulong AddFd(SafeHandle fd, uint events, Action<uint> handler)
+    /// <summary>Watches <paramref name="fd"/>; the handler gets the events that happened. Returns a token for removal.</summary>
+    public ulong AddFd(IPollable fd, EpollEvents events, Action<EpollEvents> handler)
     {
         ulong token = _nextToken++;
         _handlers[token] = handler;
@@ -59,7 +57,7 @@ public sealed class MainLoop : IDisposable
         return token;
     }
 
-    public void RemoveFd(SafeHandle fd, ulong token)
+    public void RemoveFd(IPollable fd, ulong token)
     {
         _handlers.Remove(token);
         _epoll.Remove(fd);
@@ -90,7 +88,7 @@ public sealed class MainLoop : IDisposable
     public void Run()
     {
         _threadId = Environment.CurrentManagedThreadId;
-        Span<epoll_event> events = stackalloc epoll_event[16];
+        Span<EpollEvent> events = stackalloc EpollEvent[16];
         try
         {
             while (!_stop)
@@ -100,8 +98,8 @@ public sealed class MainLoop : IDisposable
                 int n = _epoll.Wait(events, NextTimeoutMs());
                 for (int i = 0; i < n; i++)
                 {
-                    if (events[i].data == WakeToken) { _wake.Drain(); continue; }
-                    if (_handlers.TryGetValue(events[i].data, out var handler)) handler(events[i].events);
+                    if (events[i].Token == WakeToken) { _wake.Drain(); continue; }
+                    if (_handlers.TryGetValue(events[i].Token, out var handler)) handler(events[i].Events);
                 }
                 RunDueTimers();
             }

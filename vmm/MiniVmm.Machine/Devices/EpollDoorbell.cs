@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 using KvmSharp;
-using KvmSharp.Interop;
+using KvmSharp.Abi;
 using MiniVmm.Devices.Virtio;
 
 namespace MiniVmm.Machine.Devices;
@@ -17,13 +17,13 @@ public sealed class EpollDoorbell : IVirtioDoorbell, IDisposable
     private readonly IoEventFd _ioeventfd;
     private readonly Epoll _epoll = new();
 
-    public EpollDoorbell(IoEventFd ioeventfd, SafeHandle watched)
+    public EpollDoorbell(IoEventFd ioeventfd, IPollable watched)
     {
         _ioeventfd = ioeventfd;
         try
         {
-            _epoll.Add(ioeventfd.EventHandle, Libc.EPOLLIN, KickToken);
-            _epoll.Add(watched, Libc.EPOLLIN | Libc.EPOLLET, WatchedToken);
+            _epoll.Add(ioeventfd, EpollEvents.Readable, KickToken);
+            _epoll.Add(watched, EpollEvents.Readable | EpollEvents.EdgeTriggered, WatchedToken);
         }
         catch
         {
@@ -34,12 +34,12 @@ public sealed class EpollDoorbell : IVirtioDoorbell, IDisposable
 
     public void Wait()
     {
-        Span<epoll_event> events = stackalloc epoll_event[2];
+        Span<EpollEvent> events = stackalloc EpollEvent[2];
         while (true)
         {
             int n = _epoll.Wait(events, -1);
             for (int i = 0; i < n; i++)
-                if (events[i].data == KickToken) _ioeventfd.Wait(); // readable: the read does not block
+                if (events[i].Token == KickToken) _ioeventfd.Wait(); // readable: the read does not block
             if (n > 0) return;
         }
     }

@@ -1,3 +1,5 @@
+using KvmSharp;
+
 namespace MiniVmm.Machine.Devices;
 
 /// <summary>What a failed tap read or write means for the device.</summary>
@@ -15,13 +17,10 @@ public enum TapFailure
 /// "no frame" or "dropped") into <see cref="TapFailure"/>.</summary>
 public static class TapErrors
 {
-    // Linux errno values.
-    private const int EINTR = 4, EAGAIN = 11, ENOMEM = 12, EINVAL = 22, EMSGSIZE = 90, ENOBUFS = 105;
-
-    public static TapFailure Classify(int errno) => errno switch
+    public static TapFailure Classify(Errno errno) => errno switch
     {
-        EAGAIN or EINTR or ENOBUFS or ENOMEM => TapFailure.Transient,
-        EINVAL or EMSGSIZE => TapFailure.FrameRefused,
+        Errno.EAGAIN or Errno.EINTR or Errno.ENOBUFS or Errno.ENOMEM => TapFailure.Transient,
+        Errno.EINVAL or Errno.EMSGSIZE => TapFailure.FrameRefused,
         _ => TapFailure.Dead,
     };
 }

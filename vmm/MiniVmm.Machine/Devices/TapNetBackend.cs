@@ -1,5 +1,5 @@
 using KvmSharp;
-using KvmSharp.Interop;
+using KvmSharp.Abi;
 using MiniVmm.Devices.Virtio.Net;
 
 namespace MiniVmm.Machine.Devices;
@@ -30,8 +30,8 @@ public sealed class TapNetBackend : INetBackend
         {
             _epoll = new Epoll();
             _stop = new EventFd();
-            _epoll.Add(tap.Handle, Libc.EPOLLIN | Libc.EPOLLET, TapToken);
-            _epoll.Add(_stop.Handle, Libc.EPOLLIN, StopToken);
+            _epoll.Add(tap, EpollEvents.Readable | EpollEvents.EdgeTriggered, TapToken);
+            _epoll.Add(_stop, EpollEvents.Readable, StopToken);
         }
         catch
         {
@@ -48,33 +48,33 @@ public sealed class TapNetBackend : INetBackend
     public bool Watchable => _epoll is not null;
 
     public void SetGuestOffloads(bool csum, bool tso4, bool tso6) =>
-        _tap.SetOffload((csum ? Tun.TUN_F_CSUM : 0) | (tso4 ? Tun.TUN_F_TSO4 : 0) | (tso6 ? Tun.TUN_F_TSO6 : 0));
+        _tap.SetOffload((csum ? TapOffloads.Checksum : 0) | (tso4 ? TapOffloads.Tso4 : 0) | (tso6 ? TapOffloads.Tso6 : 0));
 
     public int TryRead(Span<byte> buffer)
     {
         try { return _tap.Read(buffer); }
-        catch (KvmException e) when (TapErrors.Classify(e.Errno) != TapFailure.Dead) { return -1; }
-        catch (KvmException e) { throw Dead(e); }
+        catch (LinuxException e) when (TapErrors.Classify(e.Errno) != TapFailure.Dead) { return -1; }
+        catch (LinuxException e) { throw Dead(e); }
     }
 
     public bool TryWrite(ReadOnlySpan<byte> frame)
     {
         try { return _tap.Write(frame); }
-        catch (KvmException e) when (TapErrors.Classify(e.Errno) == TapFailure.Transient) { return false; }
-        catch (KvmException e) when (TapErrors.Classify(e.Errno) == TapFailure.Dead) { throw Dead(e); }
+        catch (LinuxException e) when (TapErrors.Classify(e.Errno) == TapFailure.Transient) { return false; }
+        catch (LinuxException e) when (TapErrors.Classify(e.Errno) == TapFailure.Dead) { throw Dead(e); }
     }
 
     public bool WaitReadable()
     {
         if (_epoll is null) throw new InvalidOperationException($"internal error: tap '{TapName}' was opened for a doorbell that watches it");
-        Span<epoll_event> events = stackalloc epoll_event[2];
+        Span<EpollEvent> events = stackalloc EpollEvent[2];
         while (!_closed)
         {
             int n;
             try { n = _epoll.Wait(events, -1); }
-            catch (KvmException e) { throw Dead(e); }
+            catch (LinuxException e) { throw Dead(e); }
             for (int i = 0; i < n; i++)
-                if (events[i].data == StopToken) return false;
+                if (events[i].Token == StopToken) return false;
             if (n > 0) return !_closed;
         }
         return false;
@@ -86,7 +86,7 @@ public sealed class TapNetBackend : INetBackend
         _stop?.Signal();
     }
 
-    private NetBackendDeadException Dead(KvmException e) => new($"tap '{TapName}' failed for good: {e.Message}", e);
+    private NetBackendDeadException Dead(LinuxException e) => new($"tap '{TapName}' failed for good: {e.Message}", e);
 
     public void Dispose()
     {

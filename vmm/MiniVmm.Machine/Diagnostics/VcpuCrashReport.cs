@@ -1,7 +1,7 @@
 using System.Text;
 using Iced.Intel;
 using KvmSharp;
-using KvmSharp.Interop;
+using KvmSharp.Abi;
 using MiniVmm.Core.Memory;
 
 namespace MiniVmm.Machine.Diagnostics;

@@ -1,7 +1,7 @@
 using MiniVmm.Machine.Snapshots;
 using System.Globalization;
 using System.Text;
-using KvmSharp.Interop;
+using KvmSharp.Abi;
 using MiniVmm.Core.Runtime;
 using MiniVmm.Machine.Diagnostics;
 

@@ -151,7 +151,8 @@ public sealed class SnapshotController
                 throw new ArgumentException("incremental snapshots need the write-tracking engine (--snapshot-mode write-tracking)");
             var engine = SnapshotEngines.For(options.Mode);
             var info = new SnapshotHeaderInfo(engine.Name, _source.DescribeConfig(), RecordedVmConfig.HostCpuModel(),
-                _vm.Memory.Regions.Select(r => new SnapshotRegion(r.GuestAddress, r.Size)).ToList()) { Parent = parent };
+                _vm.Memory.Regions.Select(r => new SnapshotRegion(r.GuestAddress, r.Size)).ToList())
+            { Parent = parent };
             _destination = SnapshotDestination.Open(destination, info, options.StallTimeout, S3);
             var sink = _destination.Sink;
             if (writableDrives)
@@ -165,7 +166,7 @@ public sealed class SnapshotController
             _job = engine.Start(_source, sink, options, _log);
         }
         catch (Exception e) when (e is SnapshotException or ChangeTrackingException or IOException or UnauthorizedAccessException or ArgumentException
-                                      or TimeoutException or KvmSharp.KvmException or SnapshotFormatException)
+                                      or TimeoutException or KvmSharp.LinuxException or SnapshotFormatException)
         {
             error = e.Message;
             _vmSource.Drives = null;

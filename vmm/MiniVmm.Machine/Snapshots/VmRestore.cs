@@ -161,8 +161,7 @@ public static class VmRestore
                         hugePages: recorded.HugePages);
                     vm.Adopt(chain);    // the page server reads it for the VM's lifetime
                     fileAdopted = true;
-                    vm.Adopt(lazy);     // disposed after the vCPUs stop, before RAM is unmapped
-                    vm.LazyPages = lazy;
+                    vm.UseMemoryBackend(lazy); // disposed after the vCPUs stop, before RAM is unmapped
                     // A working set recorded from the store goes back there; a stopping VM waits for that upload.
                     var upload = remote is not null && options.RecordWorkingSet is not null ? new PendingTask(ObjectStoreBytes.ReadDeadline) : null;
                     if (upload is not null) vm.Adopt(upload);

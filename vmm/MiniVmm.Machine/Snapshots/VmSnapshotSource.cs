@@ -40,9 +40,7 @@ public sealed class VmSnapshotSource : ISnapshotSource
 
     public void PrepareMemory()
     {
-        if (_vm.LazyPages is not { } lazy) return;
-        lazy.CompleteAndDetach();
-        _vm.LazyPages = null;
+        _vm.MakeMemoryResident();
     }
 
     public void Pause() => _vm.PauseVcpus(PauseTimeout);

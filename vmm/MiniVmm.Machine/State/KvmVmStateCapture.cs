@@ -1,5 +1,5 @@
 using KvmSharp;
-using KvmSharp.Interop;
+using KvmSharp.Abi;
 
 namespace MiniVmm.Machine.State;
 
@@ -7,9 +7,9 @@ namespace MiniVmm.Machine.State;
 internal static class KvmVmStateCapture
 {
     public static KvmVmState Capture(VirtualMachine vm) => new(
-        vm.GetIrqChip(Kvm.KVM_IRQCHIP_PIC_MASTER),
-        vm.GetIrqChip(Kvm.KVM_IRQCHIP_PIC_SLAVE),
-        vm.GetIrqChip(Kvm.KVM_IRQCHIP_IOAPIC),
+        vm.GetIrqChip(IrqChipId.PicMaster),
+        vm.GetIrqChip(IrqChipId.PicSlave),
+        vm.GetIrqChip(IrqChipId.IoApic),
         vm.GetPit2(),
         vm.GetClock());
 

@@ -1,5 +1,5 @@
 using KvmSharp;
-using KvmSharp.Interop;
+using KvmSharp.Abi;
 using Microsoft.Extensions.Logging;
 
 namespace MiniVmm.Machine.State;
@@ -21,14 +21,14 @@ internal sealed class VcpuStateCapture
     public VcpuStateCapture(KvmSystem kvm, ILogger log)
     {
         _log = log;
-        _xsaveSize = Math.Max(4096, kvm.CheckExtension(Kvm.KVM_CAP_XSAVE2));
+        _xsaveSize = Math.Max(4096, kvm.CheckExtension(KvmCapability.Xsave2));
         _msrCandidates = kvm.GetMsrIndexList();
     }
 
     /// <summary>Reads every part of the vCPU's state (on its thread, or while it is parked outside KVM_RUN).</summary>
     public VcpuState Capture(Vcpu vcpu) => new(
         vcpu.Index,
-        vcpu.GetMpState(),
+        (uint)vcpu.GetMpState(),
         vcpu.GetRegs(),
         vcpu.GetSregs(),
         vcpu.GetXsave(_xsaveSize),
@@ -81,7 +81,7 @@ internal sealed class VcpuStateCapture
         Apply(i, VmStateSections.Msrs, () => SetMsrsTolerant(vcpu, msrs, log));
         Apply(i, VmStateSections.Events, () => vcpu.SetEvents(state.Events));
         Apply(i, VmStateSections.DebugRegs, () => vcpu.SetDebugRegs(state.DebugRegs));
-        Apply(i, VmStateSections.MpState, () => vcpu.SetMpState(state.MpState));
+        Apply(i, VmStateSections.MpState, () => vcpu.SetMpState((VcpuMpState)state.MpState));
     }
 
     /// <summary>KVM_SET_XSAVE reads as many bytes as this host's XSAVE area has: a shorter recorded area (an older

@@ -1,5 +1,6 @@
 using System.Globalization;
-using KvmSharp.Interop;
+using KvmSharp;
+using KvmSharp.Abi;
 using MiniVmm.Snapshot.Format;
 
 namespace MiniVmm.Machine.State;
@@ -108,9 +109,9 @@ internal static class VmStateSections
         }
 
         var kvm = new KvmVmState(
-            Chip(Struct<kvm_irqchip>(Pic0), Kvm.KVM_IRQCHIP_PIC_MASTER, Pic0),
-            Chip(Struct<kvm_irqchip>(Pic1), Kvm.KVM_IRQCHIP_PIC_SLAVE, Pic1),
-            Chip(Struct<kvm_irqchip>(Ioapic), Kvm.KVM_IRQCHIP_IOAPIC, Ioapic),
+            Chip(Struct<kvm_irqchip>(Pic0), IrqChipId.PicMaster, Pic0),
+            Chip(Struct<kvm_irqchip>(Pic1), IrqChipId.PicSlave, Pic1),
+            Chip(Struct<kvm_irqchip>(Ioapic), IrqChipId.IoApic, Ioapic),
             Struct<kvm_pit_state2>(Pit2),
             Struct<kvm_clock_data>(Clock));
 
@@ -127,7 +128,7 @@ internal static class VmStateSections
     }
 
     /// <summary>The chip id inside the struct says which chip KVM_SET_IRQCHIP writes: it must match the section.</summary>
-    private static kvm_irqchip Chip(kvm_irqchip chip, uint expected, string id) => chip.chip_id == expected
+    private static kvm_irqchip Chip(kvm_irqchip chip, IrqChipId expected, string id) => chip.chip_id == (uint)expected
         ? chip
-        : throw new StateRestoreException($"section '{id}' holds the state of irqchip {chip.chip_id}, not {expected}");
+        : throw new StateRestoreException($"section '{id}' holds the state of irqchip {chip.chip_id}, not {(uint)expected}");
 }

@@ -1,4 +1,4 @@
-using KvmSharp.Interop;
+using KvmSharp.Abi;
 
 namespace MiniVmm.Machine.Vcpus;
 

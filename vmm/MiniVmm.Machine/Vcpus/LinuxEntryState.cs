@@ -1,5 +1,5 @@
 using KvmSharp;
-using KvmSharp.Interop;
+using KvmSharp.Abi;
 using MiniVmm.Core.Boot;
 
 namespace MiniVmm.Machine.Vcpus;

@@ -1,5 +1,5 @@
 using KvmSharp;
-using KvmSharp.Interop;
+using KvmSharp.Abi;
 
 namespace MiniVmm.Machine.Vcpus;
 

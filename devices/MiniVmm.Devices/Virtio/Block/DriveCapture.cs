@@ -56,7 +56,7 @@ public sealed class DriveCapture
     {
         _nextData = nextData;
         if (blockSize < 4096 || (blockSize & (blockSize - 1)) != 0) throw new ArgumentException($"block size {blockSize} is not a power of two of at least 4 KiB");
-        if (length < 0) throw new ArgumentOutOfRangeException(nameof(length));
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
         _drive = drive;
         _target = target;
         Length = length;

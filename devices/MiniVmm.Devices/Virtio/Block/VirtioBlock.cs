@@ -146,6 +146,7 @@ public sealed class VirtioBlock : VirtioDevice
                 int n = (int)Math.Min(length, 1UL << 20);
                 if (!memory.TryFind(gpa, (ulong)n, out var region, out ulong regionOffset))
                     throw new VirtqueueException($"buffer 0x{gpa:x}+0x{n:x} left guest RAM");
+                memory.PrepareHostAccess(gpa, (ulong)n, write: toGuest);
                 var span = region.GetSpan(regionOffset, n);
                 bool aligned = gpa % RawImage.DirectAlignment == 0;
                 if (toGuest)
@@ -186,5 +187,6 @@ public sealed class VirtioBlock : VirtioDevice
     protected override void Dispose(bool disposing)
     {
         if (disposing) _image.Dispose();
+        base.Dispose(disposing);
     }
 }

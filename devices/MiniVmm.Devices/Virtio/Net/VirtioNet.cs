@@ -83,11 +83,11 @@ public sealed class VirtioNet : VirtioDevice
         _config.AsSpan((int)offset, n).CopyTo(data);
     }
 
-    protected override void OnActivate(ulong acked)
+    protected override void OnActivate(ulong ackedFeatures)
     {
         try
         {
-            _backend.SetGuestOffloads((acked & P.FeatureGuestCsum) != 0, (acked & P.FeatureGuestTso4) != 0, (acked & P.FeatureGuestTso6) != 0);
+            _backend.SetGuestOffloads((ackedFeatures & P.FeatureGuestCsum) != 0, (ackedFeatures & P.FeatureGuestTso4) != 0, (ackedFeatures & P.FeatureGuestTso6) != 0);
         }
         catch (IOException e)
         {
@@ -203,6 +203,7 @@ public sealed class VirtioNet : VirtioDevice
 
     protected override void Dispose(bool disposing)
     {
+        base.Dispose(disposing);
         if (!disposing) return;
         var c = Counters;
         _logger.LogInformation("{Device}: received {RxFrames} frames ({RxBytes} bytes), sent {TxFrames} ({TxBytes} bytes); dropped: {RxTooBig} received frames too big for the buffer, {TxMalformed} malformed transmit chains, {TxBadHeader} transmitted frames with a bad header and {TxDropped} unsendable ones",

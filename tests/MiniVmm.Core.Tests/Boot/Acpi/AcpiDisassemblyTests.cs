@@ -30,7 +30,10 @@ public sealed class AcpiDisassemblyTests : IDisposable
         AcpiTableSet set = AcpiTables.Build(4, Devices);
         ulong at = table switch
         {
-            "xsdt" => set.Xsdt, "facp" => set.Fadt, "apic" => set.Madt, _ => set.Dsdt,
+            "xsdt" => set.Xsdt,
+            "facp" => set.Fadt,
+            "apic" => set.Madt,
+            _ => set.Dsdt,
         };
         string file = WriteTable(set, at, table);
 

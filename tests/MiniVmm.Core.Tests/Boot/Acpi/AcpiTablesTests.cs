@@ -180,7 +180,7 @@ public sealed class AcpiTablesTests : IDisposable
     private static int CountOf(byte[] haystack, byte[] needle)
     {
         int n = 0;
-        for (int i = haystack.AsSpan().IndexOf(needle); i >= 0; )
+        for (int i = haystack.AsSpan().IndexOf(needle); i >= 0;)
         {
             n++;
             int next = haystack.AsSpan(i + 1).IndexOf(needle);
