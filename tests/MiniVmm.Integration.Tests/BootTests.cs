@@ -1,6 +1,7 @@
 using MiniVmm.Firmware;
 using MiniVmm.Machine;
 using MiniVmm.Tests.Shared;
+using MiniVmm.Core.Memory;
 
 namespace MiniVmm.Integration.Tests;
 
@@ -52,7 +53,7 @@ public sealed class BootTests
             run.WaitUntil(() => run.VcpuStatus(0, GuestAbi.VcpuStatus.Generation) >= 1, "the first sweep");
             // Flip the generation word of a page the writer will check again on its next sweep.
             ulong victim = GuestAbi.BufferGpa + 100 * 4096;
-            run.Vm.Memory.Write<ulong>(victim, 0xdead_beef_0bad_f00d);
+            run.Vm.Memory.Write<ulong>(new GuestAddress(victim), 0xdead_beef_0bad_f00d);
             run.WaitUntil(() => run.Status(GuestAbi.Status.TotalFailures) > 0, "the writer to notice the corruption");
             run.Status(GuestAbi.Status.FirstFailureGpa).Should().Be(victim);
             run.Status(GuestAbi.Status.FirstFailureFound).Should().Be(0xdead_beef_0bad_f00d);

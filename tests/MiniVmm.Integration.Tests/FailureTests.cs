@@ -1,3 +1,5 @@
+using MiniVmm.Core.Boot;
+using MiniVmm.Devices.Virtio.Block;
 using MiniVmm.Machine;
 using MiniVmm.Tests.Shared;
 
@@ -86,6 +88,43 @@ public sealed class FailureTests
     {
         var act = () => Vm.Create(new VmConfig { KernelPath = GuestFiles.Hello, CommandLine = new string('x', 5000) }, GuestRun.Loggers);
         act.Should().Throw<VmConfigException>().WithMessage("*command line*");
+    }
+
+    [KvmFact]
+    public void A_vm_that_fails_late_in_its_build_releases_every_fd_and_thread()
+    {
+        // The command line is checked last, after RAM, devices (a drive, with its ioeventfd and irqfd) and vCPUs exist.
+        string image = GuestFiles.Write("late-failure.img", new byte[1 << 20]);
+        var config = new VmConfig
+        {
+            KernelPath = GuestFiles.Hello, Vcpus = 2, CommandLine = new string('x', PvhLoader.MaxCommandLineBytes - 8),
+            Drives = [new DriveSpec(image)],
+        };
+        Fails();
+        int fds = Directory.GetFiles("/proc/self/fd").Length;
+        int threads = System.Diagnostics.Process.GetCurrentProcess().Threads.Count;
+        for (int i = 0; i < 10; i++) Fails();
+        Directory.GetFiles("/proc/self/fd").Length.Should().BeLessThanOrEqualTo(fds + 2);
+        System.Diagnostics.Process.GetCurrentProcess().Threads.Count.Should().BeLessThanOrEqualTo(threads + 4);
+
+        void Fails() => FluentActions.Invoking(() => Vm.Create(config, GuestRun.Loggers)).Should().Throw<VmConfigException>()
+            .WithMessage("*above this kernel's limit*");
+    }
+
+    [KvmFact]
+    public void A_vm_is_released_level_by_level_threads_first_ram_and_kvm_last()
+    {
+        string image = GuestFiles.Write("teardown-order.img", new byte[1 << 20]);
+        using var vm = Vm.Create(new VmConfig { KernelPath = GuestFiles.Hello, Vcpus = 2, Drives = [new DriveSpec(image)] }, GuestRun.Loggers);
+
+        var order = vm.TeardownOrder();
+
+        order.Should().ContainInOrder("VcpuThread", "VcpuThread", "guard: vCPU threads", "Vcpu", "Vcpu", "VirtioBlock",
+            "guard: virtio device workers", "MainLoop", "GuestMemory", "VirtualMachine", "KvmSystem");
+        order.Take(3).Should().Equal("VcpuThread", "VcpuThread", "guard: vCPU threads");
+        order.TakeLast(3).Should().Equal("GuestMemory", "VirtualMachine", "KvmSystem");
+        // The drive's device goes before the ioeventfd and irqfd it signals through.
+        order.ToList().IndexOf("VirtioBlock").Should().BeLessThan(order.ToList().IndexOf("IrqFdInterruptLine"));
     }
 
     [KvmFact]

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using MiniVmm.Firmware;
 using MiniVmm.Machine;
+using MiniVmm.Core.Memory;
 
 namespace MiniVmm.Integration.Tests;
 
@@ -69,9 +70,9 @@ public sealed class GuestRun : IDisposable
         return _status!;
     }
 
-    public ulong Status(int field) => Vm.Memory.Read<ulong>(GuestAbi.StatusPageGpa + (ulong)field);
+    public ulong Status(int field) => Vm.Memory.Read<ulong>(new GuestAddress(GuestAbi.StatusPageGpa + (ulong)field));
 
-    public ulong VcpuStatus(int vcpu, int field) => Vm.Memory.Read<ulong>(GuestAbi.VcpuBlockGpa(vcpu) + (ulong)field);
+    public ulong VcpuStatus(int vcpu, int field) => Vm.Memory.Read<ulong>(new GuestAddress(GuestAbi.VcpuBlockGpa(vcpu) + (ulong)field));
 
     /// <summary>Polls until <paramref name="condition"/> holds (e.g. the writer reached a generation).</summary>
     public void WaitUntil(Func<bool> condition, string what, TimeSpan? timeout = null)

@@ -20,6 +20,7 @@ public sealed partial class Vm
     {
         // Regular files and /dev/null cannot be polled (epoll_ctl fails), so only terminals and pipes feed input.
         if (Config.Serial is not SerialTarget.Stdio) return;
+        _life.OnRelease(VmLevel.ConsoleInput, "terminal input", StopStdinInput);
         _stdin = FileDescriptor.BorrowStandardInput();
         // A terminal goes raw as under QEMU -nographic: keys reach the guest as typed (Ctrl-C too); Ctrl-A x quits.
         _rawTerminal = TerminalRawInput.TryEnter(0);

@@ -98,8 +98,8 @@ public sealed partial class Vm
         int slot = _virtio.Count;
         ulong address = VirtioMmioBase + (ulong)slot * VirtioMmioRegisters.WindowSize;
         uint gsi = VirtioFirstGsi + (uint)slot;
-        // Ownership order matters: _owned is disposed in reverse, so the device (its worker joined) goes before the
-        // irqfd and the ioeventfd it uses.
+        // Ownership order matters: a level is released last-acquired first, so the device (its worker joined) goes
+        // before the irqfd and the ioeventfd it uses.
         VirtioDevice device;
         IInterruptLine line;
         try
@@ -111,21 +111,17 @@ public sealed partial class Vm
                 IVirtioDoorbell ioeventfd;
                 try { ioeventfd = wakeAlsoOn is null ? new IoEventFdDoorbell(kick) : new EpollDoorbell(kick, wakeAlsoOn); }
                 catch { kick.Dispose(); throw; }
-                _owned.Add((IDisposable)ioeventfd);
+                _life.Own(VmLevel.Devices, (IDisposable)ioeventfd);
                 doorbell = ioeventfd;
             }
             catch (LinuxException e)
             {
                 log.LogWarning("{Device}: no ioeventfd ({Error}); queue notifications exit to user space", id, e.Message);
-                var managed = new ManagedDoorbell();
-                _owned.Add(managed);
-                doorbell = managed;
+                doorbell = _life.Own(VmLevel.Devices, new ManagedDoorbell());
             }
             try
             {
-                var irqfd = new IrqFdInterruptLine(KvmVm.CreateIrqFd(gsi));
-                _owned.Add(irqfd);
-                line = irqfd;
+                line = _life.Own(VmLevel.Devices, new IrqFdInterruptLine(KvmVm.CreateIrqFd(gsi)));
             }
             catch (LinuxException e)
             {
@@ -139,7 +135,7 @@ public sealed partial class Vm
             ownedUntilDevice?.Dispose();
             throw;
         }
-        _owned.Add(device);
+        _life.Own(VmLevel.Devices, device);
         devices.AddMmio<VirtioMmioTransport, VirtioMmioTransport.Wiring>(id, address, VirtioMmioRegisters.WindowSize,
             new(device, Memory, line, log));
         _virtio.Add(device);

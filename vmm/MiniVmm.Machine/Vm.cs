@@ -15,13 +15,14 @@ namespace MiniVmm.Machine;
 
 /// <summary>
 /// The composition root of one virtual machine. It owns every kernel object of the VM (KVM system and VM fds, guest
-/// RAM, vCPUs and their threads, the main loop) and disposes them in reverse order. <see cref="Run"/> drives the main
+/// RAM, vCPUs and their threads, the main loop) through one <see cref="OrderedLifetime{TLevel}"/>: built level by level
+/// (<see cref="VmLevel"/>) and released in the reverse order, never under a thread that still runs. <see cref="Run"/> drives the main
 /// loop on the calling thread until the guest exits, a fatal exit happens or a stop is requested.
 /// </summary>
 public sealed partial class Vm : IDisposable
 {
     private readonly ILogger _log;
-    private readonly List<IDisposable> _owned = new();
+    private readonly OrderedLifetime<VmLevel> _life;
     private readonly VcpuThread[] _vcpuThreads;
     private readonly Vcpu[] _vcpus;
     private VmExitStatus? _exitStatus;
@@ -30,8 +31,8 @@ public sealed partial class Vm : IDisposable
     private IGuestMemoryBackend? _memoryBackend; // lazy restore: serves RAM on demand
 
     public VmConfig Config { get; }
-    public KvmSystem Kvm { get; }
-    public VirtualMachine KvmVm { get; }
+    internal KvmSystem Kvm { get; }
+    internal VirtualMachine KvmVm { get; }
     public GuestMemory Memory { get; }
     public Bus Pio { get; }
     public Bus Mmio { get; }
@@ -55,72 +56,86 @@ public sealed partial class Vm : IDisposable
     /// <summary>Raised (on a vCPU thread) when the guest writes 1 to the control port.</summary>
     public event Action? GuestSnapshotRequested;
 
-    private Vm(VmConfig config, ILoggerFactory loggers, KvmSystem kvm, VirtualMachine kvmVm, GuestMemory memory, IReadOnlyList<DeviceState>? restoredDevices,
-        LinuxKernelImage? linuxKernel)
+    /// <summary>Builds the levels above <see cref="VmLevel.Memory"/>; on failure the caller disposes <paramref name="life"/>, which holds them all.</summary>
+    private Vm(VmConfig config, ILoggerFactory loggers, OrderedLifetime<VmLevel> life, KvmSystem kvm, VirtualMachine kvmVm, GuestMemory memory,
+        IReadOnlyList<DeviceState>? restoredDevices, LinuxKernelImage? linuxKernel)
     {
         Config = config;
         _log = loggers.CreateLogger("MiniVmm.Vm");
+        _life = life;
         Kvm = kvm;
         KvmVm = kvmVm;
         Memory = memory;
         Pio = new Bus(BusKind.Pio, "pio");
         Mmio = new Bus(BusKind.Mmio, "mmio");
-        Loop = new MainLoop(loggers.CreateLogger("MiniVmm.MainLoop"));
-        _owned.Add(Loop);
+        Loop = life.Own(VmLevel.MainLoop, new MainLoop(loggers.CreateLogger("MiniVmm.MainLoop")));
+        // A device worker stuck in host I/O may still read or write guest RAM through its spans.
+        life.Guard(VmLevel.Devices, "virtio device workers", () => _virtio.All(d => d.HasStopped));
+        _vcpus = new Vcpu[config.Vcpus];
+        _vcpuThreads = new VcpuThread[config.Vcpus];
+        // A thread still inside KVM_RUN uses kvm_run and guest RAM: unmapping them under it would crash the process.
+        life.Guard(VmLevel.VcpuThreads, "vCPU threads", () => _vcpuThreads.All(t => t is null || t.HasEnded));
 
-        try
-        {
-            _consoleTail = new ConsoleTail();
-            Devices = BuildDevices(restoredDevices, new TailingSink(CreateSerialSink(config.Serial), _consoleTail), loggers);
-            Pio.Freeze();
-            Mmio.Freeze();
+        // Level by level; each uses only the levels below it, and every resource is owned by _life when acquired.
+        _consoleTail = new ConsoleTail();
+        Devices = BuildDevices(restoredDevices, new TailingSink(CreateSerialSink(config.Serial), _consoleTail), loggers);
+        Pio.Freeze();
+        Mmio.Freeze();
+        SupportedCpuid = kvm.GetSupportedCpuid();
+        CreateVcpus(loggers);
+        TscKhz = SafeTscKhz(_vcpus[0]);
+        StateCapture = DiscoverVcpuState(kvm, loggers);
+        EffectiveCommandLine = ComposeCommandLine(linuxKernel);
+    }
 
-            SupportedCpuid = kvm.GetSupportedCpuid();
-            _vcpus = new Vcpu[config.Vcpus];
-            _vcpuThreads = new VcpuThread[config.Vcpus];
-            var dispatcher = new VmExitDispatcher(Pio, Mmio, memory, RequestStop, () => Volatile.Read(ref _stopping) != 0,
-                loggers.CreateLogger("MiniVmm.Exits"));
-            var vcpuLog = loggers.CreateLogger("MiniVmm.Vcpu");
-            for (int i = 0; i < config.Vcpus; i++)
-            {
-                var vcpu = kvmVm.CreateVcpu(i);
-                _vcpus[i] = vcpu;
-                vcpu.SetCpuid(CpuidTable.ForVcpu(SupportedCpuid, i, config.Vcpus));
-                var thread = new VcpuThread(vcpu, dispatcher, vcpuLog);
-                thread.Exited += OnVcpuExited;
-                _vcpuThreads[i] = thread;
-            }
-            TscKhz = SafeTscKhz(_vcpus[0]);
-            // Found now, while no vCPU runs: which MSRs KVM can save. Doing it at the first snapshot would add the
-            // discovery's many ioctls to that snapshot's downtime.
-            long msrStart = System.Diagnostics.Stopwatch.GetTimestamp();
-            StateCapture = new VcpuStateCapture(kvm, loggers.CreateLogger("MiniVmm.State"));
-            StateCapture.DiscoverMsrs(_vcpus[0]);
-            _log.LogDebug("MSR discovery took {Ms:F2} ms", System.Diagnostics.Stopwatch.GetElapsedTime(msrStart).TotalMilliseconds);
-            // A Linux kernel gets its own defaults (console=ttyS0, tsc_early_khz=); MiniVmm's guests read tsc_khz=.
-            string cmdline = !config.AppendTscKhz ? config.CommandLine
-                : linuxKernel is not null ? LinuxCommandLine.WithDefaults(config.CommandLine, TscKhz)
-                : !LinuxCommandLine.HasParameter(config.CommandLine, "tsc_khz") ? (config.CommandLine + " tsc_khz=" + TscKhz).Trim()
-                : config.CommandLine;
-            if (config.AnnounceVirtioDevices && _virtioAnnouncements.Count > 0)
-                cmdline = (cmdline + " " + string.Join(' ', _virtioAnnouncements)).Trim();
-            EffectiveCommandLine = cmdline;
-            int userBytes = System.Text.Encoding.UTF8.GetByteCount(config.CommandLine);
-            int effectiveBytes = System.Text.Encoding.UTF8.GetByteCount(EffectiveCommandLine);
-            int limit = linuxKernel?.CommandLineLimit ?? PvhLoader.MaxCommandLineBytes;
-            string appended = linuxKernel is not null ? "console=, tsc_early_khz=" : "tsc_khz=";
-            if (effectiveBytes > limit && userBytes <= limit)
-                throw new VmConfigException($"the kernel command line is {userBytes} bytes; with what MiniVmm appends ({appended}, " +
-                    $"virtio_mmio.device=) it is {effectiveBytes}, above this kernel's limit of {limit}: shorten it, or pass {appended} yourself");
-        }
-        catch
+    private void CreateVcpus(ILoggerFactory loggers)
+    {
+        var dispatcher = new VmExitDispatcher(Pio, Mmio, Memory, RequestStop, () => Volatile.Read(ref _stopping) != 0,
+            loggers.CreateLogger("MiniVmm.Exits"));
+        var vcpuLog = loggers.CreateLogger("MiniVmm.Vcpu");
+        for (int i = 0; i < Config.Vcpus; i++)
         {
-            // The caller disposes the KVM fds and RAM; what this constructor made so far goes here.
-            foreach (var t in _vcpuThreads ?? []) t?.Dispose();
-            foreach (var v in _vcpus ?? []) v?.Dispose();
-            for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
-            throw;
+            var vcpu = _life.Own(VmLevel.Vcpus, KvmVm.CreateVcpu(i));
+            _vcpus[i] = vcpu;
+            vcpu.SetCpuid(CpuidTable.ForVcpu(SupportedCpuid, i, Config.Vcpus));
+            var thread = _life.Own(VmLevel.VcpuThreads, new VcpuThread(vcpu, dispatcher, vcpuLog));
+            thread.Exited += OnVcpuExited;
+            _vcpuThreads[i] = thread;
         }
+    }
+
+    /// <summary>
+    /// Found now, while no vCPU runs: which MSRs KVM can save. Doing it at the first snapshot would add the discovery's
+    /// many ioctls to that snapshot's downtime.
+    /// </summary>
+    private VcpuStateCapture DiscoverVcpuState(KvmSystem kvm, ILoggerFactory loggers)
+    {
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        var capture = new VcpuStateCapture(kvm, loggers.CreateLogger("MiniVmm.State"));
+        capture.DiscoverMsrs(_vcpus[0]);
+        _log.LogDebug("MSR discovery took {Ms:F2} ms", System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        return capture;
+    }
+
+    /// <summary>The user's command line plus MiniVmm's defaults and the virtio announcements, within the kernel's limit.</summary>
+    private string ComposeCommandLine(LinuxKernelImage? linuxKernel)
+    {
+        var config = Config;
+        // A Linux kernel gets its own defaults (console=ttyS0, tsc_early_khz=); MiniVmm's guests read tsc_khz=.
+        string cmdline = !config.AppendTscKhz ? config.CommandLine
+            : linuxKernel is not null ? LinuxCommandLine.WithDefaults(config.CommandLine, TscKhz)
+            : !LinuxCommandLine.HasParameter(config.CommandLine, "tsc_khz") ? (config.CommandLine + " tsc_khz=" + TscKhz).Trim()
+            : config.CommandLine;
+        if (config.AnnounceVirtioDevices && _virtioAnnouncements.Count > 0)
+            cmdline = (cmdline + " " + string.Join(' ', _virtioAnnouncements)).Trim();
+        int userBytes = System.Text.Encoding.UTF8.GetByteCount(config.CommandLine);
+        int effectiveBytes = System.Text.Encoding.UTF8.GetByteCount(cmdline);
+        int limit = linuxKernel?.CommandLineLimit ?? PvhLoader.MaxCommandLineBytes;
+        string appended = linuxKernel is not null ? "console=, tsc_early_khz=" : "tsc_khz=";
+        if (effectiveBytes > limit && userBytes <= limit)
+            throw new VmConfigException($"the kernel command line is {userBytes} bytes; with what MiniVmm appends ({appended}, " +
+                $"virtio_mmio.device=) it is {effectiveBytes}, above this kernel's limit of {limit}: shorten it, or pass {appended} yourself");
+        return cmdline;
     }
 
     /// <summary>
@@ -157,11 +172,10 @@ public sealed partial class Vm : IDisposable
         LinuxKernelImage? linuxKernel = null)
     {
         config.Validate();
-        var kvm = KvmSystem.Open();
-        VirtualMachine? kvmVm = null;
-        GuestMemory? memory = null;
+        var life = new OrderedLifetime<VmLevel>(loggers.CreateLogger("MiniVmm.Vm"));
         try
         {
+            var kvm = life.Own(VmLevel.Kvm, KvmSystem.Open());
             kvm.RequireCapabilities(
                 KvmCapability.IrqChip, KvmCapability.UserMemory, KvmCapability.ImmediateExit, KvmCapability.Pit2, KvmCapability.ExtCpuid,
                 // Snapshots save these vCPU parts; with them required, every saved part is required on restore too.
@@ -169,24 +183,22 @@ public sealed partial class Vm : IDisposable
             int maxVcpus = kvm.CheckExtension(KvmCapability.MaxVcpus);
             if (maxVcpus > 0 && config.Vcpus > maxVcpus)
                 throw new VmConfigException($"KVM supports at most {maxVcpus} vCPUs; {config.Vcpus} requested");
-            kvmVm = kvm.CreateVm();
+            var kvmVm = life.Own(VmLevel.Kvm, kvm.CreateVm());
             // Memory slots go in before the irqchip and PIT: those register in-kernel I/O devices, which starts an
             // SRCU grace period, and a memslot update right after waits for it (measured: docs/DESIGN-NOTES.md,
             // "VM start-up").
-            memory = memoryFactory?.Invoke() ?? GuestMemory.CreateAnonymous(config.MemoryBytes, config.HugePages);
+            var memory = life.Own(VmLevel.Memory, memoryFactory?.Invoke() ?? GuestMemory.CreateAnonymous(config.MemoryBytes, config.HugePages));
             foreach (var region in memory.Regions)
                 region.MapInto(kvmVm);
             if (kvm.CheckExtension(KvmCapability.SetTssAddr) > 0)
                 kvmVm.SetTssAddress(0xfffb_d000); // VMX needs a real-mode TSS somewhere outside RAM
             kvmVm.CreateIrqChip();
             kvmVm.CreatePit2();
-            return new Vm(config, loggers, kvm, kvmVm, memory, restoredDevices, linuxKernel);
+            return new Vm(config, loggers, life, kvm, kvmVm, memory, restoredDevices, linuxKernel);
         }
         catch
         {
-            memory?.Dispose();
-            kvmVm?.Dispose();
-            kvm.Dispose();
+            life.Dispose();
             throw;
         }
     }
@@ -214,7 +226,7 @@ public sealed partial class Vm : IDisposable
         try
         {
             // ACPI tables too: a PVH Linux kernel (CONFIG_PVH) finds the vCPUs, the IOAPIC and the virtio devices there.
-            boot = PvhLoader.Load(Memory, image, EffectiveCommandLine, PvhLoader.MemoryMapFor([.. Memory.Regions.Select(r => (r.GuestAddress, r.Size))]),
+            boot = PvhLoader.Load(Memory, image, EffectiveCommandLine, PvhLoader.MemoryMapFor([.. Memory.Regions.Select(r => (r.GuestAddress.Value, r.Size))]),
                 Core.Boot.Acpi.AcpiTables.Build(_vcpus.Length, _virtioWindows));
         }
         catch (BootImageException e)
@@ -247,9 +259,7 @@ public sealed partial class Vm : IDisposable
         switch (target)
         {
             case SerialTarget.Stdio:
-                var stdout = new StreamByteSink(Console.OpenStandardOutput(), ownsStream: true, _log, "stdout");
-                _owned.Add(stdout);
-                return stdout;
+                return _life.Own(VmLevel.Devices, new StreamByteSink(Console.OpenStandardOutput(), ownsStream: true, _log, "stdout"));
             case SerialTarget.File f:
                 try
                 {
@@ -259,10 +269,8 @@ public sealed partial class Vm : IDisposable
                             FileKind.Regular, FileKind.CharacterDevice) is { } why)
                         throw new VmConfigException(why);
                     // Unbuffered: every guest write reaches the file at once, and closing has nothing left to flush.
-                    var file = new StreamByteSink(new FileStream(f.Path, FileMode.Create, FileAccess.Write, FileShare.Read, bufferSize: 0),
-                        ownsStream: true, _log, f.Path);
-                    _owned.Add(file);
-                    return file;
+                    return _life.Own(VmLevel.Devices, new StreamByteSink(new FileStream(f.Path, FileMode.Create, FileAccess.Write, FileShare.Read, bufferSize: 0),
+                        ownsStream: true, _log, f.Path));
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
@@ -287,10 +295,10 @@ public sealed partial class Vm : IDisposable
     public bool IsStopping => Volatile.Read(ref _stopping) != 0;
 
     /// <summary>
-    /// Hands the VM an object to dispose after its vCPUs have stopped and before guest RAM is unmapped (a lazy-restore
-    /// page server, the snapshot file it reads).
+    /// Hands the VM an object that serves or watches its RAM (the snapshot file a page server reads, a dirty tracker, an
+    /// upload), released after the vCPUs and devices have stopped and before guest RAM is unmapped.
     /// </summary>
-    internal void Adopt(IDisposable owned) => _owned.Add(owned);
+    internal void Adopt(IDisposable owned) => _life.Own(VmLevel.MemoryBackend, owned);
 
     /// <summary>
     /// Hands the VM the backend of its RAM (once, before it runs). The VM owns it from here: disposed with what was
@@ -299,8 +307,7 @@ public sealed partial class Vm : IDisposable
     internal void UseMemoryBackend(IGuestMemoryBackend backend)
     {
         if (_memoryBackend is not null) throw new InvalidOperationException("internal error: the VM already has a memory backend");
-        _memoryBackend = backend;
-        _owned.Add(backend);
+        _memoryBackend = _life.Own(VmLevel.MemoryBackend, backend);
     }
 
     /// <summary>Before a live snapshot: every page of RAM resident and no userfaultfd of the backend left on it.</summary>
@@ -365,27 +372,9 @@ public sealed partial class Vm : IDisposable
         foreach (var t in _vcpuThreads) t.Resume();
     }
 
-    public void Dispose()
-    {
-        foreach (var t in _vcpuThreads) t?.Dispose();
-        StopStdinInput();
-        if (_vcpuThreads.Any(t => t is { HasEnded: false }))
-        {
-            // A thread still inside KVM_RUN uses kvm_run and guest RAM: unmapping them under it would crash the
-            // process. Leaking them (reclaimed at exit) is the lesser evil; it is reported as an internal error.
-            _log.LogError("internal error: a vCPU thread did not stop; its VM's memory is left mapped");
-            return;
-        }
-        foreach (var v in _vcpus) v?.Dispose();
-        for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
-        if (_virtio.Any(d => !d.HasStopped))
-        {
-            // A device worker stuck in host I/O may still read or write guest RAM through its spans: same rule as above.
-            _log.LogError("internal error: a virtio device worker did not stop; its VM's memory is left mapped");
-            return;
-        }
-        Memory.Dispose();
-        KvmVm.Dispose();
-        Kvm.Dispose();
-    }
+    /// <summary>What <see cref="Dispose"/> would release now, in order (tests check the levels).</summary>
+    internal IReadOnlyList<string> TeardownOrder() => _life.TeardownOrder();
+
+    /// <summary>Releases the levels in reverse; a thread that did not stop leaves what it uses allocated (logged as an internal error).</summary>
+    public void Dispose() => _life.Dispose();
 }

@@ -171,7 +171,7 @@ public sealed class LazyPageServer : IGuestMemoryBackend
     {
         var r = _memory.Regions[ri];
         if (_recording && Volatile.Read(ref _populated[ri][page]) == 0)
-            lock (_recordGate) _recorded.Add((r.GuestAddress >> 12) + (ulong)page);
+            lock (_recordGate) _recorded.Add(r.GuestAddress.PageNumber + (ulong)page);
         long first = page & ~(long)(FaultAroundPages - 1);
         // A guest streaming through memory faults where the last window ended: double the window (up to 2 MiB),
         // as read-ahead does, so it waits for one fault per huge page instead of 32.
@@ -192,7 +192,7 @@ public sealed class LazyPageServer : IGuestMemoryBackend
             foreach (ulong gpaPage in _prefetchFirst)
             {
                 if (_cancel.IsCancellationRequested) return;
-                if (_memory.TryFind(gpaPage << 12, GuestMemory.PageSize, out var r, out ulong offset))
+                if (_memory.TryFind(new GuestAddress(gpaPage << 12), GuestMemory.PageSize, out var r, out ulong offset))
                 {
                     long page = (long)(offset / GuestMemory.PageSize);
                     long first = page & ~(long)(FaultAroundPages - 1);

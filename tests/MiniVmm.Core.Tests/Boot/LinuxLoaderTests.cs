@@ -101,19 +101,19 @@ public sealed class LinuxLoaderTests : IDisposable
     {
         LinuxBootInfo boot = LinuxLoader.Load(_memory, LinuxKernelImage.ParseBzImage(new BzImageBuilder().Build()), "", [], 1);
         boot.PageTableRoot.Should().Be(0x2000);
-        _memory.Read<ulong>(0x2000).Should().Be(0x3003UL);
+        _memory.Read<ulong>(new GuestAddress(0x2000)).Should().Be(0x3003UL);
         for (ulong i = 0; i < 4; i++)
         {
-            _memory.Read<ulong>(0x3000 + 8 * i).Should().Be(0x4003 + 0x1000 * i);
+            _memory.Read<ulong>(new GuestAddress(0x3000 + 8 * i)).Should().Be(0x4003 + 0x1000 * i);
             for (ulong j = 0; j < 512; j += 97)
-                _memory.Read<ulong>(0x4000 + 0x1000 * i + 8 * j).Should().Be(((i * 512 + j) << 21) | 0x83);
+                _memory.Read<ulong>(new GuestAddress(0x4000 + 0x1000 * i + 8 * j)).Should().Be(((i * 512 + j) << 21) | 0x83);
         }
         boot.GdtBase.Should().Be(0x1000);
         boot.GdtLimit.Should().Be(31);
-        _memory.Read<ulong>(0x1000).Should().Be(0);
-        _memory.Read<ulong>(0x1008).Should().Be(0);
-        _memory.Read<ulong>(0x1010).Should().Be(0x00af9b000000ffffUL, "__BOOT_CS: 64-bit code, flat");
-        _memory.Read<ulong>(0x1018).Should().Be(0x00cf93000000ffffUL, "__BOOT_DS: flat data");
+        _memory.Read<ulong>(new GuestAddress(0x1000)).Should().Be(0);
+        _memory.Read<ulong>(new GuestAddress(0x1008)).Should().Be(0);
+        _memory.Read<ulong>(new GuestAddress(0x1010)).Should().Be(0x00af9b000000ffffUL, "__BOOT_CS: 64-bit code, flat");
+        _memory.Read<ulong>(new GuestAddress(0x1018)).Should().Be(0x00cf93000000ffffUL, "__BOOT_DS: flat data");
         boot.StackPointer.Should().Be(0x9000);
     }
 
@@ -148,7 +148,7 @@ public sealed class LinuxLoaderTests : IDisposable
         LinuxKernelImage kernel = LinuxKernelImage.ParseBzImage(new BzImageBuilder().Build());
         LinuxBootInfo boot = LinuxLoader.Load(large, kernel, "", Initrd(0x3000), 1);
         byte[] zp = new byte[4096];
-        large.Read(0x9000, zp);
+        large.Read(new GuestAddress(0x9000), zp);
         zp[0x1e8].Should().Be(4, "e820_entries");
         ReadE820(zp, 4).Should().Equal(
             MemoryMapEntry.Ram(0, 0x9fc00),
@@ -168,7 +168,7 @@ public sealed class LinuxLoaderTests : IDisposable
         load.Should().Throw<BootImageException>().Which.Message.Should()
             .Contain("the kernel needs RAM up to").And.Contain("init_size").And.Contain("guest RAM is 64 MiB");
         byte[] page = new byte[4096];
-        small.Read(0x9000, page);
+        small.Read(new GuestAddress(0x9000), page);
         page.Should().OnlyContain(b => b == 0);
     }
 

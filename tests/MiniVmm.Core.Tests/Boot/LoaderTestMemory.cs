@@ -10,7 +10,7 @@ internal static class LoaderTestMemory
     public static byte[] ReadBytes(this GuestMemory memory, ulong gpa, int length)
     {
         byte[] bytes = new byte[length];
-        memory.Read(gpa, bytes);
+        memory.Read(new GuestAddress(gpa), bytes);
         return bytes;
     }
 
@@ -18,7 +18,7 @@ internal static class LoaderTestMemory
     {
         byte[] junk = new byte[length];
         Array.Fill(junk, ScribbleByte);
-        memory.Write(gpa, junk);
+        memory.Write(new GuestAddress(gpa), junk);
     }
 
     public static bool IsScribbled(this GuestMemory memory, ulong gpa, int length) =>

@@ -80,7 +80,7 @@ public sealed class PvhLoaderTests : IDisposable
         BinaryPrimitives.ReadUInt32LittleEndian(info.AsSpan(48)).Should().Be(3u, "memmap_entries");
         BinaryPrimitives.ReadUInt32LittleEndian(info.AsSpan(52)).Should().Be(0u, "reserved");
 
-        _memory.Read<HvmStartInfo>(0x6000).Magic.Should().Be(HvmStartInfo.MagicValue);
+        _memory.Read<HvmStartInfo>(new GuestAddress(0x6000)).Magic.Should().Be(HvmStartInfo.MagicValue);
     }
 
     [Fact]
@@ -102,7 +102,7 @@ public sealed class PvhLoaderTests : IDisposable
         }
         ReadGuest(0x6038 + 3 * 24, 0x7000 - (0x6038 + 3 * 24)).Should().OnlyContain(b => b == 0,
             "the rest of the boot area is zeroed");
-        _memory.Read<HvmMemoryMapEntry>(0x6038 + 24).Type.Should().Be(1u);
+        _memory.Read<HvmMemoryMapEntry>(new GuestAddress(0x6038 + 24)).Type.Should().Be(1u);
     }
 
     [Fact]
@@ -243,8 +243,8 @@ public sealed class PvhLoaderTests : IDisposable
         load.Should().Throw<BootImageException>().WithMessage("the memory map has 129 entries; the limit is 128");
 
         PvhLoader.Load(_memory, PvhElfImage.Parse(ElfBuilder.Minimal().Build()), "", map[..128]);
-        _memory.Read<HvmStartInfo>(0x6000).MemoryMapEntries.Should().Be(128u);
-        _memory.Read<HvmMemoryMapEntry>(0x6038 + 127 * 24).Address.Should().Be(127ul << 20);
+        _memory.Read<HvmStartInfo>(new GuestAddress(0x6000)).MemoryMapEntries.Should().Be(128u);
+        _memory.Read<HvmMemoryMapEntry>(new GuestAddress(0x6038 + 127 * 24)).Address.Should().Be(127ul << 20);
     }
 
     public static TheoryData<MemoryMapEntry[], string> BadMemoryMaps() => new()

@@ -33,15 +33,15 @@ public sealed class GuestMemoryLayoutTests
     public void Anonymous_memory_of_more_than_3_GiB_has_two_regions_and_nothing_in_the_hole()
     {
         using var memory = GuestMemory.CreateAnonymous(5 * GiB); // nothing is touched, so nothing is allocated
-        memory.Regions.Select(r => (r.GuestAddress, r.Size)).Should().Equal((0UL, 3 * GiB), (4 * GiB, 2 * GiB));
+        memory.Regions.Select(r => (r.GuestAddress.Value, r.Size)).Should().Equal((0UL, 3 * GiB), (4 * GiB, 2 * GiB));
         memory.Regions.Select(r => r.Index).Should().Equal(0, 1);
         memory.Size.Should().Be(5 * GiB);
-        memory.Contains(3 * GiB - 4096, 4096).Should().BeTrue();
-        memory.Contains(3 * GiB, 1).Should().BeFalse("the MMIO hole holds no RAM");
-        memory.Contains(3 * GiB - 8, 16).Should().BeFalse("an access may not run from RAM into the hole");
-        memory.Write<ulong>(6 * GiB - 8, 0x1122334455667788);
-        memory.Read<ulong>(6 * GiB - 8).Should().Be(0x1122334455667788);
-        FluentActions.Invoking(() => memory.Read<ulong>(6 * GiB)).Should().Throw<GuestMemoryException>();
-        FluentActions.Invoking(() => memory.Write<byte>(3 * GiB + 12345, 1)).Should().Throw<GuestMemoryException>();
+        memory.Contains(new GuestAddress(3 * GiB - 4096), 4096).Should().BeTrue();
+        memory.Contains(new GuestAddress(3 * GiB), 1).Should().BeFalse("the MMIO hole holds no RAM");
+        memory.Contains(new GuestAddress(3 * GiB - 8), 16).Should().BeFalse("an access may not run from RAM into the hole");
+        memory.Write<ulong>(new GuestAddress(6 * GiB - 8), 0x1122334455667788);
+        memory.Read<ulong>(new GuestAddress(6 * GiB - 8)).Should().Be(0x1122334455667788);
+        FluentActions.Invoking(() => memory.Read<ulong>(new GuestAddress(6 * GiB))).Should().Throw<GuestMemoryException>();
+        FluentActions.Invoking(() => memory.Write<byte>(new GuestAddress(3 * GiB + 12345), 1)).Should().Throw<GuestMemoryException>();
     }
 }

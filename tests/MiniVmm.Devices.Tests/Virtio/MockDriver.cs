@@ -33,11 +33,11 @@ internal sealed class MockQueue
         _nextData = DataStart + areaOffset;
         // Every MockQueue with one offset uses the same addresses: a driver hands a device zeroed rings, so must a second queue
         // built over a first one's (its avail.idx and descriptors would otherwise be served after a reset).
-        memory.Clear(_desc, DataStart - DescAddress);
+        memory.Clear(new GuestAddress(_desc), DataStart - DescAddress);
     }
 
     public ushort Size { get; }
-    public QueueLayout Layout => new(Size, _desc, _avail, _used);
+    public QueueLayout Layout => new(Size, new GuestAddress(_desc), new GuestAddress(_avail), new GuestAddress(_used));
     public ushort AvailIdx => _availIdx;
 
     /// <summary>Reserves <paramref name="length"/> bytes of guest RAM (16-byte aligned) for a buffer.</summary>
@@ -51,12 +51,12 @@ internal sealed class MockQueue
     public ulong AllocateWith(ReadOnlySpan<byte> content)
     {
         ulong at = Allocate((uint)content.Length);
-        _memory.Write(at, content);
+        _memory.Write(new GuestAddress(at), content);
         return at;
     }
 
     public void WriteDescriptor(ulong table, int index, ulong address, uint length, ushort flags, ushort next) =>
-        _memory.Write(table + 16UL * (uint)index, new VirtqDescriptor { Address = address, Length = length, Flags = flags, Next = next });
+        _memory.Write(new GuestAddress(table + 16UL * (uint)index), new VirtqDescriptor { Address = address, Length = length, Flags = flags, Next = next });
 
     /// <summary>Writes a direct chain of <paramref name="buffers"/> into free descriptors and publishes it.</summary>
     public ushort AddChain(params (ulong Address, uint Length, bool Write)[] buffers)
@@ -93,22 +93,22 @@ internal sealed class MockQueue
     /// <summary>Puts <paramref name="head"/> in the next available slot and bumps avail.idx.</summary>
     public void Publish(ushort head)
     {
-        _memory.Write(_avail + 4 + 2UL * (uint)(_availIdx % Size), head);
+        _memory.Write(new GuestAddress(_avail + 4 + 2UL * (uint)(_availIdx % Size)), head);
         _availIdx++;
-        _memory.Write(_avail + 2, _availIdx);
+        _memory.Write(new GuestAddress(_avail + 2), _availIdx);
     }
 
     public void SetAvailIdx(ushort value)
     {
         _availIdx = value;
-        _memory.Write(_avail + 2, value);
+        _memory.Write(new GuestAddress(_avail + 2), value);
     }
 
-    public void SetAvailFlags(ushort flags) => _memory.Write(_avail, flags);
-    public void SetUsedEvent(ushort value) => _memory.Write(_avail + 4 + 2UL * Size, value);
-    public ushort AvailEvent => _memory.Read<ushort>(_used + 4 + 8UL * Size);
-    public ushort UsedIdx => _memory.Read<ushort>(_used + 2);
-    public VirtqUsedElement Used(int i) => _memory.Read<VirtqUsedElement>(_used + 4 + 8UL * (uint)(i % Size));
+    public void SetAvailFlags(ushort flags) => _memory.Write(new GuestAddress(_avail), flags);
+    public void SetUsedEvent(ushort value) => _memory.Write(new GuestAddress(_avail + 4 + 2UL * Size), value);
+    public ushort AvailEvent => _memory.Read<ushort>(new GuestAddress(_used + 4 + 8UL * Size));
+    public ushort UsedIdx => _memory.Read<ushort>(new GuestAddress(_used + 2));
+    public VirtqUsedElement Used(int i) => _memory.Read<VirtqUsedElement>(new GuestAddress(_used + 4 + 8UL * (uint)(i % Size)));
 
     /// <summary>Waits (generously; not a timing assertion) until the device has used <paramref name="count"/> chains.</summary>
     public bool WaitUsed(int count)
@@ -166,12 +166,12 @@ internal sealed class MockMmioDriver(VirtioMmioTransport transport)
     {
         Write(R.QueueSel, index);
         Write(R.QueueNum, layout.Size);
-        Write(R.QueueDescLow, (uint)layout.DescriptorTable);
-        Write(R.QueueDescHigh, (uint)(layout.DescriptorTable >> 32));
-        Write(R.QueueDriverLow, (uint)layout.AvailableRing);
-        Write(R.QueueDriverHigh, (uint)(layout.AvailableRing >> 32));
-        Write(R.QueueDeviceLow, (uint)layout.UsedRing);
-        Write(R.QueueDeviceHigh, (uint)(layout.UsedRing >> 32));
+        Write(R.QueueDescLow, (uint)layout.DescriptorTable.Value);
+        Write(R.QueueDescHigh, (uint)(layout.DescriptorTable.Value >> 32));
+        Write(R.QueueDriverLow, (uint)layout.AvailableRing.Value);
+        Write(R.QueueDriverHigh, (uint)(layout.AvailableRing.Value >> 32));
+        Write(R.QueueDeviceLow, (uint)layout.UsedRing.Value);
+        Write(R.QueueDeviceHigh, (uint)(layout.UsedRing.Value >> 32));
         Write(R.QueueReady, 1);
     }
 

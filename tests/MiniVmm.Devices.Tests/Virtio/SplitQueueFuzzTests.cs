@@ -25,7 +25,7 @@ public sealed class SplitQueueFuzzTests
         for (int round = 0; round < 400; round++)
         {
             ushort size = (ushort)(1 << random.Next(0, 9));
-            var layout = new QueueLayout(size, 0x1000, 0x3000, 0x6000);
+            var layout = new QueueLayout(size, new GuestAddress(0x1000), new GuestAddress(0x3000), new GuestAddress(0x6000));
             ushort nextAvail = (ushort)random.Next(65536);
             FillRandom(memory, random, layout, nextAvail);
             var queue = new SplitQueue(memory, layout, 256, eventIndex: random.Next(2) == 0, indirect: random.Next(2) == 0,
@@ -62,14 +62,14 @@ public sealed class SplitQueueFuzzTests
     {
         var bytes = new byte[RamSize];
         random.NextBytes(bytes);
-        memory.Write(0, bytes);
+        memory.Write(new GuestAddress(0), bytes);
         for (int i = 0; i < layout.Size; i++)
             memory.Write(layout.DescriptorTable + 16UL * (uint)i, RandomDescriptor(random, layout.Size));
         // Indirect tables somewhere in the data area.
         for (int t = 0; t < 8; t++)
         {
             ulong table = 0x8000 + (ulong)random.Next(0, 0x6000) / 16 * 16;
-            for (int i = 0; i < 8; i++) memory.Write(table + 16UL * (uint)i, RandomDescriptor(random, 8));
+            for (int i = 0; i < 8; i++) memory.Write(new GuestAddress(table + 16UL * (uint)i), RandomDescriptor(random, 8));
         }
         ushort availIdx = (ushort)(random.Next(4) == 0 ? random.Next(65536) : nextAvail + random.Next(0, layout.Size + 1));
         memory.Write(layout.AvailableRing + 2, availIdx);

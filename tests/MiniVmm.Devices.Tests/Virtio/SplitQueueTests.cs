@@ -26,7 +26,7 @@ public sealed class SplitQueueTests : IDisposable
         q.Pending().Should().Be(1);
         q.TryPop(out var chain).Should().BeTrue();
         chain.Head.Should().Be(head);
-        chain.Buffers.Should().Equal(new VirtqBuffer(a, 16, false), new VirtqBuffer(b, 512, true), new VirtqBuffer(c, 1, true));
+        chain.Buffers.Should().Equal(new VirtqBuffer(new GuestAddress(a), 16, false), new VirtqBuffer(new GuestAddress(b), 512, true), new VirtqBuffer(new GuestAddress(c), 1, true));
         chain.ReadableCount.Should().Be(1);
         chain.ReadableBytes.Should().Be(16);
         chain.WritableBytes.Should().Be(513);
@@ -129,7 +129,7 @@ public sealed class SplitQueueTests : IDisposable
         ushort head = _driver.AddIndirectChain((a, 16, false), (b, 100, true));
         q.TryPop(out var chain).Should().BeTrue();
         chain.Head.Should().Be(head);
-        chain.Buffers.Should().Equal(new VirtqBuffer(a, 16, false), new VirtqBuffer(b, 100, true));
+        chain.Buffers.Should().Equal(new VirtqBuffer(new GuestAddress(a), 16, false), new VirtqBuffer(new GuestAddress(b), 100, true));
     }
 
     [Fact]
@@ -143,7 +143,7 @@ public sealed class SplitQueueTests : IDisposable
         _driver.WriteDescriptor(MockQueue.DescAddress, 0, table, 32, VirtqDescriptor.FlagIndirect, 0);
         _driver.Publish(0);
         q.TryPop(out var chain).Should().BeTrue();
-        chain.Buffers.Should().Equal(new VirtqBuffer(a, 16, false), new VirtqBuffer(b, 100, true));
+        chain.Buffers.Should().Equal(new VirtqBuffer(new GuestAddress(a), 16, false), new VirtqBuffer(new GuestAddress(b), 100, true));
     }
 
     [Fact]
@@ -226,7 +226,7 @@ public sealed class SplitQueueTests : IDisposable
     [InlineData((ushort)16, 0x1000UL, 0x3000UL, 0x2_0000_0000UL, "*used ring*outside*")]
     public void Bad_layouts_are_refused(ushort size, ulong desc, ulong avail, ulong used, string message)
     {
-        var layout = new QueueLayout(size, desc, avail, used);
+        var layout = new QueueLayout(size, new GuestAddress(desc), new GuestAddress(avail), new GuestAddress(used));
         layout.Check(_memory, 256).Should().Match(message);
         var act = () => new SplitQueue(_memory, layout, 256, false, false);
         act.Should().Throw<VirtqueueException>();

@@ -62,7 +62,7 @@ public sealed class VirtioBlockTests : IDisposable
     {
         ulong h = queue.AllocateWith(header);
         ulong status = queue.Allocate(1);
-        _memory.Write(status, (byte)0xff);
+        _memory.Write(new GuestAddress(status), (byte)0xff);
         var buffers = new List<(ulong, uint, bool)> { (h, (uint)header.Length, false) };
         if (!outData.IsEmpty) buffers.Add((queue.AllocateWith(outData), (uint)outData.Length, false));
         if (inLength > 0) buffers.Add((inAddress, inLength, true));
@@ -71,7 +71,7 @@ public sealed class VirtioBlockTests : IDisposable
         if (indirect) queue.AddIndirectChain(buffers.ToArray()); else queue.AddChain(buffers.ToArray());
         driver.Notify();
         queue.WaitUsed(before + 1).Should().BeTrue();
-        return (_memory.Read<byte>(status), queue.Used(before).Length);
+        return (_memory.Read<byte>(new GuestAddress(status)), queue.Used(before).Length);
     }
 
     [Fact]
@@ -87,7 +87,7 @@ public sealed class VirtioBlockTests : IDisposable
         status.Should().Be(P.StatusOk);
         used.Should().Be(1025);
         var back = new byte[1024];
-        _memory.Read(into, back);
+        _memory.Read(new GuestAddress(into), back);
         back.Should().Equal(data);
 
         Submit(driver, queue, Header(P.TypeFlush, 0)).Status.Should().Be(P.StatusOk);
@@ -126,7 +126,7 @@ public sealed class VirtioBlockTests : IDisposable
         ulong id = queue.Allocate(20);
         Submit(driver, queue, Header(P.TypeGetId, 0), inAddress: id, inLength: 20).Status.Should().Be(P.StatusOk);
         var bytes = new byte[20];
-        _memory.Read(id, bytes);
+        _memory.Read(new GuestAddress(id), bytes);
         System.Text.Encoding.ASCII.GetString(bytes).TrimEnd('\0').Should().Be("serial-test.img");
         Submit(driver, queue, Header(99, 0)).Status.Should().Be(P.StatusUnsupported);
     }

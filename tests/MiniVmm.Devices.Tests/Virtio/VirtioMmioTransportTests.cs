@@ -71,7 +71,7 @@ public sealed class VirtioMmioTransportTests : IDisposable
     public void A_queue_outside_guest_ram_is_not_made_ready()
     {
         _driver.Negotiate(VirtioFeatures.Version1).Should().BeTrue();
-        _driver.SetupQueue(0, new MiniVmm.Devices.Virtio.Queue.QueueLayout(16, 0x2000_0000, 0x3000, 0x4000));
+        _driver.SetupQueue(0, new MiniVmm.Devices.Virtio.Queue.QueueLayout(16, new GuestAddress(0x2000_0000), new GuestAddress(0x3000), new GuestAddress(0x4000)));
         _driver.Read(R.QueueReady).Should().Be(0);
         NeedsReset.Should().BeTrue();
     }
@@ -96,7 +96,7 @@ public sealed class VirtioMmioTransportTests : IDisposable
         _queue.Used(0).Length.Should().Be(64);
         _queue.Used(1).Length.Should().Be(32);
         var bytes = new byte[64];
-        _memory.Read(a, bytes);
+        _memory.Read(new GuestAddress(a), bytes);
         bytes.Should().NotContain(0, "every byte came from the entropy source");
         SpinWait.SpinUntil(() => _irq.Level, TimeSpan.FromSeconds(20)).Should().BeTrue();
         (_driver.Read(R.InterruptStatus) & R.InterruptUsedBuffer).Should().NotBe(0);

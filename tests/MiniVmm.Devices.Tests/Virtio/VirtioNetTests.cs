@@ -137,7 +137,7 @@ public sealed class VirtioNetTests : IDisposable
         _rx.WaitUsed(1).Should().BeTrue();
         _rx.Used(0).Length.Should().Be((uint)(P.HeaderSize + 100));
         var got = new byte[P.HeaderSize + 100];
-        _memory.Read(buffer, got);
+        _memory.Read(new GuestAddress(buffer), got);
         got[P.HeaderFlags].Should().Be(0);
         BinaryPrimitives.ReadUInt16LittleEndian(got.AsSpan(P.HeaderNumBuffers)).Should().Be(1);
         got.AsSpan(P.HeaderSize).ToArray().Should().Equal(frame);
@@ -184,7 +184,7 @@ public sealed class VirtioNetTests : IDisposable
         _rx.AddChain((b, 1526, true));
         _driver.Notify(0);
         _rx.WaitUsed(2).Should().BeTrue();
-        _memory.Read<byte>(b + P.HeaderSize).Should().Be(2, "frames keep their order");
+        _memory.Read<byte>(new GuestAddress(b + P.HeaderSize)).Should().Be(2, "frames keep their order");
         _backend.Waiting.Should().Be(0);
     }
 
@@ -303,7 +303,7 @@ public sealed class VirtioNetTests : IDisposable
         backend2.Offloads.Should().Be((true, true, true), "the restored driver's offloads are applied again");
         backend2.Inject(WithHeader(Frame(60, 3)));
         _rx.WaitUsed(2).Should().BeTrue();
-        _memory.Read<byte>(b + P.HeaderSize).Should().Be(3);
+        _memory.Read<byte>(new GuestAddress(b + P.HeaderSize)).Should().Be(3);
 
         using var otherMac = new VirtioNet(new FakeNetBackend(), MacAddress.Parse("52:54:00:00:00:01"), "vnet0");
         var transport3 = new VirtioMmioTransport(otherMac, _memory, new RecordingInterruptLine());

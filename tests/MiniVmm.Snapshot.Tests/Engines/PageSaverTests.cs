@@ -21,7 +21,7 @@ public sealed class PageSaverTests : IDisposable
 
     public void Dispose() => _memory.Dispose();
 
-    private void Stamp(long page, ulong value) => _memory.Write((ulong)page * GuestMemory.PageSize, value);
+    private void Stamp(long page, ulong value) => _memory.Write(new GuestAddress((ulong)page * GuestMemory.PageSize), value);
 
     private static ulong StampOf(byte[] data, int pageInData) => BitConverter.ToUInt64(data, pageInData * Page);
 

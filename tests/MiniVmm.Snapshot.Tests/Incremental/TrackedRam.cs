@@ -19,9 +19,9 @@ internal sealed class TrackedRam : IDisposable
     public long Pages => Memory.Regions[0].PageCount;
 
     /// <summary>Stores one word in the middle of the page: a page is written by any byte of it.</summary>
-    public void WritePage(long page, ulong value = 1) => Memory.Write((ulong)page * Page + 1024, value);
+    public void WritePage(long page, ulong value = 1) => Memory.Write(new GuestAddress((ulong)page * Page + 1024), value);
 
-    public ulong ReadPage(long page) => Memory.Read<ulong>((ulong)page * Page + 1024);
+    public ulong ReadPage(long page) => Memory.Read<ulong>(new GuestAddress((ulong)page * Page + 1024));
 
     public void Discard(long page, long count) => Memory.Regions[0].Discard((ulong)page * Page, (ulong)count * Page);
 

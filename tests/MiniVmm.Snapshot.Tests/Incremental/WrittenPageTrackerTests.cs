@@ -44,8 +44,8 @@ public sealed class WrittenPageTrackerTests
         using var ram = new TrackedRam(Pages, Populated);
         using var tracker = WrittenPageTracker.Create(ram.Memory);
         for (int i = 0; i < 100; i++) ram.WritePage(3, (ulong)i);
-        ram.Memory.Write(5 * TrackedRam.Page + 4095, (byte)1);         // the last byte of page 5
-        ram.Memory.Write(8 * TrackedRam.Page - 4, 0x01020304_05060708UL); // straddles pages 7 and 8
+        ram.Memory.Write(new GuestAddress(5 * TrackedRam.Page + 4095), (byte)1);         // the last byte of page 5
+        ram.Memory.Write(new GuestAddress(8 * TrackedRam.Page - 4), 0x01020304_05060708UL); // straddles pages 7 and 8
 
         TrackedRam.SetPages(tracker.TakeChanged()[0]).Should().Equal(3, 5, 7, 8);
     }

@@ -46,9 +46,9 @@ public sealed class LazyPageServerTests
 
     // Through GuestMemory, as devices read guest RAM: while pages may be missing it faults them in from a system call,
     // so a reader blocked on a missing page never stalls a garbage collection (and with it the page server).
-    private static long ReadFirst(GuestMemory memory, long page) => memory.Read<long>((ulong)page * GuestMemory.PageSize);
+    private static long ReadFirst(GuestMemory memory, long page) => memory.Read<long>(new GuestAddress((ulong)page * GuestMemory.PageSize));
 
-    private static long ReadLast(GuestMemory memory, long page) => memory.Read<long>((ulong)(page + 1) * GuestMemory.PageSize - 8);
+    private static long ReadLast(GuestMemory memory, long page) => memory.Read<long>(new GuestAddress((ulong)(page + 1) * GuestMemory.PageSize - 8));
 
     /// <summary>Runs <paramref name="read"/> on a thread of its own (a thread that faults blocks until served).</summary>
     private static T OnReader<T>(Func<T> read)

@@ -32,7 +32,7 @@ public sealed class UserfaultLoopTests
 
         /// <summary>A host write through GuestMemory (as a device makes one): blocks until its fault is served.</summary>
         public void Write(long page, int offset, byte value) =>
-            Memory.Write((ulong)page * GuestMemory.PageSize + (ulong)offset, value);
+            Memory.Write(new GuestAddress((ulong)page * GuestMemory.PageSize + (ulong)offset), value);
 
         public void Dispose()
         {
@@ -131,6 +131,6 @@ public sealed class UserfaultLoopTests
         writer.Join(TimeSpan.FromSeconds(20)).Should().BeTrue();
         loop.Stop();
         runner.Join(TimeSpan.FromSeconds(20)).Should().BeTrue();
-        ram.Memory.Read<byte>(9 * GuestMemory.PageSize + 8).Should().Be(0x5A);
+        ram.Memory.Read<byte>(new GuestAddress(9 * GuestMemory.PageSize + 8)).Should().Be(0x5A);
     }
 }

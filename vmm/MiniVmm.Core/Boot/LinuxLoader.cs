@@ -93,14 +93,14 @@ public static class LinuxLoader
         ArgumentOutOfRangeException.ThrowIfLessThan(vcpus, 1);
 
         ulong ramSize = memory.Size;
-        if (!memory.Contains(0, LegacyHoleEnd))
+        if (!memory.Contains(new GuestAddress(0), LegacyHoleEnd))
             throw new BootImageException($"guest RAM (0x{ramSize:x} bytes) does not cover the first MiB, where the " +
                                          "Linux boot data goes");
-        var ranges = memory.Regions.Select(r => (r.GuestAddress, r.Size)).ToList();
+        var ranges = memory.Regions.Select(r => (r.GuestAddress.Value, r.Size)).ToList();
         IReadOnlyList<MemoryMapEntry> e820 = MemoryMap(ranges);
         byte[] cmdlineBytes = BootCommandLine.Encode(cmdline, kernel.CommandLineLimit,
             $"this kernel accepts at most {kernel.CommandLineLimit} (cmdline_size)");
-        if (!memory.Contains(kernel.LoadAddress, kernel.KernelEnd - kernel.LoadAddress))
+        if (!memory.Contains(new GuestAddress(kernel.LoadAddress), kernel.KernelEnd - kernel.LoadAddress))
             throw new BootImageException(
                 $"the kernel needs RAM up to 0x{kernel.KernelEnd:x} ({(kernel.KernelEnd + 0xfffff) >> 20} MiB: " +
                 $"load address 0x{kernel.LoadAddress:x} + {(kernel.Format == LinuxImageFormat.BzImage ? "init_size" : "its segments")}" +
@@ -114,25 +114,25 @@ public static class LinuxLoader
 
         foreach (ImageSegment segment in kernel.Segments)
         {
-            memory.Write(segment.PhysicalAddress, segment.Data.Span);
+            memory.Write(new GuestAddress(segment.PhysicalAddress), segment.Data.Span);
             ulong bss = segment.MemorySize - (ulong)segment.Data.Length;
             if (bss > 0)
-                memory.Clear(segment.PhysicalAddress + (ulong)segment.Data.Length, bss);
+                memory.Clear(new GuestAddress(segment.PhysicalAddress + (ulong)segment.Data.Length), bss);
         }
         if (initrdSize > 0)
-            memory.Write(initrdAddress, initrd);
+            memory.Write(new GuestAddress(initrdAddress), initrd);
 
-        memory.Clear(GdtGpa, BootAreaEnd - GdtGpa);
+        memory.Clear(new GuestAddress(GdtGpa), BootAreaEnd - GdtGpa);
         WriteGdt(memory);
         WritePageTables(memory);
-        memory.Write(CommandLineGpa, cmdlineBytes); // the area was zeroed: the NUL follows
-        memory.Write(BootParamsGpa, BuildBootParams(kernel, initrdAddress, initrdSize, e820, acpi.Rsdp));
-        memory.Clear(MpTable.Address, MpTable.MaxSize);
-        memory.Write(MpTable.Address, mpTable);
+        memory.Write(new GuestAddress(CommandLineGpa), cmdlineBytes); // the area was zeroed: the NUL follows
+        memory.Write(new GuestAddress(BootParamsGpa), BuildBootParams(kernel, initrdAddress, initrdSize, e820, acpi.Rsdp));
+        memory.Clear(new GuestAddress(MpTable.Address), MpTable.MaxSize);
+        memory.Write(new GuestAddress(MpTable.Address), mpTable);
         // Kernels with CONFIG_X86_MPPARSE read the MP table only when they find no ACPI MADT; ACPI-only kernels need
         // the ACPI tables to see more than one CPU and the IOAPIC.
-        memory.Clear(AcpiTables.Address, AcpiTables.AreaEnd - AcpiTables.Address);
-        memory.Write(AcpiTables.Address, acpi.Bytes);
+        memory.Clear(new GuestAddress(AcpiTables.Address), AcpiTables.AreaEnd - AcpiTables.Address);
+        memory.Write(new GuestAddress(AcpiTables.Address), acpi.Bytes);
 
         return new LinuxBootInfo(kernel.Entry, BootParamsGpa, Pml4Gpa, GdtGpa, GdtLimit, StackTop, initrdAddress, initrdSize);
     }
@@ -189,21 +189,21 @@ public static class LinuxLoader
     private static void WriteGdt(GuestMemory memory)
     {
         // 64-bit code: present, DPL 0, execute/read, L=1, G=1; data: present, read/write, D/B=1, G=1; base 0, limit 4 GiB.
-        memory.Write(GdtGpa + BootCodeSelector, 0x00af9b000000ffffUL);
-        memory.Write(GdtGpa + BootDataSelector, 0x00cf93000000ffffUL);
+        memory.Write(new GuestAddress(GdtGpa + BootCodeSelector), 0x00af9b000000ffffUL);
+        memory.Write(new GuestAddress(GdtGpa + BootDataSelector), 0x00cf93000000ffffUL);
     }
 
     private static void WritePageTables(GuestMemory memory)
     {
-        memory.Write(Pml4Gpa, PdptGpa | PagePresentWrite);
+        memory.Write(new GuestAddress(Pml4Gpa), PdptGpa | PagePresentWrite);
         for (ulong i = 0; i < 4; i++)
         {
             ulong pd = PageDirectoryGpa + i * 0x1000;
-            memory.Write(PdptGpa + i * 8, pd | PagePresentWrite);
+            memory.Write(new GuestAddress(PdptGpa + i * 8), pd | PagePresentWrite);
             ulong[] entries = new ulong[512];
             for (ulong j = 0; j < 512; j++)
                 entries[j] = ((i * 512 + j) << 21) | PagePresentWrite | PageSize2M;
-            memory.Write(pd, System.Runtime.InteropServices.MemoryMarshal.AsBytes(entries.AsSpan()));
+            memory.Write(new GuestAddress(pd), System.Runtime.InteropServices.MemoryMarshal.AsBytes(entries.AsSpan()));
         }
     }
 }

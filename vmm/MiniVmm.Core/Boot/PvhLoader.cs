@@ -85,7 +85,7 @@ public static class PvhLoader
         ArgumentNullException.ThrowIfNull(cmdline);
         ArgumentNullException.ThrowIfNull(memoryMap);
 
-        if (!memory.Contains(0, BootInfoAreaEnd))
+        if (!memory.Contains(new GuestAddress(0), BootInfoAreaEnd))
             throw new BootImageException(
                 $"guest RAM (size 0x{memory.Size:x}) is too small for the PVH boot information area " +
                 $"(0x0-0x{BootInfoAreaEnd - 1:x} must be RAM)");
@@ -99,27 +99,27 @@ public static class PvhLoader
 
         foreach (ImageSegment segment in image.Segments)
         {
-            memory.Write(segment.PhysicalAddress, segment.Data.Span);
+            memory.Write(new GuestAddress(segment.PhysicalAddress), segment.Data.Span);
             ulong bss = segment.MemorySize - (ulong)segment.Data.Length;
             if (bss > 0)
-                memory.Clear(segment.PhysicalAddress + (ulong)segment.Data.Length, bss);
+                memory.Clear(new GuestAddress(segment.PhysicalAddress + (ulong)segment.Data.Length), bss);
         }
 
-        memory.Clear(BootInfoAreaStart, BootInfoAreaEnd - BootInfoAreaStart);
+        memory.Clear(new GuestAddress(BootInfoAreaStart), BootInfoAreaEnd - BootInfoAreaStart);
         for (int i = 0; i < memoryMap.Count; i++)
         {
             MemoryMapEntry e = memoryMap[i];
-            memory.Write(MemoryMapGpa + (ulong)(i * HvmMemoryMapEntry.Size), new HvmMemoryMapEntry
+            memory.Write(new GuestAddress(MemoryMapGpa + (ulong)(i * HvmMemoryMapEntry.Size)), new HvmMemoryMapEntry
             {
                 Address = e.Address,
                 Length = e.Size,
                 Type = (uint)e.Type,
             });
         }
-        memory.Write(CommandLineGpa, cmdlineBytes); // the area was zeroed: the NUL follows
+        memory.Write(new GuestAddress(CommandLineGpa), cmdlineBytes); // the area was zeroed: the NUL follows
         if (acpi is not null)
-            memory.Write(AcpiTables.Address, acpi.Bytes);
-        memory.Write(StartInfoGpa, new HvmStartInfo
+            memory.Write(new GuestAddress(AcpiTables.Address), acpi.Bytes);
+        memory.Write(new GuestAddress(StartInfoGpa), new HvmStartInfo
         {
             Magic = HvmStartInfo.MagicValue,
             Version = HvmStartInfo.CurrentVersion,
@@ -166,7 +166,7 @@ public static class PvhLoader
     private static void ValidateAcpiArea(GuestMemory memory, PvhElfImage image, AcpiTableSet acpi)
     {
         ulong start = AcpiTables.Address, end = start + (ulong)acpi.Bytes.Length;
-        if (!memory.Contains(start, end - start))
+        if (!memory.Contains(new GuestAddress(start), end - start))
             throw new BootImageException($"guest RAM does not cover the ACPI tables' area 0x{start:x}-0x{end - 1:x}");
         foreach (ImageSegment s in image.Segments)
             if (s.PhysicalAddress < end && start < s.EndAddress)
@@ -179,7 +179,7 @@ public static class PvhLoader
         ulong start = segment.PhysicalAddress;
         ulong end = segment.EndAddress;
         string range = $"segment 0x{start:x}-0x{end - 1:x}";
-        if (!memory.Contains(start, segment.MemorySize))
+        if (!memory.Contains(new GuestAddress(start), segment.MemorySize))
             throw new BootImageException(
                 $"{range} lies outside guest RAM (size 0x{memory.Size:x} = {memory.Size >> 20} MiB)");
         if (start < FirstPageEnd)

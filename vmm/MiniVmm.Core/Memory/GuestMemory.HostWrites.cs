@@ -17,7 +17,7 @@ public sealed partial class GuestMemory
     public void StopHostWriteLog() => _hostWrites = null;
 
     /// <summary>Records that the host wrote [gpa, gpa+length) (a device that wrote through a region span calls this).</summary>
-    public void NoteHostWrite(ulong gpa, ulong length)
+    public void NoteHostWrite(GuestAddress gpa, ulong length)
     {
         var log = _hostWrites;
         if (log is null || length == 0) return;

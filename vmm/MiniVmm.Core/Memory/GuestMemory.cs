@@ -43,7 +43,7 @@ public sealed partial class GuestMemory : IDisposable
         try
         {
             foreach (var (gpa, length) in GuestMemoryLayout.RamRanges(size))
-                regions.Add(new GuestMemoryRegion(regions.Count, gpa, MemoryMapping.Anonymous(length, hugePages)));
+                regions.Add(new GuestMemoryRegion(regions.Count, new GuestAddress(gpa), MemoryMapping.Anonymous(length, hugePages)));
             return new GuestMemory(regions.ToArray());
         }
         catch
@@ -68,7 +68,7 @@ public sealed partial class GuestMemory : IDisposable
             {
                 if (size == 0 || size % PageSize != 0 || offset % (long)PageSize != 0)
                     throw new ArgumentException($"region 0x{gpa:x}+{size} at file offset {offset} is not page aligned");
-                mapped.Add(new GuestMemoryRegion(mapped.Count, gpa, MemoryMapping.OfFile(file, size, offset, writable: true, shared: false)));
+                mapped.Add(new GuestMemoryRegion(mapped.Count, new GuestAddress(gpa), MemoryMapping.OfFile(file, size, offset, writable: true, shared: false)));
             }
             return new GuestMemory(mapped.ToArray(), fileBacked: true);
         }
@@ -80,26 +80,26 @@ public sealed partial class GuestMemory : IDisposable
     }
 
     /// <summary>True when [gpa, gpa+length) lies entirely inside one region (length 0 included).</summary>
-    public bool Contains(ulong gpa, ulong length) => TryFind(gpa, length, out _, out _);
+    public bool Contains(GuestAddress gpa, ulong length) => TryFind(gpa, length, out _, out _);
 
-    public void Read(ulong gpa, Span<byte> destination) => Resolve(gpa, destination.Length, write: false).CopyTo(destination);
+    public void Read(GuestAddress gpa, Span<byte> destination) => Resolve(gpa, destination.Length, write: false).CopyTo(destination);
 
-    public void Write(ulong gpa, ReadOnlySpan<byte> source)
+    public void Write(GuestAddress gpa, ReadOnlySpan<byte> source)
     {
         source.CopyTo(Resolve(gpa, source.Length, write: true));
         NoteHostWrite(gpa, (ulong)source.Length);
     }
 
-    public T Read<T>(ulong gpa) where T : unmanaged => MemoryMarshal.Read<T>(Resolve(gpa, Unsafe.SizeOf<T>(), write: false));
+    public T Read<T>(GuestAddress gpa) where T : unmanaged => MemoryMarshal.Read<T>(Resolve(gpa, Unsafe.SizeOf<T>(), write: false));
 
-    public void Write<T>(ulong gpa, T value) where T : unmanaged
+    public void Write<T>(GuestAddress gpa, T value) where T : unmanaged
     {
         MemoryMarshal.Write(Resolve(gpa, Unsafe.SizeOf<T>(), write: true), in value);
         NoteHostWrite(gpa, (ulong)Unsafe.SizeOf<T>());
     }
 
     /// <summary>Fills [gpa, gpa+length) with zero bytes.</summary>
-    public void Clear(ulong gpa, ulong length)
+    public void Clear(GuestAddress gpa, ulong length)
     {
         while (length > 0)
         {
@@ -112,12 +112,12 @@ public sealed partial class GuestMemory : IDisposable
     }
 
     /// <summary>The region and offset holding <paramref name="gpa"/>, or false.</summary>
-    public bool TryFind(ulong gpa, ulong length, out GuestMemoryRegion region, out ulong offset)
+    public bool TryFind(GuestAddress gpa, ulong length, out GuestMemoryRegion region, out ulong offset)
     {
         foreach (var r in _regions)
         {
-            ulong end = gpa + length;
-            if (gpa >= r.GuestAddress && end >= gpa && end <= r.EndAddress)
+            ulong end = unchecked(gpa.Value + length);
+            if (gpa >= r.GuestAddress && end >= gpa.Value && end <= r.EndAddress.Value)
             {
                 region = r;
                 offset = gpa - r.GuestAddress;
@@ -129,10 +129,10 @@ public sealed partial class GuestMemory : IDisposable
         return false;
     }
 
-    private Span<byte> Resolve(ulong gpa, int length, bool write)
+    private Span<byte> Resolve(GuestAddress gpa, int length, bool write)
     {
         if (!TryFind(gpa, (ulong)length, out var region, out ulong offset))
-            throw new GuestMemoryException($"guest physical range 0x{gpa:x}+0x{length:x} is outside guest RAM ({Size} bytes)");
+            throw new GuestMemoryException($"guest physical range {gpa}+0x{length:x} is outside guest RAM ({Size} bytes)");
         if (Volatile.Read(ref _userfaultHolders) > 0) region.TryPopulate(offset, (ulong)length, write);
         return region.GetSpan(offset, length);
     }
@@ -156,7 +156,7 @@ public sealed partial class GuestMemory : IDisposable
     /// For code that takes a span of guest RAM itself (<see cref="GuestMemoryRegion.GetSpan"/>): faults
     /// [gpa, gpa+length) in from a system call first while a userfaultfd holds RAM. A no-op otherwise.
     /// </summary>
-    public void PrepareHostAccess(ulong gpa, ulong length, bool write)
+    public void PrepareHostAccess(GuestAddress gpa, ulong length, bool write)
     {
         if (Volatile.Read(ref _userfaultHolders) == 0) return;
         if (TryFind(gpa, length, out var region, out ulong offset)) region.TryPopulate(offset, length, write);

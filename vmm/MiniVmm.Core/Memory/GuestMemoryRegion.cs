@@ -7,7 +7,7 @@ public sealed class GuestMemoryRegion : IDisposable
 {
     private readonly MemoryMapping _mapping;
 
-    internal GuestMemoryRegion(int index, ulong guestAddress, MemoryMapping mapping)
+    internal GuestMemoryRegion(int index, GuestAddress guestAddress, MemoryMapping mapping)
     {
         Index = index;
         GuestAddress = guestAddress;
@@ -15,9 +15,9 @@ public sealed class GuestMemoryRegion : IDisposable
     }
 
     public int Index { get; }
-    public ulong GuestAddress { get; }
+    public GuestAddress GuestAddress { get; }
     public ulong Size => _mapping.Length;
-    public ulong EndAddress => GuestAddress + Size;
+    public GuestAddress EndAddress => GuestAddress + Size;
     public long PageCount => (long)(Size / GuestMemory.PageSize);
 
     /// <summary>A bounds-checked span over [offset, offset+length) of this region; valid while the VM lives.</summary>
@@ -25,7 +25,7 @@ public sealed class GuestMemoryRegion : IDisposable
 
     /// <summary>Maps this region into a KVM VM as memory slot <see cref="Index"/> (again: changes the slot's flags).</summary>
     public void MapInto(VirtualMachine vm, MemorySlotFlags flags = MemorySlotFlags.None) =>
-        vm.SetUserMemoryRegion((uint)Index, GuestAddress, _mapping, flags);
+        vm.SetUserMemoryRegion((uint)Index, GuestAddress.Value, _mapping, flags);
 
     /// <summary>Whether the region's host memory starts on a <paramref name="alignment"/> boundary (huge pages).</summary>
     public bool IsHostAligned(ulong alignment) => _mapping.IsHostAligned(0, alignment);

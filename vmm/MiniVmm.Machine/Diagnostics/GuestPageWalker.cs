@@ -50,16 +50,16 @@ public static class GuestPageWalker
     private static bool TryReadU64(GuestMemory m, ulong gpa, out ulong value)
     {
         value = 0;
-        if (!m.Contains(gpa, 8)) return false;
-        value = m.Read<ulong>(gpa);
+        if (!m.Contains(new GuestAddress(gpa), 8)) return false;
+        value = m.Read<ulong>(new GuestAddress(gpa));
         return true;
     }
 
     private static bool TryReadU32(GuestMemory m, ulong gpa, out uint value)
     {
         value = 0;
-        if (!m.Contains(gpa, 4)) return false;
-        value = m.Read<uint>(gpa);
+        if (!m.Contains(new GuestAddress(gpa), 4)) return false;
+        value = m.Read<uint>(new GuestAddress(gpa));
         return true;
     }
 }

@@ -37,9 +37,9 @@ public static class VcpuCrashReport
             return $"(rip 0x{linear:x} is not mapped by the guest's page tables)";
         var bytes = new byte[15];
         int n = 0;
-        while (n < bytes.Length && memory.Contains(phys + (ulong)n, 1)) n++;
+        while (n < bytes.Length && memory.Contains(new GuestAddress(phys + (ulong)n), 1)) n++;
         if (n == 0) return $"(rip 0x{linear:x} -> 0x{phys:x} is outside guest RAM)";
-        memory.Read(phys, bytes.AsSpan(0, n));
+        memory.Read(new GuestAddress(phys), bytes.AsSpan(0, n));
         int bitness = sregs.cs.l != 0 ? 64 : sregs.cs.db != 0 ? 32 : 16;
         var decoder = Iced.Intel.Decoder.Create(bitness, new ByteArrayCodeReader(bytes, 0, n));
         decoder.IP = regs.rip;

@@ -4,6 +4,7 @@ using System.Text;
 using KvmSharp.Abi;
 using MiniVmm.Core.Runtime;
 using MiniVmm.Machine.Diagnostics;
+using MiniVmm.Core.Memory;
 
 namespace MiniVmm.Machine.Monitor;
 
@@ -86,8 +87,8 @@ internal sealed class HmpInspect(Vm vm, VmRunState runState)
         {
             ulong gpa = address + (ulong)b;
             if (!physical && !GuestPageWalker.TryTranslate(vm.Memory, sregs.cr0, sregs.cr3, sregs.cr4, sregs.efer, gpa, out gpa)) return false;
-            if (!vm.Memory.Contains(gpa, 1)) return false;
-            destination[b] = vm.Memory.Read<byte>(gpa);
+            if (!vm.Memory.Contains(new GuestAddress(gpa), 1)) return false;
+            destination[b] = vm.Memory.Read<byte>(new GuestAddress(gpa));
         }
         return true;
     }

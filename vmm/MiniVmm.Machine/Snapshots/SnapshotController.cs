@@ -151,7 +151,7 @@ public sealed class SnapshotController
                 throw new ArgumentException("incremental snapshots need the write-tracking engine (--snapshot-mode write-tracking)");
             var engine = SnapshotEngines.For(options.Mode);
             var info = new SnapshotHeaderInfo(engine.Name, _source.DescribeConfig(), RecordedVmConfig.HostCpuModel(),
-                _vm.Memory.Regions.Select(r => new SnapshotRegion(r.GuestAddress, r.Size)).ToList())
+                _vm.Memory.Regions.Select(r => new SnapshotRegion(r.GuestAddress.Value, r.Size)).ToList())
             { Parent = parent };
             _destination = SnapshotDestination.Open(destination, info, options.StallTimeout, S3);
             var sink = _destination.Sink;

@@ -138,17 +138,17 @@ public sealed class VirtioBlock : VirtioDevice
         {
             if (bytes == 0) break;
             if (skip >= b.Length) { skip -= b.Length; continue; }
-            ulong gpa = b.Address + skip;
+            GuestAddress gpa = b.Address + skip;
             ulong length = Math.Min(b.Length - skip, bytes);
             skip = 0;
             while (length > 0)
             {
                 int n = (int)Math.Min(length, 1UL << 20);
                 if (!memory.TryFind(gpa, (ulong)n, out var region, out ulong regionOffset))
-                    throw new VirtqueueException($"buffer 0x{gpa:x}+0x{n:x} left guest RAM");
+                    throw new VirtqueueException($"buffer {gpa}+0x{n:x} left guest RAM");
                 memory.PrepareHostAccess(gpa, (ulong)n, write: toGuest);
                 var span = region.GetSpan(regionOffset, n);
-                bool aligned = gpa % RawImage.DirectAlignment == 0;
+                bool aligned = gpa.IsAligned(RawImage.DirectAlignment);
                 if (toGuest)
                 {
                     int got = _image.Read(fileOffset, span, aligned);

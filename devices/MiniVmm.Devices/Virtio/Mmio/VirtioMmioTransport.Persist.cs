@@ -105,7 +105,7 @@ public sealed partial class VirtioMmioTransport : IPersistent<VirtioMmioTranspor
             if (q.Size == 0 || q.Size > Device.MaxQueueSize || (q.Size & (q.Size - 1)) != 0)
                 throw new DeviceStateException(name, $"queue {i}: size {q.Size} is not a power of two in 1..{Device.MaxQueueSize}");
             if (!q.Ready) continue;
-            if (new QueueLayout(q.Size, q.DescriptorTable, q.AvailableRing, q.UsedRing).Check(Memory, Device.MaxQueueSize) is { } problem)
+            if (new QueueLayout(q.Size, new GuestAddress(q.DescriptorTable), new GuestAddress(q.AvailableRing), new GuestAddress(q.UsedRing)).Check(Memory, Device.MaxQueueSize) is { } problem)
                 throw new DeviceStateException(name, $"queue {i}: {problem}");
             if ((ushort)(q.NextAvail - q.NextUsed) > q.Size)
                 throw new DeviceStateException(name, $"queue {i}: {q.NextAvail - q.NextUsed} chains in flight, more than the queue size");

@@ -167,7 +167,7 @@ public sealed partial class VirtioMmioTransport : IBusDevice, IVirtioDeviceHost
                 if (EditableQueue("QueueReady") is { } qr)
                 {
                     if (value == 0) { qr.Ready = false; break; }
-                    var layout = new QueueLayout(qr.Size, qr.Desc, qr.Driver, qr.Device);
+                    var layout = new QueueLayout(qr.Size, new GuestAddress(qr.Desc), new GuestAddress(qr.Driver), new GuestAddress(qr.Device));
                     if (layout.Check(Memory, Device.MaxQueueSize) is { } problem)
                         DriverError($"queue {_queueSel}: {problem}");
                     else
@@ -252,7 +252,7 @@ public sealed partial class VirtioMmioTransport : IBusDevice, IVirtioDeviceHost
             }
             try
             {
-                queues[i] = new SplitQueue(Memory, new QueueLayout(q.Size, q.Desc, q.Driver, q.Device), Device.MaxQueueSize,
+                queues[i] = new SplitQueue(Memory, new QueueLayout(q.Size, new GuestAddress(q.Desc), new GuestAddress(q.Driver), new GuestAddress(q.Device)), Device.MaxQueueSize,
                     eventIndex: (_driverFeatures & VirtioFeatures.RingEventIdx) != 0,
                     indirect: (_driverFeatures & VirtioFeatures.RingIndirectDesc) != 0,
                     nextAvail: q.NextAvail, nextUsed: q.NextUsed);

@@ -1,7 +1,9 @@
+using MiniVmm.Core.Memory;
+
 namespace MiniVmm.Devices.Virtio.Queue;
 
 /// <summary>One guest buffer of a chain, already checked to lie inside guest RAM.</summary>
-public readonly record struct VirtqBuffer(ulong Address, uint Length, bool DeviceWritable);
+public readonly record struct VirtqBuffer(GuestAddress Address, uint Length, bool DeviceWritable);
 
 /// <summary>
 /// A validated descriptor chain: the head index to return in the used ring and its buffers in order, the readable

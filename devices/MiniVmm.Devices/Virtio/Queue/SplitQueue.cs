@@ -49,10 +49,10 @@ public sealed class SplitQueue
     /// <summary>The next used-ring slot the device will write (free-running).</summary>
     public ushort NextUsed { get; private set; }
 
-    private ulong AvailIdxAddress => Layout.AvailableRing + 2;
-    private ulong UsedEventAddress => Layout.AvailableRing + 4 + 2UL * Size;
-    private ulong UsedIdxAddress => Layout.UsedRing + 2;
-    private ulong AvailEventAddress => Layout.UsedRing + 4 + (ulong)VirtqUsedElement.Size * Size;
+    private GuestAddress AvailIdxAddress => Layout.AvailableRing + 2;
+    private GuestAddress UsedEventAddress => Layout.AvailableRing + 4 + 2UL * Size;
+    private GuestAddress UsedIdxAddress => Layout.UsedRing + 2;
+    private GuestAddress AvailEventAddress => Layout.UsedRing + 4 + (ulong)VirtqUsedElement.Size * Size;
 
     /// <summary>How many chains the driver has made available and the device has not taken yet.</summary>
     public int Pending()
@@ -86,7 +86,7 @@ public sealed class SplitQueue
     /// <summary>Returns chain <paramref name="head"/> to the driver with <paramref name="written"/> bytes written.</summary>
     public void AddUsed(ushort head, uint written)
     {
-        ulong slot = Layout.UsedRing + 4 + (ulong)VirtqUsedElement.Size * (uint)(NextUsed % Size);
+        GuestAddress slot = Layout.UsedRing + 4 + (ulong)VirtqUsedElement.Size * (uint)(NextUsed % Size);
         _memory.Write(slot, new VirtqUsedElement { Id = head, Length = written });
         // The element must be visible before the index that publishes it.
         Interlocked.MemoryBarrier();
@@ -116,7 +116,7 @@ public sealed class SplitQueue
         if (head >= Size) throw new VirtqueueException($"chain head {head} is outside the descriptor table of {Size}");
         var chain = _chain;
         chain.Begin(head);
-        ulong table = Layout.DescriptorTable;
+        GuestAddress table = Layout.DescriptorTable;
         uint tableEntries = Size;
         bool inIndirect = false;
         uint index = head;
@@ -134,16 +134,16 @@ public sealed class SplitQueue
                     throw new VirtqueueException($"chain at head {head}: indirect table length {desc.Length} is not 1..{MaxIndirectEntries} descriptors");
                 // No alignment is required (virtio 1.2 §2.7.5.3 sets none): Linux's virtio_ring kmallocs indirect
                 // tables, 8-byte aligned, and descriptors are read unaligned-safe.
-                if (!_memory.Contains(desc.Address, desc.Length))
+                if (!_memory.Contains(new GuestAddress(desc.Address), desc.Length))
                     throw new VirtqueueException($"chain at head {head}: indirect table 0x{desc.Address:x}+0x{desc.Length:x} is outside guest RAM");
-                table = desc.Address;
+                table = new GuestAddress(desc.Address);
                 tableEntries = desc.Length / VirtqDescriptor.Size;
                 inIndirect = true;
                 index = 0;
                 ttl = (int)tableEntries;
                 continue;
             }
-            if (!_memory.Contains(desc.Address, desc.Length))
+            if (!_memory.Contains(new GuestAddress(desc.Address), desc.Length))
                 throw new VirtqueueException($"chain at head {head}: buffer 0x{desc.Address:x}+0x{desc.Length:x} is outside guest RAM");
             if (!desc.IsWriteOnly && chain.WritableCount > 0)
                 throw new VirtqueueException($"chain at head {head}: a readable buffer follows a writable one");
@@ -151,7 +151,7 @@ public sealed class SplitQueue
                 throw new VirtqueueException($"chain at head {head} is larger than {MaxChainBytes} bytes");
             if (chain.Buffers.Count == chain.Capacity)
                 throw new VirtqueueException($"chain at head {head} has more than {chain.Capacity} buffers");
-            chain.Add(new VirtqBuffer(desc.Address, desc.Length, desc.IsWriteOnly));
+            chain.Add(new VirtqBuffer(new GuestAddress(desc.Address), desc.Length, desc.IsWriteOnly));
             if (!desc.HasNext) break;
             if (desc.Next >= tableEntries) throw new VirtqueueException($"chain at head {head}: next index {desc.Next} is outside its table of {tableEntries}");
             index = desc.Next;

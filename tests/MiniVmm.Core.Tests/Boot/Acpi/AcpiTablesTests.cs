@@ -17,15 +17,15 @@ public sealed class AcpiTablesTests : IDisposable
 
     private AcpiReader ReaderOf(AcpiTableSet set)
     {
-        _memory.Write(AcpiTables.Address, set.Bytes);
-        return new AcpiReader((a, n) => { byte[] b = new byte[n]; _memory.Read(a, b); return b; });
+        _memory.Write(new GuestAddress(AcpiTables.Address), set.Bytes);
+        return new AcpiReader((a, n) => { byte[] b = new byte[n]; _memory.Read(new GuestAddress(a), b); return b; });
     }
 
     private AcpiReader LoadedByLinuxLoader(int vcpus, IReadOnlyList<VirtioMmioWindow>? virtio)
     {
         var kernel = LinuxKernelImage.ParseBzImage(new BzImageBuilder().Build());
         LinuxLoader.Load(_memory, kernel, "", [], vcpus, virtio);
-        return new AcpiReader((a, n) => { byte[] b = new byte[n]; _memory.Read(a, b); return b; });
+        return new AcpiReader((a, n) => { byte[] b = new byte[n]; _memory.Read(new GuestAddress(a), b); return b; });
     }
 
     [Fact]
@@ -34,7 +34,7 @@ public sealed class AcpiTablesTests : IDisposable
         AcpiReader acpi = LoadedByLinuxLoader(2, TwoDevices);
 
         acpi.ScanForRsdp().Should().Be(AcpiTables.Address);
-        _memory.Read<ulong>(LinuxLoader.BootParamsGpa + LinuxSetupHeader.AcpiRsdpAddr).Should().Be(AcpiTables.Address,
+        _memory.Read<ulong>(new GuestAddress(LinuxLoader.BootParamsGpa + LinuxSetupHeader.AcpiRsdpAddr)).Should().Be(AcpiTables.Address,
             "boot_params.acpi_rsdp_addr names the RSDP too");
     }
 
@@ -48,7 +48,7 @@ public sealed class AcpiTablesTests : IDisposable
         AcpiReader acpi = ReaderOf(set);
 
         byte[] rsdp = new byte[36];
-        _memory.Read(set.Rsdp, rsdp);
+        _memory.Read(new GuestAddress(set.Rsdp), rsdp);
         AcpiReader.Sum(rsdp.AsSpan(0, 20)).Should().Be(0, "the ACPI 1.0 checksum");
         AcpiReader.Sum(rsdp).Should().Be(0, "the extended checksum");
         rsdp[15].Should().Be(2, "revision 2: an XSDT follows");
@@ -171,7 +171,7 @@ public sealed class AcpiTablesTests : IDisposable
     {
         LoadedByLinuxLoader(2, null);
         byte[] floating = new byte[4];
-        _memory.Read(MpTable.Address, floating);
+        _memory.Read(new GuestAddress(MpTable.Address), floating);
         Encoding.ASCII.GetString(floating).Should().Be("_MP_");
     }
 
