@@ -187,6 +187,8 @@ def run_minivmm(args, rate, engine, workdir, khz, pattern="seq", cpus=1, stalls=
     # wt-stream: the same engine into the stream form, through a pipe to `cat`, as QEMU's `migrate exec:` is driven.
     destination = f"exec:cat > {image}" if engine == "wt-stream" else image
     extra = ["--snapshot-rate-limit", str(args.bw_limit)] if engine == "dirty-log-bw" else []
+    if mode == "write-tracking" and args.buffer_mib:
+        extra += ["--snapshot-buffer", f"{args.buffer_mib}M"]
     if mode == "dirty-log":  # the same convergence cap as QEMU's pre-copy, so both report "did not converge" alike
         extra += ["--snapshot-converge-timeout", f"{args.precopy_cap}s"]
     w = Watched([args.minivmm, "run", "--kernel", os.path.join(args.guests, "writer.elf"), "--mem", f"{args.mem_mb}M", "--huge-pages",
@@ -235,6 +237,7 @@ def run_minivmm(args, rate, engine, workdir, khz, pattern="seq", cpus=1, stalls=
         "downtime_ms": st["downtime-ms"], "total_ms": st["total-ms"], "write_ms": st["write-ms"],
         "fsync_ms": st["fsync-ms"], "faults": st["faults-served"], "stall_p50_us": round(st["fault-stall-p50-us"]),
         "stall_p99_us": round(st["fault-stall-p99-us"]),
+        "buffer_waits": st.get("fault-buffer-waits", ""), "buffer_wait_ms": st.get("fault-buffer-wait-ms", ""),
         "rate_before": statistics.median(before) if before else "", "rate_during": statistics.mean(during) if during else "",
         "rate_during_worst": min(during) if during else "", "protected_ms": round(protected_s * 1000, 2),
         "rate_after": statistics.median(after) if after else "",
@@ -336,6 +339,8 @@ def main():
     ap.add_argument("--fault-around", type=int, default=512)
     ap.add_argument("--mb", type=int, default=256)
     ap.add_argument("--mbs", default=None, help="comma-separated buffer sizes (MiB) to sweep; default: --mb")
+    ap.add_argument("--buffer-mib", type=int, default=0,
+                    help="write tracking's --snapshot-buffer in MiB (0: MiniVmm's default, 16 MiB)")
     ap.add_argument("--mem-mb", type=int, default=512, help="guest RAM (MiB): MiniVmm's --mem, QEMU's -m")
     ap.add_argument("--delay", type=float, default=1.0, help="seconds from the end of the writer's prefill sweep to the snapshot (its rate 'before')")
     ap.add_argument("--after", type=float, default=0.5, help="seconds the guest keeps running after the snapshot (its rate 'after')")
@@ -382,7 +387,7 @@ def main():
                             stall_rows += [{"mb": mb, "pattern": pattern, "cpus": cpus, "rate": rate, "engine": engine, "rep": rep,
                                             "fault_around": args.fault_around, "stall_us": v} for v in trial]
                     r.update({"rate": rate, "engine": engine, "rep": rep, "mb": args.mb, "mem_mb": args.mem_mb, "fault_around": args.fault_around,
-                              "pattern": pattern, "cpus": cpus, "host": os.uname().nodename, "kernel": os.uname().release,
+                              "buffer_mib": args.buffer_mib or 16, "pattern": pattern, "cpus": cpus, "host": os.uname().nodename, "kernel": os.uname().release,
                               "minivmm": args.minivmm_version})
                     rows.append(r)
                     print(json.dumps(r), flush=True)
@@ -390,8 +395,8 @@ def main():
         wr = csv.DictWriter(f, fieldnames=["mb", "pattern", "cpus", "rate", "engine", "rep", "fault_around", "stall_us"])
         wr.writeheader()
         wr.writerows(stall_rows)
-    fields = ["pattern", "cpus", "rate", "engine", "rep", "mb", "mem_mb", "fault_around", "iterations", "converged", "image_bytes", "nonzero_bytes", "bytes_written", "downtime_ms",
-              "total_ms", "write_ms", "fsync_ms", "faults", "stall_p50_us", "stall_p99_us", "rate_before", "rate_during", "rate_during_worst", "protected_ms", "rate_after", "time_lost_ms", "save_mib_s",
+    fields = ["pattern", "cpus", "rate", "engine", "rep", "mb", "mem_mb", "fault_around", "buffer_mib", "iterations", "converged", "image_bytes", "nonzero_bytes", "bytes_written", "downtime_ms",
+              "total_ms", "write_ms", "fsync_ms", "faults", "stall_p50_us", "stall_p99_us", "buffer_waits", "buffer_wait_ms", "rate_before", "rate_during", "rate_during_worst", "protected_ms", "rate_after", "time_lost_ms", "save_mib_s",
               "rss_growth_mib", "pause_ms", "capture_ms", "protect_ms", "qemu_sent_bytes", "error", "host", "kernel", "minivmm"]
     with open(os.path.join(args.out, "snapshot.csv"), "w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")

@@ -50,6 +50,20 @@ public sealed record SnapshotOptions
     public TimeSpan? DirtyLogConvergeTimeout { get; init; }
 
     /// <summary>
+    /// Memory for fault copies waiting for the destination (write tracking). A guest write fault copies its block into
+    /// one of these buffers and goes on; when all of them are still queued for a destination that does not keep up, the
+    /// fault waits (<see cref="MaxFaultWait"/>). A larger budget lets more copies wait in memory instead; it is
+    /// allocated before the freeze and touched only as faults fill it.
+    /// </summary>
+    public long FaultBufferBytes { get; init; } = DefaultFaultBufferBytes;
+
+    /// <summary>16 MiB: 4 MiB of base-size blocks and four 2 MiB windows at the default fault-around.</summary>
+    public const long DefaultFaultBufferBytes = 16L << 20;
+
+    /// <summary>The smallest budget: four base-size blocks and one window at the largest fault-around (2 MiB each).</summary>
+    public const long MinFaultBufferBytes = 10L << 20;
+
+    /// <summary>
     /// Longest a guest write fault may wait for room to copy its pages into memory when every fault buffer is still
     /// queued for a destination that does not keep up. Past it the snapshot fails (the VM runs on, un-protected):
     /// the fault path never writes to the destination itself, so a stalled reader cannot hold a vCPU longer.
@@ -93,6 +107,8 @@ public sealed record SnapshotOptions
         if (RateLimitBytesPerSecond < 0) throw new ArgumentException("rate limit must not be negative");
         if (DirtyLogConvergeTimeout < TimeSpan.Zero) throw new ArgumentException("converge timeout must not be negative");
         if (MaxFaultWait <= TimeSpan.Zero) throw new ArgumentException("the fault wait limit must be positive");
+        if (FaultBufferBytes < MinFaultBufferBytes || FaultBufferBytes > 64L << 30)
+            throw new ArgumentException($"a fault buffer of {FaultBufferBytes} bytes is outside {MinFaultBufferBytes >> 20} MiB..64 GiB");
         if (StallTimeout <= TimeSpan.Zero && StallTimeout != Timeout.InfiniteTimeSpan)
             throw new ArgumentException("the snapshot stall timeout must be positive");
         if (Incremental && ChangeTracker is null) throw new ArgumentException("an incremental snapshot needs a change tracker");

@@ -41,6 +41,11 @@ public sealed record SnapshotResult
     /// <summary>Host-side stall of each write fault (message read to un-protect), microseconds; sampled past 256k faults.</summary>
     public double[] FaultStallSamplesUs { get; init; } = [];
 
+    /// <summary>Write faults that found every fault buffer queued for the destination and waited for one (write tracking).</summary>
+    public long FaultBufferWaits { get; init; }
+    /// <summary>The time those faults waited for a buffer, summed (part of their stalls).</summary>
+    public TimeSpan FaultBufferWaitTime { get; init; }
+
     /// <summary>Where the downtime went (pause, state capture, write protection), for tuning.</summary>
     public string? DowntimeBreakdown { get; init; }
     /// <summary>The id the snapshot was written with, and its trailer checksum: what a child link names it by.</summary>
@@ -82,6 +87,7 @@ public sealed record SnapshotResult
         ? $"snapshot ({Engine}) details: {PagesSaved} pages saved, {BytesWritten} bytes, {ZeroPages} zero pages skipped, " +
           $"{FaultsServed} faults served, downtime {Ms(Downtime)}{(DowntimeBreakdown is null ? "" : $" ({DowntimeBreakdown})")}, total {Ms(TotalTime)} (write {Ms(WriteTime)}, fsync {Ms(FsyncTime)}), " +
           $"fault stall p50 {Us(FaultStallP50)} p99 {Us(FaultStallP99)} max {Us(FaultStallMax)}" +
+          (FaultBufferWaits > 0 ? $" ({FaultBufferWaits} waited {Ms(FaultBufferWaitTime)} for a fault buffer)" : "") +
           (Iterations > 0 ? $", {Iterations} iterations{(Converged ? "" : " (did not converge)")}" : "") +
           $", protected window {Ms(ProtectedWindow)}" +
           (Incremental ? $", incremental: {ChangedPages} pages changed since the parent" : "") +

@@ -153,6 +153,8 @@ internal static class JsonOutput
             w.WriteNumber("fault-stall-p50-us", Math.Round(r.FaultStallP50.TotalMicroseconds, 1));
             w.WriteNumber("fault-stall-p99-us", Math.Round(r.FaultStallP99.TotalMicroseconds, 1));
             w.WriteNumber("fault-stall-max-us", Math.Round(r.FaultStallMax.TotalMicroseconds, 1));
+            w.WriteNumber("fault-buffer-waits", r.FaultBufferWaits);
+            w.WriteNumber("fault-buffer-wait-ms", Math.Round(r.FaultBufferWaitTime.TotalMilliseconds, 3));
             w.WriteStartArray("fault-stall-us");
             foreach (double us in r.FaultStallSamplesUs) w.WriteNumberValue(Math.Round(us, 1));
             w.WriteEndArray();

@@ -143,9 +143,19 @@ internal static class RunCommand
             if (!SnapshotCliOptions.TryParseDuration(st, out var d)) { error = $"--snapshot-timeout: '{st}' is not a duration (e.g. 10s, 0 = never)"; return false; }
             stallTimeout = d == TimeSpan.Zero ? System.Threading.Timeout.InfiniteTimeSpan : d;
         }
+        long faultBuffer = SnapshotOptions.DefaultFaultBufferBytes;
+        if (parse.GetValue(snap.Buffer) is { } bufferText)
+        {
+            if (!SizeParser.TryParse(bufferText, out ulong bytes, out string? sizeError, unitlessScale: SizeParser.MiB)) { error = "--snapshot-buffer: " + sizeError; return false; }
+            if (mode != SnapshotMode.WriteTracking) { error = "--snapshot-buffer only applies to --snapshot-mode write-tracking"; return false; }
+            if (bytes < SnapshotOptions.MinFaultBufferBytes || bytes > 64UL << 30)
+            { error = $"--snapshot-buffer: {bufferText} is outside {SnapshotOptions.MinFaultBufferBytes >> 20} MiB..64 GiB"; return false; }
+            faultBuffer = (long)bytes;
+        }
         var options = new SnapshotOptions
         {
             Mode = mode,
+            FaultBufferBytes = faultBuffer,
             StallTimeout = stallTimeout,
             DirtyLogConvergeTimeout = convergeTimeout,
             RateLimitBytesPerSecond = (long)(rate * (1 << 20)),

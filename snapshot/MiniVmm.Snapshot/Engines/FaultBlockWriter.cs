@@ -24,6 +24,8 @@ public sealed class FaultBlockWriter : IDisposable
     private readonly CancellationToken _cancel;
     private bool _closing;
     private Exception? _error;
+    private long _bufferWaits;
+    private long _bufferWaitTicks;
 
     /// <param name="smallPages">Size of the small buffers (the base fault-around block).</param>
     /// <param name="smallCount">How many small buffers.</param>
@@ -40,12 +42,31 @@ public sealed class FaultBlockWriter : IDisposable
         for (int i = 0; i < _buffers.Length; i++)
         {
             bool small = i < smallCount;
-            _buffers[i] = new byte[(small ? smallPages : largePages) * (int)GuestMemory.PageSize];
+            // Uninitialised: a large budget's untouched buffers cost no memory until a fault fills them.
+            _buffers[i] = GC.AllocateUninitializedArray<byte>((small ? smallPages : largePages) * (int)GuestMemory.PageSize);
             (small ? _freeSmall : _freeLarge).Push(i);
         }
         _thread = new Thread(Run) { Name = "snap-fault-writer", IsBackground = true };
         _thread.Start();
     }
+
+    /// <summary>
+    /// How many small (base-block) and large (whole-window) buffers a budget of <paramref name="budgetBytes"/> buys:
+    /// small buffers for at least 4 MiB (at least four), and the rest, at least one, in whole windows.
+    /// </summary>
+    public static (int SmallCount, int LargeCount) Split(long budgetBytes, int smallPages, int largePages)
+    {
+        long smallBytes = (long)smallPages * (long)GuestMemory.PageSize, largeBytes = (long)largePages * (long)GuestMemory.PageSize;
+        int small = (int)Math.Max(4, (4L << 20) / smallBytes);
+        int large = (int)Math.Clamp((budgetBytes - small * smallBytes) / largeBytes, 1, 1 << 16);
+        return (small, large);
+    }
+
+    /// <summary>Fault copies that found every buffer in flight and waited for one.</summary>
+    public long BufferWaits => Interlocked.Read(ref _bufferWaits);
+
+    /// <summary>The time those copies waited, summed.</summary>
+    public TimeSpan BufferWaitTime => TimeSpan.FromTicks(Interlocked.Read(ref _bufferWaitTicks));
 
     /// <summary>True when a whole-window buffer is free (the fault handler only grows its window then).</summary>
     public bool LargeBufferFree
@@ -68,13 +89,23 @@ public sealed class FaultBlockWriter : IDisposable
             throw new ArgumentOutOfRangeException(nameof(pages), pages, "larger than the largest fault buffer");
         int buffer;
         long deadline = Environment.TickCount64 + (long)maxWait.TotalMilliseconds;
+        long waitStart = 0;
         lock (_gate)
         {
             while (true)
             {
                 // Checked before taking a buffer: once closed, no thread is left to write a queued copy.
                 if (_closing) throw new SnapshotException("internal error: a fault block was queued after the writer closed");
-                if (TryTakeBuffer(pages, out buffer)) break;
+                if (TryTakeBuffer(pages, out buffer))
+                {
+                    if (waitStart != 0)
+                    {
+                        _bufferWaits++;
+                        _bufferWaitTicks += System.Diagnostics.Stopwatch.GetElapsedTime(waitStart).Ticks;
+                    }
+                    break;
+                }
+                if (waitStart == 0) waitStart = System.Diagnostics.Stopwatch.GetTimestamp();
                 _cancel.ThrowIfCancellationRequested();
                 if (_error is { } writeError) throw new SnapshotException("the destination failed: " + writeError.Message, writeError);
                 long left = deadline - Environment.TickCount64;

@@ -80,10 +80,10 @@ internal sealed class WriteTrackingRun : IDisposable
         _memory = source.Memory;
         (_saver, Job) = ReferenceEngineSupport.CreateSaverAndJob("write-tracking", _memory, sink);
         Job.FaultsServed = () => Interlocked.Read(ref _faults);
-        // 4 MiB of base-size blocks plus four whole adaptive windows (12 MiB): bounded, allocated before the freeze.
+        // Base-size blocks for 4 MiB, the rest of the budget in whole adaptive windows: bounded, allocated before the freeze.
         int basePages = options.FaultAroundPages;
-        _blockWriter = new FaultBlockWriter(sink, basePages, Math.Max(4, (4 << 20) / (basePages * (int)GuestMemory.PageSize)),
-            SnapshotOptions.MaxFaultAroundPages, 4, Job.CancellationToken);
+        var (smallCount, largeCount) = FaultBlockWriter.Split(options.FaultBufferBytes, basePages, SnapshotOptions.MaxFaultAroundPages);
+        _blockWriter = new FaultBlockWriter(sink, basePages, smallCount, SnapshotOptions.MaxFaultAroundPages, largeCount, Job.CancellationToken);
         _sequentialNext = new long[_memory.Regions.Count];
         Array.Fill(_sequentialNext, -1);
         _trackNext = new long[_memory.Regions.Count];
@@ -470,6 +470,8 @@ internal sealed class WriteTrackingRun : IDisposable
             FaultStallP99 = _stalls.Percentile(99),
             FaultStallMax = _stalls.Max,
             FaultStallSamplesUs = _stalls.SamplesMicroseconds(),
+            FaultBufferWaits = _blockWriter.BufferWaits,
+            FaultBufferWaitTime = _blockWriter.BufferWaitTime,
             DowntimeBreakdown = _freezeBreakdown,
             SnapshotId = _sink.SnapshotId,
             TrailerChecksum = written ? _sink.TrailerChecksum : 0,

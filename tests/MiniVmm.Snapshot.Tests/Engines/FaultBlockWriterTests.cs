@@ -61,6 +61,28 @@ public sealed class FaultBlockWriterTests : IDisposable
         third.Join(Guard).Should().BeTrue();
         writer.Drain();
         sink.Writes.Select(w => w.First).Should().BeEquivalentTo([0L, 4L, 8L]);
+        writer.BufferWaits.Should().Be(1, "only the third copy found every buffer in flight");
+        writer.BufferWaitTime.Should().BePositive();
+    }
+
+    [Fact]
+    public void A_copy_that_finds_a_free_buffer_is_not_counted_as_a_wait()
+    {
+        using var writer = new FaultBlockWriter(new RecordingSink(), 4, 4, 16, 2, CancellationToken.None);
+        for (long first = 0; first < 16; first += 4) writer.CopyAndQueue(Region, 0, first, 4, Guard);
+        writer.Drain();
+        writer.BufferWaits.Should().Be(0);
+        writer.BufferWaitTime.Should().Be(TimeSpan.Zero);
+    }
+
+    [Theory]
+    [InlineData(16L << 20, 512, 4, 4)]       // the default: 8 MiB of 2 MiB base blocks, four 2 MiB windows
+    [InlineData(16L << 20, 1, 1024, 6)]      // 1-page blocks: 4 MiB of them, the rest in windows
+    [InlineData(256L << 20, 512, 4, 124)]    // a larger budget buys whole windows
+    [InlineData(10L << 20, 512, 4, 1)]       // the smallest budget: four base blocks and one window
+    public void A_budget_splits_into_4_MiB_of_base_blocks_and_whole_windows(long budget, int basePages, int small, int large)
+    {
+        FaultBlockWriter.Split(budget, basePages, 512).Should().Be((small, large));
     }
 
     [Fact]

@@ -168,6 +168,7 @@ public sealed class MigrationTracker
             extra["fault-stall-p50-us"] = (long)r.FaultStallP50.TotalMicroseconds;
             extra["fault-stall-p99-us"] = (long)r.FaultStallP99.TotalMicroseconds;
             extra["fault-stall-max-us"] = (long)r.FaultStallMax.TotalMicroseconds;
+            extra["fault-buffer-waits"] = r.FaultBufferWaits;
             if (r.DowntimeBreakdown is not null) extra["downtime-breakdown"] = r.DowntimeBreakdown;
             if (r.Iterations > 0) { extra["iterations"] = r.Iterations; extra["converged"] = r.Converged; }
             extra["incremental"] = r.Incremental;
