@@ -157,7 +157,7 @@ public sealed class FaultBlockWriter : IDisposable
             try
             {
                 if (!_cancel.IsCancellationRequested && Error is null)
-                    _sink.WritePages(item.Region, item.First, _buffers[item.Buffer].AsSpan(0, item.Pages * (int)GuestMemory.PageSize));
+                    _sink.WritePrivatePages(item.Region, item.First, _buffers[item.Buffer].AsSpan(0, item.Pages * (int)GuestMemory.PageSize));
             }
             catch (Exception e)
             {

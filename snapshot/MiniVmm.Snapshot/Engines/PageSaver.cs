@@ -45,7 +45,7 @@ public sealed class PageSaver(GuestMemory memory, ISnapshotSink sink, PageStates
                 int bytes = checked((int)((p - runStart) * (long)GuestMemory.PageSize));
                 memory.Regions[region].GetSpan((ulong)runStart * GuestMemory.PageSize, bytes).CopyTo(staging);
                 for (long q = runStart; q < p; q++) pages.MarkSaved(q);
-                written += sink.WritePages(region, runStart, staging.AsSpan(0, bytes));
+                written += sink.WritePrivatePages(region, runStart, staging.AsSpan(0, bytes));
                 runStart = -1;
             }
         }

@@ -18,6 +18,12 @@ public interface ISnapshotSink : IDisposable
     /// </summary>
     long WritePages(int region, long firstPage, ReadOnlySpan<byte> pages);
 
+    /// <summary>
+    /// <see cref="WritePages"/> for pages in a private buffer that nothing changes during the call (a copy the engine
+    /// made already): the sink classifies, hashes and stores them where they are instead of copying them first.
+    /// </summary>
+    long WritePrivatePages(int region, long firstPage, ReadOnlySpan<byte> pages) => WritePages(region, firstPage, pages);
+
     /// <summary>Non-zero pages stored (a page written twice counts twice).</summary>
     long PagesWritten { get; }
 

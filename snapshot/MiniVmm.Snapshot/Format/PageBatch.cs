@@ -4,8 +4,8 @@ namespace MiniVmm.Snapshot.Format;
 
 /// <summary>
 /// Shared front half of both sinks: checks the arguments, copies the caller's pages (possibly live guest memory) into a
-/// private buffer once, then classifies them as zero or not and hashes the non-zero ones from that copy, so what is
-/// stored, what is checksummed and what is counted as zero are the same bytes. One instance per thread, reused, so the
+/// private buffer once (unless they are a private copy already), then classifies them as zero or not and hashes the
+/// non-zero ones from those bytes, so what is stored, what is checksummed and what is counted as zero are the same bytes. One instance per thread, reused, so the
 /// fault handler's path does not allocate.
 /// </summary>
 internal sealed class PageBatch
@@ -41,23 +41,33 @@ internal sealed class PageBatch
         return count;
     }
 
-    /// <summary>Loads up to <see cref="MaxPages"/> pages from <paramref name="source"/> (a whole number of pages).</summary>
-    public void Load(long firstPage, ReadOnlySpan<byte> source)
+    /// <summary>
+    /// Loads up to <see cref="MaxPages"/> pages from <paramref name="source"/> (a whole number of pages) and returns the
+    /// bytes to store: a private copy, or with <paramref name="inPlace"/> (a private buffer nothing changes during the
+    /// call) <paramref name="source"/> itself, classified and hashed where it is.
+    /// </summary>
+    public ReadOnlySpan<byte> Load(long firstPage, ReadOnlySpan<byte> source, bool inPlace = false)
     {
         FirstPage = firstPage;
         Count = source.Length / SnapshotFormat.PageSize;
-        source.CopyTo(_buffer);
+        ReadOnlySpan<byte> data = source;
+        if (!inPlace)
+        {
+            source.CopyTo(_buffer);
+            data = _buffer.AsSpan(0, source.Length);
+        }
         for (int i = 0; i < Count; i++)
         {
-            var page = Page(i);
+            var page = data.Slice(i * SnapshotFormat.PageSize, SnapshotFormat.PageSize);
             _zero[i] = page.IndexOfAnyExcept((byte)0) < 0;
             _sums[i] = _zero[i] ? 0 : XxHash3.HashToUInt64(page);
         }
+        return data;
     }
 
-    public ReadOnlySpan<byte> Page(int i) => _buffer.AsSpan(i * SnapshotFormat.PageSize, SnapshotFormat.PageSize);
-    public ReadOnlySpan<byte> Pages(int start, int count) =>
-        _buffer.AsSpan(start * SnapshotFormat.PageSize, count * SnapshotFormat.PageSize);
+    /// <summary>Pages [start, start+count) of the bytes <see cref="Load"/> returned.</summary>
+    public static ReadOnlySpan<byte> Pages(ReadOnlySpan<byte> data, int start, int count) =>
+        data.Slice(start * SnapshotFormat.PageSize, count * SnapshotFormat.PageSize);
     public bool IsZero(int i) => _zero[i];
     public ulong Checksum(int i) => _sums[i];
 

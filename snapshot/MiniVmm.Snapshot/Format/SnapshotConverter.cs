@@ -88,7 +88,7 @@ public static class SnapshotConverter
                         int length = (int)record.C * SnapshotFormat.PageSize;
                         if (data.Length < length) data = new byte[length];
                         r.ReadExactly(data.AsSpan(0, length), $"page record data (region {region}, page {first})");
-                        writer.WritePages(region, first, data.AsSpan(0, length));
+                        writer.WritePrivatePages(region, first, data.AsSpan(0, length));
                     }
                     else
                     {

@@ -101,7 +101,11 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
     public Guid SnapshotId => _snapshotId;
     public ulong TrailerChecksum { get; private set; }
 
-    public long WritePages(int region, long firstPage, ReadOnlySpan<byte> pages)
+    public long WritePages(int region, long firstPage, ReadOnlySpan<byte> pages) => Store(region, firstPage, pages, inPlace: false);
+
+    public long WritePrivatePages(int region, long firstPage, ReadOnlySpan<byte> pages) => Store(region, firstPage, pages, inPlace: true);
+
+    private long Store(int region, long firstPage, ReadOnlySpan<byte> pages, bool inPlace)
     {
         ThrowIfNotOpen();
         long written = 0;
@@ -114,14 +118,14 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
             for (long done = 0; done < count;)
             {
                 int n = (int)Math.Min(PageBatch.MaxPages, count - done);
-                batch.Load(firstPage + done, pages.Slice((int)done * SnapshotFormat.PageSize, n * SnapshotFormat.PageSize));
+                var data = batch.Load(firstPage + done, pages.Slice((int)done * SnapshotFormat.PageSize, n * SnapshotFormat.PageSize), inPlace);
                 for (int i = 0; i < n;)
                 {
                     int end = batch.RunEnd(i);
                     long page = batch.FirstPage + i;
                     if (!batch.IsZero(i))
                     {
-                        RandomAccess.Write(_handle, batch.Pages(i, end - i), areaOffset + page * SnapshotFormat.PageSize);
+                        RandomAccess.Write(_handle, PageBatch.Pages(data, i, end - i), areaOffset + page * SnapshotFormat.PageSize);
                         for (int k = i; k < end; k++) table.MarkPresent(batch.FirstPage + k, batch.Checksum(k));
                         Interlocked.Add(ref _pagesWritten, end - i);
                         Interlocked.Add(ref _bytesWritten, (long)(end - i) * SnapshotFormat.PageSize);

@@ -63,7 +63,11 @@ internal sealed class SnapshotStreamWriter : ISnapshotSink
     public Guid SnapshotId => _snapshotId;
     public ulong TrailerChecksum { get; private set; }
 
-    public long WritePages(int region, long firstPage, ReadOnlySpan<byte> pages)
+    public long WritePages(int region, long firstPage, ReadOnlySpan<byte> pages) => Store(region, firstPage, pages, inPlace: false);
+
+    public long WritePrivatePages(int region, long firstPage, ReadOnlySpan<byte> pages) => Store(region, firstPage, pages, inPlace: true);
+
+    private long Store(int region, long firstPage, ReadOnlySpan<byte> pages, bool inPlace)
     {
         ThrowIfNotOpen();
         long written = 0;
@@ -73,14 +77,14 @@ internal sealed class SnapshotStreamWriter : ISnapshotSink
         for (long done = 0; done < count;)
         {
             int n = (int)Math.Min(PageBatch.MaxPages, count - done);
-            batch.Load(firstPage + done, pages.Slice((int)done * SnapshotFormat.PageSize, n * SnapshotFormat.PageSize));
+            var data = batch.Load(firstPage + done, pages.Slice((int)done * SnapshotFormat.PageSize, n * SnapshotFormat.PageSize), inPlace);
             lock (_gate)
             {
                 ThrowIfNotOpen();
                 try
                 {
                     long before = _bytesWritten; // every append happens under _gate
-                    AppendBatch(region, batch, table);
+                    AppendBatch(region, batch, data, table);
                     written += _bytesWritten - before;
                 }
                 catch (Exception e)
@@ -96,7 +100,7 @@ internal sealed class SnapshotStreamWriter : ISnapshotSink
         return written;
     }
 
-    private void AppendBatch(int region, PageBatch batch, PageTable table)
+    private void AppendBatch(int region, PageBatch batch, ReadOnlySpan<byte> data, PageTable table)
     {
         int n = batch.Count;
         for (int i = 0; i < n;)
@@ -105,7 +109,7 @@ internal sealed class SnapshotStreamWriter : ISnapshotSink
             if (!batch.IsZero(i))
             {
                 AppendRecord(new StreamRecord(StreamRecordType.Pages, (uint)region, (ulong)(batch.FirstPage + i), (uint)(end - i)));
-                Append(batch.Pages(i, end - i));
+                Append(PageBatch.Pages(data, i, end - i));
                 for (int k = i; k < end; k++) table.MarkPresent(batch.FirstPage + k, batch.Checksum(k));
                 Interlocked.Add(ref _pagesWritten, end - i);
             }

@@ -114,10 +114,14 @@ public sealed class ObjectStoreSink : ISnapshotSink
     /// <summary>Parts uploaded while the snapshot was still running (before <see cref="Complete"/>).</summary>
     public int EarlyParts { get; private set; }
 
-    public long WritePages(int region, long firstPage, ReadOnlySpan<byte> pages)
+    public long WritePages(int region, long firstPage, ReadOnlySpan<byte> pages) => Store(region, firstPage, pages, inPlace: false);
+
+    public long WritePrivatePages(int region, long firstPage, ReadOnlySpan<byte> pages) => Store(region, firstPage, pages, inPlace: true);
+
+    private long Store(int region, long firstPage, ReadOnlySpan<byte> pages, bool inPlace)
     {
         if (Failure is { } failure) throw new IOException(failure.Message, failure);
-        long written = _spool.WritePages(region, firstPage, pages);
+        long written = inPlace ? _spool.WritePrivatePages(region, firstPage, pages) : _spool.WritePages(region, firstPage, pages);
         long count = pages.Length / SnapshotFormat.PageSize;
         lock (_gate)
         {
