@@ -153,7 +153,9 @@ class Watched:
         return [int(m.group(2)) for t, _, l in self.lines if t0 <= t - span and t <= t1 and (m := RATE.search(l))]
 
     def rss_growth_kb(self, t0, t1):
-        before = [kb for t, kb in self.rss if t < t0]
+        # The baseline is taken a while before the freeze: what a snapshot allocates (and faults in) between its start
+        # and the freeze counts as its growth too.
+        before = [kb for t, kb in self.rss if t < t0 - 0.1]
         during = [kb for t, kb in self.rss if t0 <= t <= t1 + 0.05]
         if not before or not during:
             return 0
@@ -238,6 +240,7 @@ def run_minivmm(args, rate, engine, workdir, khz, pattern="seq", cpus=1, stalls=
         "fsync_ms": st["fsync-ms"], "faults": st["faults-served"], "stall_p50_us": round(st["fault-stall-p50-us"]),
         "stall_p99_us": round(st["fault-stall-p99-us"]),
         "buffer_waits": st.get("fault-buffer-waits", ""), "buffer_wait_ms": st.get("fault-buffer-wait-ms", ""),
+        **{"slow_" + k.replace("-", "_") + "_us": v for k, v in (st.get("slowest-fault-phases-us") or {}).items()},
         "rate_before": statistics.median(before) if before else "", "rate_during": statistics.mean(during) if during else "",
         "rate_during_worst": min(during) if during else "", "protected_ms": round(protected_s * 1000, 2),
         "rate_after": statistics.median(after) if after else "",
@@ -396,7 +399,7 @@ def main():
         wr.writeheader()
         wr.writerows(stall_rows)
     fields = ["pattern", "cpus", "rate", "engine", "rep", "mb", "mem_mb", "fault_around", "buffer_mib", "iterations", "converged", "image_bytes", "nonzero_bytes", "bytes_written", "downtime_ms",
-              "total_ms", "write_ms", "fsync_ms", "faults", "stall_p50_us", "stall_p99_us", "buffer_waits", "buffer_wait_ms", "rate_before", "rate_during", "rate_during_worst", "protected_ms", "rate_after", "time_lost_ms", "save_mib_s",
+              "total_ms", "write_ms", "fsync_ms", "faults", "stall_p50_us", "stall_p99_us", "buffer_waits", "buffer_wait_ms", "slow_copy_us", "slow_claim_wait_us", "slow_unprotect_us", "rate_before", "rate_during", "rate_during_worst", "protected_ms", "rate_after", "time_lost_ms", "save_mib_s",
               "rss_growth_mib", "pause_ms", "capture_ms", "protect_ms", "qemu_sent_bytes", "error", "host", "kernel", "minivmm"]
     with open(os.path.join(args.out, "snapshot.csv"), "w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")

@@ -41,6 +41,9 @@ public sealed record SnapshotResult
     /// <summary>Host-side stall of each write fault (message read to un-protect), microseconds; sampled past 256k faults.</summary>
     public double[] FaultStallSamplesUs { get; init; } = [];
 
+    /// <summary>Where the slowest 1 % of write faults spent their stall, on average (null: no fault).</summary>
+    public FaultPhases? SlowFaultPhases { get; init; }
+
     /// <summary>Write faults that found every fault buffer queued for the destination and waited for one (write tracking).</summary>
     public long FaultBufferWaits { get; init; }
     /// <summary>The time those faults waited for a buffer, summed (part of their stalls).</summary>
@@ -88,6 +91,8 @@ public sealed record SnapshotResult
           $"{FaultsServed} faults served, downtime {Ms(Downtime)}{(DowntimeBreakdown is null ? "" : $" ({DowntimeBreakdown})")}, total {Ms(TotalTime)} (write {Ms(WriteTime)}, fsync {Ms(FsyncTime)}), " +
           $"fault stall p50 {Us(FaultStallP50)} p99 {Us(FaultStallP99)} max {Us(FaultStallMax)}" +
           (FaultBufferWaits > 0 ? $" ({FaultBufferWaits} waited {Ms(FaultBufferWaitTime)} for a fault buffer)" : "") +
+          (SlowFaultPhases is { } slow
+              ? $", slowest 1 % of faults: copy {Us(slow.Copy)}, claim wait {Us(slow.ClaimWait)}, un-protect {Us(slow.Unprotect)}" : "") +
           (Iterations > 0 ? $", {Iterations} iterations{(Converged ? "" : " (did not converge)")}" : "") +
           $", protected window {Ms(ProtectedWindow)}" +
           (Incremental ? $", incremental: {ChangedPages} pages changed since the parent" : "") +

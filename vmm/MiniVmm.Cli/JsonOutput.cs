@@ -155,6 +155,14 @@ internal static class JsonOutput
             w.WriteNumber("fault-stall-max-us", Math.Round(r.FaultStallMax.TotalMicroseconds, 1));
             w.WriteNumber("fault-buffer-waits", r.FaultBufferWaits);
             w.WriteNumber("fault-buffer-wait-ms", Math.Round(r.FaultBufferWaitTime.TotalMilliseconds, 3));
+            if (r.SlowFaultPhases is { } slow)
+            {
+                w.WriteStartObject("slowest-fault-phases-us");
+                w.WriteNumber("copy", Math.Round(slow.Copy.TotalMicroseconds, 1));
+                w.WriteNumber("claim-wait", Math.Round(slow.ClaimWait.TotalMicroseconds, 1));
+                w.WriteNumber("unprotect", Math.Round(slow.Unprotect.TotalMicroseconds, 1));
+                w.WriteEndObject();
+            }
             w.WriteStartArray("fault-stall-us");
             foreach (double us in r.FaultStallSamplesUs) w.WriteNumberValue(Math.Round(us, 1));
             w.WriteEndArray();

@@ -48,7 +48,7 @@ internal sealed class WriteTrackingRun : IDisposable
     private readonly long[] _trackNext;        // tracked: the page after the run freed last, per region (fault thread)
     private long _trackRun = 1;
     private long _window;
-    private readonly LatencyRecorder _stalls = new();
+    private readonly LatencyRecorder _stalls = new(parts: 3); // copy (with any buffer wait), claim wait, un-protect
     private UserfaultLoop? _loop;           // serves the write faults; created with the userfaultfd
     private IDisposable? _userfaultHold;     // host writes fault pages in from a system call while RAM is protected
     private readonly long _start = Stopwatch.GetTimestamp();
@@ -299,7 +299,9 @@ internal sealed class WriteTrackingRun : IDisposable
             long count = Math.Min(_window, r.PageCount - first);
             _sequentialNext[ri] = first + count;
             _saver.SaveRange(ri, first, count, async: true);
+            long copied = Stopwatch.GetTimestamp();
             _saver.States[ri].WaitUntilSaved(first, count, Job.CancellationToken);
+            long claimed = Stopwatch.GetTimestamp();
             if (_writtenSinceFreeze is { } written)
             {
                 // Tracked: what goes free belongs to the next link. A sequential writer (a fault on the page right after
@@ -320,7 +322,8 @@ internal sealed class WriteTrackingRun : IDisposable
             else
                 r.WriteProtect(_uffd!, first, count, protect: false);
             Interlocked.Increment(ref _faults);
-            _stalls.Record(Stopwatch.GetTimestamp() - readAt);
+            long done = Stopwatch.GetTimestamp();
+            _stalls.Record(done - readAt, [copied - readAt, claimed - copied, done - claimed]);
         }
     }
 
@@ -470,6 +473,7 @@ internal sealed class WriteTrackingRun : IDisposable
             FaultStallP99 = _stalls.Percentile(99),
             FaultStallMax = _stalls.Max,
             FaultStallSamplesUs = _stalls.SamplesMicroseconds(),
+            SlowFaultPhases = _stalls.SlowestPhases(99) is [var copy, var wait, var unprotect] ? new FaultPhases(copy, wait, unprotect) : null,
             FaultBufferWaits = _blockWriter.BufferWaits,
             FaultBufferWaitTime = _blockWriter.BufferWaitTime,
             DowntimeBreakdown = _freezeBreakdown,

@@ -38,6 +38,11 @@ public sealed class WriteTrackingEngineTests
 
         result.Succeeded.Should().BeTrue(result.Error);
         result.FaultsServed.Should().BeGreaterThan(0, "the writer wrote protected pages while the scan ran");
+        // The slowest faults' phases are part of their stalls: together no longer than the longest stall.
+        result.SlowFaultPhases.Should().NotBeNull();
+        var slow = result.SlowFaultPhases!;
+        (slow.Copy + slow.ClaimWait + slow.Unprotect).Should().BeLessThanOrEqualTo(result.FaultStallMax);
+        (slow.Copy + slow.ClaimWait + slow.Unprotect).Should().BePositive();
         Enumerable.Range(0, (int)Pages).Where(p => sink.CountOf(p) != 1).Should().BeEmpty("every page is handed over exactly once");
         sink.Completed.Should().BeTrue();
         h.Vm.Pauses.Should().Be(1);
