@@ -57,6 +57,13 @@ public sealed record SnapshotOptions
     /// </summary>
     public long FaultBufferBytes { get; init; } = DefaultFaultBufferBytes;
 
+    /// <summary>
+    /// Serve write faults from a real-time (SCHED_FIFO) thread (write tracking), so that a fault is served as soon as it
+    /// arrives even when every CPU is busy with the scan, the destination and the guest. Needs CAP_SYS_NICE or an
+    /// RLIMIT_RTPRIO; without either the thread stays a normal one and the snapshot says so.
+    /// </summary>
+    public bool RealtimeFaultThread { get; init; }
+
     /// <summary>16 MiB: 4 MiB of base-size blocks and four 2 MiB windows at the default fault-around.</summary>
     public const long DefaultFaultBufferBytes = 16L << 20;
 

@@ -41,6 +41,9 @@ public sealed record SnapshotResult
     /// <summary>Host-side stall of each write fault (message read to un-protect), microseconds; sampled past 256k faults.</summary>
     public double[] FaultStallSamplesUs { get; init; } = [];
 
+    /// <summary>Write faults were served from a real-time thread (asked for with <see cref="SnapshotOptions.RealtimeFaultThread"/>, and granted).</summary>
+    public bool RealtimeFaultThread { get; init; }
+
     /// <summary>Where the slowest 1 % of write faults spent their stall, on average (null: no fault).</summary>
     public FaultPhases? SlowFaultPhases { get; init; }
 

@@ -155,6 +155,7 @@ internal static class JsonOutput
             w.WriteNumber("fault-stall-max-us", Math.Round(r.FaultStallMax.TotalMicroseconds, 1));
             w.WriteNumber("fault-buffer-waits", r.FaultBufferWaits);
             w.WriteNumber("fault-buffer-wait-ms", Math.Round(r.FaultBufferWaitTime.TotalMilliseconds, 3));
+            w.WriteBoolean("fault-thread-realtime", r.RealtimeFaultThread);
             if (r.SlowFaultPhases is { } slow)
             {
                 w.WriteStartObject("slowest-fault-phases-us");

@@ -152,10 +152,13 @@ internal static class RunCommand
             { error = $"--snapshot-buffer: {bufferText} is outside {SnapshotOptions.MinFaultBufferBytes >> 20} MiB..64 GiB"; return false; }
             faultBuffer = (long)bytes;
         }
+        bool realtimeFaults = parse.GetValue(snap.RealtimeFaults);
+        if (realtimeFaults && mode != SnapshotMode.WriteTracking) { error = "--snapshot-realtime-faults only applies to --snapshot-mode write-tracking"; return false; }
         var options = new SnapshotOptions
         {
             Mode = mode,
             FaultBufferBytes = faultBuffer,
+            RealtimeFaultThread = realtimeFaults,
             StallTimeout = stallTimeout,
             DirtyLogConvergeTimeout = convergeTimeout,
             RateLimitBytesPerSecond = (long)(rate * (1 << 20)),

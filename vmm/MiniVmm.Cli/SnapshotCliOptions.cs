@@ -21,6 +21,10 @@ internal sealed class SnapshotCliOptions
         Description = "memory for write-fault copies waiting for the destination (e.g. 64M, 1G; plain numbers are MiB; default 16M): more lets a guest's writes wait in memory instead of on a slow destination",
         HelpName = "SIZE",
     };
+    public Option<bool> RealtimeFaults { get; } = new("--snapshot-realtime-faults")
+    {
+        Description = "write-tracking: serve write faults from a real-time (SCHED_FIFO) thread, which cuts the longest fault stalls on a busy host (needs CAP_SYS_NICE)",
+    };
     public Option<string?> ConvergeTimeout { get; } = new("--snapshot-converge-timeout") { Description = "dirty-log: stop iterating after this long (e.g. 5s) and stop-and-copy the rest (default: only the 30-iteration cap)" };
     public Option<string?> Timeout { get; } = new("--snapshot-timeout") { Description = "fail a snapshot whose destination takes no data for this long (default 10s; 0 = never)" };
     public Option<bool> ExitAfter { get; } = new("--exit-after-snapshot") { Description = "stop the VM once the snapshot is complete (exit 0 on success)" };
@@ -38,7 +42,7 @@ internal sealed class SnapshotCliOptions
 
     public Option<string?> Stats { get; } = new("--snapshot-stats") { Description = "append each snapshot's statistics (incl. every fault stall) as a JSON line to FILE" };
 
-    public IEnumerable<Option> All => [To, Overwrite, After, Mode, RateLimit, FaultAround, Buffer, ConvergeTimeout, Timeout, ExitAfter, Incremental, IncrementalFrom, Stats];
+    public IEnumerable<Option> All => [To, Overwrite, After, Mode, RateLimit, FaultAround, Buffer, RealtimeFaults, ConvergeTimeout, Timeout, ExitAfter, Incremental, IncrementalFrom, Stats];
 
     /// <summary>Every word <c>--snapshot-mode</c> accepts (aliases included): the parser and shell completion both read it.</summary>
     public static readonly IReadOnlyDictionary<string, SnapshotMode> ModeWords = new Dictionary<string, SnapshotMode>(StringComparer.Ordinal)

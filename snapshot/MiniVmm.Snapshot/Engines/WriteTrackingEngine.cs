@@ -70,6 +70,7 @@ internal sealed class WriteTrackingRun : IDisposable
     private volatile bool _trackingLost;       // protection was dropped without recording (failure paths)
     private bool _registered;                  // our userfaultfd holds the RAM (a tracker may hold it until the freeze)
     private TimeSpan _handoverPause;
+    private volatile bool _realtime;           // the fault thread got SCHED_FIFO
 
     public WriteTrackingRun(ISnapshotSource source, ISnapshotSink sink, SnapshotOptions options, ILogger log)
     {
@@ -256,6 +257,7 @@ internal sealed class WriteTrackingRun : IDisposable
     /// <summary>Serves write faults in arrival order until the scan has finished and the queue is empty.</summary>
     private void FaultLoop()
     {
+        if (_options.RealtimeFaultThread) MakeRealtime();
         try
         {
             var cancel = Job.CancellationToken;
@@ -271,6 +273,16 @@ internal sealed class WriteTrackingRun : IDisposable
             _trackingLost = true;
             UnprotectAll();
         }
+    }
+
+    /// <summary>The lowest real-time priority is enough: it puts the fault thread ahead of every normal thread.</summary>
+    private void MakeRealtime()
+    {
+        var refused = ThreadScheduling.TrySetCurrentThreadRealtime(1);
+        _realtime = refused == Errno.None;
+        if (!_realtime)
+            _log.LogWarning("write faults are served from a normal thread: the kernel refused real-time scheduling ({Errno}; " +
+                "it needs CAP_SYS_NICE or an RLIMIT_RTPRIO of at least 1)", refused);
     }
 
     /// <summary>Removes write protection from all RAM, waking blocked writers; the registration stays (failure path).</summary>
@@ -475,6 +487,7 @@ internal sealed class WriteTrackingRun : IDisposable
             FaultStallSamplesUs = _stalls.SamplesMicroseconds(),
             SlowFaultPhases = _stalls.SlowestPhases(99) is [var copy, var wait, var unprotect] ? new FaultPhases(copy, wait, unprotect) : null,
             FaultBufferWaits = _blockWriter.BufferWaits,
+            RealtimeFaultThread = _realtime,
             FaultBufferWaitTime = _blockWriter.BufferWaitTime,
             DowntimeBreakdown = _freezeBreakdown,
             SnapshotId = _sink.SnapshotId,

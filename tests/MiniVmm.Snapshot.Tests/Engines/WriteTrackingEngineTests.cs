@@ -53,6 +53,23 @@ public sealed class WriteTrackingEngineTests
     }
 
     [UffdWriteProtectFact]
+    public void A_real_time_fault_thread_serves_the_same_point_in_time_image()
+    {
+        using var h = new EngineHarness(Pages, TouchedPages);
+        h.Vm.WaitForPrefill();
+        var sink = h.CreateSink("write-tracking");
+        var options = new SnapshotOptions { RealtimeFaultThread = true, RateLimitBytesPerSecond = 8L << 20 };
+        var result = EngineHarness.Finish(h.Start(new WriteTrackingEngine(), sink, options));
+
+        result.Succeeded.Should().BeTrue(result.Error);
+        result.RealtimeFaultThread.Should().BeTrue("the tests run with CAP_SYS_NICE (as root)");
+        result.FaultsServed.Should().BeGreaterThan(0);
+        Enumerable.Range(0, (int)Pages).Where(p => sink.CountOf(p) != 1).Should().BeEmpty();
+        h.AssertImageIsRamAtFreeze(result);
+        h.Vm.KeepsWriting(4 * Pages).Should().BeTrue();
+    }
+
+    [UffdWriteProtectFact]
     public void Without_write_protection_the_image_is_not_point_in_time()
     {
         // The negative control: the same run with protection skipped must be caught by the same check.

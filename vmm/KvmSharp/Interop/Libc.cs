@@ -67,6 +67,12 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int madvise(nint addr, nuint length, int advice);
 
+    public const int SCHED_OTHER = 0, SCHED_FIFO = 1;
+
+    /// <summary>sched_setscheduler(2); <paramref name="priority"/> points at a <c>struct sched_param</c> (one int).</summary>
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int sched_setscheduler(int pid, int policy, int* priority);
+
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int mprotect(nint addr, nuint length, int prot);
 

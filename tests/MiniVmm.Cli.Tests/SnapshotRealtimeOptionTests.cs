@@ -1,0 +1,34 @@
+using System.CommandLine;
+using MiniVmm.Snapshot;
+
+namespace MiniVmm.Cli.Tests;
+
+/// <summary>--snapshot-realtime-faults: off unless asked for, and only for write tracking (the only engine with a fault thread).</summary>
+public sealed class SnapshotRealtimeOptionTests
+{
+    private static (bool Ok, SnapshotOptions? Options, string? Error) Plan(params string[] args)
+    {
+        var snap = new SnapshotCliOptions();
+        var command = new RootCommand();
+        foreach (var o in snap.All) command.Options.Add(o);
+        bool ok = RunCommand.TryGetSnapshotPlan(command.Parse(["--snapshot-to", "/tmp/x.mvs", .. args]), snap, out var plan, out string? error);
+        return (ok, plan?.Options, error);
+    }
+
+    [Fact]
+    public void The_fault_thread_is_a_normal_one_unless_asked()
+    {
+        Plan().Options!.RealtimeFaultThread.Should().BeFalse();
+        var (ok, options, error) = Plan("--snapshot-realtime-faults");
+        ok.Should().BeTrue(error);
+        options!.RealtimeFaultThread.Should().BeTrue();
+    }
+
+    [Fact]
+    public void The_reference_engines_have_no_fault_thread()
+    {
+        var (ok, _, error) = Plan("--snapshot-mode", "dirty-log", "--snapshot-realtime-faults");
+        ok.Should().BeFalse();
+        error.Should().Contain("only applies to --snapshot-mode write-tracking");
+    }
+}
