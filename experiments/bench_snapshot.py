@@ -5,7 +5,7 @@ For each guest write rate and engine, one fresh VM per trial:
   writer: 256 MiB buffer (prefilled, so it is all non-zero) in 512 MiB RAM (--mb, --mem-mb), 1 vCPU, paced at the rate;
   snapshot (SIGUSR1 / QMP) DELAY after the prefill sweep ends; measure image size on disk / non-zero RAM, downtime, total time (write, fsync),
   fault stall p50/p99 (host side), guest page writes/s before and during the snapshot, VMM RSS growth.
-Usage: bench_snapshot.py MINIVMM GUEST_DIR OUT_DIR [--rates idle,1000,...] [--engines wt,wt-stream,stop-copy,dirty-log,qemu]
+Usage: bench_snapshot.py MINIVMM GUEST_DIR OUT_DIR [--rates idle,1000,...] [--engines wt,wt-stream,wt-rt,stop-copy,dirty-log,qemu]
        [--reps N] [--fault-around 16] [--mb 256] [--mem-mb 512] [--quick]
 Writes OUT_DIR/snapshot.csv and prints a table.
 """
@@ -185,10 +185,12 @@ def run_minivmm(args, rate, engine, workdir, khz, pattern="seq", cpus=1, stalls=
     stats = os.path.join(workdir, "stats.jsonl")
     if os.path.exists(stats):
         os.remove(stats)
-    mode = {"wt": "write-tracking", "wt-stream": "write-tracking", "dirty-log-bw": "dirty-log"}.get(engine, engine)
+    mode = {"wt": "write-tracking", "wt-stream": "write-tracking", "wt-rt": "write-tracking", "dirty-log-bw": "dirty-log"}.get(engine, engine)
     # wt-stream: the same engine into the stream form, through a pipe to `cat`, as QEMU's `migrate exec:` is driven.
     destination = f"exec:cat > {image}" if engine == "wt-stream" else image
     extra = ["--snapshot-rate-limit", str(args.bw_limit)] if engine == "dirty-log-bw" else []
+    if engine == "wt-rt":  # the file form with the fault thread at real-time priority
+        extra += ["--snapshot-realtime-faults"]
     if mode == "write-tracking" and args.buffer_mib:
         extra += ["--snapshot-buffer", f"{args.buffer_mib}M"]
     if mode == "dirty-log":  # the same convergence cap as QEMU's pre-copy, so both report "did not converge" alike

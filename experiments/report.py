@@ -13,8 +13,8 @@ import subprocess
 import sys
 
 RATE_ORDER = ["idle", "1000", "10000", "100000", "1000000", "max"]
-ENGINES = ["wt", "wt-stream", "stop-copy", "dirty-log", "dirty-log-bw", "qemu", "qemu-precopy"]
-LABEL = {"wt": "MiniVmm write-tracking", "wt-stream": "MiniVmm write-tracking, stream (exec:)", "stop-copy": "MiniVmm stop-and-copy", "dirty-log": "MiniVmm dirty-log precopy",
+ENGINES = ["wt", "wt-stream", "wt-rt", "stop-copy", "dirty-log", "dirty-log-bw", "qemu", "qemu-precopy"]
+LABEL = {"wt": "MiniVmm write-tracking", "wt-stream": "MiniVmm write-tracking, stream (exec:)", "wt-rt": "MiniVmm write-tracking, real-time fault thread", "stop-copy": "MiniVmm stop-and-copy", "dirty-log": "MiniVmm dirty-log precopy",
          "dirty-log-bw": "MiniVmm dirty-log, 64 MiB/s", "qemu": "QEMU 7.2 background-snapshot", "qemu-precopy": "QEMU 7.2 pre-copy"}
 
 

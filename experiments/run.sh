@@ -20,7 +20,7 @@ need python3 python3
 need gnuplot gnuplot-nox optional || echo "   (REPORT.md is written without plots)" >&2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-engines=wt,wt-stream,stop-copy,dirty-log,dirty-log-bw,qemu,qemu-precopy
+engines=wt,wt-stream,wt-rt,stop-copy,dirty-log,dirty-log-bw,qemu,qemu-precopy
 t0=$SECONDS
 stage() { echo "$1: $((SECONDS - t0)) s" | tee -a "$results/timing.txt" >&2; }
 : > "$results/timing.txt"
