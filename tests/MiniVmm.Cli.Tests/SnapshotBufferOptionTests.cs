@@ -1,20 +1,10 @@
-using System.CommandLine;
-using MiniVmm.Snapshot;
+using static MiniVmm.Cli.Tests.SnapshotPlans;
 
 namespace MiniVmm.Cli.Tests;
 
 /// <summary>--snapshot-buffer: a size (plain numbers are MiB) within the engine's bounds, for write tracking only.</summary>
 public sealed class SnapshotBufferOptionTests
 {
-    private static (bool Ok, SnapshotOptions? Options, string? Error) Plan(params string[] args)
-    {
-        var snap = new SnapshotCliOptions();
-        var command = new RootCommand();
-        foreach (var o in snap.All) command.Options.Add(o);
-        bool ok = RunCommand.TryGetSnapshotPlan(command.Parse(["--snapshot-to", "/tmp/x.mvs", .. args]), snap, out var plan, out string? error);
-        return (ok, plan?.Options, error);
-    }
-
     [Theory]
     [InlineData(null, 16L << 20)]
     [InlineData("64M", 64L << 20)]

@@ -1,20 +1,10 @@
-using System.CommandLine;
-using MiniVmm.Snapshot;
+using static MiniVmm.Cli.Tests.SnapshotPlans;
 
 namespace MiniVmm.Cli.Tests;
 
 /// <summary>--snapshot-realtime-faults: off unless asked for, and only for write tracking (the only engine with a fault thread).</summary>
 public sealed class SnapshotRealtimeOptionTests
 {
-    private static (bool Ok, SnapshotOptions? Options, string? Error) Plan(params string[] args)
-    {
-        var snap = new SnapshotCliOptions();
-        var command = new RootCommand();
-        foreach (var o in snap.All) command.Options.Add(o);
-        bool ok = RunCommand.TryGetSnapshotPlan(command.Parse(["--snapshot-to", "/tmp/x.mvs", .. args]), snap, out var plan, out string? error);
-        return (ok, plan?.Options, error);
-    }
-
     [Fact]
     public void The_fault_thread_is_a_normal_one_unless_asked()
     {
