@@ -412,7 +412,10 @@ def main():
     if rows:
         host = rows[0].get("host", "?"), rows[0].get("kernel", "?")
         host_txt = os.path.join(results, "host.txt")  # written by run.sh: the host setting that moves these numbers most
-        host_note = open(host_txt).read().strip() if os.path.exists(host_txt) else ""
+        host_note = ""
+        if os.path.exists(host_txt):
+            with open(host_txt) as f:
+                host_note = f.read().strip()
         md += [f"## Live snapshot, {main_mb} MiB non-zero guest RAM (512 MiB VM), 1 vCPU, sequential writer", "",
                f"Host {host[0]}, kernel {host[1]}, kvm_pvm; medians of {max(int(r['rep']) for r in rows) + 1} trials, fresh VM each."
                + (f" {host_note[0].upper()}{host_note[1:]}." if host_note else ""), "",
