@@ -242,6 +242,7 @@ def run_minivmm(args, rate, engine, workdir, khz, pattern="seq", cpus=1, stalls=
         "fsync_ms": st["fsync-ms"], "faults": st["faults-served"], "stall_p50_us": round(st["fault-stall-p50-us"]),
         "stall_p99_us": round(st["fault-stall-p99-us"]),
         "buffer_waits": st.get("fault-buffer-waits", ""), "buffer_wait_ms": st.get("fault-buffer-wait-ms", ""),
+        "zero_unread": st.get("zero-pages-unread", ""),
         **{"slow_" + k.replace("-", "_") + "_us": v for k, v in (st.get("slowest-fault-phases-us") or {}).items()},
         "rate_before": statistics.median(before) if before else "", "rate_during": statistics.mean(during) if during else "",
         "rate_during_worst": min(during) if during else "", "protected_ms": round(protected_s * 1000, 2),
@@ -401,7 +402,7 @@ def main():
         wr.writeheader()
         wr.writerows(stall_rows)
     fields = ["pattern", "cpus", "rate", "engine", "rep", "mb", "mem_mb", "fault_around", "buffer_mib", "iterations", "converged", "image_bytes", "nonzero_bytes", "bytes_written", "downtime_ms",
-              "total_ms", "write_ms", "fsync_ms", "faults", "stall_p50_us", "stall_p99_us", "buffer_waits", "buffer_wait_ms", "slow_copy_us", "slow_claim_wait_us", "slow_unprotect_us", "rate_before", "rate_during", "rate_during_worst", "protected_ms", "rate_after", "time_lost_ms", "save_mib_s",
+              "total_ms", "write_ms", "fsync_ms", "faults", "stall_p50_us", "stall_p99_us", "buffer_waits", "buffer_wait_ms", "zero_unread", "slow_copy_us", "slow_claim_wait_us", "slow_unprotect_us", "rate_before", "rate_during", "rate_during_worst", "protected_ms", "rate_after", "time_lost_ms", "save_mib_s",
               "rss_growth_mib", "pause_ms", "capture_ms", "protect_ms", "qemu_sent_bytes", "error", "host", "kernel", "minivmm"]
     with open(os.path.join(args.out, "snapshot.csv"), "w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The machine's own limits, measured in the same run as the snapshot benchmarks so their save bandwidth can be read
 against them: memory copy bandwidth (one 256 MiB copy in RAM) and page-cache write bandwidth (`dd` of 256 MiB into a
-new file in the directory the snapshots are written to, without and with the data synced).
+new file in the directory the snapshots are written to, without and with the data synced), and the stream form's path
+without MiniVmm (`dd` through a pipe into `cat > FILE`).
 
 Usage: host_limits.py OUT_DIR [--dir DIR] [--mib 256] [--reps 3]   writes OUT_DIR/limits.csv (best of the reps)."""
 import argparse
@@ -34,6 +35,19 @@ def dd_mib_s(directory, mib, sync):
         os.remove(path)
 
 
+def pipe_mib_s(directory, mib):
+    """The stream form's path without MiniVmm: `dd` into a pipe, `cat` from it into a new file (exec:cat > FILE)."""
+    fd, path = tempfile.mkstemp(dir=directory, prefix="limits-")
+    os.close(fd)
+    os.remove(path)
+    try:
+        t = time.perf_counter()
+        subprocess.run(f"dd if=/dev/zero bs=1M count={mib} status=none | cat > '{path}'", shell=True, check=True)
+        return mib / (time.perf_counter() - t)
+    finally:
+        os.remove(path)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -45,6 +59,7 @@ def main():
         {"limit": "memcpy", "mib_s": max(memcpy_mib_s(args.mib) for _ in range(args.reps))},
         {"limit": "page-cache write (dd)", "mib_s": max(dd_mib_s(args.dir, args.mib, False) for _ in range(args.reps))},
         {"limit": "write + fdatasync (dd)", "mib_s": max(dd_mib_s(args.dir, args.mib, True) for _ in range(args.reps))},
+        {"limit": "pipe to cat to file (dd | cat)", "mib_s": max(pipe_mib_s(args.dir, args.mib) for _ in range(args.reps))},
     ]
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "limits.csv"), "w", newline="") as f:

@@ -441,11 +441,16 @@ def main():
         md += ["### The machine's limits, same run (`host_limits.py`)", "",
                "| limit | MiB/s |", "|---|---|"] + [f"| {r['limit']} | {num(r['mib_s']):.0f} |" for r in limits]
         dd = next((num(r["mib_s"]) for r in limits if r["limit"].startswith("page-cache")), math.nan)
+        pipe = next((num(r["mib_s"]) for r in limits if r["limit"].startswith("pipe")), math.nan)
         for e in ("wt", "qemu"):
             rs = ratio_rows(rows, "max", e)
             if rs and not math.isnan(med(rs, "save_mib_s")) and dd > 0:
                 md.append(f"\n{e} at max rate saves {med(rs, 'save_mib_s'):.0f} MiB/s over its window: "
                           f"{med(rs, 'save_mib_s') / dd:.2f} of the page-cache write bandwidth.")
+        rs = ratio_rows(rows, "max", "wt-stream")
+        if rs and not math.isnan(med(rs, "save_mib_s")) and pipe > 0:
+            md.append(f"\nwt-stream at max rate saves {med(rs, 'save_mib_s'):.0f} MiB/s over its window: "
+                      f"{med(rs, 'save_mib_s') / pipe:.2f} of what `dd | cat > FILE` moves with no guest running.")
         md.append("")
     if has_cdf:
         md += ["### Write-fault stall distribution (write-tracking, the configuration above; every fault of every trial)", "", "![fault stall CDF](results/plots/stall_cdf.png)", ""]

@@ -9,6 +9,8 @@ public sealed record SnapshotResult
     public bool Cancelled { get; init; }
     public long PagesSaved { get; init; }
     public long ZeroPages { get; init; }
+    /// <summary>Of <see cref="ZeroPages"/>, those recorded from the page tables without being read (never-written RAM).</summary>
+    public long ZeroPagesUnread { get; init; }
     public long BytesWritten { get; init; }
     public long FaultsServed { get; init; }
     public TimeSpan Downtime { get; init; }
@@ -90,7 +92,7 @@ public sealed record SnapshotResult
 
     /// <summary>Every figure of a finished snapshot on one line, for the debug log and for tuning.</summary>
     public string Details() => Succeeded
-        ? $"snapshot ({Engine}) details: {PagesSaved} pages saved, {BytesWritten} bytes, {ZeroPages} zero pages skipped, " +
+        ? $"snapshot ({Engine}) details: {PagesSaved} pages saved, {BytesWritten} bytes, {ZeroPages} zero pages skipped ({ZeroPagesUnread} not read), " +
           $"{FaultsServed} faults served, downtime {Ms(Downtime)}{(DowntimeBreakdown is null ? "" : $" ({DowntimeBreakdown})")}, total {Ms(TotalTime)} (write {Ms(WriteTime)}, fsync {Ms(FsyncTime)}), " +
           $"fault stall p50 {Us(FaultStallP50)} p99 {Us(FaultStallP99)} max {Us(FaultStallMax)}" +
           (FaultBufferWaits > 0 ? $" ({FaultBufferWaits} waited {Ms(FaultBufferWaitTime)} for a fault buffer)" : "") +

@@ -28,14 +28,21 @@ public readonly record struct PageScanQuery(
         CategoryMask: PageMap.PAGE_IS_WRITTEN, ReturnMask: PageMap.PAGE_IS_WRITTEN);
 
     /// <summary>
+    /// Pages whose entry maps the shared zero page (4 KiB, or the huge zero page for a whole PMD): they read as zeros
+    /// and a write to them faults first, so their content is known without reading them.
+    /// </summary>
+    public static PageScanQuery ZeroPage { get; } = new(
+        0, CategoryMask: PageMap.PAGE_IS_PRESENT | PageMap.PAGE_IS_PFNZERO, ReturnMask: PageMap.PAGE_IS_PFNZERO);
+
+    /// <summary>Pages mapped by a huge page (a transparent huge page's PMD).</summary>
+    public static PageScanQuery Huge { get; } = new(0, CategoryMask: PageMap.PAGE_IS_HUGE, ReturnMask: PageMap.PAGE_IS_HUGE);
+
+    /// <summary>
     /// Pages with an empty page-table entry (or no page table): neither present nor swapped out nor holding a
     /// userfaultfd write-protect marker. Under a WP_UNPOPULATED protection of the whole range, such a page was
     /// discarded (MADV_DONTNEED) after the protection: a zap of anonymous memory drops the marker with the page.
     /// (Linux 6.18 also reports such an entry as <see cref="PageMap.PAGE_IS_WRITTEN"/>.)
     /// </summary>
-    /// <summary>Pages mapped by a huge page (a transparent huge page's PMD).</summary>
-    public static PageScanQuery Huge { get; } = new(0, CategoryMask: PageMap.PAGE_IS_HUGE, ReturnMask: PageMap.PAGE_IS_HUGE);
-
     public static PageScanQuery Empty { get; } = new(
         PageMap.PM_SCAN_CHECK_WPASYNC,
         CategoryMask: PageMap.PAGE_IS_PRESENT | PageMap.PAGE_IS_SWAPPED,

@@ -134,6 +134,7 @@ internal static class JsonOutput
             if (r.Error is not null) w.WriteString("error", r.Error);
             w.WriteNumber("pages-saved", r.PagesSaved);
             w.WriteNumber("zero-pages", r.ZeroPages);
+            w.WriteNumber("zero-pages-unread", r.ZeroPagesUnread);
             w.WriteNumber("bytes-written", r.BytesWritten);
             w.WriteNumber("faults-served", r.FaultsServed);
             w.WriteNumber("downtime-ms", r.Downtime.TotalMilliseconds);

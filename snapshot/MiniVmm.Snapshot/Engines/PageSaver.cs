@@ -22,34 +22,56 @@ public sealed class PageSaver(GuestMemory memory, ISnapshotSink sink, PageStates
 
     /// <summary>
     /// The scanner's way: each claimed run is copied into <paramref name="staging"/>, marked saved at once, then
-    /// written from the copy. A write fault on one of these pages waits for a memory copy, never for the disk.
-    /// Returns the bytes the destination took for them (what a bandwidth cap charges).
+    /// written from the copy. A write fault on one of these pages waits for a memory copy, never for the disk. Claimed
+    /// pages in <paramref name="knownZero"/> (see <see cref="KnownZeroPages"/>) are marked saved and recorded as zero
+    /// without being read. Returns the bytes the destination took for them (what a bandwidth cap charges).
     /// </summary>
-    public long SaveRangeStaged(int region, long first, long count, byte[] staging)
+    public long SaveRangeStaged(int region, long first, long count, byte[] staging, PageBitmap? knownZero = null)
     {
         long written = 0;
         long batch = staging.Length / (long)GuestMemory.PageSize;
+        var pages = states[region];
         for (long start = first; start < first + count; start += batch)
         {
             long end = Math.Min(first + count, start + batch);
-            var pages = states[region];
             long runStart = -1;
+            bool runZero = false;
             for (long p = start; p <= end; p++)
             {
-                if (p < end && pages.TryClaim(p))
-                {
-                    if (runStart < 0) runStart = p;
-                    continue;
-                }
-                if (runStart < 0) continue;
-                int bytes = checked((int)((p - runStart) * (long)GuestMemory.PageSize));
-                memory.Regions[region].GetSpan((ulong)runStart * GuestMemory.PageSize, bytes).CopyTo(staging);
-                for (long q = runStart; q < p; q++) pages.MarkSaved(q);
-                written += sink.WritePrivatePages(region, runStart, staging.AsSpan(0, bytes));
-                runStart = -1;
+                bool claimed = p < end && pages.TryClaim(p);
+                bool zero = claimed && knownZero is not null && knownZero.Get(p);
+                if (claimed && runStart >= 0 && zero == runZero) continue;
+                if (runStart >= 0)
+                    written += runZero ? SaveZeroRun(region, runStart, p - runStart) : SaveStagedRun(region, runStart, p - runStart, staging);
+                runStart = claimed ? p : -1;
+                runZero = zero;
             }
         }
         return written;
+    }
+
+    /// <summary>Zero pages the scan recorded without reading them (this saver's scan thread only).</summary>
+    public long ZeroPagesUnread { get; private set; }
+
+    private long SaveStagedRun(int region, long first, long count, byte[] staging)
+    {
+        int bytes = checked((int)(count * (long)GuestMemory.PageSize));
+        memory.Regions[region].GetSpan((ulong)first * GuestMemory.PageSize, bytes).CopyTo(staging);
+        MarkSaved(region, first, count);
+        return sink.WritePrivatePages(region, first, staging.AsSpan(0, bytes));
+    }
+
+    private long SaveZeroRun(int region, long first, long count)
+    {
+        MarkSaved(region, first, count);
+        ZeroPagesUnread += count;
+        return sink.WriteZeroPages(region, first, count);
+    }
+
+    private void MarkSaved(int region, long first, long count)
+    {
+        var pages = states[region];
+        for (long p = first; p < first + count; p++) pages.MarkSaved(p);
     }
 
     /// <summary>
@@ -81,8 +103,7 @@ public sealed class PageSaver(GuestMemory memory, ISnapshotSink sink, PageStates
         if (async && AsyncWriter is { } writer)
         {
             writer.CopyAndQueue(memory.Regions[region], region, first, (int)count, AsyncWait);
-            var pages = states[region];
-            for (long p = first; p < first + count; p++) pages.MarkSaved(p);
+            MarkSaved(region, first, count);
             return;
         }
         WriteRun(region, first, count);

@@ -71,6 +71,7 @@ internal sealed class WriteTrackingRun : IDisposable
     private bool _registered;                  // our userfaultfd holds the RAM (a tracker may hold it until the freeze)
     private TimeSpan _handoverPause;
     private volatile bool _realtime;           // the fault thread got SCHED_FIFO
+    private KnownZeroPages? _knownZero;        // scan thread only, after the freeze
 
     public WriteTrackingRun(ISnapshotSource source, ISnapshotSink sink, SnapshotOptions options, ILogger log)
     {
@@ -92,6 +93,7 @@ internal sealed class WriteTrackingRun : IDisposable
         _saver.AsyncWriter = _blockWriter;
         _saver.AsyncWait = options.MaxFaultWait;
         _tracker = options.ChangeTracker;
+        if (!options.UnsafeSkipWriteProtection) _knownZero = KnownZeroPages.TryCreate(_memory, log);
     }
 
     public SnapshotJob Job { get; }
@@ -347,6 +349,7 @@ internal sealed class WriteTrackingRun : IDisposable
         long scanBytes = 0; // only the scan's own writes: the fault path's are never delayed and must not delay the scan
         try
         {
+            _knownZero?.Find(_memory, _log);
             for (int ri = 0; ri < _memory.Regions.Count && !cancel.IsCancellationRequested; ri++)
             {
                 var r = _memory.Regions[ri];
@@ -354,7 +357,7 @@ internal sealed class WriteTrackingRun : IDisposable
                 for (long first = 0; first < r.PageCount && !cancel.IsCancellationRequested; first += _options.ScanChunkPages)
                 {
                     long count = Math.Min(_options.ScanChunkPages, r.PageCount - first);
-                    scanBytes += _saver.SaveRangeStaged(ri, first, count, staging);
+                    scanBytes += _saver.SaveRangeStaged(ri, first, count, staging, _knownZero?.Region(ri));
                     states.WaitUntilSaved(first, count, cancel);
                     // Tracked: saved pages stay protected, so a later write is still seen (and recorded) by a fault.
                     if (!_options.UnsafeSkipWriteProtection && _tracker is null)
@@ -473,6 +476,7 @@ internal sealed class WriteTrackingRun : IDisposable
             Error = error is null ? (cancelled ? "cancelled" : null) : Describe(error),
             PagesSaved = _sink.PagesWritten,
             ZeroPages = _sink.ZeroPages,
+            ZeroPagesUnread = _saver.ZeroPagesUnread,
             BytesWritten = _sink.BytesWritten,
             FaultsServed = Interlocked.Read(ref _faults),
             Downtime = resumedAt == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(_freezeStart, resumedAt),
@@ -513,6 +517,8 @@ internal sealed class WriteTrackingRun : IDisposable
         _loop = null;
         _userfaultHold?.Dispose();
         _blockWriter.Dispose();
+        _knownZero?.Dispose();
+        _knownZero = null;
     }
 
     /// <summary>Un-protects all RAM (waking any blocked writer) and unregisters; used on success, cancel and failure.</summary>

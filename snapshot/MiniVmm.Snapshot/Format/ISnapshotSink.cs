@@ -24,6 +24,23 @@ public interface ISnapshotSink : IDisposable
     /// </summary>
     long WritePrivatePages(int region, long firstPage, ReadOnlySpan<byte> pages) => WritePages(region, firstPage, pages);
 
+    /// <summary>
+    /// Records pages [firstPage, firstPage+count) as all-zero without being handed their bytes (the engine knows they
+    /// map the kernel's zero page): the same result as <see cref="WritePages"/> with zeros, counted as zero pages.
+    /// Returns the bytes this call wrote to the destination. This default hands zero buffers to
+    /// <see cref="WritePrivatePages"/>; the file and stream forms record the run directly.
+    /// </summary>
+    long WriteZeroPages(int region, long firstPage, long count)
+    {
+        long written = 0;
+        for (long done = 0; done < count; done += PageBatch.MaxPages)
+        {
+            int n = (int)Math.Min(PageBatch.MaxPages, count - done);
+            written += WritePrivatePages(region, firstPage + done, PageBatch.ZeroPages.AsSpan(0, n * SnapshotFormat.PageSize));
+        }
+        return written;
+    }
+
     /// <summary>Non-zero pages stored (a page written twice counts twice).</summary>
     long PagesWritten { get; }
 

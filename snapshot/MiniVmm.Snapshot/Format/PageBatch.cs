@@ -27,18 +27,27 @@ internal sealed class PageBatch
     public int Count { get; private set; }
     public long FirstPage { get; private set; }
 
+    /// <summary><see cref="MaxPages"/> zero pages: what a sink without a zero-run path of its own is handed instead.</summary>
+    public static readonly byte[] ZeroPages = new byte[MaxPages * SnapshotFormat.PageSize];
+
     public static long CheckArguments(IReadOnlyList<SnapshotRegion> regions, int region, long firstPage, int length)
     {
-        if ((uint)region >= (uint)regions.Count)
-            throw new ArgumentOutOfRangeException(nameof(region), region, $"there are {regions.Count} regions");
         if (length % SnapshotFormat.PageSize != 0)
             throw new ArgumentException($"page data length {length} is not a multiple of {SnapshotFormat.PageSize}", nameof(length));
         long count = length / SnapshotFormat.PageSize;
+        CheckRange(regions, region, firstPage, count);
+        return count;
+    }
+
+    /// <summary>Throws unless pages [firstPage, firstPage+count) lie inside region <paramref name="region"/>.</summary>
+    public static void CheckRange(IReadOnlyList<SnapshotRegion> regions, int region, long firstPage, long count)
+    {
+        if ((uint)region >= (uint)regions.Count)
+            throw new ArgumentOutOfRangeException(nameof(region), region, $"there are {regions.Count} regions");
         long pages = regions[region].PageCount;
-        if (firstPage < 0 || firstPage > pages || count > pages - firstPage)
+        if (count < 0 || firstPage < 0 || firstPage > pages || count > pages - firstPage)
             throw new ArgumentOutOfRangeException(nameof(firstPage), firstPage,
                 $"pages {firstPage}..{firstPage + count} are outside region {region} ({pages} pages)");
-        return count;
     }
 
     /// <summary>

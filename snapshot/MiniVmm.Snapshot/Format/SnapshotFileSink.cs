@@ -131,36 +131,8 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
                         Interlocked.Add(ref _bytesWritten, (long)(end - i) * SnapshotFormat.PageSize);
                         written += (long)(end - i) * SnapshotFormat.PageSize;
                     }
-                    else if (_incremental)
-                    {
-                        // A changed page that is zero now must still override the parent's: present, as a hole.
-                        for (int k = i; k < end; k++)
-                        {
-                            long p = batch.FirstPage + k;
-                            if (table.IsPresent(p) && table.Checksum(p) != PageBatch.ZeroPageChecksum)
-                            {
-                                RandomAccess.Write(_handle, PageBatch.ZeroPage, areaOffset + p * SnapshotFormat.PageSize);
-                                Interlocked.Add(ref _bytesWritten, SnapshotFormat.PageSize);
-                                written += SnapshotFormat.PageSize;
-                            }
-                            table.MarkPresent(p, PageBatch.ZeroPageChecksum);
-                        }
-                        Interlocked.Add(ref _zeroPages, end - i);
-                    }
                     else
-                    {
-                        for (int k = i; k < end; k++)
-                        {
-                            long p = batch.FirstPage + k;
-                            if (!table.IsPresent(p)) continue;
-                            // Stored earlier, zero now: the last write wins, so clear it.
-                            RandomAccess.Write(_handle, PageBatch.ZeroPage, areaOffset + p * SnapshotFormat.PageSize);
-                            table.MarkAbsent(p);
-                            Interlocked.Add(ref _bytesWritten, SnapshotFormat.PageSize);
-                            written += SnapshotFormat.PageSize;
-                        }
-                        Interlocked.Add(ref _zeroPages, end - i);
-                    }
+                        written += StoreZeroRun(table, areaOffset, page, end - i);
                     i = end;
                 }
                 done += n;
@@ -170,6 +142,52 @@ internal sealed class SnapshotFileWriter : ISnapshotSink
         {
             throw new OperationCanceledException("the snapshot was aborted");
         }
+        return written;
+    }
+
+    public long WriteZeroPages(int region, long firstPage, long count)
+    {
+        ThrowIfNotOpen();
+        PageBatch.CheckRange(_info.Regions, region, firstPage, count);
+        try
+        {
+            return StoreZeroRun(Tables[region], _offsets[region], firstPage, count);
+        }
+        catch (ObjectDisposedException) when (_state == StateAborted)
+        {
+            throw new OperationCanceledException("the snapshot was aborted");
+        }
+    }
+
+    /// <summary>
+    /// Pages [first, first+count) are zero: nothing to write for a page the file holds no data for (the area is a hole
+    /// until written). Returns the bytes written for the exceptions.
+    /// </summary>
+    private long StoreZeroRun(PageTable table, long areaOffset, long first, long count)
+    {
+        long written = 0;
+        for (long p = first; p < first + count; p++)
+        {
+            if (_incremental)
+            {
+                // A changed page that is zero now must still override the parent's: present, as a hole.
+                if (table.IsPresent(p) && table.Checksum(p) != PageBatch.ZeroPageChecksum)
+                {
+                    RandomAccess.Write(_handle, PageBatch.ZeroPage, areaOffset + p * SnapshotFormat.PageSize);
+                    written += SnapshotFormat.PageSize;
+                }
+                table.MarkPresent(p, PageBatch.ZeroPageChecksum);
+            }
+            else if (table.IsPresent(p))
+            {
+                // Stored earlier, zero now: the last write wins, so clear it.
+                RandomAccess.Write(_handle, PageBatch.ZeroPage, areaOffset + p * SnapshotFormat.PageSize);
+                table.MarkAbsent(p);
+                written += SnapshotFormat.PageSize;
+            }
+        }
+        Interlocked.Add(ref _bytesWritten, written);
+        Interlocked.Add(ref _zeroPages, count);
         return written;
     }
 

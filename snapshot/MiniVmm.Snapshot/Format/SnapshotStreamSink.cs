@@ -89,15 +89,41 @@ internal sealed class SnapshotStreamWriter : ISnapshotSink
                 }
                 catch (Exception e)
                 {
-                    // A half-written record can't be taken back: the stream is unusable from here on.
-                    if (e is not OperationCanceledException) _failure ??= e;
-                    AbortCore();
+                    FailAppend(e);
                     throw;
                 }
             }
             done += n;
         }
         return written;
+    }
+
+    public long WriteZeroPages(int region, long firstPage, long count)
+    {
+        ThrowIfNotOpen();
+        PageBatch.CheckRange(_info.Regions, region, firstPage, count);
+        lock (_gate)
+        {
+            ThrowIfNotOpen();
+            try
+            {
+                long before = _bytesWritten;
+                AppendZeroRun(region, _tables[region], firstPage, count);
+                return _bytesWritten - before;
+            }
+            catch (Exception e)
+            {
+                FailAppend(e);
+                throw;
+            }
+        }
+    }
+
+    /// <summary>A half-written record can't be taken back: the stream is unusable from here on. Caller holds the gate.</summary>
+    private void FailAppend(Exception e)
+    {
+        if (e is not OperationCanceledException) _failure ??= e;
+        AbortCore();
     }
 
     private void AppendBatch(int region, PageBatch batch, ReadOnlySpan<byte> data, PageTable table)
@@ -114,21 +140,28 @@ internal sealed class SnapshotStreamWriter : ISnapshotSink
                 Interlocked.Add(ref _pagesWritten, end - i);
             }
             else
-            {
-                // Pages stored earlier that are zero now get a zero record: the last write wins.
-                for (int k = i; k < end; k++)
-                {
-                    if (!table.IsPresent(batch.FirstPage + k)) continue;
-                    int runEnd = k + 1;
-                    while (runEnd < end && table.IsPresent(batch.FirstPage + runEnd)) runEnd++;
-                    AppendRecord(new StreamRecord(StreamRecordType.ZeroPages, (uint)region, (ulong)(batch.FirstPage + k), (uint)(runEnd - k)));
-                    for (int z = k; z < runEnd; z++) table.MarkAbsent(batch.FirstPage + z);
-                    k = runEnd;
-                }
-                Interlocked.Add(ref _zeroPages, end - i);
-            }
+                AppendZeroRun(region, table, batch.FirstPage + i, end - i);
             i = end;
         }
+    }
+
+    /// <summary>
+    /// Pages [first, first+count) are zero: a page never stored needs no record (a reader starts from zeros); one stored
+    /// earlier gets a zero record, since the last write wins. Caller holds the gate.
+    /// </summary>
+    private void AppendZeroRun(int region, PageTable table, long first, long count)
+    {
+        long end = first + count;
+        for (long k = first; k < end; k++)
+        {
+            if (!table.IsPresent(k)) continue;
+            long runEnd = k + 1;
+            while (runEnd < end && table.IsPresent(runEnd)) runEnd++;
+            AppendRecord(new StreamRecord(StreamRecordType.ZeroPages, (uint)region, (ulong)k, (uint)(runEnd - k)));
+            for (long z = k; z < runEnd; z++) table.MarkAbsent(z);
+            k = runEnd;
+        }
+        Interlocked.Add(ref _zeroPages, count);
     }
 
     public void Complete(IReadOnlyList<StateSection> sections)

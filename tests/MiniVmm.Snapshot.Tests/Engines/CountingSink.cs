@@ -29,11 +29,21 @@ internal sealed class CountingSink(ISnapshotSink inner, long pages) : ISnapshotS
 
     public long WritePages(int region, long firstPage, ReadOnlySpan<byte> data)
     {
-        long count = data.Length / SnapshotFormat.PageSize;
+        Count(firstPage, data.Length / SnapshotFormat.PageSize);
+        return inner.WritePages(region, firstPage, data);
+    }
+
+    public long WriteZeroPages(int region, long firstPage, long count)
+    {
+        Count(firstPage, count);
+        return inner.WriteZeroPages(region, firstPage, count);
+    }
+
+    private void Count(long firstPage, long count)
+    {
         if (FailAfterPages is { } limit && Interlocked.Add(ref _handed, count) > limit)
             throw new IOException("No space left on device", 28); // as .NET reports ENOSPC: HResult is the errno
         for (long p = firstPage; p < firstPage + count; p++) Interlocked.Increment(ref _counts[p]);
-        return inner.WritePages(region, firstPage, data);
     }
 
     public void Complete(IReadOnlyList<StateSection> sections)

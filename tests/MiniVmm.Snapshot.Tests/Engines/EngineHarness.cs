@@ -13,12 +13,12 @@ internal sealed class EngineHarness : IDisposable
     private readonly Thread _loopThread;
     private readonly TempDirectory _dir = new();
 
-    public EngineHarness(long pages, long touchedPages, bool hugePages = false)
+    public EngineHarness(long pages, long touchedPages, bool hugePages = false, bool untouchedStaysUnwritten = false)
     {
         Loop = new MainLoop(NullLogger.Instance);
         _loopThread = new Thread(Loop.Run) { Name = "test-main-loop", IsBackground = true };
         _loopThread.Start();
-        Vm = new FakeVm(Loop, pages, touchedPages, hugePages);
+        Vm = new FakeVm(Loop, pages, touchedPages, hugePages, untouchedStaysUnwritten);
         Path = _dir.File("vm.mvs");
     }
 

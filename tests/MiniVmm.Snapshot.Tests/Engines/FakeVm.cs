@@ -28,9 +28,12 @@ internal sealed partial class FakeVm : ISnapshotSource, IDisposable
     private readonly ManualResetEventSlim _running = new(true);
     private volatile bool _pauseRequested, _stop, _resumedOnce;
     private long _writes;
+    private readonly bool _untouchedStaysUnwritten;
 
-    public FakeVm(MainLoop loop, long pages, long touchedPages, bool hugePages)
+    /// <param name="untouchedStaysUnwritten">keep writing only the first <paramref name="touchedPages"/> after the freeze too</param>
+    public FakeVm(MainLoop loop, long pages, long touchedPages, bool hugePages, bool untouchedStaysUnwritten = false)
     {
+        _untouchedStaysUnwritten = untouchedStaysUnwritten;
         if (!long.IsPow2(pages) || !long.IsPow2(touchedPages) || touchedPages > pages) throw new ArgumentException("powers of two");
         _loop = loop;
         _touchedPages = touchedPages;
@@ -113,14 +116,14 @@ internal sealed partial class FakeVm : ISnapshotSource, IDisposable
         ulong stamp = 0;
         while (!_stop)
         {
-            long limit = _resumedOnce ? Pages : _touchedPages;
+            long limit = _resumedOnce && !_untouchedStaysUnwritten ? Pages : _touchedPages;
             for (long i = 0; i < limit && !_stop; i++)
             {
                 if (_pauseRequested)
                 {
                     _parked.Set();
                     _running.Wait();
-                    if (_resumedOnce && limit != Pages) break; // the snapshot started: sweep all of RAM from now on
+                    if (_resumedOnce && limit != Pages && !_untouchedStaysUnwritten) break; // the snapshot started: sweep all of RAM from now on
                 }
                 long page = i * Stride & (limit - 1);
                 stamp = Stamp(generation, page);

@@ -69,6 +69,22 @@ public sealed class PageSaverTests : IDisposable
     }
 
     [Fact]
+    public void The_staged_path_records_known_zero_pages_as_zero_runs_without_reading_them()
+    {
+        var sink = new RecordingSink(_states);
+        var zero = new PageBitmap(64);
+        foreach (long p in new long[] { 2, 3, 5, 6 }) zero.Set(p); // every page holds a stamp: "zero" only by the bitmap
+        _states[0].TryClaim(5);
+        var saver = new PageSaver(_memory, sink, _states);
+        saver.SaveRangeStaged(0, 0, 10, new byte[4 * Page], zero);
+
+        Runs(sink).Should().Equal((0, 2), (4, 1), (7, 1), (8, 2));
+        sink.ZeroRuns.Should().Equal((2L, 2L, true), (6L, 1L, true));
+        saver.ZeroPagesUnread.Should().Be(3);
+        Enumerable.Range(0, 10).Where(p => !_states[0].IsSaved(p)).Should().Equal(5);
+    }
+
+    [Fact]
     public void The_asynchronous_path_saves_a_copy_taken_before_it_returns()
     {
         var sink = new RecordingSink(_states);

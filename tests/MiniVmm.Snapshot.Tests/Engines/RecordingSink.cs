@@ -42,6 +42,17 @@ internal sealed class RecordingSink(PageStates[]? states = null) : ISnapshotSink
         return count * SnapshotFormat.PageSize;
     }
 
+    /// <summary>Zero runs recorded through <see cref="WriteZeroPages"/> (their pages were never read).</summary>
+    public IReadOnlyList<(long First, long Count, bool AlreadySaved)> ZeroRuns { get { lock (_gate) return _zeroRuns.ToList(); } }
+    private readonly List<(long First, long Count, bool AlreadySaved)> _zeroRuns = new();
+
+    public long WriteZeroPages(int region, long firstPage, long count)
+    {
+        bool saved = states is not null && Enumerable.Range(0, (int)count).All(i => states[region].IsSaved(firstPage + i));
+        lock (_gate) _zeroRuns.Add((firstPage, count, saved));
+        return 0;
+    }
+
     public void Complete(IReadOnlyList<StateSection> sections) { }
     public void Abort() { }
     public void Dispose() { }

@@ -52,6 +52,25 @@ public sealed class WriteTrackingEngineTests
         h.Vm.KeepsWriting(4 * Pages).Should().BeTrue("all RAM is writable again after the snapshot");
     }
 
+    [UffdWriteProtectTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Never_written_ram_is_recorded_as_zero_without_being_read(bool huge)
+    {
+        // The writer keeps to the lower half, so the upper half stays on the zero page the engine maps in before the
+        // freeze (the huge zero page on THP memory, one 4 KiB zero page per 2 MiB otherwise); the rest is read.
+        using var h = new EngineHarness(Pages, TouchedPages, huge, untouchedStaysUnwritten: true);
+        h.Vm.WaitForPrefill();
+        var sink = h.CreateSink("write-tracking");
+        var result = EngineHarness.Finish(h.Start(new WriteTrackingEngine(), sink, new SnapshotOptions { RateLimitBytesPerSecond = 8L << 20 }));
+
+        result.Succeeded.Should().BeTrue(result.Error);
+        result.ZeroPagesUnread.Should().BeInRange(2, Pages - TouchedPages, "the upper half is never written");
+        result.ZeroPagesUnread.Should().BeLessThanOrEqualTo(result.ZeroPages);
+        Enumerable.Range(0, (int)Pages).Where(p => sink.CountOf(p) != 1).Should().BeEmpty("every page is handed over exactly once");
+        h.AssertImageIsRamAtFreeze(result);
+    }
+
     [UffdWriteProtectFact]
     public void A_real_time_fault_thread_serves_the_same_point_in_time_image()
     {

@@ -15,6 +15,7 @@ internal sealed class DriveCapturingSink(ISnapshotSink inner, DriveSnapshot driv
     public bool IsSeekable => inner.IsSeekable;
     public long WritePages(int region, long firstPage, ReadOnlySpan<byte> pages) => inner.WritePages(region, firstPage, pages);
     public long WritePrivatePages(int region, long firstPage, ReadOnlySpan<byte> pages) => inner.WritePrivatePages(region, firstPage, pages);
+    public long WriteZeroPages(int region, long firstPage, long count) => inner.WriteZeroPages(region, firstPage, count);
     public long PagesWritten => inner.PagesWritten;
     public long ZeroPages => inner.ZeroPages;
     public long BytesWritten => inner.BytesWritten;
