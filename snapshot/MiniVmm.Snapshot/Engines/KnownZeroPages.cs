@@ -15,11 +15,13 @@ namespace MiniVmm.Snapshot.Engines;
 internal sealed class KnownZeroPages : IDisposable
 {
     private readonly PageMapScanner _scanner;
+    private readonly GuestMemory _memory;
     private readonly PageBitmap[] _zero;
 
     private KnownZeroPages(PageMapScanner scanner, GuestMemory memory)
     {
         _scanner = scanner;
+        _memory = memory;
         _zero = PageBitmap.ForRegions(memory.Regions.Select(r => r.PageCount));
     }
 
@@ -43,13 +45,13 @@ internal sealed class KnownZeroPages : IDisposable
     /// Fills the bitmaps from the page tables. A failed scan leaves a region's bitmap empty (its pages are read, as
     /// without this class) and is logged: it costs speed, never correctness.
     /// </summary>
-    public void Find(GuestMemory memory, ILogger log)
+    public void Find(ILogger log)
     {
         Count = 0;
-        for (int ri = 0; ri < memory.Regions.Count; ri++)
+        for (int ri = 0; ri < _memory.Regions.Count; ri++)
         {
             var collector = new Collector(_zero[ri]);
-            try { Count += memory.Regions[ri].Scan(_scanner, PageScanQuery.ZeroPage, ref collector); }
+            try { Count += _memory.Regions[ri].Scan(_scanner, PageScanQuery.ZeroPage, ref collector); }
             catch (LinuxException e)
             {
                 _zero[ri].Clear();

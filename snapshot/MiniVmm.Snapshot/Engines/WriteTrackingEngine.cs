@@ -349,7 +349,7 @@ internal sealed class WriteTrackingRun : IDisposable
         long scanBytes = 0; // only the scan's own writes: the fault path's are never delayed and must not delay the scan
         try
         {
-            _knownZero?.Find(_memory, _log);
+            _knownZero?.Find(_log);
             for (int ri = 0; ri < _memory.Regions.Count && !cancel.IsCancellationRequested; ri++)
             {
                 var r = _memory.Regions[ri];

@@ -24,7 +24,7 @@ public sealed class KnownZeroPagesTests
         known.Should().NotBeNull("PAGEMAP_SCAN is there");
         using (known)
         {
-            known!.Find(memory, NullLogger.Instance);
+            known!.Find(NullLogger.Instance);
             Enumerable.Range(0, 64).Where(p => known.Region(0).Get(p)).Should().Equal(Enumerable.Range(20, 10));
             known.Count.Should().Be(10);
         }
